@@ -1,0 +1,21 @@
+"""`deltamix report`: regenerate results/README.md and the plots from the results records."""
+
+from __future__ import annotations
+
+import argparse
+
+from deltamix.cli.args import output_dir
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("report", help="regenerate results/README.md and plots from results/*.jsonl")
+    parser.add_argument("--results-dir", type=output_dir, default="results", help="folder of the *.jsonl records")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from deltamix.report import generate_report
+
+    path = generate_report(args.results_dir)
+    print(f"wrote {path}")
+    return 0
