@@ -17,11 +17,15 @@ def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
     if not references:
         raise ValueError("exact_match needs at least one example")
-    hits = sum(" ".join(p.split()) == " ".join(r.split()) for p, r in zip(predictions, references))
+    hits = sum(
+        " ".join(p.split()) == " ".join(r.split()) for p, r in zip(predictions, references, strict=True)
+    )
     return hits / len(references)
 
 
-def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str], tokenize: str = "13a") -> tuple[float, str]:
+def corpus_bleu(
+    hypotheses: Sequence[str], references: Sequence[str], tokenize: str = "13a"
+) -> tuple[float, str]:
     """Corpus BLEU of detokenized hypotheses against one reference each, with sacrebleu.
 
     Returns:

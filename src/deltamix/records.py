@@ -14,7 +14,16 @@ from typing import Any
 from deltamix.io import append_jsonl
 
 RESULTS_DIR = Path("results")
-_LIBRARIES = ("deltamix", "torch", "transformers", "datasets", "accelerate", "peft", "safetensors", "sacrebleu")
+_LIBRARIES = (
+    "deltamix",
+    "torch",
+    "transformers",
+    "datasets",
+    "accelerate",
+    "peft",
+    "safetensors",
+    "sacrebleu",
+)
 
 
 def library_versions() -> dict[str, str]:
@@ -37,7 +46,11 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd, capture_output=True, text=True, check=True, timeout=10,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None

@@ -8,8 +8,12 @@ from deltamix.cli.args import output_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("report", help="regenerate results/README.md and plots from results/*.jsonl")
-    parser.add_argument("--results-dir", type=output_dir, default="results", help="folder of the *.jsonl records")
+    parser = subparsers.add_parser(
+        "report", help="regenerate results/README.md and plots from results/*.jsonl"
+    )
+    parser.add_argument(
+        "--results-dir", type=output_dir, default="results", help="folder of the *.jsonl records"
+    )
     parser.set_defaults(func=run)
 
 

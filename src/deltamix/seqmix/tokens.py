@@ -93,3 +93,33 @@ def scatter_mixed(attention: Tensor, tokens: MixedTokens, vocab_size: int) -> Te
     out.scatter_add_(2, tokens.ids.unsqueeze(1).expand(-1, steps, -1), attention * weight)
     out.scatter_add_(2, tokens.partner_ids.unsqueeze(1).expand(-1, steps, -1), attention * (1.0 - weight))
     return out
+
+
+@dataclass
+class MixedBatch:
+    """One training batch after augmentation: what a seq2seq model and the SeqMix loss consume.
+
+    Attributes:
+        src: encoder input [B, S] (mixed or not).
+        tgt_in: teacher-forced decoder input [B, T] (starts with BOS; mixed with the same weights scheme).
+        labels: LongTensor [B, T], the main target sequence (decoder output, ends with EOS; pad = ignored).
+        partner_labels: LongTensor [B, T] or None, the partner's target sequence.
+        label_weight: FloatTensor [B, T] or None, weight of CE(labels) per position; ``1 - label_weight``
+            goes to CE(partner_labels). None means weight 1 on ``labels`` alone.
+    """
+
+    src: MixedTokens
+    tgt_in: MixedTokens
+    labels: Tensor
+    partner_labels: Tensor | None = None
+    label_weight: Tensor | None = None
+
+    def to(self, device: torch.device | str) -> MixedBatch:
+        """The same batch on ``device``."""
+        return MixedBatch(
+            src=self.src.to(device),
+            tgt_in=self.tgt_in.to(device),
+            labels=self.labels.to(device),
+            partner_labels=None if self.partner_labels is None else self.partner_labels.to(device),
+            label_weight=None if self.label_weight is None else self.label_weight.to(device),
+        )
