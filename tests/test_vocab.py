@@ -24,5 +24,5 @@ def test_save_load_round_trip_and_bad_file(tmp_path: Path) -> None:
     vocab.save(tmp_path / "vocab.json")
     assert Vocabulary.load(tmp_path / "vocab.json").tokens == vocab.tokens
     (tmp_path / "bad.json").write_text("[1, 2")
-    with pytest.raises(DataFormatError, match="bad.json"):
+    with pytest.raises(DataFormatError, match=r"bad\.json"):
         Vocabulary.load(tmp_path / "bad.json")
