@@ -10,6 +10,8 @@ Padding rule: both sequences are padded to the same length T with the pad id, wh
 models keep at zero (``nn.Embedding(padding_idx=pad)``). A position that is padding in one sequence
 and a token in the other is therefore that token scaled by its weight; ``mask`` marks the positions
 that are a token in at least one of the two (the union), so attention covers the longer sequence.
+Where a weight is exactly 1 (or 0), only the chosen sequence counts there, so that a mix with
+lambda = 1 gives exactly the unmixed mask (`deltamix.seqmix.mixing.mixed_mask`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,126 @@
+"""`SeqMixConfig`: which member of the SeqMix family to train with, and its hyper-parameters.
+
+Defaults follow the authors' SeqMix code (github.com/dguo98/SeqMix: Beta(0.1, 0.1), lambda = max(lambda,
+1 - lambda), label smoothing 0.1, in-batch shuffle partners) and the SwitchOut paper (Wang et al., 2018:
+p(n) proportional to exp(-n / tau)). See docs/seqmix.md for the semantics of each variant.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+VARIANTS = ("none", "seqmix", "seqmix-hard", "word-dropout", "switchout")
+PARTNERS = ("shuffle", "length")
+
+
+@dataclass
+class SeqMixConfig:
+    """Configuration of one SeqMix-family augmentation.
+
+    >>> SeqMixConfig(variant="seqmix").alpha
+    0.1
+    """
+
+    variant: str = field(
+        default="seqmix",
+        metadata={
+            "help": "Family member: 'none' (no augmentation), 'seqmix' (soft: one lambda per pair for the "
+            "encoder input, decoder input and loss), 'seqmix-hard' (per-token Bernoulli(lambda) choice between "
+            "the two sequences), 'word-dropout' (partner = <unk>, per-token Bernoulli(word_dropout_p)), "
+            "'switchout' (partner = uniform random tokens, count n ~ exp(-n / tau))."
+        },
+    )
+    alpha: float = field(
+        default=0.1,
+        metadata={
+            "help": "lambda ~ Beta(alpha, alpha) per pair (SeqMix soft and hard); 0.1 in the authors' code."
+        },
+    )
+    use_max_lambda: bool = field(
+        default=True,
+        metadata={
+            "help": "Use lambda = max(lambda, 1 - lambda), so the main example always has the larger weight "
+            "(the authors' code does)."
+        },
+    )
+    partner: str = field(
+        default="shuffle",
+        metadata={
+            "help": "Partner choice for SeqMix: 'shuffle' (a random permutation of the batch, the authors' code) "
+            "or 'length' (a partner of similar target length, the paper's appendix for translation)."
+        },
+    )
+    mix_target_input: bool = field(
+        default=True,
+        metadata={
+            "help": "Apply the augmentation to the teacher-forced decoder input too (the paper does). False: the "
+            "decoder is fed the main target unchanged; SeqMix still mixes the loss, word dropout and SwitchOut "
+            "leave the target side alone."
+        },
+    )
+    word_dropout_p: float = field(
+        default=0.1,
+        metadata={"help": "Word dropout: probability that a (non-special) token is replaced by <unk>."},
+    )
+    switchout_tau: float = field(
+        default=1.0,
+        metadata={
+            "help": "SwitchOut temperature for the source: n replaced tokens with p(n) proportional to "
+            "exp(-n / tau), n = 0..length (the paper's form; the SwitchOut reference code multiplies by tau "
+            "instead, so its tau = 0.8 is our 1.25). 0 disables replacement."
+        },
+    )
+    switchout_tau_target: float | None = field(
+        default=None,
+        metadata={
+            "help": "SwitchOut temperature for the target (decoder input and labels, replaced together); "
+            "None: the same as switchout_tau; 0: the target is never replaced."
+        },
+    )
+    label_smoothing: float = field(
+        default=0.1,
+        metadata={"help": "Label smoothing epsilon of the loss (0.1 in the authors' translation runs)."},
+    )
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.partner not in PARTNERS:
+            raise ValueError(f"partner must be one of {PARTNERS}, got {self.partner!r}")
+        if not self.alpha > 0:
+            raise ValueError(f"alpha must be > 0 (Beta(alpha, alpha)), got {self.alpha}")
+        if not 0.0 <= self.word_dropout_p <= 1.0:
+            raise ValueError(f"word_dropout_p must be in [0, 1], got {self.word_dropout_p}")
+        if not self.switchout_tau >= 0:
+            raise ValueError(f"switchout_tau must be >= 0, got {self.switchout_tau}")
+        if self.switchout_tau_target is not None and not self.switchout_tau_target >= 0:
+            raise ValueError(f"switchout_tau_target must be >= 0 or None, got {self.switchout_tau_target}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
+    @property
+    def target_tau(self) -> float:
+        """The SwitchOut temperature used on the target side."""
+        return self.switchout_tau if self.switchout_tau_target is None else self.switchout_tau_target
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a JSON-serialisable dict."""
+        return asdict(self)
+
+    def to_json(self) -> str:
+        """The config as a JSON string."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SeqMixConfig:
+        """Build a config from `to_dict` output.
+
+        Raises:
+            ValueError: on unknown keys or invalid values.
+        """
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown SeqMixConfig fields: {sorted(unknown)}")
+        return cls(**data)
