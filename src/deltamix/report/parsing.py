@@ -1,0 +1,23 @@
+"""The semantic parsing section of results/README.md: GeoQuery exact match per split and method."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from deltamix.report.translation import method_tables
+
+
+def render(records: list[dict[str, Any]], out_dir: Path) -> str:
+    """A Markdown section with one table per GeoQuery split/form (and any other parsing task):
+    test exact match of the meaning representation in %, mean ± sd over seeds, per method.
+
+    ``out_dir`` is unused (no plots).
+    """
+    return (
+        "## Semantic parsing (SeqMix, GeoQuery)\n\n"
+        "Test exact match of the whole meaning representation (%, whitespace-normalised, as GECA "
+        "and SeqMix report), mean ± sd over seeds (n = number of seeds); Δ is the difference of means "
+        "from `none` (no augmentation), in points. The command of each row is one run's, with its seed "
+        "as `<seed>`.\n\n" + method_tables(records, "exact match %", 100.0)
+    )

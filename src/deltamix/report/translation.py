@@ -1,0 +1,95 @@
+"""The translation section of results/README.md: BLEU per data set and method, mean ± sd over seeds.
+
+`method_tables` (also used by the parsing section) builds one table per task with a row per method.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from pathlib import Path
+from typing import Any
+
+from deltamix.report.common import group_by, markdown_table, mean_sd
+
+BASELINE = "none"
+_METHOD_ORDER = ("none", "word-dropout", "switchout", "seqmix", "seqmix-hard")
+
+
+def _method_key(method: str) -> tuple[int, str]:
+    return (_METHOD_ORDER.index(method) if method in _METHOD_ORDER else len(_METHOD_ORDER), method)
+
+
+def _command(records: list[dict[str, Any]]) -> str:
+    """The command of the group's first record, its seed replaced by ``<seed>``."""
+    command = str(records[0].get("command") or "")
+    command = re.sub(r"(--seed[ =])\d+", r"\1<seed>", command)
+    return f"`{command}`" if command else "–"
+
+
+def _budget(record: dict[str, Any]) -> str:
+    """The training budget of a run ("15 epochs", "2000 steps"), from its resolved config."""
+    run = (record.get("config") or {}).get("run") or {}
+    if run.get("max_steps"):
+        return f"{run['max_steps']} steps"
+    if run.get("epochs"):
+        return f"{run['epochs']:g} epochs"
+    return "budget not recorded"
+
+
+def method_tables(
+    records: list[dict[str, Any]], metric_label: str, scale: float, note_key: str | None = None
+) -> str:
+    """One Markdown table per (task, model, training budget): a row per method with mean ± sd of
+    ``main_value`` (runs with different budgets are never averaged together).
+
+    Args:
+        records: results records (`deltamix.records.make_record`).
+        metric_label: the column title of the main metric.
+        scale: factor applied to ``main_value`` for display (100 for a fraction shown as %).
+        note_key: a record key whose (first) value is printed under each table (e.g. the BLEU signature).
+    """
+    parts = []
+    by_task = group_by(records, lambda r: (r.get("task"), r.get("model"), _budget(r)))
+    for (task, model, budget), task_records in sorted(
+        by_task.items(), key=lambda item: tuple(map(str, item[0]))
+    ):
+        by_method = group_by(task_records, lambda r: r.get("method"))
+        baseline = by_method.get(BASELINE)
+        baseline_mean = statistics.mean(r["main_value"] for r in baseline) * scale if baseline else None
+        rows = []
+        for method in sorted(by_method, key=lambda m: _method_key(str(m))):
+            group = by_method[method]
+            values = [r["main_value"] for r in group]
+            mean = statistics.mean(values) * scale
+            delta = "–" if baseline_mean is None or method == BASELINE else f"{mean - baseline_mean:+.1f}"
+            seeds = ", ".join(str(s) for s in sorted(r.get("seed") for r in group))
+            seconds = [r["train_seconds"] for r in group if r.get("train_seconds") is not None]
+            minutes = f"{statistics.mean(seconds) / 60:.1f}" if seconds else "–"
+            rows.append([method, mean_sd(values, scale=scale), delta, seeds, minutes, _command(group)])
+        parts.append(f"**{task}** (model: {model}, {budget})\n")
+        parts.append(
+            markdown_table(
+                ["method", f"{metric_label} mean ± sd (n)", "Δ vs none", "seeds", "train min", "command"],
+                rows,
+            )
+        )
+        if note_key:
+            notes = sorted({str(r[note_key]) for r in task_records if r.get(note_key)})
+            if notes:
+                parts.append(f"{note_key}: " + "; ".join(f"`{n}`" for n in notes) + "\n")
+    return "\n".join(parts)
+
+
+def render(records: list[dict[str, Any]], out_dir: Path) -> str:
+    """A Markdown section with one table per data set: test BLEU (sacrebleu, detokenized) per method.
+
+    ``out_dir`` is unused (no plots).
+    """
+    return (
+        "## Translation (SeqMix)\n\n"
+        "Test BLEU (sacrebleu on detokenized output, its signature under each table), mean ± sd over "
+        "seeds (n = number of seeds); Δ is the difference of means from `none` (no augmentation). "
+        "The command of each row is one run's, with its seed as `<seed>`.\n\n"
+        + method_tables(records, "BLEU", 1.0, note_key="bleu_signature")
+    )

@@ -1,0 +1,533 @@
+"""Translation, GeoQuery and any-file SeqMix runs as library functions: load, tokenize, train, average, decode, score, record.
+
+>>> result = run_text(TextRunConfig(kind="parse", data_dir="../shared/data/geoquery"))  # doctest: +SKIP
+>>> result.metrics["exact_match"]  # doctest: +SKIP
+
+Three kinds of run share one pipeline (`run_text`):
+
+- ``translate``: Multi30k, IWSLT'14 or any Hub / local parallel data; a joint BPE vocabulary learned
+  on the training pairs (`deltamix.data.tokenization`); test BLEU with sacrebleu on detokenized output,
+  its signature stored in the record; record in ``results/translation.jsonl``.
+- ``parse``: GeoQuery (question or query split, logical forms or SQL); a word vocabulary; exact match
+  of the meaning representation; record in ``results/parsing.jsonl``.
+- ``train``: the user's TSV/JSONL files, scored by BLEU (subwords) or exact match (words).
+
+Checkpoint averaging (the authors' recipe: fairseq ``average_checkpoints.py --num-epoch-checkpoints 5``):
+the model weights are saved at the end of each epoch (``epochs/step-*.safetensors``, the last N kept),
+and the test score is that of the element-wise mean of the last N epochs' weights.
+
+With ``--model`` a Hugging Face encoder-decoder id or path (T5, BART, Marian), the model's own
+tokenizer replaces ours and the model is wrapped by `deltamix.seqmix.hf.HFSeq2SeqAdapter`.
+
+A finished run (its ``metrics.json`` exists) is neither trained nor recorded again; an interrupted
+one resumes from its last checkpoint (the trainer's) with the epoch snapshots written so far.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from deltamix.data.seq2seq import Pair, Seq2SeqData, load_geoquery, load_pair_files, load_translation, take
+from deltamix.errors import DeltamixError
+from deltamix.io import atomic_path, atomic_write_json, atomic_write_text
+from deltamix.metrics_seq2seq import corpus_bleu, exact_match
+from deltamix.records import append_record, make_record
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("translate", "parse", "train")
+AUGMENTATIONS = ("none", "seqmix", "seqmix-hard", "word-dropout", "switchout")
+METRICS = ("bleu", "exact_match")
+EXPERIMENT = {"bleu": "translation", "exact_match": "parsing"}
+EPOCH_DIR = "epochs"
+
+# Transformer sizes. "small": trains on 2 CPU cores within a session (Multi30k); "iwslt": fairseq's
+# transformer_iwslt_de_en, the paper's IWSLT'14 setup, for a GPU (with --lr 5e-4 --batch-size 128).
+TRANSFORMER_SIZES: dict[str, dict[str, Any]] = {
+    "small": {
+        "d_model": 256,
+        "num_heads": 4,
+        "num_encoder_layers": 3,
+        "num_decoder_layers": 3,
+        "feedforward_dim": 512,
+        "dropout": 0.2,
+    },
+    "iwslt": {
+        "d_model": 512,
+        "num_heads": 4,
+        "num_encoder_layers": 6,
+        "num_decoder_layers": 6,
+        "feedforward_dim": 1024,
+        "dropout": 0.3,
+    },
+}
+
+# Defaults per metric (translation-like vs parsing-like); any of them can be overridden by a flag.
+# Translation follows the authors' fairseq recipe where CPU allows (label smoothing 0.1, beam 4,
+# length penalty 0.6, average of the last 5 epochs, Adam with warm-up); GeoQuery follows GECA's
+# LSTM setup (the SCAN model: Adam 1e-3, batch 32, no label smoothing, greedy decoding).
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "bleu": {
+        "model": "transformer",
+        "epochs": 15,
+        "batch_size": 64,
+        "lr": 5e-4,
+        "warmup_steps": 1000,
+        "label_smoothing": 0.1,
+        "beam_size": 4,
+        "length_penalty": 0.6,
+        "average_last": 5,
+    },
+    "exact_match": {
+        "model": "lstm",
+        "epochs": 100,
+        "batch_size": 32,
+        "lr": 1e-3,
+        "warmup_steps": 0,
+        "label_smoothing": 0.0,
+        "beam_size": 1,
+        "length_penalty": 1.0,
+        "average_last": 0,
+    },
+}
+
+
+@dataclass
+class TextRunConfig:
+    """One translation / parsing / any-file run; ``None`` fields take `TASK_DEFAULTS` of the metric."""
+
+    kind: str = field(metadata={"help": f"one of {KINDS}"})
+    # data
+    dataset: str = field(default="multi30k", metadata={"help": "translate: multi30k, iwslt14 or a Hub id"})
+    data_dir: str | Path | None = field(default=None, metadata={"help": "local data folder"})
+    hub_config: str | None = field(default=None, metadata={"help": "Hub data set configuration"})
+    source_lang: str = field(default="de", metadata={"help": "translate: source language"})
+    target_lang: str = field(default="en", metadata={"help": "translate: target language"})
+    geo_split: str = field(default="query", metadata={"help": "parse: question or query"})
+    geo_form: str = field(default="logic", metadata={"help": "parse: logic or sql"})
+    train_file: str | Path | None = field(default=None, metadata={"help": "train: training pairs file"})
+    valid_file: str | Path | None = field(default=None, metadata={"help": "train: validation pairs file"})
+    test_file: str | Path | None = field(default=None, metadata={"help": "train: test pairs file"})
+    metric: str | None = field(default=None, metadata={"help": "bleu or exact_match (by kind if None)"})
+    task_name: str | None = field(default=None, metadata={"help": "task label in the record"})
+    vocab_size: int = field(default=8000, metadata={"help": "joint BPE vocabulary size (bleu runs)"})
+    # augmentation
+    augment: str = field(default="seqmix", metadata={"help": f"one of {AUGMENTATIONS}"})
+    alpha: float = field(default=0.1, metadata={"help": "lambda ~ Beta(alpha, alpha)"})
+    partner: str = field(default="shuffle", metadata={"help": "shuffle or length"})
+    word_dropout_p: float = field(default=0.1, metadata={"help": "word dropout probability"})
+    switchout_tau: float = field(default=1.0, metadata={"help": "SwitchOut temperature"})
+    label_smoothing: float | None = field(default=None, metadata={"help": "label smoothing"})
+    # model
+    model: str | None = field(default=None, metadata={"help": "transformer, lstm, or a HF id/path"})
+    model_size: str = field(
+        default="small", metadata={"help": f"Transformer size: {tuple(TRANSFORMER_SIZES)}"}
+    )
+    # budget
+    epochs: float | None = field(default=None, metadata={"help": "training epochs"})
+    max_steps: int | None = field(default=None, metadata={"help": "training steps (overrides epochs)"})
+    batch_size: int | None = field(default=None, metadata={"help": "pairs per batch"})
+    lr: float | None = field(default=None, metadata={"help": "peak learning rate"})
+    warmup_steps: int | None = field(default=None, metadata={"help": "linear warm-up steps"})
+    train_limit: int | None = field(default=None, metadata={"help": "first N training pairs only"})
+    eval_limit: int | None = field(default=None, metadata={"help": "first N valid/test pairs only"})
+    threads: int | None = field(default=None, metadata={"help": "torch CPU threads"})
+    # decoding
+    beam_size: int | None = field(default=None, metadata={"help": "beam size"})
+    length_penalty: float | None = field(default=None, metadata={"help": "beam length penalty"})
+    average_last: int | None = field(default=None, metadata={"help": "average the last N epoch checkpoints"})
+    max_output_length: int | None = field(
+        default=None,
+        metadata={"help": "most tokens decoded (default: 1.2 x the longest training target + 10)"},
+    )
+    # outputs
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    output_dir: str | Path | None = field(default=None, metadata={"help": "run folder"})
+    results_dir: str | Path = field(default="results", metadata={"help": "results records folder"})
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown run kind {self.kind!r}; valid: {', '.join(KINDS)}")
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"unknown augmentation {self.augment!r}; valid: {', '.join(AUGMENTATIONS)}")
+        if self.metric is None:
+            self.metric = "exact_match" if self.kind == "parse" else "bleu"
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; valid: {', '.join(METRICS)}")
+        if self.model_size not in TRANSFORMER_SIZES:
+            raise ValueError(f"unknown model size {self.model_size!r}; valid: {', '.join(TRANSFORMER_SIZES)}")
+        if self.kind == "parse" and self.data_dir is None:
+            raise ValueError(
+                "parse needs data_dir (the folder holding geography-logic.json / geography.json)"
+            )
+        if self.kind == "train" and None in (self.train_file, self.valid_file, self.test_file):
+            raise ValueError("train needs train_file, valid_file and test_file")
+        for name, value in TASK_DEFAULTS[self.metric].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        for name in (
+            "train_limit",
+            "eval_limit",
+            "max_steps",
+            "batch_size",
+            "beam_size",
+            "threads",
+            "max_output_length",
+        ):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+        if self.average_last < 0:
+            raise ValueError(f"average_last must be >= 0, got {self.average_last}")
+        if self.vocab_size <= 4:
+            raise ValueError(f"vocab_size must exceed the 4 special tokens, got {self.vocab_size}")
+
+    @property
+    def experiment(self) -> str:
+        """The results file: ``translation`` (BLEU) or ``parsing`` (exact match)."""
+        return EXPERIMENT[self.metric]
+
+    @property
+    def is_hf_model(self) -> bool:
+        return self.model not in ("transformer", "lstm")
+
+    def model_label(self) -> str:
+        if self.model == "transformer":
+            return f"transformer-{self.model_size}"
+        return self.model
+
+    def resolved_output_dir(self, task: str) -> Path:
+        if self.output_dir is not None:
+            return Path(self.output_dir)
+        model = self.model_label().replace("/", "--")
+        return Path("runs") / self.experiment / task / f"{self.augment}-{model}-seed{self.seed}"
+
+
+@dataclass
+class TextRunResult:
+    """What a run produced: test metrics, its folder, the record (None if the run had finished before)."""
+
+    metrics: dict[str, float]
+    output_dir: Path
+    record: dict[str, Any] | None
+    already_finished: bool
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def load_data(config: TextRunConfig) -> Seq2SeqData:
+    """The data of a run (before ``train_limit`` / ``eval_limit``)."""
+    if config.kind == "translate":
+        return load_translation(
+            config.dataset, config.data_dir, config.source_lang, config.target_lang, config.hub_config
+        )
+    if config.kind == "parse":
+        return load_geoquery(config.data_dir, config.geo_split, config.geo_form)
+    name = config.task_name or Path(config.train_file).name.split(".")[0]
+    return load_pair_files(config.train_file, config.valid_file, config.test_file, name=name)
+
+
+def build_tokenizer(config: TextRunConfig, data: Seq2SeqData, train: list[Pair]) -> Any:
+    """A joint BPE tokenizer (BLEU runs) or a word vocabulary (exact-match runs).
+
+    The word vocabulary holds the tokens of the training pairs plus those of the validation and test
+    *questions* (inputs only, known at test time), so that the copy mechanism can copy entity names
+    never seen in training (e.g. a state that occurs only in test questions); target-only tokens
+    come from training alone.
+    """
+    from deltamix.data.tokenization import train_joint_tokenizer
+    from deltamix.data.vocab import Vocabulary
+
+    if config.metric == "bleu":
+        return train_joint_tokenizer(train, vocab_size=config.vocab_size)
+    texts = [text for pair in train for text in pair]
+    texts += [source for source, _ in data.valid + data.test]
+    return Vocabulary.build(texts)
+
+
+def build_model(config: TextRunConfig, tokenizer: Any) -> Any:
+    """Our Transformer (sized by ``model_size``) or LSTM for ``tokenizer``'s joint vocabulary."""
+    from deltamix.models.lstm import LSTMSeq2Seq, LSTMSeq2SeqConfig
+    from deltamix.models.transformer import TransformerSeq2Seq, TransformerSeq2SeqConfig
+
+    specials = {"pad_id": tokenizer.pad_id, "bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id}
+    if config.model == "lstm":
+        return LSTMSeq2Seq(LSTMSeq2SeqConfig(vocab_size=len(tokenizer), **specials))
+    sizes = TRANSFORMER_SIZES[config.model_size]
+    return TransformerSeq2Seq(TransformerSeq2SeqConfig(vocab_size=len(tokenizer), **specials, **sizes))
+
+
+def build_hf_model(name_or_path: str) -> tuple[Any, Any]:
+    """A Hugging Face encoder-decoder (id or local path) wrapped for SeqMix, and its own tokenizer in
+    our interface (`deltamix.data.tokenization.HFTokenizer`).
+
+    Raises:
+        DeltamixError: the model or its tokenizer cannot be loaded (offline and not cached, unknown
+            id, not an encoder-decoder).
+    """
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from deltamix.data.tokenization import HFTokenizer
+    from deltamix.seqmix.hf import HFSeq2SeqAdapter
+
+    try:
+        model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    except (OSError, ValueError) as error:
+        raise DeltamixError(
+            f"could not load the Hugging Face encoder-decoder {name_or_path!r} ({error}); give a local "
+            "folder written by save_pretrained, or an id that is cached or reachable"
+        ) from error
+    adapter = HFSeq2SeqAdapter(model)
+    return adapter, HFTokenizer(tokenizer, decoder_start_id=adapter.bos_id)
+
+
+def average_checkpoints(paths: list[Path]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of the tensors in safetensors files ``paths`` (fairseq's
+    ``average_checkpoints.py``): floating tensors are averaged in float64 and cast back, others are
+    taken from the last file.
+
+    Raises:
+        ValueError: no paths, or files with different tensor names or shapes.
+    """
+    if not paths:
+        raise ValueError("average_checkpoints needs at least one file")
+    states = [load_file(str(p)) for p in paths]
+    names = set(states[0])
+    for path, state in zip(paths[1:], states[1:], strict=True):
+        if set(state) != names:
+            raise ValueError(f"{path} holds other tensors than {paths[0]}")
+    averaged = {}
+    for name in states[0]:
+        tensors = [state[name] for state in states]
+        if any(t.shape != tensors[0].shape for t in tensors):
+            raise ValueError(f"tensor {name!r} has different shapes across checkpoints")
+        if tensors[0].is_floating_point():
+            total = torch.stack([t.double() for t in tensors]).mean(0)
+            averaged[name] = total.to(tensors[0].dtype)
+        else:
+            averaged[name] = tensors[-1]
+    return averaged
+
+
+def _save_epoch_snapshot(model: torch.nn.Module, folder: Path, step: int, keep: int) -> None:
+    """Save ``model``'s weights as ``folder/step-<step>.safetensors`` and keep only the last ``keep``."""
+    path = folder / f"step-{step:09d}.safetensors"
+    if not path.exists():
+        # Cloned, so that tied weights (e.g. a Hugging Face model's shared embeddings) are stored as
+        # separate tensors: safetensors refuses shared memory, and load_state_dict restores the tie.
+        tensors = {
+            name: value.detach().cpu().clone().contiguous() for name, value in model.state_dict().items()
+        }
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": "pt"})
+    for old in sorted(folder.glob("step-*.safetensors"))[:-keep]:
+        old.unlink()
+
+
+def train_with_snapshots(trainer: Any, keep: int) -> Any:
+    """Train to the end of the budget, saving the weights at each epoch end (the last ``keep``).
+
+    The trainer is called one epoch at a time (``stop_after`` up to the next epoch boundary, so a
+    resumed run keeps its boundaries); with ``keep`` <= 1 it trains in one call.
+    """
+    if keep <= 1:
+        return trainer.train()
+    folder = trainer.output_dir / EPOCH_DIR
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    per_epoch = trainer.steps_per_epoch
+    while True:
+        previous = trainer.read_state()
+        done_steps = 0 if previous is None else previous.step
+        state = trainer.train(stop_after=per_epoch - done_steps % per_epoch)
+        if trainer.is_main and (state.step % per_epoch == 0 or state.finished):
+            _save_epoch_snapshot(model, folder, state.step, keep)
+        trainer.accelerator.wait_for_everyone()
+        if state.finished:
+            return state
+
+
+def _model_config(model: Any) -> dict[str, Any]:
+    """The config of our models, or of the Hugging Face model inside an adapter, as a dict."""
+    config = getattr(model, "config", None) or getattr(getattr(model, "model", None), "config", None)
+    return config.to_dict() if hasattr(config, "to_dict") else {"repr": repr(config)}
+
+
+def score(metric: str, predictions: list[str], references: list[str]) -> dict[str, Any]:
+    """``{"bleu": ..., "bleu_signature": ...}`` or ``{"exact_match": ...}`` of ``predictions``."""
+    if metric == "bleu":
+        value, signature = corpus_bleu(predictions, references)
+        return {"bleu": value, "bleu_signature": signature}
+    return {"exact_match": exact_match(predictions, references)}
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def run_text(config: TextRunConfig) -> TextRunResult:
+    """Train and evaluate one configuration; append its record to ``results_dir/<experiment>.jsonl``."""
+    from accelerate import PartialState
+    from accelerate.utils import set_seed
+
+    from deltamix.data.tokenization import TOKENIZER_FILE, VOCABULARY_FILE, load_tokenizer, save_tokenizer
+    from deltamix.seqmix.augment import SeqMixAugmenter
+    from deltamix.seqmix.config import SeqMixConfig
+    from deltamix.seqmix.trainer import Seq2SeqTrainer, Seq2SeqTrainingConfig, configure_threads
+
+    data = load_data(config)
+    # A run on a slice of the training data is a different task in the records (never mixed into
+    # the full-data tables).
+    limited = config.train_limit is not None
+    task = f"{data.name} (train[:{config.train_limit}])" if limited else data.name
+    out = config.resolved_output_dir(f"{data.name}-n{config.train_limit}" if limited else data.name)
+    metrics_path = out / "metrics.json"
+    if metrics_path.exists():
+        saved = json.loads(metrics_path.read_text(encoding="utf-8"))
+        logger.info("%s already holds a finished run: not training or recording again", out)
+        return TextRunResult(saved["metrics"], out, None, True)
+
+    threads = configure_threads(config.threads)
+    train = take(data.train, config.train_limit)
+    valid = take(data.valid, config.eval_limit)
+    test = take(data.test, config.eval_limit)
+
+    set_seed(config.seed)
+    is_main = PartialState().is_main_process
+    if config.is_hf_model:
+        model, tokenizer = build_hf_model(config.model)
+        if is_main:
+            tokenizer.save_pretrained(out / "tokenizer")  # beside the model the trainer saves in out/model
+    else:
+        saved = [out / name for name in (TOKENIZER_FILE, VOCABULARY_FILE) if (out / name).is_file()]
+        if saved:  # a resumed run keeps the vocabulary its checkpoint was trained with
+            tokenizer = load_tokenizer(saved[0])
+        else:
+            tokenizer = build_tokenizer(config, data, train)
+            if is_main:
+                save_tokenizer(tokenizer, out)
+        model = build_model(config, tokenizer)
+
+    if config.max_output_length is not None:
+        max_output = config.max_output_length
+    else:
+        longest = max(len(tokenizer.encode(target)) for _, target in train)
+        limit = getattr(getattr(model, "config", None), "max_positions", 512)
+        max_output = min(limit - 1, longest * 6 // 5 + 10)
+    training = Seq2SeqTrainingConfig(
+        max_steps=config.max_steps,
+        epochs=None if config.max_steps is not None else config.epochs,
+        batch_size=config.batch_size,
+        learning_rate=config.lr,
+        warmup_steps=config.warmup_steps,
+        label_smoothing=config.label_smoothing,
+        seed=config.seed,
+        max_decode_length=max_output,
+        beam_size=config.beam_size,
+        length_penalty=config.length_penalty,
+        eval_batch_size=64 if config.metric == "bleu" else 256,
+    )
+    seqmix = SeqMixConfig(
+        variant=config.augment,
+        alpha=config.alpha,
+        partner=config.partner,
+        word_dropout_p=config.word_dropout_p,
+        switchout_tau=config.switchout_tau,
+        label_smoothing=config.label_smoothing,
+    )
+    augmenter = None
+    if seqmix.variant != "none":
+        augmenter = SeqMixAugmenter(
+            seqmix,
+            tokenizer.pad_id,
+            tokenizer.unk_id,
+            len(tokenizer),
+            special_ids=(tokenizer.bos_id, tokenizer.eos_id),
+        )
+    trainer = Seq2SeqTrainer(model, tokenizer, training, train, out, augmenter=augmenter)
+    num_params = sum(p.numel() for p in model.parameters())
+    logger.info(
+        "%s, %s, %s: %d train / %d valid / %d test pairs, vocabulary %d, %d parameters, %d steps/epoch, %d threads",
+        task, config.augment, config.model_label(), len(train), len(valid), len(test), len(tokenizer),
+        num_params, trainer.steps_per_epoch, threads,
+    )  # fmt: skip
+    state = train_with_snapshots(trainer, config.average_last)
+
+    snapshots = (
+        sorted((out / EPOCH_DIR).glob("step-*.safetensors"))[-config.average_last :]
+        if config.average_last > 1
+        else []
+    )
+    unwrapped = trainer.accelerator.unwrap_model(trainer.model)
+    if len(snapshots) > 1:
+        unwrapped.load_state_dict(average_checkpoints(snapshots))
+        logger.info("averaged the weights of the last %d epoch checkpoints", len(snapshots))
+
+    # Validation is decoded greedily (a cheap check of the final model; nothing is selected on it),
+    # the test set with the configured beam.
+    started = time.perf_counter()
+    trainer.config = replace(training, beam_size=1)
+    valid_predictions = trainer.predict([source for source, _ in valid], desc="decoding valid")
+    trainer.config = training
+    test_started = time.perf_counter()
+    test_predictions = trainer.predict([source for source, _ in test], desc="decoding test")
+    eval_seconds = time.perf_counter() - started
+    test_seconds = time.perf_counter() - test_started
+    valid_scores = score(config.metric, valid_predictions, [target for _, target in valid])
+    test_scores = score(config.metric, test_predictions, [target for _, target in test])
+
+    epochs_done = state.step / trainer.steps_per_epoch
+    metrics: dict[str, float] = {
+        config.metric: test_scores[config.metric],
+        f"valid_{config.metric}_greedy": valid_scores[config.metric],
+        "num_train": float(len(train)),
+        "num_valid": float(len(valid)),
+        "num_test": float(len(test)),
+        "steps": float(state.step),
+        "epochs": epochs_done,
+        "seconds_per_epoch": state.train_seconds / epochs_done if epochs_done else float("nan"),
+        "averaged_checkpoints": float(max(1, len(snapshots))),
+        "final_train_loss": float("nan") if state.last_loss is None else state.last_loss,
+        "test_decode_seconds": test_seconds,
+    }
+    resolved = {
+        "run": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+        "training": asdict(training),
+        "seqmix": seqmix.to_dict(),
+        "model": _model_config(model),
+        "vocabulary_size": len(tokenizer),
+        "num_parameters": num_params,
+        "threads": threads,
+        "data_sizes": data.sizes(),
+    }
+    record = None
+    if trainer.is_main:
+        atomic_write_text(out / "predictions.valid.txt", "".join(p + "\n" for p in valid_predictions))
+        atomic_write_text(out / "predictions.test.txt", "".join(p + "\n" for p in test_predictions))
+        atomic_write_json(out / "config.json", resolved)
+        extra = {"bleu_signature": test_scores["bleu_signature"]} if config.metric == "bleu" else {}
+        record = make_record(
+            config.experiment,
+            task,
+            config.augment,
+            config.seed,
+            metrics,
+            config.metric,
+            resolved,
+            model=config.model_label(),
+            train_seconds=state.train_seconds,
+            eval_seconds=eval_seconds,
+            output_dir=str(out),
+            **extra,
+        )
+        append_record(record, config.results_dir)
+        atomic_write_json(metrics_path, {"metrics": metrics, "record": record})
+    return TextRunResult(metrics, out, record, False)

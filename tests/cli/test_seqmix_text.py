@@ -1,0 +1,281 @@
+"""`deltamix seqmix translate|parse|train`: argument checks, tiny end-to-end runs, records, averaging, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from deltamix.cli import seqmix_text
+from deltamix.io import read_jsonl
+from deltamix.report import parsing as parsing_report
+from deltamix.report import translation as translation_report
+from deltamix.seqmix.text_run import TASK_DEFAULTS, TextRunConfig, average_checkpoints
+
+DATA_DIR = Path(__file__).parents[2].parent / "shared" / "data"  # ../shared/data from the repo root
+
+
+def _need(name: str) -> Path:
+    path = DATA_DIR / name
+    if not path.is_dir():
+        pytest.skip(f"{path} not found (../shared/data is absent on this machine)")
+    return path
+
+
+def _parser() -> argparse.ArgumentParser:
+    """A parser with only this module's commands (as `deltamix seqmix` registers them)."""
+    parser = argparse.ArgumentParser(prog="deltamix seqmix")
+    seqmix_text.register(parser.add_subparsers(dest="seqmix_command", required=True))
+    return parser
+
+
+def _run(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    return args.func(args)
+
+
+# ----------------------------------------------------------------------------- argument parsing
+
+
+def test_commands_and_defaults() -> None:
+    args = _parser().parse_args(["translate", "--data-dir", "d"])
+    assert (args.dataset, args.augment, args.model, args.seed, args.vocab_size) == (
+        "multi30k",
+        "seqmix",
+        None,
+        0,
+        8000,
+    )
+    assert args.func is seqmix_text.run_translate
+    args = _parser().parse_args(["parse", "--data-dir", "d", "--split", "question", "--form", "sql"])
+    assert (args.split, args.form, args.func) == ("question", "sql", seqmix_text.run_parse)
+    # Unset flags take the metric's defaults in the run config.
+    config = TextRunConfig(kind="parse", data_dir="d")
+    assert config.model == "lstm" and config.beam_size == 1 and config.average_last == 0
+    config = TextRunConfig(kind="translate")
+    assert (config.model, config.beam_size, config.length_penalty, config.average_last) == (
+        "transformer",
+        4,
+        0.6,
+        5,
+    )
+    assert config.experiment == "translation" and TASK_DEFAULTS["bleu"]["label_smoothing"] == 0.1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["translate", "--augment", "mixup"], "invalid choice: 'mixup'"),
+        (["translate", "--epochs", "0"], "must be > 0"),
+        (["translate", "--seed", "-1"], "must be >= 0"),
+        (["translate", "--label-smoothing", "1.5"], r"must be in \[0, 1\)"),
+        (["translate", "--word-dropout-p", "2"], r"must be in \[0, 1\]"),
+        (["parse", "--data-dir", "d", "--split", "random"], "invalid choice: 'random'"),
+        (["parse", "--data-dir", "d", "--form", "lambda"], "invalid choice: 'lambda'"),
+        (["parse"], "--data-dir"),
+        (["train", "--train", "absent.tsv", "--valid", "a", "--test", "a"], "does not exist"),
+    ],
+)
+def test_bad_arguments_rejected_at_parse_time(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        _parser().parse_args(argv)
+    assert info.value.code == 2
+    assert __import__("re").search(message, capsys.readouterr().err)
+
+
+def test_output_dir_that_is_a_file_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    file = tmp_path / "f"
+    file.write_text("x")
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["translate", "--output-dir", str(file)])
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_run_config_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="unknown run kind 'summarize'"):
+        TextRunConfig(kind="summarize")
+    with pytest.raises(ValueError, match="parse needs data_dir"):
+        TextRunConfig(kind="parse")
+    with pytest.raises(ValueError, match="train needs train_file"):
+        TextRunConfig(kind="train", train_file="a.tsv")
+    with pytest.raises(ValueError, match="unknown model size"):
+        TextRunConfig(kind="translate", model_size="huge")
+
+
+# ----------------------------------------------------------------------------- end to end (tiny)
+
+
+def test_parse_geoquery_slice_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, results = tmp_path / "run", tmp_path / "results"
+    argv = [
+        "parse", "--data-dir", str(_need("geoquery")), "--split", "query", "--augment", "seqmix",
+        "--train-limit", "32", "--eval-limit", "6", "--max-steps", "2", "--batch-size", "16",
+        "--max-output-length", "12", "--threads", "1", "--output-dir", str(out), "--results-dir", str(results),
+    ]  # fmt: skip
+    assert _run(argv) == 0
+    assert "test exact_match" in capsys.readouterr().out
+    (record,) = read_jsonl(results / "parsing.jsonl")
+    assert record["experiment"] == "parsing" and record["method"] == "seqmix"
+    assert record["task"] == "geoquery-query-logic (train[:32])"
+    assert record["main_metric"] == "exact_match" and 0.0 <= record["main_value"] <= 1.0
+    assert record["metrics"]["num_test"] == 6 and record["metrics"]["steps"] == 2
+    assert record["config"]["seqmix"]["variant"] == "seqmix" and record["model"] == "lstm"
+    assert len((out / "predictions.test.txt").read_text(encoding="utf-8").splitlines()) == 6
+    assert (out / "vocab.json").is_file() and (out / "model" / "model.safetensors").is_file()
+    # A finished run is neither trained nor recorded again.
+    assert _run(argv) == 0
+    assert "already holds a finished run" in capsys.readouterr().out
+    assert len(read_jsonl(results / "parsing.jsonl")) == 1
+
+
+def test_translate_multi30k_slice_with_checkpoint_averaging(tmp_path: Path) -> None:
+    out, results = tmp_path / "run", tmp_path / "results"
+    argv = [
+        "translate", "--data-dir", str(_need("multi30k")), "--augment", "switchout", "--train-limit", "48",
+        "--eval-limit", "3", "--epochs", "2", "--batch-size", "16", "--vocab-size", "300",
+        "--average-last", "2", "--beam-size", "2", "--max-output-length", "6", "--threads", "1",
+        "--output-dir", str(out), "--results-dir", str(results),
+    ]  # fmt: skip
+    assert _run(argv) == 0
+    (record,) = read_jsonl(results / "translation.jsonl")
+    assert record["main_metric"] == "bleu" and record["bleu_signature"].startswith("nrefs:1|case:mixed")
+    assert record["metrics"]["epochs"] == 2 and record["metrics"]["averaged_checkpoints"] == 2
+    assert record["model"] == "transformer-small" and record["config"]["training"]["beam_size"] == 2
+    assert len(list((out / "epochs").glob("step-*.safetensors"))) == 2
+    assert json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))["model"]["type"] == "BPE"
+
+
+def test_train_command_on_tsv_and_jsonl_files(tmp_path: Path) -> None:
+    pairs = [("walk twice", "WALK WALK"), ("jump", "JUMP"), ("walk", "WALK"), ("jump twice", "JUMP JUMP")]
+    tsv = tmp_path / "train.tsv"
+    tsv.write_text("".join(f"{s}\t{t}\n" for s, t in pairs * 4), encoding="utf-8")
+    jsonl = tmp_path / "test.jsonl"
+    jsonl.write_text(
+        "".join(json.dumps({"source": s, "target": t}) + "\n" for s, t in pairs), encoding="utf-8"
+    )
+    results = tmp_path / "results"
+    argv = [
+        "train", "--train", str(tsv), "--valid", str(jsonl), "--test", str(jsonl), "--metric", "exact_match",
+        "--model", "transformer", "--augment", "word-dropout", "--max-steps", "2", "--max-output-length", "4",
+        "--threads", "1", "--output-dir", str(tmp_path / "run"), "--results-dir", str(results),
+    ]  # fmt: skip
+    assert _run(argv) == 0
+    (record,) = read_jsonl(results / "parsing.jsonl")
+    assert record["task"] == "train" and record["method"] == "word-dropout"
+
+
+def test_train_command_reports_bad_rows(tmp_path: Path) -> None:
+    good = tmp_path / "good.tsv"
+    good.write_text("a\tb\n", encoding="utf-8")
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("a\tb\nno tab here\n", encoding="utf-8")
+    from deltamix.errors import DataFormatError
+
+    with pytest.raises(DataFormatError, match=r"bad\.tsv, line 2: expected 2 tab-separated fields"):
+        _run(["train", "--train", str(good), "--valid", str(bad), "--test", str(good), "--max-steps", "1"])
+
+
+# ----------------------------------------------------------------------------- averaging and report
+
+
+def test_average_checkpoints_is_the_elementwise_mean(tmp_path: Path) -> None:
+    paths = []
+    for i, value in enumerate((1.0, 2.0, 6.0)):
+        path = tmp_path / f"{i}.safetensors"
+        save_file({"w": torch.full((2, 2), value), "n": torch.tensor([i])}, str(path))
+        paths.append(path)
+    averaged = average_checkpoints(paths)
+    assert torch.equal(averaged["w"], torch.full((2, 2), 3.0))
+    assert averaged["n"].tolist() == [2]  # integer tensors: the last file's
+    save_file({"w": torch.zeros(3)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ValueError, match="other tensors"):
+        average_checkpoints([paths[0], tmp_path / "other.safetensors"])
+    with pytest.raises(ValueError, match="at least one"):
+        average_checkpoints([])
+
+
+def _record(task: str, method: str, seed: int, value: float, metric: str) -> dict:
+    return {
+        "experiment": "x",
+        "task": task,
+        "method": method,
+        "seed": seed,
+        "main_metric": metric,
+        "main_value": value,
+        "model": "transformer-small",
+        "train_seconds": 120.0,
+        "command": f"deltamix seqmix translate --augment {method} --seed {seed}",
+        "bleu_signature": "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0",
+        "config": {"run": {"epochs": 15, "max_steps": None}},
+    }
+
+
+def test_translation_report_means_deltas_and_commands(tmp_path: Path) -> None:
+    records = [_record("multi30k-de-en", "none", s, v, "bleu") for s, v in ((0, 30.0), (1, 32.0), (2, 31.0))]
+    records += [
+        _record("multi30k-de-en", "seqmix", s, v, "bleu") for s, v in ((0, 32.0), (1, 32.5), (2, 33.0))
+    ]
+    text = translation_report.render(records, tmp_path)
+    assert "## Translation" in text and "**multi30k-de-en** (model: transformer-small, 15 epochs)" in text
+    assert "| none | 31.0 ± 1.0 (3) | – | 0, 1, 2 | 2.0 |" in text
+    assert "| seqmix | 32.5 ± 0.5 (3) | +1.5 | 0, 1, 2 |" in text
+    assert "`deltamix seqmix translate --augment seqmix --seed <seed>`" in text
+    assert "tok:13a" in text
+    # Rows are ordered baseline first whatever the record order.
+    assert text.index("| none |") < text.index("| seqmix |")
+
+
+def test_parsing_report_shows_percent(tmp_path: Path) -> None:
+    records = [
+        _record("geoquery-query-logic", "none", s, v, "exact_match") for s, v in ((0, 0.40), (1, 0.42))
+    ]
+    records += [_record("geoquery-query-logic", "seqmix", 0, 0.45, "exact_match")]
+    text = parsing_report.render(records, tmp_path)
+    assert "| none | 41.0 ± 1.4 (2) | – |" in text
+    assert "| seqmix | 45.0 (1) | +4.0 |" in text
+    # A run with another budget goes to its own table, not into these means.
+    other = _record("geoquery-query-logic", "none", 3, 0.9, "exact_match")
+    other["config"] = {"run": {"epochs": None, "max_steps": 50}}
+    text = parsing_report.render([*records, other], tmp_path)
+    assert "| none | 41.0 ± 1.4 (2) | – |" in text and "50 steps)" in text and "| none | 90.0 (1) |" in text
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ValueError,
+    reason="the trainer cannot save an HFSeq2SeqAdapter yet (trainer.save_model needs model_type+config or "
+    "save_pretrained; the adapter has neither): remove this marker once it can",
+)
+def test_translate_with_a_hugging_face_t5_from_a_local_path(tmp_path: Path) -> None:
+    from transformers import PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
+
+    from deltamix.data.tokenization import SubwordTokenizer
+
+    sub = SubwordTokenizer.train(["ein Hund läuft", "a dog runs", "zwei Hunde", "two dogs"], vocab_size=60)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=sub.tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    )
+    config = T5Config(
+        vocab_size=len(tokenizer), d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
+        pad_token_id=0, eos_token_id=2, decoder_start_token_id=0,
+    )  # fmt: skip
+    folder = tmp_path / "tiny-t5"
+    T5ForConditionalGeneration(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("ein Hund läuft\ta dog runs\nzwei Hunde\ttwo dogs\n", encoding="utf-8")
+    results = tmp_path / "results"
+    argv = [
+        "train", "--train", str(pairs), "--valid", str(pairs), "--test", str(pairs), "--model", str(folder),
+        "--augment", "seqmix", "--max-steps", "2", "--max-output-length", "4", "--threads", "1",
+        "--output-dir", str(tmp_path / "run"), "--results-dir", str(results),
+    ]  # fmt: skip
+    assert _run(argv) == 0
+    (record,) = read_jsonl(results / "translation.jsonl")
+    assert record["model"] == str(folder) and record["config"]["model"]["d_model"] == 16
