@@ -246,12 +246,6 @@ def test_parsing_report_shows_percent(tmp_path: Path) -> None:
     assert "| none | 41.0 ± 1.4 (2) | – |" in text and "50 steps)" in text and "| none | 90.0 (1) |" in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="the trainer cannot save an HFSeq2SeqAdapter yet (trainer.save_model needs model_type+config or "
-    "save_pretrained; the adapter has neither): remove this marker once it can",
-)
 def test_translate_with_a_hugging_face_t5_from_a_local_path(tmp_path: Path) -> None:
     from transformers import PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
 

@@ -1,0 +1,177 @@
+"""Batched greedy and beam-search decoding, shared by every model that can decode one step at a time.
+
+A model takes part by implementing `IncrementalDecoder`: ``start_decoding(src_ids)`` returns a decoder
+state (a dict of tensors whose first dimension is the batch) and ``decode_step(state, prev_tokens)``
+returns the log-probabilities of the next token and the new state. Beam search flattens the batch and
+the beams into one dimension (``B * K``) and reorders the state with ``index_select``, so one step
+costs one model call for the whole batch.
+
+Rules shared by both searches: PAD and BOS are never produced; a hypothesis ends at EOS (which is
+counted in its length, as in fairseq) or after ``max_length`` tokens; outputs exclude BOS, EOS and PAD.
+Beam search ranks finished hypotheses by ``score / length ** length_penalty``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+DecoderState = dict[str, Tensor]
+
+
+class IncrementalDecoder(Protocol):
+    """What decoding needs from a model (besides ``pad_id``, ``bos_id``, ``eos_id``)."""
+
+    pad_id: int
+    bos_id: int
+    eos_id: int
+
+    def start_decoding(self, src_ids: Tensor) -> DecoderState:
+        """Encode ``src_ids`` [B, S]; the returned tensors all have batch size B in dimension 0."""
+        ...
+
+    def decode_step(self, state: DecoderState, prev_tokens: Tensor) -> tuple[Tensor, DecoderState]:
+        """One decoder step from ``prev_tokens`` [N]: log-probs [N, V] and the next state."""
+        ...
+
+
+def reorder_state(state: DecoderState, index: Tensor) -> DecoderState:
+    """The state with its batch dimension re-indexed by ``index`` [N'] (beam reordering/expansion)."""
+    return {name: value.index_select(0, index) for name, value in state.items()}
+
+
+def _forbid_specials(lprobs: Tensor, model: IncrementalDecoder) -> Tensor:
+    lprobs = lprobs.clone()
+    lprobs[:, model.pad_id] = float("-inf")
+    lprobs[:, model.bos_id] = float("-inf")
+    return lprobs
+
+
+def _strip(rows: list[list[int]], eos_id: int, pad_id: int) -> list[list[int]]:
+    out = []
+    for row in rows:
+        ids = []
+        for token in row:
+            if token == eos_id:
+                break
+            if token != pad_id:
+                ids.append(token)
+        out.append(ids)
+    return out
+
+
+def _check(src_ids: Tensor, max_length: int) -> None:
+    if src_ids.dim() != 2:
+        raise ValueError(f"src_ids must be [batch, length], got shape {tuple(src_ids.shape)}")
+    if max_length <= 0:
+        raise ValueError(f"max_length must be > 0, got {max_length}")
+
+
+@torch.no_grad()
+def greedy_decode(model: IncrementalDecoder, src_ids: Tensor, max_length: int) -> list[list[int]]:
+    """Greedy decoding of a batch.
+
+    Args:
+        model: an `IncrementalDecoder`.
+        src_ids: LongTensor [B, S], pad-padded sources.
+        max_length: the most tokens generated per example (EOS included).
+
+    Returns:
+        For each example, the generated ids without BOS/EOS/PAD.
+    """
+    _check(src_ids, max_length)
+    batch = src_ids.size(0)
+    state = model.start_decoding(src_ids)
+    tokens = src_ids.new_full((batch,), model.bos_id)
+    active = torch.arange(batch, device=src_ids.device)  # rows of the batch still decoding
+    out = src_ids.new_full((batch, max_length), model.pad_id)
+    for t in range(max_length):
+        lprobs, state = model.decode_step(state, tokens)
+        tokens = _forbid_specials(lprobs, model).argmax(-1)  # N
+        out[active, t] = tokens
+        live = tokens.ne(model.eos_id)
+        if not bool(live.all()):  # drop finished rows so later steps only compute what is needed
+            keep = live.nonzero().squeeze(1)
+            if keep.numel() == 0:
+                break
+            active, tokens, state = active[keep], tokens[keep], reorder_state(state, keep)
+    return _strip(out.tolist(), model.eos_id, model.pad_id)
+
+
+@torch.no_grad()
+def beam_search(
+    model: IncrementalDecoder,
+    src_ids: Tensor,
+    max_length: int,
+    beam_size: int,
+    length_penalty: float = 1.0,
+) -> list[list[int]]:
+    """Batched beam search.
+
+    A hypothesis that emits EOS stays in its beam with a frozen score (it may only be followed by PAD
+    at log-prob 0), competing with live hypotheses for the K slots; the search stops when every beam
+    is finished or after ``max_length`` steps. The best of the K final hypotheses by
+    ``score / length ** length_penalty`` is returned.
+
+    Args:
+        model: an `IncrementalDecoder`.
+        src_ids: LongTensor [B, S], pad-padded sources.
+        max_length: the most tokens generated per hypothesis (EOS included).
+        beam_size: K >= 1 (K = 1 gives exactly greedy decoding).
+        length_penalty: exponent on the hypothesis length; 0 ranks by total log-prob.
+
+    Returns:
+        For each example, the best hypothesis' ids without BOS/EOS/PAD.
+    """
+    _check(src_ids, max_length)
+    if beam_size < 1:
+        raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+    batch, k = src_ids.size(0), beam_size
+    device = src_ids.device
+    state = reorder_state(
+        model.start_decoding(src_ids), torch.arange(batch, device=device).repeat_interleave(k)
+    )
+    scores = torch.full((batch, k), float("-inf"), device=device)
+    scores[:, 0] = 0.0  # all beams start identical: keep one so the first top-k picks distinct tokens
+    tokens = src_ids.new_full((batch * k,), model.bos_id)
+    finished = torch.zeros(batch * k, dtype=torch.bool, device=device)
+    lengths = torch.zeros(batch * k, device=device)
+    history = src_ids.new_zeros((batch * k, 0))
+    for _ in range(max_length):
+        lprobs, state = model.decode_step(state, tokens)
+        lprobs = _forbid_specials(lprobs.float(), model)  # N x V
+        vocab = lprobs.size(-1)
+        # A finished hypothesis continues with PAD at no cost and nothing else.
+        frozen = torch.full_like(lprobs, float("-inf"))
+        frozen[:, model.pad_id] = 0.0
+        lprobs = torch.where(finished.unsqueeze(1), frozen, lprobs)
+        candidates = (scores.view(-1, 1) + lprobs).view(batch, k * vocab)  # B x KV
+        scores, flat = candidates.topk(k, dim=1)  # B x K
+        origin = flat // vocab + torch.arange(batch, device=device).unsqueeze(1) * k  # B x K
+        origin = origin.view(-1)
+        tokens = (flat % vocab).view(-1)
+        history = torch.cat([history.index_select(0, origin), tokens.unsqueeze(1)], 1)
+        was_finished = finished.index_select(0, origin)
+        lengths = lengths.index_select(0, origin) + (~was_finished).float()
+        finished = was_finished | tokens.eq(model.eos_id)
+        state = reorder_state(state, origin)
+        if bool(finished.all()):
+            break
+    normalised = scores.view(-1) / lengths.clamp_min(1.0).pow(length_penalty)
+    best = normalised.view(batch, k).argmax(1) + torch.arange(batch, device=device) * k
+    return _strip(history.index_select(0, best).tolist(), model.eos_id, model.pad_id)
+
+
+def generate(
+    model: IncrementalDecoder,
+    src_ids: Tensor,
+    max_length: int,
+    beam_size: int = 1,
+    length_penalty: float = 1.0,
+) -> list[list[int]]:
+    """Greedy decoding for ``beam_size == 1``, beam search otherwise (see `beam_search`)."""
+    if beam_size == 1:
+        return greedy_decode(model, src_ids, max_length)
+    return beam_search(model, src_ids, max_length, beam_size, length_penalty)

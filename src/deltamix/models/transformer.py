@@ -1,0 +1,167 @@
+"""A small Transformer encoder-decoder on `torch.nn` Transformer layers, sized by a config, SeqMix-ready.
+
+Pre-norm layers, sinusoidal positions, one embedding table shared by encoder, decoder and output
+projection (a joint source/target vocabulary, as `Seq2SeqModel` has one vocabulary size V).
+Embeddings go through `embed_mixed`, so SeqMix mixes them before the positions are added.
+Incremental decoding recomputes the decoder over the prefix at each step (no key/value cache):
+quadratic in the output length, which is short for the tasks this model is meant for.
+
+>>> model = TransformerSeq2Seq(TransformerSeq2SeqConfig(vocab_size=20, d_model=16, num_heads=2,
+...     num_encoder_layers=1, num_decoder_layers=1, feedforward_dim=32))
+>>> src = MixedTokens.plain(torch.tensor([[5, 6, 2]]), pad_id=0)
+>>> model(src, MixedTokens.plain(torch.tensor([[1, 7]]), pad_id=0)).shape
+torch.Size([1, 2, 20])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from deltamix.models.decoding import DecoderState, generate
+from deltamix.seqmix.tokens import MixedTokens, embed_mixed
+
+
+@dataclass
+class TransformerSeq2SeqConfig:
+    """Sizes of `TransformerSeq2Seq`."""
+
+    vocab_size: int = field(metadata={"help": "size of the joint vocabulary"})
+    d_model: int = field(default=256, metadata={"help": "model width"})
+    num_heads: int = field(default=4, metadata={"help": "attention heads (must divide d_model)"})
+    num_encoder_layers: int = field(default=3, metadata={"help": "encoder layers"})
+    num_decoder_layers: int = field(default=3, metadata={"help": "decoder layers"})
+    feedforward_dim: int = field(default=512, metadata={"help": "feed-forward inner size"})
+    dropout: float = field(default=0.1, metadata={"help": "dropout in every sub-layer and on embeddings"})
+    max_positions: int = field(default=512, metadata={"help": "longest source or target sequence"})
+    pad_id: int = field(default=0, metadata={"help": "padding id"})
+    bos_id: int = field(default=1, metadata={"help": "decoder start id"})
+    eos_id: int = field(default=2, metadata={"help": "end-of-sequence id"})
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "d_model", "num_heads", "feedforward_dim", "max_positions"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("num_encoder_layers", "num_decoder_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.d_model % self.num_heads:
+            raise ValueError(f"num_heads={self.num_heads} must divide d_model={self.d_model}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("pad_id", "bos_id", "eos_id"):
+            if not 0 <= getattr(self, name) < self.vocab_size:
+                raise ValueError(
+                    f"{name}={getattr(self, name)} is outside the vocabulary of {self.vocab_size}"
+                )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sinusoidal_positions(length: int, dim: int) -> Tensor:
+    """The sinusoidal position table [length, dim] of Vaswani et al. (2017)."""
+    position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
+    rate = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(length, dim)
+    table[:, 0::2] = torch.sin(position * rate)
+    table[:, 1::2] = torch.cos(position * rate)[:, : dim // 2]
+    return table
+
+
+class TransformerSeq2Seq(nn.Module):
+    """Transformer encoder-decoder implementing `Seq2SeqModel` and `IncrementalDecoder`."""
+
+    model_type = "transformer"
+    config_class = TransformerSeq2SeqConfig
+
+    def __init__(self, config: TransformerSeq2SeqConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.pad_id, self.bos_id, self.eos_id = config.pad_id, config.bos_id, config.eos_id
+        d = config.d_model
+        self.embedding = nn.Embedding(config.vocab_size, d, padding_idx=config.pad_id)
+        nn.init.normal_(self.embedding.weight, std=d**-0.5)
+        with torch.no_grad():
+            self.embedding.weight[config.pad_id].zero_()
+        self.register_buffer("positions", sinusoidal_positions(config.max_positions, d), persistent=False)
+
+        def layer_args() -> dict:
+            return {
+                "d_model": d,
+                "nhead": config.num_heads,
+                "dim_feedforward": config.feedforward_dim,
+                "dropout": config.dropout,
+                "batch_first": True,
+                "norm_first": True,
+            }
+
+        self.encoder = nn.TransformerEncoder(
+            nn.TransformerEncoderLayer(**layer_args()),
+            config.num_encoder_layers,
+            norm=nn.LayerNorm(d),
+            enable_nested_tensor=False,
+        )
+        self.decoder = nn.TransformerDecoder(
+            nn.TransformerDecoderLayer(**layer_args()), config.num_decoder_layers, norm=nn.LayerNorm(d)
+        )
+        self.dropout = nn.Dropout(config.dropout)
+
+    def _embed(self, tokens: MixedTokens) -> Tensor:
+        length = tokens.ids.size(1)
+        if length > self.config.max_positions:
+            raise ValueError(f"sequence of length {length} exceeds max_positions={self.config.max_positions}")
+        scaled = embed_mixed(self.embedding, tokens) * math.sqrt(self.config.d_model)
+        return self.dropout(scaled + self.positions[:length])  # B x T x D
+
+    def encode(self, src: MixedTokens) -> Tensor:
+        """Encoder states [B, S, D]."""
+        if bool((src.mask.sum(1) == 0).any()):
+            raise ValueError("every source sequence needs at least one token (append EOS to sources)")
+        return self.encoder(self._embed(src), src_key_padding_mask=~src.mask)
+
+    def _decode(self, memory: Tensor, memory_mask: Tensor, tgt_in: MixedTokens) -> Tensor:
+        length = tgt_in.ids.size(1)
+        causal = nn.Transformer.generate_square_subsequent_mask(
+            length, device=memory.device, dtype=torch.bool
+        )
+        out = self.decoder(
+            self._embed(tgt_in),
+            memory,
+            tgt_mask=causal,
+            tgt_key_padding_mask=~tgt_in.mask,
+            memory_key_padding_mask=~memory_mask,
+        )
+        return F.log_softmax(F.linear(out, self.embedding.weight), -1)  # B x T x V
+
+    def forward(self, src: MixedTokens, tgt_in: MixedTokens) -> Tensor:
+        """Teacher-forced log-probs [B, T, V] for ``src`` [B, S] and ``tgt_in`` [B, T] (BOS first)."""
+        return self._decode(self.encode(src), src.mask, tgt_in)
+
+    def start_decoding(self, src_ids: Tensor) -> DecoderState:
+        """Encode ``src_ids`` [B, S] for `decode_step`."""
+        src = MixedTokens.plain(src_ids, self.pad_id)
+        return {
+            "memory": self.encode(src),
+            "memory_mask": src.mask,
+            "prefix": src_ids.new_zeros(src_ids.size(0), 0),
+        }
+
+    def decode_step(self, state: DecoderState, prev_tokens: Tensor) -> tuple[Tensor, DecoderState]:
+        """Log-probs [N, V] of the next token after ``prev_tokens`` [N], and the new state."""
+        prefix = torch.cat([state["prefix"], prev_tokens.unsqueeze(1)], 1)  # N x t
+        # Every prefix position is a real token: finished hypotheses keep decoding harmlessly.
+        tokens = MixedTokens(ids=prefix, mask=torch.ones_like(prefix, dtype=torch.bool))
+        lprobs = self._decode(state["memory"], state["memory_mask"], tokens)[:, -1]
+        return lprobs, {**state, "prefix": prefix}
+
+    def generate(
+        self, src_ids: Tensor, max_length: int, beam_size: int = 1, length_penalty: float = 1.0
+    ) -> list[list[int]]:
+        """Greedy (``beam_size=1``) or beam-search outputs for ``src_ids`` [B, S], without BOS/EOS/PAD.
+        Call ``model.eval()`` first to decode without dropout."""
+        return generate(self, src_ids, max_length, beam_size, length_penalty)

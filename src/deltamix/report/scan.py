@@ -1,0 +1,101 @@
+"""The SCAN section of results/README.md: method x split exact match (mean ± sd over seeds) and a bar plot.
+
+Everything comes from the records in ``results/scan.jsonl`` (written by
+:func:`deltamix.seqmix.scan_run.run_scan`). Runs are compared only within the same model and training
+budget (one table and one plot per such group); quick runs on a slice of the data
+(``train_limit``/``test_limit``) are left out. The paper's numbers are shown beside ours as anchors.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+from deltamix.report.common import group_by, markdown_table, mean_sd
+from deltamix.seqmix.scan_run import AUGMENTATIONS, SPLITS
+
+# Exact match (%) reported by Guo, Kim and Rush (2020) / Andreas (2020) for the LSTM SCAN model.
+PAPER = {
+    ("none", "addprim_jump"): "0–1",
+    ("geca", "addprim_jump"): "87",
+    ("geca", "template_around_right"): "82",
+    ("geca+seqmix", "addprim_jump"): "98",
+    ("geca+seqmix", "template_around_right"): "89",
+}
+
+
+def _is_full_run(record: dict[str, Any]) -> bool:
+    run = record.get("config", {}).get("run", {})
+    return run.get("train_limit") is None and run.get("test_limit") is None
+
+
+def _budget(record: dict[str, Any]) -> tuple[str, int]:
+    config = record.get("config", {})
+    return config.get("run", {}).get("model", record.get("model") or "?"), int(config.get("steps", 0))
+
+
+def _plot(
+    cells: dict[tuple[str, str], list[float]], methods: list[str], splits: list[str], path: Path, title: str
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    width = 0.8 / len(splits)
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(methods), 3.6))
+    for k, split in enumerate(splits):
+        xs, means, sds = [], [], []
+        for i, method in enumerate(methods):
+            values = [100 * v for v in cells.get((method, split), [])]
+            if values:
+                xs.append(i + (k - (len(splits) - 1) / 2) * width)
+                means.append(statistics.mean(values))
+                sds.append(statistics.stdev(values) if len(values) > 1 else 0.0)
+        ax.bar(xs, means, width, yerr=sds, capsize=3, label=split)
+    ax.set_xticks(range(len(methods)), methods, rotation=20, ha="right")
+    ax.set_ylabel("exact match on test (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def render(records: list[dict[str, Any]], out_dir: Path) -> str:
+    """The Markdown SCAN section; writes one PNG per (model, budget) group into ``out_dir``."""
+    full = [r for r in records if _is_full_run(r)]
+    lines = [
+        "## SCAN compositional generalisation (SeqMix)\n",
+        "Exact-match accuracy (%) on the test set of each split, mean ± sd (number of seeds). "
+        "Produced by `deltamix seqmix scan --split S --augment A --seed N`; the paper's numbers "
+        "(LSTM, much longer training) are in brackets.\n",
+    ]
+    if len(full) < len(records):
+        lines.append(f"{len(records) - len(full)} quick run(s) on a slice of the data are not shown.\n")
+    for (model, steps), group in sorted(group_by(full, _budget).items()):
+        cells: dict[tuple[str, str], list[float]] = {}
+        for record in group:
+            cells.setdefault((record["method"], record["task"]), []).append(record["main_value"])
+        methods = [m for m in AUGMENTATIONS if any(k[0] == m for k in cells)]
+        methods += sorted({m for m, _ in cells} - set(methods))
+        splits = [s for s in SPLITS if any(k[1] == s for k in cells)]
+        epochs = statistics.mean(r["config"].get("epochs", 0.0) for r in group)
+        minutes = statistics.mean((r.get("train_seconds") or 0.0) / 60 for r in group)
+        title = f"{model}, {steps} steps (~{epochs:.1f} epochs, ~{minutes:.0f} min per run)"
+        rows = []
+        for method in methods:
+            row = [method]
+            for split in splits:
+                cell = mean_sd(cells.get((method, split), []), scale=100)
+                if (method, split) in PAPER:
+                    cell += f" [{PAPER[method, split]}]"
+                row.append(cell)
+            rows.append(row)
+        plot = f"scan_{model}_{steps}.png"
+        _plot(cells, methods, splits, out_dir / plot, title)
+        lines += [f"### {title}\n", markdown_table(["method", *splits], rows), f"![SCAN {title}]({plot})\n"]
+    return "\n".join(lines)

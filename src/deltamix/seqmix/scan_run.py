@@ -1,0 +1,242 @@
+"""The SCAN experiment as a library function: generate a split, augment, train, decode, score, record.
+
+>>> result = run_scan(ScanRunConfig(split="addprim_jump", augment="seqmix", seed=0))  # doctest: +SKIP
+>>> result.metrics["exact_match"]  # doctest: +SKIP
+
+Augmentations: ``none``; the SeqMix family (``seqmix``, ``seqmix-hard``, ``word-dropout``, ``switchout``,
+through `SeqMixAugmenter`); ``geca`` (GECA's extra pairs added to the training set); ``geca+seqmix``
+(both). One vocabulary is shared by commands and actions, so the copy mechanism is well defined.
+The GECA pairs of a run are stored in its folder, so a resumed run trains on the same data.
+A finished run (its ``metrics.json`` exists) is not trained or recorded again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from accelerate.utils import set_seed
+
+from deltamix.data.vocab import Vocabulary
+from deltamix.errors import DataFormatError
+from deltamix.io import atomic_write_json, atomic_write_text
+from deltamix.records import append_record, make_record
+from deltamix.seqmix.trainer import Seq2SeqTrainer, Seq2SeqTrainingConfig, configure_threads
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("simple", "addprim_jump", "addprim_turn_left", "template_around_right", "length")
+AUGMENTATIONS = ("none", "seqmix", "seqmix-hard", "word-dropout", "switchout", "geca", "geca+seqmix")
+MODELS = ("lstm", "transformer")
+# The default budget of `deltamix seqmix scan`: a few minutes of training on 2 CPU cores.
+DEFAULT_STEPS = 1500
+DEFAULT_BATCH_SIZE = 32
+
+
+def default_training() -> Seq2SeqTrainingConfig:
+    """SCAN training defaults: the papers' Adam lr 1e-3, batch 32, no label smoothing (as GECA's
+    baseline), greedy decoding, outputs up to 60 tokens (the longest SCAN output has 48 actions)."""
+    return Seq2SeqTrainingConfig(
+        max_steps=DEFAULT_STEPS,
+        batch_size=DEFAULT_BATCH_SIZE,
+        learning_rate=1e-3,
+        max_grad_norm=5.0,
+        label_smoothing=0.0,
+        max_decode_length=60,
+        checkpoint_interval=500,
+    )
+
+
+@dataclass
+class ScanRunConfig:
+    """One SCAN run."""
+
+    split: str = field(default="addprim_jump", metadata={"help": f"SCAN split: {', '.join(SPLITS)}"})
+    augment: str = field(default="seqmix", metadata={"help": f"augmentation: {', '.join(AUGMENTATIONS)}"})
+    model: str = field(default="lstm", metadata={"help": "lstm (the papers' SCAN model) or transformer"})
+    seed: int = field(default=0, metadata={"help": "seed of initialisation, data order, mixing and GECA"})
+    output_dir: str | None = field(default=None, metadata={"help": "run folder (default runs/scan/...)"})
+    results_dir: str = field(default="results", metadata={"help": "where results/scan.jsonl lives"})
+    training: Seq2SeqTrainingConfig = field(default_factory=default_training)
+    seqmix_alpha: float = field(default=0.1, metadata={"help": "SeqMix lambda ~ Beta(alpha, alpha)"})
+    model_config: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "overrides of the model config (e.g. hidden_size)"}
+    )
+    train_limit: int | None = field(default=None, metadata={"help": "use only the first N training pairs"})
+    test_limit: int | None = field(default=None, metadata={"help": "score only the first N test pairs"})
+    num_threads: int | None = field(
+        default=None,
+        metadata={
+            "help": "torch threads; None: $OMP_NUM_THREADS if set, else 1 (the SCAN model's small batches gain "
+            "little from intra-op threads, and several threads slow down badly on shared cores: run seeds in "
+            "parallel instead)"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ValueError(f"unknown SCAN split {self.split!r}; valid: {', '.join(SPLITS)}")
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"unknown augmentation {self.augment!r}; valid: {', '.join(AUGMENTATIONS)}")
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; valid: {', '.join(MODELS)}")
+        for name in ("train_limit", "test_limit"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+
+    def resolved_output_dir(self) -> Path:
+        if self.output_dir is not None:
+            return Path(self.output_dir)
+        return Path("runs") / "scan" / self.split / f"{self.augment}-{self.model}-seed{self.seed}"
+
+    @property
+    def seqmix_variant(self) -> str:
+        """The SeqMix-family member applied to batches (GECA alone trains on plain batches)."""
+        return {"geca": "none", "geca+seqmix": "seqmix"}.get(self.augment, self.augment)
+
+
+@dataclass
+class ScanRunResult:
+    """What a run produced."""
+
+    metrics: dict[str, float]
+    output_dir: Path
+    record_path: Path | None
+    already_finished: bool
+    steps: int
+    files: dict[str, str]
+
+
+def _geca_config() -> Any:
+    """GECA's settings for SCAN (the authors' defaults)."""
+    from deltamix.seqmix.geca import GecaConfig
+
+    return GecaConfig()
+
+
+def _geca_pairs(train: list[tuple[str, str]], seed: int, path: Path) -> list[tuple[str, str]]:
+    """GECA's extra pairs for ``train``, computed once per run folder and stored in ``path``."""
+    if path.exists():
+        try:
+            return [tuple(pair) for pair in json.loads(path.read_text(encoding="utf-8"))["pairs"]]
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise DataFormatError(path, f"unreadable GECA pairs ({error})") from error
+    from deltamix.seqmix.geca import geca_augment
+
+    started = time.perf_counter()
+    extra = [tuple(pair) for pair in geca_augment(train, _geca_config(), seed)]
+    logger.info("GECA added %d pairs in %.1f s", len(extra), time.perf_counter() - started)
+    atomic_write_json(path, {"pairs": extra})
+    return extra
+
+
+def build_model(name: str, vocab: Vocabulary, overrides: dict[str, Any]) -> Any:
+    """The SCAN model ``name`` (lstm or transformer) for ``vocab``, with config overrides."""
+    from deltamix.models.lstm import LSTMSeq2Seq, LSTMSeq2SeqConfig
+    from deltamix.models.transformer import TransformerSeq2Seq, TransformerSeq2SeqConfig
+
+    cls, config_cls = (
+        (LSTMSeq2Seq, LSTMSeq2SeqConfig) if name == "lstm" else (TransformerSeq2Seq, TransformerSeq2SeqConfig)
+    )
+    unknown = set(overrides) - set(config_cls.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown {name} model settings: {sorted(unknown)}")
+    specials = {"pad_id": vocab.pad_id, "bos_id": vocab.bos_id, "eos_id": vocab.eos_id}
+    return cls(config_cls(vocab_size=len(vocab), **specials, **overrides))
+
+
+def run_scan(config: ScanRunConfig) -> ScanRunResult:
+    """Train and evaluate one SCAN configuration; append its record to ``results_dir/scan.jsonl``."""
+    from deltamix.data.scan import load_split
+    from deltamix.seqmix.augment import SeqMixAugmenter
+    from deltamix.seqmix.config import SeqMixConfig
+
+    out = config.resolved_output_dir()
+    files = {
+        "model": str(out / "model"),
+        "metrics": str(out / "metrics.json"),
+        "predictions": str(out / "predictions.txt"),
+    }
+    metrics_path = out / "metrics.json"
+    if metrics_path.exists():
+        saved = json.loads(metrics_path.read_text(encoding="utf-8"))
+        logger.info("%s already holds a finished run: not training again", out)
+        return ScanRunResult(saved["metrics"], out, None, True, int(saved["steps"]), files)
+
+    threads = configure_threads(config.num_threads or (None if "OMP_NUM_THREADS" in os.environ else 1))
+    train, test = load_split(config.split, seed=config.seed)
+    if config.train_limit is not None:
+        train = train[: config.train_limit]
+    if config.test_limit is not None:
+        test = test[: config.test_limit]
+    num_original = len(train)
+    if config.augment.startswith("geca"):
+        train = train + _geca_pairs(train, config.seed, out / "geca_pairs.json")
+    vocab = Vocabulary.build(text for pair in train for text in pair)
+
+    set_seed(config.seed)
+    model = build_model(config.model, vocab, config.model_config)
+    seqmix = SeqMixConfig(
+        variant=config.seqmix_variant,
+        alpha=config.seqmix_alpha,
+        label_smoothing=config.training.label_smoothing,
+    )
+    augmenter = None
+    if seqmix.variant != "none":
+        augmenter = SeqMixAugmenter(
+            seqmix, vocab.pad_id, vocab.unk_id, len(vocab), special_ids=(vocab.bos_id, vocab.eos_id)
+        )
+    trainer = Seq2SeqTrainer(model, vocab, config.training, train, out, augmenter=augmenter)
+    logger.info(
+        "SCAN %s, %s, %s: %d training pairs (%d from GECA), %d test pairs, %d steps/epoch, %d threads",
+        config.split, config.augment, config.model, len(train), len(train) - num_original, len(test),
+        trainer.steps_per_epoch, threads,
+    )  # fmt: skip
+    state = trainer.train()
+    metrics, predictions = trainer.evaluate(test)
+    metrics = {
+        "exact_match": metrics["exact_match"],
+        "num_test": float(len(test)),
+        "num_train": float(len(train)),
+        "num_geca_pairs": float(len(train) - num_original),
+        "final_train_loss": float("nan") if state.last_loss is None else state.last_loss,
+        "eval_seconds": metrics["eval_seconds"],
+    }
+    resolved = {
+        "run": {k: v for k, v in asdict(config).items() if k != "training"},
+        "training": asdict(config.training),
+        "seqmix": seqmix.to_dict(),
+        "geca": _geca_config().to_dict() if config.augment.startswith("geca") else None,
+        "model": model.config.to_dict(),
+        "threads": threads,
+        "steps": state.step,
+        "epochs": state.step / trainer.steps_per_epoch,
+    }
+    record_path = None
+    if trainer.is_main:
+        atomic_write_text(out / "predictions.txt", "".join(p + "\n" for p in predictions))
+        atomic_write_json(out / "config.json", resolved)
+        record = make_record(
+            "scan",
+            config.split,
+            config.augment,
+            config.seed,
+            {k: v for k, v in metrics.items() if k != "eval_seconds"},
+            "exact_match",
+            resolved,
+            model=f"{config.model}-seq2seq",
+            train_seconds=state.train_seconds,
+            eval_seconds=metrics["eval_seconds"],
+            output_dir=str(out),
+        )
+        record_path = append_record(record, config.results_dir)
+        atomic_write_json(
+            metrics_path, {"metrics": metrics, "steps": state.step, "train_seconds": state.train_seconds}
+        )
+    return ScanRunResult(metrics, out, record_path, False, state.step, files)

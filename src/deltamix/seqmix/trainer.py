@@ -1,0 +1,511 @@
+"""Resumable seq2seq training on accelerate, for any `Seq2SeqModel`, with SeqMix-family augmentation.
+
+API
+---
+>>> config = Seq2SeqTrainingConfig(max_steps=2000, batch_size=32, learning_rate=1e-3)  # doctest: +SKIP
+>>> trainer = Seq2SeqTrainer(model, tokenizer, config, train_pairs, "runs/x", augmenter=augmenter)
+>>> state = trainer.train()                  # resumes from runs/x/checkpoint; a finished run is a no-op
+>>> metrics, predictions = trainer.evaluate(test_pairs)   # {"exact_match": ..., ...}, decoded texts
+>>> trainer.save_model("runs/x/model")       # model.safetensors + config.json + vocab.json
+
+- ``model``: anything with the `deltamix.models.base.Seq2SeqModel` interface (our LSTM and Transformer,
+  or a wrapped Hugging Face model): ``model(src: MixedTokens, tgt_in: MixedTokens) -> log-probs [B, T, V]``
+  and ``model.generate(src_ids, max_length, beam_size, length_penalty) -> list[list[int]]``.
+- ``tokenizer``: the `deltamix.data.vocab.Vocabulary` interface (``pad_id, bos_id, eos_id, unk_id``,
+  ``encode``, ``decode``; ``save(path)`` if the model is to be saved); ``target_tokenizer`` optionally.
+- ``train_pairs``: (source text, target text) pairs; batches are length-bucketed and dynamically padded
+  (`deltamix.data.batching`).
+- ``augmenter``: ``augmenter(src_ids, tgt_in, labels, generator) -> MixedBatch`` (a
+  `deltamix.seqmix.augment.SeqMixAugmenter`), or None for plain training. Its generator is seeded from
+  (seed, step, process), so a resumed run draws the same mixing as an uninterrupted one.
+
+Training: AdamW (weight decay 0 by default = Adam), linear warm-up then constant learning rate,
+gradient-norm clipping, the SeqMix loss (`deltamix.seqmix.loss.seqmix_loss`, which reduces to label-
+smoothed cross-entropy for unmixed batches). Accelerate does device placement and multi-process runs
+(``accelerate launch``; nothing here is distribution code), and ``save_state``/``load_state`` write and
+restore checkpoints (model, optimizer, scheduler and random states) every ``checkpoint_interval``
+steps, atomically (written beside, then renamed). Only the main process logs, shows a progress bar
+and writes files. A non-finite loss stops training with a `DeltamixError` naming the step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object, set_seed
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from deltamix.data.batching import (
+    BucketBatchSampler,
+    Collator,
+    Seq2SeqDataset,
+    Tokenizer,
+    encode_pairs,
+    encode_source,
+    pad_batch,
+)
+from deltamix.errors import DataFormatError, DeltamixError
+from deltamix.io import append_jsonl, atomic_path, atomic_write_json
+from deltamix.metrics_seq2seq import exact_match
+from deltamix.seqmix.loss import seqmix_loss
+from deltamix.seqmix.tokens import MixedBatch, MixedTokens
+
+logger = logging.getLogger(__name__)
+
+Augmenter = Callable[[Tensor, Tensor, Tensor, torch.Generator], MixedBatch]
+STATE_FILE = "trainer_state.json"
+CHECKPOINT_DIR = "checkpoint"
+
+
+@dataclass
+class Seq2SeqTrainingConfig:
+    """How to train (and decode) a seq2seq model; give ``max_steps`` or ``epochs`` (steps win)."""
+
+    max_steps: int | None = field(default=None, metadata={"help": "optimizer steps to train"})
+    epochs: float | None = field(default=None, metadata={"help": "epochs to train when max_steps is None"})
+    max_minutes: float | None = field(
+        default=None, metadata={"help": "stop (as finished) after this much training time, over resumes"}
+    )
+    batch_size: int = field(default=32, metadata={"help": "examples per batch (per process)"})
+    learning_rate: float = field(default=1e-3, metadata={"help": "peak learning rate"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay (0 = Adam)"})
+    warmup_steps: int = field(default=0, metadata={"help": "linear warm-up steps, then constant"})
+    max_grad_norm: float | None = field(default=5.0, metadata={"help": "gradient-norm clipping (None: off)"})
+    label_smoothing: float = field(default=0.0, metadata={"help": "label smoothing epsilon"})
+    log_interval: int = field(default=50, metadata={"help": "log the mean loss every this many steps"})
+    checkpoint_interval: int = field(
+        default=500, metadata={"help": "save a resumable checkpoint every N steps"}
+    )
+    eval_interval: int = field(
+        default=0, metadata={"help": "evaluate on eval_pairs every N steps (0: never)"}
+    )
+    seed: int = field(default=0, metadata={"help": "seed of initial RNG state, data order and mixing"})
+    max_decode_length: int = field(default=100, metadata={"help": "most tokens generated per example"})
+    beam_size: int = field(default=1, metadata={"help": "beam size (1 = greedy)"})
+    length_penalty: float = field(default=1.0, metadata={"help": "beam-search length-penalty exponent"})
+    eval_batch_size: int = field(default=256, metadata={"help": "examples per decoding batch"})
+
+    def __post_init__(self) -> None:
+        if self.max_steps is None and self.epochs is None and self.max_minutes is None:
+            raise ValueError("give max_steps, epochs or max_minutes")
+        for name in ("max_steps", "epochs", "max_minutes"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+        for name in ("batch_size", "log_interval", "checkpoint_interval", "max_decode_length", "beam_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.eval_batch_size <= 0:
+            raise ValueError(f"eval_batch_size must be > 0, got {self.eval_batch_size}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.warmup_steps < 0 or self.eval_interval < 0 or self.weight_decay < 0:
+            raise ValueError("warmup_steps, eval_interval and weight_decay must be >= 0")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
+
+@dataclass
+class TrainerState:
+    """Progress of a run, saved with each checkpoint (JSON)."""
+
+    step: int = 0
+    total_steps: int = 0
+    train_seconds: float = 0.0
+    finished: bool = False
+    last_loss: float | None = None
+    resumed_from: int | None = None
+
+
+def configure_threads(num_threads: int | None = None) -> int:
+    """Set torch's intra-op threads: ``num_threads`` if given, else ``$OMP_NUM_THREADS`` if set, else
+    torch's default; returns the number in use."""
+    if num_threads is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        num_threads = int(os.environ["OMP_NUM_THREADS"])
+    if num_threads is not None:
+        if num_threads <= 0:
+            raise ValueError(f"num_threads must be > 0, got {num_threads}")
+        torch.set_num_threads(num_threads)
+    return torch.get_num_threads()
+
+
+def plain_batch(src_ids: Tensor, tgt_in: Tensor, labels: Tensor, pad_id: int) -> MixedBatch:
+    """An unaugmented `MixedBatch` of padded ids ([B, S], [B, T], [B, T])."""
+    return MixedBatch(
+        src=MixedTokens.plain(src_ids, pad_id), tgt_in=MixedTokens.plain(tgt_in, pad_id), labels=labels
+    )
+
+
+class Seq2SeqTrainer:
+    """Train and evaluate one seq2seq model in one output folder (see the module docstring)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer: Tokenizer,
+        config: Seq2SeqTrainingConfig,
+        train_pairs: Sequence[tuple[str, str]],
+        output_dir: str | Path,
+        *,
+        augmenter: Augmenter | None = None,
+        target_tokenizer: Tokenizer | None = None,
+        eval_pairs: Sequence[tuple[str, str]] | None = None,
+        accelerator: Accelerator | None = None,
+    ) -> None:
+        if not train_pairs:
+            raise ValueError("train_pairs is empty")
+        self.config = config
+        self.tokenizer = tokenizer
+        self.target_tokenizer = target_tokenizer or tokenizer
+        self.augmenter = augmenter
+        self.eval_pairs = list(eval_pairs) if eval_pairs else None
+        self.output_dir = Path(output_dir)
+        self.accelerator = accelerator or Accelerator()
+        self.pad_id = self.target_tokenizer.pad_id
+
+        dataset = Seq2SeqDataset(encode_pairs(train_pairs, tokenizer, target_tokenizer))
+        self.sampler = BucketBatchSampler(
+            dataset.lengths(), config.batch_size, shuffle=True, seed=config.seed
+        )
+        loader = DataLoader(
+            dataset,
+            batch_sampler=self.sampler,
+            collate_fn=Collator(self.pad_id, self.target_tokenizer.bos_id, self.target_tokenizer.eos_id),
+            # Its own generator: creating an iterator (e.g. when resuming) must not draw from the
+            # global RNG that dropout uses, or a resumed run would differ from an uninterrupted one.
+            generator=torch.Generator().manual_seed(config.seed),
+        )
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        )
+        warmup = config.warmup_steps
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
+        )
+        self.model, self.optimizer, self.loader, self.scheduler = self.accelerator.prepare(
+            model, optimizer, loader, scheduler
+        )
+        self.steps_per_epoch = len(self.loader)
+
+    # ------------------------------------------------------------------------------ bookkeeping
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def total_steps(self) -> int | None:
+        """Steps to train (None: bounded by ``max_minutes`` only)."""
+        if self.config.max_steps is not None:
+            return self.config.max_steps
+        if self.config.epochs is not None:
+            return max(1, math.ceil(self.config.epochs * self.steps_per_epoch))
+        return None
+
+    def read_state(self) -> TrainerState | None:
+        """The state of a finished run (``output_dir/trainer_state.json``) or of the last checkpoint."""
+        old = self.output_dir / f"{CHECKPOINT_DIR}.old"
+        if self.is_main and old.exists() and not (self.output_dir / CHECKPOINT_DIR).exists():
+            old.rename(self.output_dir / CHECKPOINT_DIR)  # interrupted between the two renames of a save
+        self.accelerator.wait_for_everyone()
+        for path in (self.output_dir / STATE_FILE, self.output_dir / CHECKPOINT_DIR / STATE_FILE):
+            if path.exists():
+                try:
+                    return TrainerState(**json.loads(path.read_text(encoding="utf-8")))
+                except (json.JSONDecodeError, TypeError) as error:
+                    raise DataFormatError(path, f"unreadable trainer state ({error})") from error
+        return None
+
+    def _save_checkpoint(self, state: TrainerState) -> None:
+        """Save a resumable checkpoint atomically: write ``checkpoint.tmp``, then rename it."""
+        final = self.output_dir / CHECKPOINT_DIR
+        tmp = self.output_dir / f"{CHECKPOINT_DIR}.tmp"
+        if self.is_main and tmp.exists():
+            shutil.rmtree(tmp)
+        self.accelerator.wait_for_everyone()
+        self.accelerator.save_state(str(tmp))
+        if self.is_main:
+            atomic_write_json(tmp / STATE_FILE, asdict(state))
+            old = self.output_dir / f"{CHECKPOINT_DIR}.old"
+            if final.exists():
+                final.rename(old)
+            tmp.rename(final)
+            if old.exists():
+                shutil.rmtree(old)
+        self.accelerator.wait_for_everyone()
+
+    # ------------------------------------------------------------------------------ training
+    def _train_step(self, batch: dict[str, Tensor], step: int) -> float:
+        """One optimizer step on a padded id batch; returns the loss."""
+        src_ids, tgt_in, labels = batch["src_ids"], batch["tgt_in"], batch["labels"]
+        if self.augmenter is None:
+            mixed = plain_batch(src_ids, tgt_in, labels, self.pad_id)
+        else:
+            seed = (self.config.seed * 1_000_003 + step) * 1009 + self.accelerator.process_index
+            generator = torch.Generator(device=src_ids.device).manual_seed(seed)
+            mixed = self.augmenter(src_ids, tgt_in, labels, generator)
+        lprobs = self.model(mixed.src, mixed.tgt_in)  # B x T x V
+        loss = seqmix_loss(lprobs, mixed, self.config.label_smoothing, self.pad_id)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise DeltamixError(
+                f"the training loss became {value} at step {step + 1}; lower the learning rate, "
+                "check the data, or resume from the last checkpoint with a smaller --lr"
+            )
+        self.accelerator.backward(loss)
+        if self.config.max_grad_norm is not None:
+            self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return value
+
+    def train(self, stop_after: int | None = None) -> TrainerState:
+        """Train to the end of the budget, resuming from ``output_dir/checkpoint`` if there is one.
+
+        Args:
+            stop_after: leave after this many steps in this call (with a checkpoint), e.g. to train
+                in time slices; the run is then not finished and the next call resumes it.
+
+        Returns:
+            The final state (``finished`` True unless stopped by ``stop_after``).
+        """
+        state = self.read_state()
+        if state is not None and state.finished:
+            logger.info("%s holds a finished run (%d steps): not training again", self.output_dir, state.step)
+            self.load_weights(self.output_dir / "model")
+            return state
+        total = self.total_steps()
+        if state is None:
+            state = TrainerState(total_steps=total or 0)
+            set_seed(self.config.seed)
+        else:
+            self.accelerator.load_state(str(self.output_dir / CHECKPOINT_DIR))
+            state.resumed_from = state.step
+            logger.info("resuming %s from step %d", self.output_dir, state.step)
+        budget = None if self.config.max_minutes is None else self.config.max_minutes * 60.0
+        progress = tqdm(
+            total=total,
+            initial=state.step,
+            desc="training",
+            unit="step",
+            disable=not self.is_main,
+            dynamic_ncols=True,
+        )
+        self.model.train()
+        losses: list[float] = []
+        steps_this_call = 0
+        started = time.perf_counter()
+        base_seconds = state.train_seconds
+        done = False
+        with logging_redirect_tqdm():
+            while not done:
+                epoch, offset = divmod(state.step, self.steps_per_epoch)
+                self.sampler.set_epoch(epoch)
+                loader = self.accelerator.skip_first_batches(self.loader, offset) if offset else self.loader
+                for batch in loader:
+                    losses.append(self._train_step(batch, state.step))
+                    state.step += 1
+                    steps_this_call += 1
+                    state.train_seconds = base_seconds + time.perf_counter() - started
+                    progress.update(1)
+                    out_of_time = budget is not None and state.train_seconds >= budget
+                    done = (total is not None and state.step >= total) or out_of_time
+                    stopping = stop_after is not None and steps_this_call >= stop_after
+                    if state.step % self.config.log_interval == 0 or done:
+                        self._log(state, losses, progress)
+                        losses = []
+                    if (
+                        self.eval_pairs
+                        and self.config.eval_interval
+                        and state.step % self.config.eval_interval == 0
+                    ):
+                        metrics, _ = self.evaluate(self.eval_pairs)
+                        self._log_event({"step": state.step, **{f"eval_{k}": v for k, v in metrics.items()}})
+                        self.model.train()
+                    state.total_steps = total or state.step
+                    if not done and (stopping or state.step % self.config.checkpoint_interval == 0):
+                        self._save_checkpoint(state)
+                    if done or stopping:
+                        break
+                if stopping and not done:
+                    break
+        progress.close()
+        if done:
+            # The final model first, then the state that marks the run finished, then the checkpoint
+            # can go: an interruption in between resumes from the last checkpoint.
+            state.finished = True
+            self.save_model(self.output_dir / "model")
+            if self.is_main:
+                atomic_write_json(self.output_dir / STATE_FILE, asdict(state))
+                shutil.rmtree(self.output_dir / CHECKPOINT_DIR, ignore_errors=True)
+            self.accelerator.wait_for_everyone()
+        return state
+
+    def _log(self, state: TrainerState, losses: list[float], progress: tqdm) -> None:
+        if not losses:
+            return
+        mean = sum(losses) / len(losses)
+        state.last_loss = mean
+        lr = self.scheduler.get_last_lr()[0]
+        progress.set_postfix(loss=f"{mean:.4f}")
+        self._log_event({"step": state.step, "loss": mean, "lr": lr, "train_seconds": state.train_seconds})
+
+    def _log_event(self, event: dict[str, Any]) -> None:
+        if self.is_main:
+            logger.debug("%s", event)
+            append_jsonl(self.output_dir / "log.jsonl", event)
+
+    # ------------------------------------------------------------------------------ evaluation
+    def predict(self, sources: Sequence[str], desc: str = "decoding") -> list[str]:
+        """Decode ``sources`` (texts) with the configured beam; returns the output texts in order.
+
+        Sources are decoded sorted by length in batches of ``eval_batch_size``, split across processes.
+        """
+        model = self.accelerator.unwrap_model(self.model)
+        was_training = model.training
+        model.eval()
+        encoded = [encode_source(text, self.tokenizer) for text in sources]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        size = self.config.eval_batch_size
+        batches = [order[i : i + size] for i in range(0, len(order), size)]
+        outputs: list[tuple[int, str]] = []
+        with self.accelerator.split_between_processes(batches) as mine:
+            for indices in tqdm(mine, desc=desc, unit="batch", disable=not self.is_main, leave=False):
+                src_ids = pad_batch([encoded[i] for i in indices], self.tokenizer.pad_id).to(
+                    self.accelerator.device
+                )
+                ids = model.generate(
+                    src_ids, self.config.max_decode_length, self.config.beam_size, self.config.length_penalty
+                )
+                outputs.extend(
+                    (i, self.target_tokenizer.decode(row)) for i, row in zip(indices, ids, strict=True)
+                )
+        outputs = gather_object(outputs) if self.accelerator.num_processes > 1 else outputs
+        model.train(was_training)
+        texts = [""] * len(sources)
+        for i, text in outputs:
+            texts[i] = text
+        return texts
+
+    def evaluate(self, pairs: Sequence[tuple[str, str]]) -> tuple[dict[str, float], list[str]]:
+        """Exact-match accuracy of the decoded sources against the targets (whitespace-normalised).
+
+        Returns:
+            ({"exact_match": fraction, "num_examples": n, "eval_seconds": s}, predicted texts).
+        """
+        started = time.perf_counter()
+        predictions = self.predict([source for source, _ in pairs])
+        accuracy = exact_match(predictions, [target for _, target in pairs])
+        seconds = time.perf_counter() - started
+        return {
+            "exact_match": accuracy,
+            "num_examples": float(len(pairs)),
+            "eval_seconds": seconds,
+        }, predictions
+
+    # ------------------------------------------------------------------------------ saving
+    def save_model(self, directory: str | Path) -> None:
+        """Save the (unwrapped) model and tokenizer(s) into ``directory`` (main process only)."""
+        self.accelerator.wait_for_everyone()
+        if self.is_main:
+            save_model(
+                self.accelerator.unwrap_model(self.model), self.tokenizer, directory, self.target_tokenizer
+            )
+
+    def load_weights(self, directory: str | Path) -> None:
+        """Load weights saved by `save_model` into the trained model."""
+        path = Path(directory) / "model.safetensors"
+        if not path.exists():
+            raise DataFormatError(path, "missing: the run is marked finished but its model was not saved")
+        model = self.accelerator.unwrap_model(self.model)
+        if hasattr(model, "model_type"):
+            model.load_state_dict(load_file(str(path)))
+            return
+        # Hugging Face format (save_pretrained): let from_pretrained resolve tied and renamed weights.
+        inner = model if hasattr(model, "save_pretrained") else model.model
+        inner.load_state_dict(type(inner).from_pretrained(str(directory)).state_dict())
+
+
+def save_model(
+    model: nn.Module, tokenizer: Tokenizer, directory: str | Path, target_tokenizer: Tokenizer | None = None
+) -> None:
+    """Write ``model.safetensors``, ``config.json`` and ``vocab.json`` (``target_vocab.json``) atomically.
+
+    Our models (with ``model_type`` and a ``config`` dataclass) are saved in deltamix's format; other
+    models with ``save_pretrained`` (or adapters whose ``.model`` has it, e.g. `HFSeq2SeqAdapter`) in
+    Hugging Face's format, and so are tokenizers with ``save_pretrained`` but no ``save``.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, "model_type") and hasattr(model.config, "to_dict"):
+        tensors = {name: value.detach().contiguous().cpu() for name, value in model.state_dict().items()}
+        with atomic_path(directory / "model.safetensors") as tmp:
+            save_file(tensors, str(tmp), metadata={"format": "pt"})
+        atomic_write_json(
+            directory / "config.json",
+            {
+                "format": "deltamix-seq2seq-model",
+                "version": 1,
+                "model_type": model.model_type,
+                "config": model.config.to_dict(),
+            },
+        )
+    elif hasattr(model, "save_pretrained"):
+        model.save_pretrained(str(directory))
+    elif hasattr(getattr(model, "model", None), "save_pretrained"):  # an adapter around a HF model
+        model.model.save_pretrained(str(directory))
+    else:
+        raise ValueError(
+            f"cannot save a {type(model).__name__}: it has neither model_type+config nor save_pretrained"
+        )
+    if hasattr(tokenizer, "save"):
+        tokenizer.save(directory / "vocab.json")
+    elif hasattr(tokenizer, "save_pretrained"):
+        tokenizer.save_pretrained(str(directory))
+    if (
+        target_tokenizer is not None
+        and target_tokenizer is not tokenizer
+        and hasattr(target_tokenizer, "save")
+    ):
+        target_tokenizer.save(directory / "target_vocab.json")
+
+
+def load_model(directory: str | Path) -> tuple[nn.Module, Any]:
+    """Load a model and vocabulary saved by `save_model` (our LSTM or Transformer).
+
+    Raises:
+        DataFormatError: if the folder holds no such model.
+    """
+    from deltamix.data.vocab import Vocabulary
+    from deltamix.models.lstm import LSTMSeq2Seq
+    from deltamix.models.transformer import TransformerSeq2Seq
+
+    directory = Path(directory)
+    path = directory / "config.json"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise DataFormatError(path, f"unreadable model config ({error})") from error
+    classes = {cls.model_type: cls for cls in (LSTMSeq2Seq, TransformerSeq2Seq)}
+    if meta.get("format") != "deltamix-seq2seq-model" or meta.get("model_type") not in classes:
+        raise DataFormatError(path, "not a deltamix seq2seq model config")
+    cls = classes[meta["model_type"]]
+    model = cls(cls.config_class(**meta["config"]))
+    model.load_state_dict(load_file(str(directory / "model.safetensors")))
+    return model, Vocabulary.load(directory / "vocab.json")

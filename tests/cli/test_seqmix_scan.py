@@ -1,0 +1,74 @@
+"""Tests of `deltamix seqmix scan`: argument checking at parse time and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from deltamix.cli.main import main
+from deltamix.io import read_jsonl
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread (and do not fight other tests for the cores)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+TINY = ["--hidden-size", "16", "--embedding-dim", "8", "--train-limit", "100", "--test-limit", "5"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--split", "jump"],
+        ["--augment", "mixup"],
+        ["--model", "gru"],
+        ["--steps", "0"],
+        ["--steps", "5", "--minutes", "1"],
+        ["--dropout", "1.5"],
+        ["--seed", "-1"],
+        ["--lr", "abc"],
+        ["--model", "transformer", "--embedding-dim", "8"],
+        ["--model", "transformer", "--hidden-size", "30"],  # not divisible by the 4 heads
+    ],
+)
+def test_bad_arguments_are_rejected_at_parse_time(
+    bad: list[str], capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["seqmix", "scan", "--output-dir", str(tmp_path / "run"), *bad])
+    assert exit_info.value.code == 2
+    assert "error" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_tiny_run_end_to_end(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    argv = [
+        "seqmix",
+        "scan",
+        "--split",
+        "addprim_jump",
+        "--augment",
+        "word-dropout",
+        "--seed",
+        "2",
+        "--steps",
+        "2",
+    ]
+    argv += ["--output-dir", str(tmp_path / "run"), "--results-dir", str(tmp_path / "results"), *TINY]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "exact-match accuracy on test" in out and "of 5 commands" in out
+    assert str(tmp_path / "run") in out
+    [record] = read_jsonl(tmp_path / "results" / "scan.jsonl")
+    assert (record["method"], record["seed"], record["config"]["steps"]) == ("word-dropout", 2, 2)
+
+    assert main(argv) == 0  # finished: reported, not trained or recorded again
+    assert "already finished" in capsys.readouterr().out
+    assert len(read_jsonl(tmp_path / "results" / "scan.jsonl")) == 1

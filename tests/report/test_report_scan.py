@@ -1,0 +1,36 @@
+"""Tests of the SCAN report section: mean ± sd per method and split, budget groups, plot file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deltamix.report.scan import render
+
+
+def _record(
+    method: str, split: str, seed: int, value: float, steps: int = 1500, limit: int | None = None
+) -> dict:
+    run = {"model": "lstm", "train_limit": limit, "test_limit": None}
+    return {
+        "experiment": "scan",
+        "method": method,
+        "task": split,
+        "seed": seed,
+        "main_value": value,
+        "train_seconds": 120.0,
+        "config": {"run": run, "steps": steps, "epochs": 3.3},
+    }
+
+
+def test_render_tables_means_and_plots(tmp_path: Path) -> None:
+    records = [_record("seqmix", "addprim_jump", seed, value) for seed, value in enumerate([0.1, 0.2, 0.3])]
+    records += [_record("none", "addprim_jump", 0, 0.05), _record("none", "template_around_right", 0, 0.5)]
+    records += [_record("geca", "addprim_jump", 0, 0.9, steps=9000)]
+    records += [_record("none", "addprim_jump", 0, 0.99, limit=10)]  # a quick run: left out
+    text = render(records, tmp_path)
+    assert "| seqmix | 20.0 ± 10.0 (3) | – |" in text
+    assert "| none | 5.0 (1) [0–1] | 50.0 (1) |" in text
+    assert "90.0 (1) [87]" in text  # the other budget gets its own table
+    assert "99.0" not in text and "1 quick run(s)" in text
+    assert (tmp_path / "scan_lstm_1500.png").stat().st_size > 0
+    assert (tmp_path / "scan_lstm_9000.png").stat().st_size > 0

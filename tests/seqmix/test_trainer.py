@@ -1,0 +1,163 @@
+"""Tests of the accelerate SeqMix trainer and the SCAN run: end to end, resume, divergence, budgets."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from deltamix.data.scan import load_split
+from deltamix.data.vocab import Vocabulary
+from deltamix.errors import DeltamixError
+from deltamix.io import read_jsonl
+from deltamix.models.lstm import LSTMSeq2Seq, LSTMSeq2SeqConfig
+from deltamix.seqmix.augment import SeqMixAugmenter
+from deltamix.seqmix.config import SeqMixConfig
+from deltamix.seqmix.scan_run import ScanRunConfig, run_scan
+from deltamix.seqmix.trainer import Seq2SeqTrainer, Seq2SeqTrainingConfig, load_model
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread (and do not fight other tests for the cores)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+TINY = {"hidden_size": 16, "embedding_dim": 8}
+
+
+@pytest.fixture(scope="module")
+def scan_slice() -> tuple[list[tuple[str, str]], list[tuple[str, str]], Vocabulary]:
+    train, test = load_split("addprim_jump")
+    train = train[::100]  # 147 pairs spread over the grammar
+    vocab = Vocabulary.build(text for pair in train + test for text in pair)
+    return train, test[:10], vocab
+
+
+def _trainer(scan_slice, out: Path, seed: int = 0, **overrides) -> Seq2SeqTrainer:
+    train, _, vocab = scan_slice
+    torch.manual_seed(seed)
+    model = LSTMSeq2Seq(LSTMSeq2SeqConfig(vocab_size=len(vocab), **TINY, dropout=0.5))
+    settings = {"max_steps": 6, "batch_size": 8, "checkpoint_interval": 3, "log_interval": 2, "seed": 0}
+    config = Seq2SeqTrainingConfig(**{**settings, **overrides})
+    augmenter = SeqMixAugmenter(
+        SeqMixConfig(variant="seqmix"), vocab.pad_id, vocab.unk_id, len(vocab), (1, 2)
+    )
+    return Seq2SeqTrainer(model, vocab, config, train, out, augmenter=augmenter)
+
+
+def _weights(trainer: Seq2SeqTrainer) -> dict[str, torch.Tensor]:
+    return trainer.accelerator.unwrap_model(trainer.model).state_dict()
+
+
+def test_resume_after_interruption_equals_uninterrupted(scan_slice, tmp_path: Path) -> None:
+    straight = _trainer(scan_slice, tmp_path / "straight")
+    state = straight.train()
+    assert state.finished and state.step == 6
+
+    first = _trainer(scan_slice, tmp_path / "resumed")
+    partial = first.train(stop_after=4)  # checkpoints at 3 and when stopping at 4
+    assert not partial.finished and partial.step == 4
+    second = _trainer(scan_slice, tmp_path / "resumed", seed=123)  # other init: must be overwritten
+    resumed = second.train()
+    assert resumed.finished and resumed.step == 6 and resumed.resumed_from == 4
+    for name, value in _weights(straight).items():
+        torch.testing.assert_close(_weights(second)[name], value, rtol=0, atol=0, msg=name)
+
+    third = _trainer(scan_slice, tmp_path / "resumed", seed=7)  # a finished run is not trained again
+    assert third.train().step == 6
+    for name, value in _weights(straight).items():
+        torch.testing.assert_close(_weights(third)[name], value, rtol=0, atol=0, msg=name)
+    assert not (tmp_path / "resumed" / "checkpoint").exists()
+
+
+def test_saved_model_round_trips(scan_slice, tmp_path: Path) -> None:
+    trainer = _trainer(scan_slice, tmp_path / "run", max_steps=2)
+    trainer.train()
+    model, vocab = load_model(tmp_path / "run" / "model")
+    original = trainer.accelerator.unwrap_model(trainer.model).eval()
+    model.eval()
+    src = torch.tensor([[*vocab.encode("jump twice"), vocab.eos_id]])
+    assert model.generate(src, 10) == original.generate(src, 10)
+    assert vocab.tokens == scan_slice[2].tokens
+
+
+def test_non_finite_loss_stops_with_a_clear_error(scan_slice, tmp_path: Path) -> None:
+    trainer = _trainer(scan_slice, tmp_path / "run")
+    with torch.no_grad():
+        trainer.accelerator.unwrap_model(trainer.model).output.bias.fill_(float("nan"))
+    with pytest.raises(DeltamixError, match=r"loss became nan at step 1"):
+        trainer.train()
+
+
+def test_time_budget_finishes_the_run(scan_slice, tmp_path: Path) -> None:
+    state = _trainer(scan_slice, tmp_path / "run", max_steps=None, max_minutes=1e-6).train()
+    assert state.finished and state.step == 1
+
+
+def test_evaluate_scores_exact_match(scan_slice, tmp_path: Path) -> None:
+    trainer = _trainer(scan_slice, tmp_path / "run", max_steps=1)
+    _, test, _ = scan_slice
+    metrics, predictions = trainer.evaluate(test)
+    assert len(predictions) == len(test)
+    assert metrics["exact_match"] == sum(p == t for p, (_, t) in zip(predictions, test, strict=True)) / len(
+        test
+    )
+
+
+@pytest.mark.parametrize(
+    "bad", [{}, {"max_steps": 0}, {"max_steps": 5, "batch_size": 0}, {"max_steps": 5, "label_smoothing": 1.0}]
+)
+def test_training_config_rejects_bad_values(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        Seq2SeqTrainingConfig(**bad)
+
+
+def test_scan_run_end_to_end_writes_model_metrics_and_record(tmp_path: Path) -> None:
+    config = ScanRunConfig(
+        split="addprim_jump",
+        augment="seqmix",
+        seed=1,
+        output_dir=str(tmp_path / "run"),
+        results_dir=str(tmp_path / "results"),
+        training=Seq2SeqTrainingConfig(max_steps=3, batch_size=8, max_decode_length=60),
+        model_config=TINY,
+        train_limit=200,
+        test_limit=15,
+    )
+    result = run_scan(config)
+    records = read_jsonl(tmp_path / "results" / "scan.jsonl")
+    assert len(records) == 1
+    record = records[0]
+    assert (record["experiment"], record["task"], record["method"], record["seed"]) == (
+        "scan",
+        "addprim_jump",
+        "seqmix",
+        1,
+    )
+    assert record["main_metric"] == "exact_match"
+    assert record["main_value"] == result.metrics["exact_match"]
+    assert record["config"]["model"]["hidden_size"] == 16 and record["config"]["steps"] == 3
+    for name in ("model.safetensors", "config.json", "vocab.json"):
+        assert (tmp_path / "run" / "model" / name).is_file()
+    predictions = (tmp_path / "run" / "predictions.txt").read_text().splitlines()
+    assert len(predictions) == 15
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics"]["num_test"] == 15
+    assert not math.isnan(result.metrics["final_train_loss"])
+
+    again = run_scan(config)  # finished: neither trained nor recorded again
+    assert again.already_finished and again.metrics == result.metrics
+    assert len(read_jsonl(tmp_path / "results" / "scan.jsonl")) == 1
+
+
+def test_scan_run_config_rejects_unknown_names() -> None:
+    with pytest.raises(ValueError, match="split"):
+        ScanRunConfig(split="jump")
+    with pytest.raises(ValueError, match="augmentation"):
+        ScanRunConfig(augment="mixup")
