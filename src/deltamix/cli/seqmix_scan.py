@@ -31,6 +31,13 @@ def _dropout(text: str) -> float:
     return value
 
 
+def _geca_ratio(text: str) -> float:
+    value = _dropout(text)
+    if value == 0.0:
+        raise argparse.ArgumentTypeError("must be in (0, 1), got 0.0")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``scan`` to the ``seqmix`` command group."""
     training = default_training()
@@ -75,6 +82,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--seqmix-alpha", type=positive_float, default=0.1, help="Beta(a, a) of SeqMix (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--geca-ratio",
+        type=_geca_ratio,
+        default=0.3,
+        help="share of training draws that are GECA pairs, as GECA's aug_ratio (default: %(default)s)",
     )
     parser.add_argument("--beam-size", type=positive_int, default=1, help="1 = greedy (default: %(default)s)")
     parser.add_argument(
@@ -141,6 +154,7 @@ def _run(args: argparse.Namespace) -> int:
         results_dir=str(args.results_dir),
         training=training,
         seqmix_alpha=args.seqmix_alpha,
+        geca_ratio=args.geca_ratio,
         model_config=model_config,
         train_limit=args.train_limit,
         test_limit=args.test_limit,

@@ -64,6 +64,13 @@ class ScanRunConfig:
     results_dir: str = field(default="results", metadata={"help": "where results/scan.jsonl lives"})
     training: Seq2SeqTrainingConfig = field(default_factory=default_training)
     seqmix_alpha: float = field(default=0.1, metadata={"help": "SeqMix lambda ~ Beta(alpha, alpha)"})
+    geca_ratio: float = field(
+        default=0.3,
+        metadata={
+            "help": "share of training draws that are GECA pairs (the authors' aug_ratio 0.3): the GECA pairs "
+            "are repeated so that they make up this share of the training set"
+        },
+    )
     model_config: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "overrides of the model config (e.g. hidden_size)"}
     )
@@ -85,6 +92,8 @@ class ScanRunConfig:
             raise ValueError(f"unknown augmentation {self.augment!r}; valid: {', '.join(AUGMENTATIONS)}")
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; valid: {', '.join(MODELS)}")
+        if not 0 < self.geca_ratio < 1:
+            raise ValueError(f"geca_ratio must be in (0, 1), got {self.geca_ratio}")
         for name in ("train_limit", "test_limit"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -111,6 +120,21 @@ class ScanRunResult:
     already_finished: bool
     steps: int
     files: dict[str, str]
+
+
+def geca_repeats(num_original: int, num_extra: int, ratio: float) -> int:
+    """How often to repeat GECA's pairs so that they are ``ratio`` of the training set.
+
+    GECA's code draws a generated pair with probability ``aug_ratio`` at each draw; repeating the
+    generated pairs k = ratio / (1 - ratio) * N / M times (N original, M generated pairs) gives the
+    same expected mixture with an ordinary shuffled epoch. At least 1 (when M > 0).
+
+    >>> geca_repeats(14670, 1000, 0.3)
+    6
+    """
+    if num_extra == 0:
+        return 0
+    return max(1, round(ratio / (1.0 - ratio) * num_original / num_extra))
 
 
 def _geca_config() -> Any:
@@ -175,9 +199,11 @@ def run_scan(config: ScanRunConfig) -> ScanRunResult:
         train = train[: config.train_limit]
     if config.test_limit is not None:
         test = test[: config.test_limit]
-    num_original = len(train)
+    num_original, num_geca = len(train), 0
     if config.augment.startswith("geca"):
-        train = train + _geca_pairs(train, config.seed, out / "geca_pairs.json")
+        extra = _geca_pairs(train, config.seed, out / "geca_pairs.json")
+        num_geca = len(extra)
+        train = train + extra * geca_repeats(len(train), len(extra), config.geca_ratio)
     vocab = Vocabulary.build(text for pair in train for text in pair)
 
     set_seed(config.seed)
@@ -204,7 +230,7 @@ def run_scan(config: ScanRunConfig) -> ScanRunResult:
         "exact_match": metrics["exact_match"],
         "num_test": float(len(test)),
         "num_train": float(len(train)),
-        "num_geca_pairs": float(len(train) - num_original),
+        "num_geca_pairs": float(num_geca),
         "final_train_loss": float("nan") if state.last_loss is None else state.last_loss,
         "eval_seconds": metrics["eval_seconds"],
     }
