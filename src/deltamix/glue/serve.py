@@ -1,0 +1,176 @@
+"""Multi-task serving demo: the diffs of several GLUE runs on one base model, evaluated one after another.
+
+One copy of the base model is loaded; each run's diff goes into a :class:`~deltamix.diffprune.DiffBank`
+without its head (tasks have heads of different sizes: 1 output for STS-B, 3 for MNLI, 2 otherwise),
+and each task's dense head is kept as its own small module. Switching task = ``bank.activate(task)``
+(revert one sparse diff, apply another, O(nnz)) plus putting that task's head in place. Each task is
+evaluated on its dev set and compared with the metrics its own run stored (``metrics.json``).
+
+>>> results = serve([Path("runs/glue/rte/diffprune-t0.005/seed0"), ...], data_dir="glue_data")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from deltamix.errors import DeltamixError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ServedTask:
+    """One run loaded for serving: its task, diff without head, head module and the stored metrics."""
+
+    name: str
+    task: str
+    run_dir: Path
+    head: dict[str, nn.Module]
+    expected: dict[str, float]
+    config: dict[str, Any]
+
+
+def _read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, float], Path]:
+    config_path, metrics_path, diff_path = (
+        run_dir / "config.json",
+        run_dir / "metrics.json",
+        run_dir / "diff.safetensors",
+    )
+    for path in (config_path, metrics_path, diff_path):
+        if not path.is_file():
+            raise DeltamixError(
+                f"{run_dir} is not a finished diff pruning run: {path.name} is missing "
+                "(serve takes the --output-dir folders of `deltamix diffprune glue` runs of a diffprune method)"
+            )
+    return json.loads(config_path.read_text()), json.loads(metrics_path.read_text()), diff_path
+
+
+def serve(
+    run_dirs: list[Path],
+    data_dir: str | Path | None = None,
+    eval_batch_size: int = 64,
+    max_eval_examples: int | None = None,
+    rounds: int = 1,
+    tolerance: float = 1e-6,
+) -> dict[str, Any]:
+    """Evaluate every run's task from one shared base model, switching diffs in a DiffBank.
+
+    Args:
+        run_dirs: output folders of finished diff pruning runs, all on the same base model; each task
+            at most once.
+        data_dir: GLUE TSV folder (None = the Hub), as for the runs.
+        eval_batch_size: evaluation batch size.
+        max_eval_examples: evaluate on the first N dev examples (then stored metrics are not compared
+            unless the runs used the same N).
+        rounds: how many times to cycle through all tasks (>1 shows switching back and forth is exact).
+        tolerance: largest allowed difference to a run's stored metrics.
+
+    Returns:
+        ``{"tasks": {name: {"metrics", "expected", "max_abs_diff", "matches", "eval_seconds"}},
+        "switch_seconds": [...], "base_params", "stored_nnz", "all_match"}``.
+
+    Raises:
+        DeltamixError: a folder is not a finished diffprune run, runs use different base models, or
+            a task appears twice.
+    """
+    from transformers import AutoTokenizer
+
+    from deltamix.data.glue import get_task
+    from deltamix.diffprune import DiffBank, SparseDiff
+    from deltamix.glue.methods import head_module_names
+    from deltamix.glue.run import GlueRunConfig, evaluate, load_classifier, prepare_data
+
+    if not run_dirs:
+        raise ValueError("serve needs at least one run folder")
+    if rounds <= 0:
+        raise ValueError(f"rounds must be > 0, got {rounds}")
+    runs = [(Path(d), *_read_run(Path(d))) for d in run_dirs]
+    model_paths = {config["model_path"] for _, config, _, _ in runs}
+    if len(model_paths) != 1:
+        raise DeltamixError(f"the runs use different base models: {sorted(model_paths)}")
+    tasks = [config["task"] for _, config, _, _ in runs]
+    if len(set(tasks)) != len(tasks):
+        raise DeltamixError(f"each task may be served once; got {tasks}")
+
+    model_path = model_paths.pop()
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    # The shared model: a body and a head slot; the head is swapped per task below.
+    base = load_classifier(
+        GlueRunConfig(task=tasks[0], model=model_path, output_dir="unused"), get_task(tasks[0])
+    )
+    heads_names = head_module_names(base)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    base.to(device).eval()
+    bank = DiffBank(base)
+    served, evals_by_task, stored_nnz = [], {}, 0
+    for run_dir, config, expected, diff_path in runs:
+        spec = get_task(config["task"])
+        diff = SparseDiff.load(diff_path)
+        stored_nnz += diff.nnz
+        body_only = SparseDiff(
+            gated=diff.gated,
+            shapes=diff.shapes,
+            dtypes=diff.dtypes,
+            dense={},
+            base_fingerprint=diff.base_fingerprint,
+            config=diff.config,
+        )
+        bank.add(spec.name, body_only)
+        # The task's head: a head module of the right size, filled with the diff's dense values.
+        skeleton = load_classifier(GlueRunConfig(task=spec.name, model=model_path, output_dir="unused"), spec)
+        head = {name: copy.deepcopy(getattr(skeleton, name)) for name in heads_names}
+        for name, module in head.items():
+            state = {k.removeprefix(name + "."): v for k, v in diff.dense.items() if k.startswith(name + ".")}
+            module.load_state_dict(state, strict=True)
+            module.to(device).eval()
+        del skeleton
+        run_config = GlueRunConfig(
+            task=spec.name,
+            model=model_path,
+            data_dir=str(data_dir) if data_dir is not None else config.get("data_dir"),
+            max_length=config["max_length"],
+            max_eval_examples=max_eval_examples,
+            output_dir="unused",
+        )
+        _, evals, _ = prepare_data(run_config, tokenizer, with_train=False)
+        evals_by_task[spec.name] = evals
+        served.append(ServedTask(spec.name, spec.name, run_dir, head, expected, config))
+
+    results: dict[str, Any] = {"tasks": {}, "switch_seconds": []}
+    for _ in range(rounds):
+        for task in served:
+            start = time.perf_counter()
+            bank.activate(task.name)
+            for name, module in task.head.items():
+                setattr(base, name, module)
+            results["switch_seconds"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            metrics = evaluate(task.task, base, evals_by_task[task.name], tokenizer, eval_batch_size)
+            seconds = time.perf_counter() - start
+            compared = {k: v for k, v in task.expected.items() if k in metrics}
+            worst = max((abs(metrics[k] - v) for k, v in compared.items()), default=float("nan"))
+            entry = results["tasks"].setdefault(task.name, {"rounds": []})
+            entry["rounds"].append(metrics)
+            entry.update(
+                metrics=metrics,
+                expected=task.expected,
+                max_abs_diff=worst,
+                matches=bool(compared) and worst <= tolerance,
+                eval_seconds=seconds,
+                run_dir=str(task.run_dir),
+            )
+            logger.info("%s: %s (stored run: %s)", task.name, metrics, compared)
+    bank.activate(None)
+    results["base_params"] = sum(p.numel() for p in base.parameters())
+    results["stored_nnz"] = stored_nnz
+    results["all_match"] = all(entry["matches"] for entry in results["tasks"].values())
+    return results

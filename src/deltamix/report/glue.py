@@ -1,0 +1,308 @@
+"""The GLUE section of results/README.md: method x task table, storage, claims, and two plots.
+
+Everything comes from the records in ``results/glue.jsonl`` (written by :func:`deltamix.glue.run.run_glue`):
+a cell is the mean ± sd over seeds of the task's score x 100 (the mean of its official metrics:
+MRPC and QQP accuracy and F1, STS-B Pearson and Spearman; MNLI has a matched and a mismatched
+column). Plots: dev score vs target sparsity, and where each task's diff lands (share of non-zeros
+per layer and per parameter type, one row per task, as the paper's Figure 2) from the per-tensor
+statistics each record carries.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import statistics
+from pathlib import Path
+from typing import Any
+
+from deltamix.glue.methods import METHODS
+from deltamix.metrics import GLUE_AVERAGE_COLUMNS
+from deltamix.report.common import group_by, markdown_table, mean_sd
+
+logger = logging.getLogger(__name__)
+
+MAIN_SPARSITY = 0.005
+SPARSITY_GRID = (0.001, 0.0025, 0.005, 0.01, 1.0)
+_COLUMNS = (*GLUE_AVERAGE_COLUMNS, "wnli")
+_SPARSITY_FREE = ("full", "last-layer", "bitfit")  # methods whose size does not follow --target-sparsity
+_CLAIMS = (
+    ("diffprune-structured", "full", "structured diff pruning within 1 point of full fine-tuning", -1.0),
+    ("diffprune", "diffprune-nonadaptive", "diff pruning above non-adaptive diff pruning", 0.0),
+    ("diffprune", "lora", "diff pruning above LoRA at the same budget", 0.0),
+    ("diffprune", "shira", "diff pruning above SHiRA at the same budget", 0.0),
+    ("diffprune", "supertuning", "diff pruning above SuperTuning at the same budget", 0.0),
+)
+
+
+def column_scores(record: dict[str, Any]) -> dict[str, float]:
+    """The table column(s) of one record: ``{"rte": score}``, MNLI ``{"mnli-m": .., "mnli-mm": ..}``."""
+    metrics = record["metrics"]
+    if record["task"] == "mnli":
+        columns = {"mnli-m": metrics["score"]}
+        if "mismatched_score" in metrics:
+            columns["mnli-mm"] = metrics["mismatched_score"]
+        return columns
+    return {record["task"]: metrics["score"]}
+
+
+def _in_main_table(record: dict[str, Any]) -> bool:
+    return record["method"] in _SPARSITY_FREE or abs(record.get("target_sparsity", 0) - MAIN_SPARSITY) < 1e-12
+
+
+def _method_order(method: str) -> tuple[int, str]:
+    return (METHODS.index(method) if method in METHODS else len(METHODS), method)
+
+
+def _per_column(records: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
+    """method -> column -> scores (one per record/seed)."""
+    table: dict[str, dict[str, list[float]]] = {}
+    for record in records:
+        for column, score in column_scores(record).items():
+            table.setdefault(record["method"], {}).setdefault(column, []).append(score)
+    return table
+
+
+def _average(scores: dict[str, list[float]], columns: list[str]) -> float | None:
+    """The GLUE average of the means over ``columns`` (None when a column is missing)."""
+    averaged = [c for c in columns if c in GLUE_AVERAGE_COLUMNS]
+    if not averaged or any(c not in scores for c in averaged):
+        return None
+    return statistics.mean(statistics.mean(scores[c]) for c in averaged)
+
+
+def _score_table(records: list[dict[str, Any]]) -> tuple[str, dict[str, dict[str, list[float]]], list[str]]:
+    table = _per_column(records)
+    columns = [c for c in _COLUMNS if any(c in row for row in table.values())]
+    rows = []
+    for method in sorted(table, key=_method_order):
+        stored = [r["stored_fraction"] for r in records if r["method"] == method and r.get("stored_fraction")]
+        average = _average(table[method], columns)
+        rows.append(
+            [
+                method,
+                f"{100 * statistics.mean(stored):.3g}%" if stored else "–",
+                *[mean_sd(table[method].get(c, []), scale=100) for c in columns],
+                "–" if average is None else f"{100 * average:.1f}",
+            ]
+        )
+    header = ["method", "stored", *columns, "avg"]
+    return markdown_table(header, rows), table, columns
+
+
+def _storage_table(records: list[dict[str, Any]]) -> str:
+    """Bytes per task (mean over seeds), total over the tasks, and one full model per task."""
+    rows = []
+    tasks = sorted({r["task"] for r in records})
+    for method, group in sorted(
+        group_by(records, lambda r: r["method"]).items(), key=lambda x: _method_order(x[0])
+    ):
+        per_task = {
+            task: statistics.mean(r["file_bytes"] for r in runs if r.get("file_bytes"))
+            for task, runs in group_by(group, lambda r: r["task"]).items()
+            if any(r.get("file_bytes") for r in runs)
+        }
+        full = {
+            task: 4 * (runs[0]["base_params"] + runs[0]["head_params"])
+            for task, runs in group_by(group, lambda r: r["task"]).items()
+        }
+        if not per_task:
+            continue
+        total, full_total = sum(per_task.values()), sum(full[t] for t in per_task)
+        rows.append(
+            [
+                method,
+                f"{len(per_task)}/{len(tasks)}",
+                f"{statistics.mean(per_task.values()) / 1e6:.3f}",
+                f"{total / 1e6:.2f}",
+                f"{full_total / 1e6:.1f}",
+                f"{100 * total / full_total:.2f}%",
+            ]
+        )
+    header = ["method", "tasks", "MB per task", "MB all tasks", "MB, one fp32 model per task", "share"]
+    return markdown_table(header, rows)
+
+
+def _claims(table: dict[str, dict[str, list[float]]], columns: list[str]) -> list[str]:
+    lines = []
+    for ours, other, claim, margin in _CLAIMS:
+        if ours not in table or other not in table:
+            continue
+        common = [c for c in columns if c in table[ours] and c in table[other] and c in GLUE_AVERAGE_COLUMNS]
+        if not common:
+            continue
+        a = statistics.mean(statistics.mean(table[ours][c]) for c in common)
+        b = statistics.mean(statistics.mean(table[other][c]) for c in common)
+        delta = 100 * (a - b)
+        verdict = "holds" if delta > margin else "does not hold"
+        lines.append(
+            f"- {claim}: {ours} {100 * a:.1f} vs {other} {100 * b:.1f} "
+            f"(Δ {delta:+.1f} over {', '.join(common)}): **{verdict}**"
+        )
+    return lines
+
+
+def _reproduce(records: list[dict[str, Any]]) -> str:
+    rows = []
+    key = lambda r: (r["method"], r["task"], r.get("target_sparsity"), r.get("model"))  # noqa: E731
+    for (method, task, sparsity, _), runs in sorted(
+        group_by(records, key).items(), key=lambda x: (_method_order(x[0][0]), x[0][1], x[0][2] or 0)
+    ):
+        command = runs[0].get("command", "")
+        parts = command.split()
+        if parts:
+            parts[0] = Path(parts[0]).name
+        seeds = ",".join(str(s) for s in sorted({r["seed"] for r in runs}))
+        shown = "–" if method in _SPARSITY_FREE or not sparsity else f"{sparsity:g}"
+        rows.append([method, task, shown, seeds, f"`{' '.join(parts)}`"])
+    return markdown_table(["method", "task", "t", "seeds", "command (first seed)"], rows)
+
+
+def _sparsity_plot(records: list[dict[str, Any]], out_dir: Path, slug: str) -> str | None:
+    """Dev score vs target sparsity per task (diff pruning methods, full fine-tuning at 100%)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = [r for r in records if r["method"].startswith("diffprune") or r["method"] == "full"]
+    sparsities = {1.0 if r["method"] == "full" else r.get("target_sparsity") for r in curves}
+    if len(sparsities) < 2:
+        return None
+    tasks = sorted({r["task"] for r in curves})
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for method, runs in sorted(
+            group_by([r for r in curves if r["task"] == task], lambda r: r["method"]).items()
+        ):
+            points = group_by(runs, lambda r: 1.0 if r["method"] == "full" else r["target_sparsity"])
+            xs = sorted(points)
+            means = [100 * statistics.mean(r["metrics"]["score"] for r in points[x]) for x in xs]
+            sds = [
+                100 * statistics.stdev(r["metrics"]["score"] for r in points[x]) if len(points[x]) > 1 else 0
+                for x in xs
+            ]
+            ax.errorbar([100 * x for x in xs], means, yerr=sds, marker="o", capsize=3, label=method)
+        ax.set_xscale("log")
+        ax.set_xticks([100 * s for s in SPARSITY_GRID], [f"{100 * s:g}%" for s in SPARSITY_GRID])
+        ax.set_title(task)
+        ax.set_xlabel("target sparsity (share of parameters kept)")
+        ax.set_ylabel("dev score")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    path = out_dir / f"glue_sparsity_{slug}.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path.name
+
+
+def layer_of(name: str) -> str:
+    """Layer label of a parameter name: ``emb``, ``L0``..``L{n}``, ``pooler`` or ``other``."""
+    if match := re.search(r"\.layers?\.(\d+)\.", name):
+        return f"L{match.group(1)}"
+    if "embed" in name:
+        return "emb"
+    return "pooler" if "pooler" in name else "other"
+
+
+def _layer_rank(label: str) -> tuple[int, str]:
+    """Sort key of layer labels: emb, L0, L1, ..., pooler, other."""
+    if label == "emb":
+        return (-1, label)
+    if label.startswith("L") and label[1:].isdigit():
+        return (int(label[1:]), label)
+    return (10**6 if label == "pooler" else 10**6 + 1, label)
+
+
+def kind_of(name: str) -> str:
+    """Parameter type of a (BERT-style) parameter name, e.g. ``query``, ``ffn-in``, ``bias``."""
+    if "LayerNorm" in name or "layer_norm" in name or ".norm" in name:
+        return "layernorm"
+    if name.endswith(".bias"):
+        return "bias"
+    for needle, kind in (
+        ("word_embeddings", "word-emb"),
+        ("position_embeddings", "pos-emb"),
+        ("token_type_embeddings", "type-emb"),
+        ("query", "query"),
+        ("key", "key"),
+        ("value", "value"),
+        ("attention.output", "attn-out"),
+        ("intermediate", "ffn-in"),
+        ("output.dense", "ffn-out"),
+        ("pooler", "pooler"),
+    ):
+        if needle in name:
+            return kind
+    return "other"
+
+
+def _location_plot(records: list[dict[str, Any]], method: str, out_dir: Path, slug: str) -> str | None:
+    """Share of non-zeros per layer and per parameter type, one row per task (paper's Figure 2)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [r for r in records if r["method"] == method and r.get("tensor_stats") and _in_main_table(r)]
+    if not runs:
+        return None
+    by_task = group_by(runs, lambda r: r["task"])
+    tasks = sorted(by_task)
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(11, 1.9 * len(tasks) + 0.6), squeeze=False)
+    for row, task in enumerate(tasks):
+        for col, label_of in enumerate((layer_of, kind_of)):
+            counts: dict[str, int] = {}
+            for record in by_task[task]:
+                for name, (nnz, _) in record["tensor_stats"].items():
+                    counts[label_of(name)] = counts.get(label_of(name), 0) + nnz
+            total = sum(counts.values()) or 1
+            labels = sorted(counts, key=_layer_rank if col == 0 else str)
+            ax = axes[row][col]
+            ax.bar(labels, [100 * counts[label] / total for label in labels])
+            ax.set_ylabel(f"{task}\n% of nnz")
+            ax.tick_params(axis="x", labelsize=7, rotation=45)
+        axes[row][0].set_title("by layer" if row == 0 else "")
+        axes[row][1].set_title("by parameter type" if row == 0 else "")
+    fig.suptitle(f"{method}: where the non-zeros of each task's diff are (t = {100 * MAIN_SPARSITY:g}%)")
+    fig.tight_layout()
+    path = out_dir / f"glue_nnz_{method}_{slug}.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path.name
+
+
+def render(records: list[dict[str, Any]], out_dir: Path) -> str:
+    """The GLUE section (Markdown); writes its plots into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = ["## GLUE (diff pruning and baselines, dev sets)\n"]
+    for model, model_records in group_by(records, lambda r: r.get("model") or "?").items():
+        main = [r for r in model_records if _in_main_table(r)]
+        lines.append(f"### {model}\n")
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", model).strip("-")[-40:] or "model"
+        if main:
+            table, scores, columns = _score_table(main)
+            lines += [
+                f"Dev score x 100, mean ± sd (seeds) at target sparsity {100 * MAIN_SPARSITY:g}% "
+                "(full, last-layer and BitFit have their own size). A task's score is the mean of its "
+                "official metrics (MRPC, QQP: accuracy and F1; STS-B: Pearson and Spearman; CoLA: "
+                "Matthews). avg: the paper's GLUE average, the mean of the columns except WNLI, shown "
+                "only where a method has every column of the table. stored: task-specific values "
+                "stored besides the dense head, as a share of the base model's parameters.\n",
+                table,
+            ]
+            claims = _claims(scores, columns)
+            if claims:
+                lines += ["Claims (averages over the columns both methods have):\n", *claims, ""]
+            lines += ["Storage (file bytes as written; fp32 full model = 4 bytes per parameter):\n"]
+            lines.append(_storage_table(main))
+        plot = _sparsity_plot(model_records, out_dir, slug)
+        if plot:
+            lines.append(f"![dev score vs target sparsity]({plot})\n")
+        for method in ("diffprune", "diffprune-structured"):
+            plot = _location_plot(model_records, method, out_dir, slug)
+            if plot:
+                lines.append(f"![where {method}'s non-zeros are]({plot})\n")
+        lines += ["How to reproduce each row:\n", _reproduce(model_records)]
+    return "\n".join(lines)

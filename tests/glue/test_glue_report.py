@@ -1,0 +1,69 @@
+"""The GLUE report section from hand-made records: table cells, GLUE average, storage, claims, plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deltamix.report.glue import column_scores, kind_of, layer_of, render
+
+
+def _record(task: str, method: str, seed: int, metrics: dict[str, float], **extra) -> dict:
+    stats = {
+        "bert.embeddings.word_embeddings.weight": [30, 1000],
+        "bert.encoder.layer.1.output.dense.bias": [10, 32],
+    }
+    return {
+        "experiment": "glue",
+        "task": task,
+        "method": method,
+        "seed": seed,
+        "metrics": metrics,
+        "model": "tiny",
+        "target_sparsity": 0.005,
+        "stored_fraction": 0.005,
+        "file_bytes": 1000,
+        "base_params": 1000,
+        "head_params": 10,
+        "tensor_stats": stats,
+        "command": f"/x/bin/deltamix diffprune glue --task {task} --method {method} --seed {seed}",
+        **extra,
+    }
+
+
+def test_mnli_gives_two_columns() -> None:
+    record = _record(
+        "mnli",
+        "full",
+        0,
+        {"accuracy": 0.8, "score": 0.8, "mismatched_accuracy": 0.7, "mismatched_score": 0.7},
+    )
+    assert column_scores(record) == {"mnli-m": 0.8, "mnli-mm": 0.7}
+
+
+def test_parameter_labels() -> None:
+    assert layer_of("bert.encoder.layer.11.attention.self.query.weight") == "L11"
+    assert layer_of("bert.embeddings.word_embeddings.weight") == "emb"
+    assert kind_of("bert.encoder.layer.0.attention.output.dense.weight") == "attn-out"
+    assert kind_of("bert.encoder.layer.0.output.dense.weight") == "ffn-out"
+    assert kind_of("bert.encoder.layer.0.output.LayerNorm.bias") == "layernorm"
+    assert kind_of("bert.encoder.layer.0.intermediate.dense.bias") == "bias"
+
+
+def test_render_table_average_storage_claims_and_plots(tmp_path: Path) -> None:
+    records = [
+        _record("rte", "full", 0, {"accuracy": 0.70, "score": 0.70}),
+        _record("rte", "full", 1, {"accuracy": 0.72, "score": 0.72}),
+        _record("mrpc", "full", 0, {"accuracy": 0.80, "f1": 0.90, "score": 0.85}),
+        _record("rte", "diffprune", 0, {"accuracy": 0.60, "score": 0.60}),
+        _record("rte", "diffprune", 0, {"accuracy": 0.64, "score": 0.64}, target_sparsity=0.01),
+        _record("rte", "diffprune-structured", 0, {"accuracy": 0.705, "score": 0.705}),
+    ]
+    markdown = render(records, tmp_path)
+    assert "| full | 0.5% | 85.0 (1) | 71.0 ± 1.4 (2) | 78.0 |" in markdown  # avg = (85 + 71) / 2
+    assert "| diffprune | 0.5% | – | 60.0 (1) | – |" in markdown  # 1% run is not in the main table
+    assert "structured diff pruning within 1 point of full fine-tuning" in markdown
+    assert "(Δ -0.5 over rte): **holds**" in markdown
+    assert "| full | 2/2 | 0.001 | 0.00 | 0.0 | 24.75% |" in markdown  # 2 x 1000 bytes vs 2 x 4 x 1010
+    assert "`deltamix diffprune glue --task rte --method full --seed 0`" in markdown
+    assert (tmp_path / "glue_sparsity_tiny.png").is_file()
+    assert (tmp_path / "glue_nnz_diffprune_tiny.png").is_file()

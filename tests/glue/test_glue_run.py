@@ -1,0 +1,191 @@
+"""End to end on a tiny BERT and the shared RTE / STS-B data: runs, stored files, records, resume, serving, CLI, report."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from deltamix.cli.main import main
+from deltamix.diffprune import SparseDiff
+from deltamix.glue.run import GlueRunConfig, run_glue
+from deltamix.io import read_jsonl
+
+QUICK = {"max_train_examples": 16, "max_eval_examples": 16, "max_steps": 2, "logging_steps": 1, "lr": 1e-3}
+
+
+def _config(tiny_model_dir: Path, glue_dir: Path, out: Path, **kwargs) -> GlueRunConfig:
+    settings = {**QUICK, **kwargs}
+    return GlueRunConfig(
+        model=str(tiny_model_dir),
+        data_dir=str(glue_dir),
+        output_dir=str(out / "run"),
+        results_dir=str(out / "results"),
+        **settings,
+    )
+
+
+@pytest.fixture(scope="module")
+def rte_run(tiny_model_dir: Path, glue_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("rte")
+    config = _config(tiny_model_dir, glue_dir, out, task="rte", method="diffprune", keep_checkpoints=True)
+    return config, run_glue(config)
+
+
+@pytest.fixture(scope="module")
+def stsb_run(tiny_model_dir: Path, glue_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("stsb")
+    config = _config(
+        tiny_model_dir, glue_dir, out, task="stsb", method="diffprune-structured", target_sparsity=0.01
+    )
+    return config, run_glue(config)
+
+
+def test_diffprune_run_writes_diff_metrics_config_and_record(rte_run) -> None:
+    config, record = rte_run
+    out = Path(config.output_dir)
+    diff = SparseDiff.load(out / "diff.safetensors")
+    budget = math.ceil(config.target_sparsity * diff.num_gated)
+    assert budget * 0.99 <= diff.nnz <= budget
+    assert set(diff.dense) == {"classifier.weight", "classifier.bias"}
+    assert json.loads((out / "metrics.json").read_text()) == record["metrics"]
+    assert set(record["metrics"]) == {"accuracy", "score"}
+    resolved = json.loads((out / "config.json").read_text())
+    assert resolved["task"] == "rte" and resolved["resolved_mask_epochs"] == 5  # RTE is a small task
+    lines = read_jsonl(Path(config.results_dir) / "glue.jsonl")
+    assert lines == [record]
+    assert (
+        record["experiment"] == "glue"
+        and record["method"] == "diffprune"
+        and record["main_metric"] == "score"
+    )
+    assert record["stored_params"] == diff.nnz and record["stored_fraction"] == pytest.approx(diff.density)
+    assert record["file_bytes"] == (out / "diff.safetensors").stat().st_size
+    assert [s["stage"] for s in record["stages"]] == ["l0", "projection", "fixed-mask"]
+    assert sum(nnz for nnz, _ in record["tensor_stats"].values()) == diff.nnz
+    assert record["train_seconds"] > 0 and record["eval_seconds"] > 0
+
+
+def test_rerun_resumes_from_finished_stage_and_checkpoint(
+    rte_run, tiny_model_dir: Path, glue_dir: Path
+) -> None:
+    config, record = rte_run
+    import torch
+
+    stage = Path(config.output_dir) / "fixed-mask"
+    first = SparseDiff.load(Path(config.output_dir) / "diff.safetensors")
+    (stage / "stage_done.json").unlink()  # as if interrupted after its last checkpoint
+    (stage / "final_state.safetensors").unlink()
+    assert (Path(config.output_dir) / "l0" / "stage_done.json").is_file()
+    again = run_glue(config)
+    assert again["metrics"] == record["metrics"]
+    second = SparseDiff.load(Path(config.output_dir) / "diff.safetensors")
+    for name, (indices, values) in first.gated.items():  # the checkpoint's trained values, bit for bit
+        assert torch.equal(second.gated[name][0], indices) and torch.equal(second.gated[name][1], values)
+    assert again["stages"][0]["seconds"] == record["stages"][0]["seconds"]  # l0 loaded, not retrained
+    assert again["stages"][2]["steps"] == QUICK["max_steps"]
+    assert not (Path(config.output_dir) / "l0").exists() or config.keep_checkpoints
+
+
+def test_regression_task_and_structured(stsb_run) -> None:
+    config, record = stsb_run
+    assert set(record["metrics"]) == {"pearson", "spearman", "score"}
+    assert 0 < record["stored_params"] <= math.ceil(0.01 * record["base_params"])
+    assert not (Path(config.output_dir) / "l0").exists()  # checkpoints removed after success
+
+
+def test_serving_all_tasks_from_one_bank_matches_runs(rte_run, stsb_run, capsys) -> None:
+    from deltamix.glue.serve import serve
+
+    results = serve(
+        [Path(rte_run[0].output_dir), Path(stsb_run[0].output_dir)], max_eval_examples=16, rounds=2
+    )
+    assert results["all_match"], results
+    assert set(results["tasks"]) == {"rte", "stsb"}
+    assert results["tasks"]["stsb"]["rounds"][0] == results["tasks"]["stsb"]["rounds"][1]
+    code = main(
+        ["diffprune", "serve", "--runs", rte_run[0].output_dir, "--max-eval-examples", "16", "--rounds", "1"]
+    )
+    assert code == 0 and "same as its run" in capsys.readouterr().out
+
+
+def test_serve_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    from deltamix.errors import DeltamixError
+    from deltamix.glue.serve import serve
+
+    with pytest.raises(DeltamixError, match=r"config\.json is missing"):
+        serve([tmp_path])
+
+
+def test_cli_baseline_run_and_report(
+    tiny_model_dir: Path, glue_dir: Path, tmp_path: Path, rte_run, capsys
+) -> None:
+    argv = ["diffprune", "glue", "--task", "RTE", "--method", "lora", "--model", str(tiny_model_dir)]
+    argv += [
+        "--data-dir",
+        str(glue_dir),
+        "--output-dir",
+        str(tmp_path / "lora"),
+        "--results-dir",
+        str(tmp_path),
+    ]
+    argv += [
+        "--max-train-examples",
+        "16",
+        "--max-eval-examples",
+        "16",
+        "--max-steps",
+        "2",
+        "--target-sparsity",
+        "0.005",
+    ]
+    assert main(argv) == 0
+    assert "rte lora seed 0" in capsys.readouterr().out
+    assert (tmp_path / "lora" / "adapter" / "adapter_model.safetensors").is_file()
+    records = [*read_jsonl(tmp_path / "glue.jsonl"), rte_run[1]]
+    from deltamix.report.glue import render
+
+    markdown = render(records, tmp_path / "report")
+    assert "| lora |" in markdown and "| diffprune |" in markdown
+    assert "diff pruning above LoRA at the same budget" in markdown
+    assert list((tmp_path / "report").glob("glue_nnz_diffprune_*.png"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--task", "squad"], "argument --task: unknown GLUE task 'squad'"),
+        (["--task", "rte", "--method", "adapters"], "argument --method: invalid choice: 'adapters'"),
+        (["--task", "rte", "--target-sparsity", "0"], "argument --target-sparsity: must be in (0, 1]"),
+        (["--task", "rte", "--data-dir", "/nonexistent/glue"], "argument --data-dir: folder"),
+        (["--task", "rte", "--epochs", "0"], "argument --epochs: must be > 0"),
+        (["--task", "rte", "--warmup-ratio", "1.5"], "argument --warmup-ratio"),
+    ],
+)
+def test_cli_rejects_bad_arguments_at_parse_time(args: list[str], message: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["diffprune", "glue", *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_reports_missing_data_cleanly(tmp_path: Path, capsys) -> None:
+    (tmp_path / "glue").mkdir()
+    code = main(["diffprune", "glue", "--task", "rte", "--data-dir", str(tmp_path / "glue")])
+    assert code == 2
+    assert "no RTE folder" in capsys.readouterr().err
+    shutil.rmtree(tmp_path / "glue")
+
+
+def test_run_folder_of_other_settings_is_refused(rte_run) -> None:
+    import dataclasses
+
+    from deltamix.errors import DeltamixError
+
+    config, _ = rte_run
+    other = dataclasses.replace(config, lr=0.5)
+    with pytest.raises(DeltamixError, match=r"started with other settings .*lr"):
+        run_glue(other)
