@@ -1,5 +1,9 @@
 """`deltamix report`: results/README.md, tables and plots, generated from the results records only.
 
+The benchmark section is also written into the project README between the markers
+``<!-- bench:start -->`` and ``<!-- bench:end -->`` (when the README has them), so the README's
+numbers are generated from records too.
+
 Each experiment has a module here (``glue``, ``scan``, ``translation``, ``parsing``, ``bench``) with
 ``render(records: list[dict], out_dir: Path) -> str``: it may write plots into ``out_dir`` and returns
 a Markdown section. Experiments without records are left out.
@@ -16,11 +20,32 @@ from deltamix.io import atomic_write_text, read_jsonl
 EXPERIMENTS = ("scan", "glue", "translation", "parsing", "bench")
 
 
-def generate_report(results_dir: str | Path = "results") -> Path:
+BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def replace_marked_block(text: str, content: str, start: str = BENCH_START, end: str = BENCH_END) -> str:
+    """``text`` with everything between the ``start`` and ``end`` markers replaced by ``content``.
+
+    Raises:
+        ValueError: if the markers are missing or out of order.
+    """
+    head, sep, rest = text.partition(start)
+    _, sep_end, tail = rest.partition(end)
+    if not sep or not sep_end:
+        raise ValueError(f"markers {start} ... {end} not found in order")
+    return f"{head}{start}\n{content.strip()}\n{end}{tail}"
+
+
+def generate_report(results_dir: str | Path = "results", readme: str | Path | None = "README.md") -> Path:
     """Regenerate ``results_dir/README.md`` (and its plots) from ``results_dir/*.jsonl``.
 
+    Args:
+        results_dir: the folder of the records.
+        readme: the project README whose marked benchmark block is rewritten (skipped when None,
+            absent, or without the markers).
+
     Returns:
-        The path of the written README.
+        The path of the written results README.
     """
     results_dir = Path(results_dir)
     sections = [
@@ -34,7 +59,13 @@ def generate_report(results_dir: str | Path = "results") -> Path:
         if not records:
             continue
         module = importlib.import_module(f"deltamix.report.{experiment}")
-        sections.append(module.render(records, results_dir))
+        section = module.render(records, results_dir)
+        sections.append(section)
+        if experiment == "bench" and readme is not None and Path(readme).is_file():
+            text = Path(readme).read_text(encoding="utf-8")
+            if BENCH_START in text:
+                section = section.replace("## Benchmarks", "", 1).replace("\n### ", "\n#### ")
+                atomic_write_text(readme, replace_marked_block(text, section))
     path = results_dir / "README.md"
     atomic_write_text(path, "\n".join(sections))
     return path
