@@ -1,0 +1,171 @@
+"""DiffPruningConfig: the hyper-parameters of diff pruning (Guo, Kim and Rush, ACL 2021), validated."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+EVAL_GATE_MODES = ("deterministic", "sampled")
+
+
+@dataclass
+class DiffPruningConfig:
+    """What gets a diff, how its gates are parameterised, and how it is trained.
+
+    Defaults are the paper's (BERT-large, GLUE). Parameter selection: a parameter gets a gated diff
+    unless it belongs to a ``dense_modules`` module (trained densely, stored densely) or is filtered
+    out by ``include`` / ``exclude``; filtered-out parameters stay frozen and are never stored.
+
+    >>> DiffPruningConfig(target_sparsity=0.01, dense_modules=["classifier"]).l0_lambda
+    1.25e-07
+    """
+
+    target_sparsity: float = field(
+        default=0.005,
+        metadata={"help": "fraction of gated parameters kept non-zero by project_() (the paper's t = 0.5%)"},
+    )
+    structured: bool = field(
+        default=False,
+        metadata={"help": "add one gate per parameter tensor (group) and the paper's product L0 penalty"},
+    )
+    learn_gates: bool = field(
+        default=True,
+        metadata={
+            "help": "learn hard-concrete gates; False trains a dense diff (z = 1), which with project_() "
+            "gives the paper's non-adaptive (magnitude) diff pruning baseline"
+        },
+    )
+    l0_lambda: float = field(
+        default=1.25e-7, metadata={"help": "weight of the expected-L0 penalty (on the sum over parameters)"}
+    )
+    alpha_init: float = field(default=5.0, metadata={"help": "initial gate log-odds alpha"})
+    stretch_left: float = field(
+        default=-1.5, metadata={"help": "left stretch limit l of the hard-concrete (< 0)"}
+    )
+    stretch_right: float = field(
+        default=1.5, metadata={"help": "right stretch limit r of the hard-concrete (> 1)"}
+    )
+    dense_modules: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "module names trained and stored densely (the task head), e.g. ['classifier']; a name "
+            "matches a module whose dotted path equals it or ends with '.' + it"
+        },
+    )
+    include: list[str] | None = field(
+        default=None,
+        metadata={"help": "regular expressions (re.search on parameter names); None gates every parameter"},
+    )
+    exclude: list[str] = field(
+        default_factory=list,
+        metadata={"help": "regular expressions (re.search); matching parameters get no diff and stay frozen"},
+    )
+    learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate of the diff weights w"})
+    alpha_learning_rate: float = field(
+        default=0.1, metadata={"help": "AdamW learning rate of the gate parameters alpha (kept constant)"}
+    )
+    dense_learning_rate: float | None = field(
+        default=None, metadata={"help": "learning rate of the dense modules; None uses learning_rate"}
+    )
+    fixed_mask_learning_rate: float = field(
+        default=5e-5, metadata={"help": "learning rate of the kept diff entries after project_()"}
+    )
+    weight_decay: float = field(
+        default=0.0, metadata={"help": "AdamW weight decay of w and the dense modules"}
+    )
+    eval_gate: str = field(
+        default="deterministic",
+        metadata={
+            "help": "gate used in eval mode before project_(): 'deterministic' "
+            "(z = clamp(sigmoid(alpha) * (r - l) + l, 0, 1)) or 'sampled' (one hard-concrete draw per call)"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.target_sparsity <= 1.0:
+            raise ValueError(f"target_sparsity must be in (0, 1], got {self.target_sparsity}")
+        if not self.stretch_left < 0.0:
+            raise ValueError(f"stretch_left must be < 0, got {self.stretch_left}")
+        if not self.stretch_right > 1.0:
+            raise ValueError(f"stretch_right must be > 1, got {self.stretch_right}")
+        for name in ("l0_lambda", "weight_decay"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        for name in (
+            "learning_rate",
+            "alpha_learning_rate",
+            "fixed_mask_learning_rate",
+            "dense_learning_rate",
+        ):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0.0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if not math.isfinite(self.alpha_init):
+            raise ValueError(f"alpha_init must be finite, got {self.alpha_init}")
+        if self.eval_gate not in EVAL_GATE_MODES:
+            raise ValueError(f"eval_gate must be one of {EVAL_GATE_MODES}, got {self.eval_gate!r}")
+        if isinstance(self.dense_modules, str):
+            raise ValueError("dense_modules must be a list of module names, not a string")
+        self.dense_modules = list(self.dense_modules)
+        for name in self.dense_modules:
+            if not isinstance(name, str) or not name or name.startswith(".") or name.endswith("."):
+                raise ValueError(f"dense_modules entries must be dotted module names, got {name!r}")
+        for attr in ("include", "exclude"):
+            patterns = getattr(self, attr)
+            if patterns is None:
+                continue
+            if isinstance(patterns, str):
+                raise ValueError(f"{attr} must be a list of regular expressions, not a string")
+            patterns = list(patterns)
+            setattr(self, attr, patterns)
+            for pattern in patterns:
+                try:
+                    re.compile(pattern)
+                except re.error as error:
+                    raise ValueError(
+                        f"{attr} pattern {pattern!r} is not a regular expression: {error}"
+                    ) from None
+
+    @property
+    def log_ratio(self) -> float:
+        """c = log(-l / r), the shift in the expected-L0 penalty sigmoid(alpha - c)."""
+        return math.log(-self.stretch_left / self.stretch_right)
+
+    @property
+    def head_learning_rate(self) -> float:
+        """The learning rate of the dense modules (``dense_learning_rate`` or ``learning_rate``)."""
+        return self.learning_rate if self.dense_learning_rate is None else self.dense_learning_rate
+
+    def is_dense(self, param_name: str) -> bool:
+        """Whether parameter ``param_name`` belongs to one of the ``dense_modules``."""
+        module_path = param_name.rsplit(".", 1)[0] if "." in param_name else ""
+        parts = module_path.split(".") if module_path else []
+        prefixes = [".".join(parts[: i + 1]) for i in range(len(parts))]
+        return any(p == name or p.endswith("." + name) for p in prefixes for name in self.dense_modules)
+
+    def is_gated(self, param_name: str) -> bool:
+        """Whether parameter ``param_name`` gets a gated diff (not dense, included, not excluded)."""
+        if self.is_dense(param_name):
+            return False
+        if self.include is not None and not any(re.search(p, param_name) for p in self.include):
+            return False
+        return not any(re.search(p, param_name) for p in self.exclude)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DiffPruningConfig:
+        """Rebuild a config from :meth:`to_dict` output (unknown keys raise ``ValueError``)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a DiffPruningConfig dict is expected, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown DiffPruningConfig fields: {unknown}")
+        return cls(**data)

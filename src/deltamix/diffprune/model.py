@@ -1,0 +1,405 @@
+"""DiffPruningModel: wraps any nn.Module so that its parameters become theta = theta_base + delta.
+
+The base model is kept, frozen and unchanged, as the submodule ``base_model``; each call runs it
+with ``torch.func.functional_call`` on theta = base + delta for the gated parameters, so its class,
+forward signature and outputs (Hugging Face ``ModelOutput`` with ``.loss`` included) are untouched
+and no weight is copied. The dense modules (the task head) are trained in place.
+
+State, in two stages:
+
+- L0 stage: flat fp32 vectors ``w`` and ``alpha`` over all d gated entries (and ``group_alpha``, one
+  per tensor, if structured); delta = z(alpha) * w [* z_g], z a stretched hard-concrete gate.
+- Fixed-mask stage (after :meth:`DiffPruningModel.project_`): only the k kept entries remain, as
+  ``kept_values`` (a trainable (k,) vector) at ``kept_indices`` (sorted flat indices); ``w`` and
+  ``alpha`` are freed, so gradients and optimizer state cost O(k), not O(d).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from deltamix.diffprune.config import DiffPruningConfig
+from deltamix.diffprune.fingerprint import fingerprint
+from deltamix.diffprune.hard_concrete import deterministic_gate, gated_diff, prob_nonzero, sample_gate
+from deltamix.diffprune.projection import num_kept, topk_indices
+from deltamix.diffprune.sparse_diff import SparseDiff
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Span:
+    """Where one gated parameter lives in the flat diff vector."""
+
+    name: str
+    offset: int
+    numel: int
+    shape: tuple[int, ...]
+
+
+class DiffPruningModel(nn.Module):
+    """Diff pruning around any ``nn.Module`` (a Hugging Face model or plain PyTorch).
+
+    Args:
+        model: the pretrained model; its gated parameters are frozen (``requires_grad=False``), its
+            dense modules stay trainable, and nothing else about it changes.
+        config: which parameters get a diff, gate hyper-parameters and learning rates.
+
+    Raises:
+        ValueError: if no parameter is gated, a dense_modules name matches nothing, or the gated
+            parameters are spread over several devices.
+
+    >>> dp = DiffPruningModel(bert_classifier, DiffPruningConfig(dense_modules=["classifier"]))  # doctest: +SKIP
+    >>> out = dp(input_ids=ids, labels=y); loss = out.loss + cfg.l0_lambda * dp.l0_penalty()  # doctest: +SKIP
+    >>> dp.project_(); dp.export_diff().save("task.safetensors")  # doctest: +SKIP
+    """
+
+    def __init__(self, model: nn.Module, config: DiffPruningConfig | None = None) -> None:
+        super().__init__()
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        config = config if config is not None else DiffPruningConfig()
+        self.diff_config = config
+        self.base_model = model
+        self._merged = False
+        self._fingerprint_cache: dict | None = None
+
+        named = list(model.named_parameters())  # tied parameters appear once
+        self._original_requires_grad = {name: p.requires_grad for name, p in named}
+        dense = [name for name, _ in named if config.is_dense(name)]
+        for pattern in config.dense_modules:
+            probe = DiffPruningConfig(dense_modules=[pattern])
+            if not any(probe.is_dense(name) for name, _ in named):
+                raise ValueError(f"dense_modules entry {pattern!r} matches no module with parameters")
+        gated = [(name, p) for name, p in named if config.is_gated(name)]
+        if not gated:
+            raise ValueError("no parameter is gated: check include / exclude / dense_modules")
+        devices = {p.device for _, p in gated}
+        if len(devices) > 1:
+            raise ValueError(f"gated parameters must be on one device, found {sorted(map(str, devices))}")
+        for name, p in named:
+            p.requires_grad_(name in dense)
+        self.dense_names: list[str] = dense
+        spans, offset = [], 0
+        for name, p in gated:
+            spans.append(_Span(name, offset, p.numel(), tuple(p.shape)))
+            offset += p.numel()
+        self._spans: list[_Span] = spans
+        self.num_gated = offset
+        device = next(iter(devices))
+        self.w: nn.Parameter | None = nn.Parameter(torch.zeros(offset, device=device))
+        self.alpha: nn.Parameter | None = None
+        self.group_alpha: nn.Parameter | None = None
+        if config.learn_gates:
+            self.alpha = nn.Parameter(torch.full((offset,), float(config.alpha_init), device=device))
+            if config.structured:
+                self.group_alpha = nn.Parameter(
+                    torch.full((len(spans),), float(config.alpha_init), device=device)
+                )
+        self.kept_values: nn.Parameter | None = None
+        self.register_buffer("kept_indices", None)
+        self._kept_local: list[tuple[_Span, Tensor, int, int]] = []
+        logger.info(
+            "diff pruning over %d parameters in %d tensors; %d dense parameters in %d tensors",
+            offset,
+            len(spans),
+            sum(p.numel() for name, p in named if name in dense),
+            len(dense),
+        )
+
+    # ----- Hugging Face compatibility ---------------------------------------------------------
+
+    @property
+    def config(self) -> Any:
+        """The base model's ``config`` (for Hugging Face tooling), or None."""
+        return getattr(self.base_model, "config", None)
+
+    @property
+    def accepts_loss_kwargs(self) -> bool:
+        """Whether the base model's forward takes loss kwargs (read by transformers' Trainer)."""
+        if hasattr(self.base_model, "accepts_loss_kwargs"):
+            return bool(self.base_model.accepts_loss_kwargs)
+        parameters = inspect.signature(self.base_model.forward).parameters.values()
+        return any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+    def get_base_model(self) -> nn.Module:
+        """The wrapped model (with base weights; use :meth:`merged` to run it with the diff)."""
+        return self.base_model
+
+    # ----- the diff ---------------------------------------------------------------------------
+
+    @property
+    def stage(self) -> str:
+        """``"l0"`` (learned gates), ``"dense_diff"`` (learn_gates=False) or ``"fixed_mask"``."""
+        if self.kept_values is not None:
+            return "fixed_mask"
+        return "l0" if self.alpha is not None else "dense_diff"
+
+    @property
+    def is_fixed_mask(self) -> bool:
+        """True after :meth:`project_`."""
+        return self.kept_values is not None
+
+    def _check_usable(self) -> None:
+        if self._merged:
+            raise RuntimeError("merge_and_unload() was called: use the returned model, not this wrapper")
+
+    def _flat_delta(self, sample: bool) -> Tensor:
+        """delta over all gated entries before projection, shape (d,), fp32."""
+        cfg = self.diff_config
+        if self.alpha is None:
+            return self.w
+        delta = gated_diff(self.w, self.alpha, cfg.stretch_left, cfg.stretch_right, sample)
+        if self.group_alpha is None:
+            return delta
+        gate = sample_gate if sample else deterministic_gate
+        z_group = gate(self.group_alpha, cfg.stretch_left, cfg.stretch_right)
+        sizes = [span.numel for span in self._spans]
+        return torch.cat([part * z_group[g] for g, part in enumerate(delta.split(sizes))])
+
+    def _sample_gates(self) -> bool:
+        return self.training or self.diff_config.eval_gate == "sampled"
+
+    def _effective_params(self) -> dict[str, Tensor]:
+        """theta = base + delta for every gated tensor that has a diff."""
+        base = dict(self.base_model.named_parameters())
+        theta: dict[str, Tensor] = {}
+        if self.kept_values is not None:
+            for span, local, start, end in self._kept_local:
+                flat = base[span.name].view(-1)
+                values = self.kept_values[start:end].to(flat.dtype)
+                theta[span.name] = flat.index_add(0, local, values).view(span.shape)
+            return theta
+        delta = self._flat_delta(sample=self._sample_gates())
+        for span, part in zip(self._spans, delta.split([s.numel for s in self._spans]), strict=True):
+            param = base[span.name]
+            theta[span.name] = param + part.view(span.shape).to(param.dtype)
+        return theta
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the base model with theta = base + delta; same arguments and outputs as the base model."""
+        self._check_usable()
+        return functional_call(
+            self.base_model, self._effective_params(), args, kwargs, tie_weights=True, strict=False
+        )
+
+    def l0_penalty(self) -> Tensor:
+        """The expected L0 norm of the gates (a scalar, differentiable in alpha).
+
+        Unstructured: sum_i sigmoid(alpha_i - c); structured (the paper's product):
+        sum_g sigmoid(alpha_g - c) * sum_{i in g} sigmoid(alpha_i - c), with c = log(-l / r). Zero (no
+        gradient) without learned gates or after :meth:`project_`.
+        """
+        cfg = self.diff_config
+        if self.alpha is None or self.kept_values is not None:
+            device = self.kept_values.device if self.kept_values is not None else self.w.device
+            return torch.zeros((), device=device)
+        probs = prob_nonzero(self.alpha, cfg.stretch_left, cfg.stretch_right)
+        if self.group_alpha is None:
+            return probs.sum()
+        per_group = torch.stack([part.sum() for part in probs.split([s.numel for s in self._spans])])
+        return (prob_nonzero(self.group_alpha, cfg.stretch_left, cfg.stretch_right) * per_group).sum()
+
+    @torch.no_grad()
+    def current_delta(self) -> Tensor:
+        """The diff the model uses in deterministic evaluation, flat over gated entries, shape (d,), fp32."""
+        if self.kept_values is not None:
+            delta = torch.zeros(self.num_gated, device=self.kept_values.device)
+            return delta.index_copy_(0, self.kept_indices, self.kept_values.detach())
+        return self._flat_delta(sample=False).detach()
+
+    def nnz(self) -> int:
+        """Non-zeros of :meth:`current_delta`."""
+        if self.kept_values is not None:
+            return int((self.kept_values != 0).sum())
+        return int((self.current_delta() != 0).sum())
+
+    @torch.no_grad()
+    def project_(self, target_sparsity: float | None = None) -> DiffPruningModel:
+        """Keep the k = ceil(t * d) largest-magnitude diff entries over all gated parameters; fix the mask.
+
+        Ties at the threshold are broken by lower flat index (the order of ``named_parameters``), so
+        the result is deterministic. Afterwards only the kept entries are trainable (``kept_values``);
+        ``w`` and ``alpha`` are freed, so build a new optimizer from :meth:`optimizer_param_groups`.
+        Calling it again projects the kept entries further (k can only shrink).
+
+        Args:
+            target_sparsity: fraction t of gated parameters kept; None uses the config's.
+
+        Returns:
+            self.
+        """
+        self._check_usable()
+        t = self.diff_config.target_sparsity if target_sparsity is None else float(target_sparsity)
+        delta = self.current_delta()
+        k = num_kept(t, self.num_gated)
+        if self.kept_values is not None and k > self.kept_values.numel():
+            raise ValueError(f"the mask keeps {self.kept_values.numel()} entries; cannot grow it to {k}")
+        indices = topk_indices(delta, k)
+        values = delta.index_select(0, indices)
+        self.w = None
+        self.alpha = None
+        self.group_alpha = None
+        self.kept_values = nn.Parameter(values)
+        self.kept_indices = indices
+        self._index_spans()
+        logger.info(
+            "projected the diff to %d of %d entries (%.4f%%)", k, self.num_gated, 100 * k / self.num_gated
+        )
+        return self
+
+    def _index_spans(self) -> None:
+        """Split the sorted kept indices by tensor, as local indices (for the forward pass)."""
+        offsets = torch.tensor(
+            [s.offset for s in self._spans] + [self.num_gated], device=self.kept_indices.device
+        )
+        bounds = torch.searchsorted(self.kept_indices, offsets).tolist()
+        self._kept_local = []
+        for i, span in enumerate(self._spans):
+            start, end = bounds[i], bounds[i + 1]
+            if end > start:
+                self._kept_local.append((span, self.kept_indices[start:end] - span.offset, start, end))
+
+    def _apply(self, fn: Any, recurse: bool = True) -> DiffPruningModel:
+        # .to()/.cuda() move kept_indices; keep the per-tensor index views on the same device.
+        result = super()._apply(fn, recurse)
+        if self.kept_indices is not None:
+            self._index_spans()
+        return result
+
+    # ----- export / merge ---------------------------------------------------------------------
+
+    def base_fingerprint(self) -> dict:
+        """Fingerprint of the frozen base parameters (all but the dense modules), computed once."""
+        if self._fingerprint_cache is None:
+            names = [
+                n
+                for n, _ in self.base_model.named_parameters(remove_duplicate=False)
+                if n not in self.dense_names
+            ]
+            self._fingerprint_cache = fingerprint(self.base_model, names, full=True)
+        return self._fingerprint_cache
+
+    @torch.no_grad()
+    def export_diff(self) -> SparseDiff:
+        """The diff as a :class:`SparseDiff`: the non-zeros of :meth:`current_delta` and the dense head.
+
+        Before :meth:`project_` this uses the deterministic gate; after it, the kept entries (kept
+        entries that trained to exactly 0 are dropped, which changes nothing on apply).
+        """
+        self._check_usable()
+        delta = self.current_delta()
+        base = dict(self.base_model.named_parameters())
+        gated = {}
+        for span, part in zip(self._spans, delta.split([s.numel for s in self._spans]), strict=True):
+            local = torch.nonzero(part).flatten()
+            gated[span.name] = (local.cpu(), part.index_select(0, local).cpu())
+        return SparseDiff(
+            gated=gated,
+            shapes={s.name: s.shape for s in self._spans},
+            dtypes={s.name: str(base[s.name].dtype).removeprefix("torch.") for s in self._spans},
+            dense={name: base[name].detach().cpu().clone() for name in self.dense_names},
+            base_fingerprint=self.base_fingerprint(),
+            config={**self.diff_config.to_dict(), "stage": self.stage},
+        )
+
+    @contextlib.contextmanager
+    def merged(self) -> Iterator[nn.Module]:
+        """Temporarily add the diff into the base model in place (e.g. to call ``generate``).
+
+        Yields the base model; on exit its weights are restored bit for bit.
+
+        >>> with dp.merged() as m:  # doctest: +SKIP
+        ...     tokens = m.generate(ids)
+        """
+        self._check_usable()
+        diff = self.export_diff()
+        diff.apply_(self.base_model, check=False)
+        try:
+            yield self.base_model
+        finally:
+            diff.revert_(self.base_model)
+
+    @torch.no_grad()
+    def merge_and_unload(self) -> nn.Module:
+        """Bake the diff into the base model in place and return it as a plain model.
+
+        The wrapper is unusable afterwards; parameters get back the ``requires_grad`` flags they had
+        before wrapping.
+        """
+        diff = self.export_diff()
+        diff.apply_(self.base_model, check=False)
+        for name, p in self.base_model.named_parameters():
+            p.requires_grad_(self._original_requires_grad.get(name, True))
+        self._merged = True
+        return self.base_model
+
+    # ----- optimisation -----------------------------------------------------------------------
+
+    def dense_parameters(self) -> list[nn.Parameter]:
+        """The trainable parameters of the dense modules."""
+        base = dict(self.base_model.named_parameters())
+        return [base[name] for name in self.dense_names]
+
+    def optimizer_param_groups(self) -> list[dict[str, Any]]:
+        """Parameter groups for ``torch.optim.AdamW``, with the config's learning rates.
+
+        Groups (empty ones left out), each with a ``"name"``:
+        ``"diff"`` (w, or kept_values after project_, with ``fixed_mask_learning_rate``),
+        ``"gates"`` (alpha and group alphas; ``"constant_lr": True`` so a scheduler keeps it fixed,
+        no weight decay) and ``"dense"`` (the head).
+        """
+        cfg = self.diff_config
+        groups: list[dict[str, Any]] = []
+        if self.kept_values is not None:
+            groups.append(
+                {
+                    "name": "diff",
+                    "params": [self.kept_values],
+                    "lr": cfg.fixed_mask_learning_rate,
+                    "weight_decay": cfg.weight_decay,
+                }
+            )
+        else:
+            groups.append(
+                {
+                    "name": "diff",
+                    "params": [self.w],
+                    "lr": cfg.learning_rate,
+                    "weight_decay": cfg.weight_decay,
+                }
+            )
+            gates = [p for p in (self.alpha, self.group_alpha) if p is not None]
+            if gates:
+                groups.append(
+                    {
+                        "name": "gates",
+                        "params": gates,
+                        "lr": cfg.alpha_learning_rate,
+                        "weight_decay": 0.0,
+                        "constant_lr": True,
+                    }
+                )
+        dense = self.dense_parameters()
+        if dense:
+            groups.append(
+                {
+                    "name": "dense",
+                    "params": dense,
+                    "lr": cfg.head_learning_rate,
+                    "weight_decay": cfg.weight_decay,
+                }
+            )
+        return groups
+
+    def extra_repr(self) -> str:
+        return f"stage={self.stage}, num_gated={self.num_gated}, dense={len(self.dense_names)} tensors"

@@ -1,0 +1,64 @@
+"""The benchmarks section of results/README.md: one table per benchmark (record ``task``), rows = methods.
+
+Generic over benchmarks: columns are the union of the records' metric names in first-seen order;
+for each (task, method) the latest record is shown, with the number of runs recorded.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from deltamix.report.common import group_by, markdown_table
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 1000):
+        return f"{int(value):,}"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
+            return f"{value:.3g}"
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def render(records: list[dict[str, Any]], out_dir: Path) -> str:
+    """Markdown tables of every benchmark record (``out_dir`` is unused: no plots)."""
+    lines = ["## Benchmarks\n"]
+    for task, task_records in group_by(records, lambda r: r.get("task", "?")).items():
+        latest: dict[str, dict[str, Any]] = {}
+        runs: dict[str, int] = {}
+        for record in task_records:  # records are in append order: the last one wins
+            method = str(record.get("method", "?"))
+            latest[method] = record
+            runs[method] = runs.get(method, 0) + 1
+        metric_names: list[str] = []
+        for record in latest.values():
+            for name in record.get("metrics", {}):
+                if name not in metric_names:
+                    metric_names.append(name)
+        header = ["method", *metric_names, "model", "runs"]
+        rows = [
+            [
+                method,
+                *(_format(r.get("metrics", {}).get(n)) for n in metric_names),
+                _format(r.get("model")),
+                str(runs[method]),
+            ]
+            for method, r in latest.items()
+        ]
+        newest = max(latest.values(), key=lambda r: str(r.get("finished_at", "")))
+        lines.append(f"### {task}\n")
+        lines.append(markdown_table(header, rows))
+        lines.append(
+            f"Latest run: {newest.get('finished_at', '?')}, commit {newest.get('git_commit', '?')}, "
+            f"command `{newest.get('command', '?')}`.\n"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,24 @@
+"""deltamix.report.bench: one table per benchmark task, latest record per method, any metric names."""
+
+from __future__ import annotations
+
+from deltamix.records import make_record
+from deltamix.report.bench import render
+
+
+def test_render_groups_by_task_and_keeps_latest(tmp_path) -> None:
+    records = [
+        make_record("bench", "diffprune-train-minilm", "full-ft", 0, {"step_s": 2.0}, "step_s", {}),
+        make_record("bench", "diffprune-train-minilm", "full-ft", 0, {"step_s": 1.5}, "step_s", {}),
+        make_record(
+            "bench", "diffprune-train-minilm", "l0", 0, {"step_s": 1.8, "step_vs_full": 1.2}, "step_s", {}
+        ),
+        make_record("bench", "seqmix-throughput", "seqmix", 0, {"tokens_per_s": 12345.0}, "tokens_per_s", {}),
+    ]
+    text = render(records, tmp_path)
+    assert text.count("### ") == 2
+    train = text.split("### diffprune-train-minilm")[1].split("###")[0]
+    assert "| method | step_s | step_vs_full | model | runs |" in train
+    assert "| full-ft | 1.500 | – |" in train and "| 2 |" in train  # latest value, two runs
+    assert "| l0 | 1.800 | 1.200 |" in train
+    assert "12,345" in text.split("### seqmix-throughput")[1]
