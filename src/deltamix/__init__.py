@@ -18,6 +18,7 @@ _LAZY = {
     "DiffPruningModel": "deltamix.diffprune",
     "SparseDiff": "deltamix.diffprune",
     "DiffBank": "deltamix.diffprune",
+    "DiffPruningTrainer": "deltamix.diffprune.trainer",
     "SeqMixConfig": "deltamix.seqmix",
 }
 
