@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import json
 import platform
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
-from deltamix.io import append_jsonl
+from deltamix.io import append_jsonl, atomic_write_json
 
 RESULTS_DIR = Path("results")
 _LIBRARIES = (
@@ -111,6 +113,7 @@ def make_record(
         "command": " ".join(sys.argv),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config": to_jsonable(config),
+        "run_id": uuid.uuid4().hex,  # lets a restarted run find out whether its record was appended
     }
     record.update(to_jsonable(extra))
     return record
@@ -120,4 +123,73 @@ def append_record(record: dict[str, Any], results_dir: str | Path = RESULTS_DIR)
     """Append ``record`` to ``results_dir/<experiment>.jsonl`` (concurrent-safe) and return the path."""
     path = Path(results_dir) / f"{record['experiment']}.jsonl"
     append_jsonl(path, record)
+    return path
+
+
+def _pending_path(marker: Path) -> Path:
+    return marker.with_name(marker.name + ".pending")
+
+
+def _holds_run(path: Path, run_id: str) -> bool:
+    """Whether the JSON-lines file ``path`` holds a record with ``run_id`` (unreadable lines are skipped)."""
+    if not path.exists():
+        return False
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if run_id in line:
+                try:
+                    if json.loads(line).get("run_id") == run_id:
+                        return True
+                except (json.JSONDecodeError, AttributeError):
+                    continue
+    return False
+
+
+def commit_record(
+    record: dict[str, Any], results_dir: str | Path, marker: str | Path, payload: dict[str, Any]
+) -> Path:
+    """Append ``record`` to the results exactly once, then write the run's ``marker`` (e.g. metrics.json).
+
+    A run killed at any point of this function and started again neither loses its record nor
+    appends it twice: the record (with its ``run_id``) and the marker's ``payload`` are first saved to
+    ``<marker>.pending``; the record is appended unless a line with its ``run_id`` is already there;
+    then the marker is written (``payload`` plus ``"record"``) and the pending file removed. A run
+    that finds a pending file calls `finish_commit` before anything else.
+
+    Returns:
+        The results file the record is in.
+    """
+    if not record.get("run_id"):
+        record = {**record, "run_id": uuid.uuid4().hex}
+    marker = Path(marker)
+    atomic_write_json(
+        _pending_path(marker), {"record": record, "results_dir": str(results_dir), "payload": payload}
+    )
+    finish_commit(marker)
+    return Path(results_dir) / f"{record['experiment']}.jsonl"
+
+
+def finish_commit(marker: str | Path) -> Path | None:
+    """Complete a `commit_record` that was interrupted; returns the results file, or None if none was pending.
+
+    Raises:
+        DataFormatError: if the pending file is unreadable (it is written atomically, so only by hand).
+    """
+    from deltamix.errors import DataFormatError
+
+    marker = Path(marker)
+    pending = _pending_path(marker)
+    if not pending.exists():
+        return None
+    try:
+        data = json.loads(pending.read_text(encoding="utf-8"))
+        record, payload = data["record"], data["payload"]
+        path = Path(data["results_dir"]) / f"{record['experiment']}.jsonl"
+        run_id = record["run_id"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
+        raise DataFormatError(pending, f"unreadable pending record ({error})") from error
+    if not _holds_run(path, run_id):
+        append_jsonl(path, record)
+    atomic_write_json(marker, {**payload, "record": record})
+    pending.unlink(missing_ok=True)
     return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 
@@ -29,13 +30,13 @@ def non_negative_int(text: str) -> int:
 
 
 def positive_float(text: str) -> float:
-    """A float > 0."""
+    """A finite float > 0 (``inf`` would mean an endless run or a diverging learning rate)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be > 0 and finite, got {value}")
     return value
 
 
@@ -51,10 +52,15 @@ def fraction(text: str) -> float:
 
 
 def output_dir(text: str) -> Path:
-    """A folder to write into: may not exist yet, but must not be an existing file."""
+    """A folder to write into: may not exist yet, but neither it nor a folder above it may be a file."""
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder")
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise argparse.ArgumentTypeError(f"{text!r} cannot be created: {str(parent)!r} is a file")
+            break
     return path
 
 

@@ -167,6 +167,10 @@ def _run(args: argparse.Namespace) -> int:
             logging.getLogger(name).setLevel(logging.WARNING)
     started = time.perf_counter()
     result = run_scan(config)
+    from accelerate import PartialState  # initialised by the run
+
+    if not PartialState().is_main_process:  # in a multi-process job only the main process reports
+        return 0
     metrics = result.metrics
     print()
     print(f"SCAN {args.split} | augment {args.augment} | {args.model} | seed {args.seed}")

@@ -273,6 +273,10 @@ def _common_config(args: argparse.Namespace) -> dict:
 
 
 def _finish(result: TextRunResult) -> int:
+    from accelerate import PartialState  # initialised by the run
+
+    if not PartialState().is_main_process:  # in a multi-process job only the main process reports
+        return 0
     metrics = result.metrics
     metric = "bleu" if "bleu" in metrics else "exact_match"
     value = metrics[metric] * (100 if metric == "exact_match" else 1)

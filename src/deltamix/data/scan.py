@@ -202,13 +202,19 @@ def read_scan_file(path: str | Path) -> list[Pair]:
     Blank lines are skipped. Tokens are re-joined with single spaces.
 
     Raises:
-        DataFormatError: a line is not in that format (names the file and 1-based line).
+        DataFormatError: a line is not UTF-8 or not in that format (names the file and 1-based line).
         FileNotFoundError: no such file.
     """
     path = Path(path)
     pairs: list[Pair] = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataFormatError(
+                    path, f"not valid UTF-8 (byte {error.start + 1} of the line)", number
+                ) from None
             if not line.strip():
                 continue
             tokens = line.split()

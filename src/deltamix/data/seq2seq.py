@@ -188,6 +188,12 @@ def _check_pair(path: Path, number: int, source: Any, target: Any) -> Pair:
             raise DataFormatError(path, f"{name} must be a string, got {type(value).__name__}", number)
         if not value.strip():
             raise DataFormatError(path, f"empty {name}", number)
+        try:  # JSON may escape a lone surrogate (\\ud800), which no file or tokenizer can take later
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise DataFormatError(
+                path, f"{name} holds an invalid character ({error.reason})", number
+            ) from None
     return source.strip(), target.strip()
 
 

@@ -7,7 +7,8 @@ Augmentations: ``none``; the SeqMix family (``seqmix``, ``seqmix-hard``, ``word-
 through `SeqMixAugmenter`); ``geca`` (GECA's extra pairs added to the training set); ``geca+seqmix``
 (both). One vocabulary is shared by commands and actions, so the copy mechanism is well defined.
 The GECA pairs of a run are stored in its folder, so a resumed run trains on the same data.
-A finished run (its ``metrics.json`` exists) is not trained or recorded again.
+A finished run (its ``metrics.json`` exists) is not trained or recorded again; a run killed while
+recording completes its record (once) when started again.
 """
 
 from __future__ import annotations
@@ -20,13 +21,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from accelerate import PartialState
 from accelerate.utils import set_seed
 
 from deltamix.data.vocab import Vocabulary
 from deltamix.errors import DataFormatError
 from deltamix.io import atomic_write_json, atomic_write_text
-from deltamix.records import append_record, make_record
-from deltamix.seqmix.trainer import Seq2SeqTrainer, Seq2SeqTrainingConfig, configure_threads
+from deltamix.records import commit_record, finish_commit, make_record
+from deltamix.seqmix.trainer import (
+    Seq2SeqTrainer,
+    Seq2SeqTrainingConfig,
+    configure_threads,
+    distributed_cpu,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +163,8 @@ def _geca_pairs(train: list[tuple[str, str]], seed: int, path: Path) -> list[tup
     started = time.perf_counter()
     extra = [tuple(pair) for pair in geca_augment(train, _geca_config(), seed)]
     logger.info("GECA added %d pairs in %.1f s", len(extra), time.perf_counter() - started)
-    atomic_write_json(path, {"pairs": extra})
+    if PartialState(cpu=distributed_cpu()).is_main_process:  # every process computes the same pairs
+        atomic_write_json(path, {"pairs": extra})
     return extra
 
 
@@ -188,6 +196,8 @@ def run_scan(config: ScanRunConfig) -> ScanRunResult:
         "predictions": str(out / "predictions.txt"),
     }
     metrics_path = out / "metrics.json"
+    if finish_commit(metrics_path) is not None:
+        logger.info("%s: completed the record of a run interrupted while recording", out)
     if metrics_path.exists():
         saved = json.loads(metrics_path.read_text(encoding="utf-8"))
         logger.info("%s already holds a finished run: not training again", out)
@@ -241,6 +251,8 @@ def run_scan(config: ScanRunConfig) -> ScanRunResult:
         "geca": _geca_config().to_dict() if config.augment.startswith("geca") else None,
         "model": model.config.to_dict(),
         "threads": threads,
+        "processes": trainer.accelerator.num_processes,
+        "mixed_precision": trainer.accelerator.mixed_precision,
         "steps": state.step,
         "epochs": state.step / trainer.steps_per_epoch,
     }
@@ -261,8 +273,11 @@ def run_scan(config: ScanRunConfig) -> ScanRunResult:
             eval_seconds=metrics["eval_seconds"],
             output_dir=str(out),
         )
-        record_path = append_record(record, config.results_dir)
-        atomic_write_json(
-            metrics_path, {"metrics": metrics, "steps": state.step, "train_seconds": state.train_seconds}
+        # The record is appended exactly once even if the run is killed here (see commit_record).
+        record_path = commit_record(
+            record,
+            config.results_dir,
+            metrics_path,
+            {"metrics": metrics, "steps": state.step, "train_seconds": state.train_seconds},
         )
     return ScanRunResult(metrics, out, record_path, False, state.step, files)

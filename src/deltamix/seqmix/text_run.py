@@ -39,7 +39,7 @@ from deltamix.data.seq2seq import Pair, Seq2SeqData, load_geoquery, load_pair_fi
 from deltamix.errors import DeltamixError
 from deltamix.io import atomic_path, atomic_write_json, atomic_write_text
 from deltamix.metrics_seq2seq import corpus_bleu, exact_match
-from deltamix.records import append_record, make_record
+from deltamix.records import commit_record, finish_commit, make_record
 
 logger = logging.getLogger(__name__)
 
@@ -345,11 +345,17 @@ def train_with_snapshots(trainer: Any, keep: int) -> Any:
     folder = trainer.output_dir / EPOCH_DIR
     model = trainer.accelerator.unwrap_model(trainer.model)
     per_epoch = trainer.steps_per_epoch
+
+    def snapshot(state: Any) -> None:  # before the epoch-end checkpoint: a kill cannot lose it
+        if trainer.is_main and state.step % per_epoch == 0:
+            _save_epoch_snapshot(model, folder, state.step, keep)
+
+    trainer.before_checkpoint = snapshot
     while True:
         previous = trainer.read_state()
         done_steps = 0 if previous is None else previous.step
         state = trainer.train(stop_after=per_epoch - done_steps % per_epoch)
-        if trainer.is_main and (state.step % per_epoch == 0 or state.finished):
+        if trainer.is_main and state.finished:
             _save_epoch_snapshot(model, folder, state.step, keep)
         trainer.accelerator.wait_for_everyone()
         if state.finished:
@@ -381,7 +387,12 @@ def run_text(config: TextRunConfig) -> TextRunResult:
     from deltamix.data.tokenization import TOKENIZER_FILE, VOCABULARY_FILE, load_tokenizer, save_tokenizer
     from deltamix.seqmix.augment import SeqMixAugmenter
     from deltamix.seqmix.config import SeqMixConfig
-    from deltamix.seqmix.trainer import Seq2SeqTrainer, Seq2SeqTrainingConfig, configure_threads
+    from deltamix.seqmix.trainer import (
+        Seq2SeqTrainer,
+        Seq2SeqTrainingConfig,
+        configure_threads,
+        distributed_cpu,
+    )
 
     data = load_data(config)
     # A run on a slice of the training data is a different task in the records (never mixed into
@@ -390,6 +401,8 @@ def run_text(config: TextRunConfig) -> TextRunResult:
     task = f"{data.name} (train[:{config.train_limit}])" if limited else data.name
     out = config.resolved_output_dir(f"{data.name}-n{config.train_limit}" if limited else data.name)
     metrics_path = out / "metrics.json"
+    if finish_commit(metrics_path) is not None:
+        logger.info("%s: completed the record of a run interrupted while recording", out)
     if metrics_path.exists():
         saved = json.loads(metrics_path.read_text(encoding="utf-8"))
         logger.info("%s already holds a finished run: not training or recording again", out)
@@ -401,7 +414,7 @@ def run_text(config: TextRunConfig) -> TextRunResult:
     test = take(data.test, config.eval_limit)
 
     set_seed(config.seed)
-    is_main = PartialState().is_main_process
+    is_main = PartialState(cpu=distributed_cpu()).is_main_process
     if config.is_hf_model:
         model, tokenizer = build_hf_model(config.model)
         if is_main:
@@ -506,6 +519,8 @@ def run_text(config: TextRunConfig) -> TextRunResult:
         "vocabulary_size": len(tokenizer),
         "num_parameters": num_params,
         "threads": threads,
+        "processes": trainer.accelerator.num_processes,
+        "mixed_precision": trainer.accelerator.mixed_precision,
         "data_sizes": data.sizes(),
     }
     record = None
@@ -528,6 +543,6 @@ def run_text(config: TextRunConfig) -> TextRunResult:
             output_dir=str(out),
             **extra,
         )
-        append_record(record, config.results_dir)
-        atomic_write_json(metrics_path, {"metrics": metrics, "record": record})
+        # Appended exactly once even if the run is killed here (see commit_record).
+        commit_record(record, config.results_dir, metrics_path, {"metrics": metrics})
     return TextRunResult(metrics, out, record, False)

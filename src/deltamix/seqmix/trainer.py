@@ -17,15 +17,20 @@ API
   (`deltamix.data.batching`).
 - ``augmenter``: ``augmenter(src_ids, tgt_in, labels, generator) -> MixedBatch`` (a
   `deltamix.seqmix.augment.SeqMixAugmenter`), or None for plain training. Its generator is seeded from
-  (seed, step, process), so a resumed run draws the same mixing as an uninterrupted one.
+  (seed, step), so a resumed run draws the same mixing as an uninterrupted one, and a job of N processes
+  the same as one process.
 
 Training: AdamW (weight decay 0 by default = Adam), linear warm-up then constant learning rate,
 gradient-norm clipping, the SeqMix loss (`deltamix.seqmix.loss.seqmix_loss`, which reduces to label-
 smoothed cross-entropy for unmixed batches). Accelerate does device placement and multi-process runs
-(``accelerate launch``; nothing here is distribution code), and ``save_state``/``load_state`` write and
-restore checkpoints (model, optimizer, scheduler and random states) every ``checkpoint_interval``
-steps, atomically (written beside, then renamed). Only the main process logs, shows a progress bar
-and writes files. A non-finite loss stops training with a `DeltamixError` naming the step.
+(``torchrun`` / ``accelerate launch``; gloo on machines without CUDA), and ``save_state``/``load_state``
+write and restore checkpoints (model, optimizer, scheduler and random states) every ``checkpoint_interval``
+steps, atomically (written beside, then renamed; loaded only if every file is plain data). In a job of
+N processes, ``batch_size`` is the global batch: each process reads the whole batch, augments it with
+the same generator and trains on its contiguous 1/N of the rows, with the loss normalised by the global
+token count, so the gradient is the single-process one (up to float summation order; dropout masks
+differ). Only the main process logs, shows a progress bar and writes files. A non-finite loss or
+gradient norm stops training with a `DeltamixError` naming the step; the last checkpoint is kept.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object, set_seed
+from accelerate.utils import DataLoaderConfiguration, gather_object, set_seed
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
@@ -60,7 +65,7 @@ from deltamix.data.batching import (
     pad_batch,
 )
 from deltamix.errors import DataFormatError, DeltamixError
-from deltamix.io import append_jsonl, atomic_path, atomic_write_json
+from deltamix.io import append_jsonl, atomic_path, atomic_write_json, atomic_write_text
 from deltamix.metrics_seq2seq import exact_match
 from deltamix.seqmix.loss import seqmix_loss
 from deltamix.seqmix.tokens import MixedBatch, MixedTokens
@@ -81,7 +86,9 @@ class Seq2SeqTrainingConfig:
     max_minutes: float | None = field(
         default=None, metadata={"help": "stop (as finished) after this much training time, over resumes"}
     )
-    batch_size: int = field(default=32, metadata={"help": "examples per batch (per process)"})
+    batch_size: int = field(
+        default=32, metadata={"help": "examples per batch (the global batch, split across processes)"}
+    )
     learning_rate: float = field(default=1e-3, metadata={"help": "peak learning rate"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay (0 = Adam)"})
     warmup_steps: int = field(default=0, metadata={"help": "linear warm-up steps, then constant"})
@@ -132,6 +139,16 @@ class TrainerState:
     finished: bool = False
     last_loss: float | None = None
     resumed_from: int | None = None
+    # Losses of the steps since the last log line, so that a resumed run logs the same means.
+    pending_losses: list[float] = field(default_factory=list)
+
+
+def distributed_cpu() -> bool:
+    """True when launched as several processes (torchrun, ``accelerate launch --multi_gpu``) on a machine
+    without CUDA: accelerate then forms a CPU job with the gloo backend only if told ``cpu=True``
+    (otherwise each process would train alone and all would write the same files)."""
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return launched and not torch.cuda.is_available()
 
 
 def configure_threads(num_threads: int | None = None) -> int:
@@ -177,7 +194,17 @@ class Seq2SeqTrainer:
         self.augmenter = augmenter
         self.eval_pairs = list(eval_pairs) if eval_pairs else None
         self.output_dir = Path(output_dir)
-        self.accelerator = accelerator or Accelerator()
+        # split_batches: ``batch_size`` is the global batch, and the scheduler steps once per step
+        # whatever the number of processes (accelerate would step it once per process otherwise).
+        self.accelerator = accelerator or Accelerator(
+            cpu=distributed_cpu(), dataloader_config=DataLoaderConfiguration(split_batches=True)
+        )
+        if self.accelerator.num_processes > 1 and not self.accelerator.split_batches:
+            raise ValueError("a multi-process Accelerator must be created with split_batches=True")
+        if config.batch_size < self.accelerator.num_processes:
+            raise ValueError(
+                f"batch_size {config.batch_size} is smaller than the {self.accelerator.num_processes} processes"
+            )
         self.pad_id = self.target_tokenizer.pad_id
 
         dataset = Seq2SeqDataset(encode_pairs(train_pairs, tokenizer, target_tokenizer))
@@ -199,9 +226,14 @@ class Seq2SeqTrainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
         )
-        self.model, self.optimizer, self.loader, self.scheduler = self.accelerator.prepare(
-            model, optimizer, loader, scheduler
-        )
+        # The loader is not sharded by accelerate: every process reads the same global batch and
+        # augments it with the same generator, then trains on its own rows (`_train_step`), so a run
+        # on N processes draws the same batches and mixing as a run on one.
+        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        # Called with the state on every process just before a checkpoint is written, so that files
+        # that belong to that step (e.g. epoch snapshots) exist before the checkpoint counts.
+        self.before_checkpoint: Callable[[TrainerState], None] | None = None
+        self.loader = loader
         self.steps_per_epoch = len(self.loader)
 
     # ------------------------------------------------------------------------------ bookkeeping
@@ -220,8 +252,11 @@ class Seq2SeqTrainer:
     def read_state(self) -> TrainerState | None:
         """The state of a finished run (``output_dir/trainer_state.json``) or of the last checkpoint."""
         old = self.output_dir / f"{CHECKPOINT_DIR}.old"
-        if self.is_main and old.exists() and not (self.output_dir / CHECKPOINT_DIR).exists():
-            old.rename(self.output_dir / CHECKPOINT_DIR)  # interrupted between the two renames of a save
+        if self.is_main and old.exists():
+            if (self.output_dir / CHECKPOINT_DIR).exists():
+                shutil.rmtree(old)  # killed while removing the previous checkpoint after a save
+            else:
+                old.rename(self.output_dir / CHECKPOINT_DIR)  # killed between the two renames of a save
         self.accelerator.wait_for_everyone()
         for path in (self.output_dir / STATE_FILE, self.output_dir / CHECKPOINT_DIR / STATE_FILE):
             if path.exists():
@@ -231,8 +266,15 @@ class Seq2SeqTrainer:
                     raise DataFormatError(path, f"unreadable trainer state ({error})") from error
         return None
 
+    def _remove_checkpoints(self) -> None:
+        """Remove the checkpoint of a finished run and any left by a killed save."""
+        for suffix in ("", ".tmp", ".old"):
+            shutil.rmtree(self.output_dir / f"{CHECKPOINT_DIR}{suffix}", ignore_errors=True)
+
     def _save_checkpoint(self, state: TrainerState) -> None:
         """Save a resumable checkpoint atomically: write ``checkpoint.tmp``, then rename it."""
+        if self.before_checkpoint is not None:
+            self.before_checkpoint(state)
         final = self.output_dir / CHECKPOINT_DIR
         tmp = self.output_dir / f"{CHECKPOINT_DIR}.tmp"
         if self.is_main and tmp.exists():
@@ -241,7 +283,10 @@ class Seq2SeqTrainer:
         self.accelerator.save_state(str(tmp))
         if self.is_main:
             atomic_write_json(tmp / STATE_FILE, asdict(state))
+            _fsync_tree(tmp)  # the rename below must not publish files still in the page cache only
             old = self.output_dir / f"{CHECKPOINT_DIR}.old"
+            if old.exists():  # left by a save killed while removing it
+                shutil.rmtree(old)
             if final.exists():
                 final.rename(old)
             tmp.rename(final)
@@ -252,28 +297,85 @@ class Seq2SeqTrainer:
     # ------------------------------------------------------------------------------ training
     def _train_step(self, batch: dict[str, Tensor], step: int) -> float:
         """One optimizer step on a padded id batch; returns the loss."""
-        src_ids, tgt_in, labels = batch["src_ids"], batch["tgt_in"], batch["labels"]
+        device = self.accelerator.device
+        src_ids, tgt_in, labels = (batch[k].to(device) for k in ("src_ids", "tgt_in", "labels"))
         if self.augmenter is None:
             mixed = plain_batch(src_ids, tgt_in, labels, self.pad_id)
         else:
-            seed = (self.config.seed * 1_000_003 + step) * 1009 + self.accelerator.process_index
+            # Seeded by (seed, step) only: every process draws the mixing of the whole global batch.
+            seed = (self.config.seed * 1_000_003 + step) * 1009
             generator = torch.Generator(device=src_ids.device).manual_seed(seed)
             mixed = self.augmenter(src_ids, tgt_in, labels, generator)
-        lprobs = self.model(mixed.src, mixed.tgt_in)  # B x T x V
-        loss = seqmix_loss(lprobs, mixed, self.config.label_smoothing, self.pad_id)
-        value = float(loss.detach())
+        world = self.accelerator.num_processes
+        if world == 1:
+            lprobs = self.model(mixed.src, mixed.tgt_in)  # B x T x V
+            loss = seqmix_loss(lprobs, mixed, self.config.label_smoothing, self.pad_id)
+            value = float(loss.detach())
+        else:
+            # This process's rows; its summed loss over the global batch's token count, times the
+            # number of processes because DDP averages the gradients: the gradient is the global one.
+            rows = _rows(mixed, self.accelerator.process_index, world)
+            lprobs = self.model(rows.src, rows.tgt_in)  # b x T x V
+            total = label_weight_sum(mixed, self.pad_id).clamp_min(torch.finfo(lprobs.dtype).tiny)
+            loss = seqmix_loss(lprobs, rows, self.config.label_smoothing, self.pad_id, "sum") / total * world
+            value = float(self.accelerator.reduce(loss.detach() / world, reduction="sum"))
         if not math.isfinite(value):
-            raise DeltamixError(
-                f"the training loss became {value} at step {step + 1}; lower the learning rate, "
-                "check the data, or resume from the last checkpoint with a smaller --lr"
-            )
+            raise self._diverged(f"the training loss became {value}", step)
         self.accelerator.backward(loss)
         if self.config.max_grad_norm is not None:
-            self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+            norm = float(self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm))
+            # With an fp16 loss scaler, inf gradients are expected now and then (the scaler skips them).
+            if not math.isfinite(norm) and self.accelerator.scaler is None:
+                raise self._diverged(f"the gradient norm became {norm}", step)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return value
+
+    def _diverged(self, what: str, step: int) -> DeltamixError:
+        """The error that stops a run whose loss or gradients are no longer finite (nothing is saved)."""
+        kept = self.output_dir / CHECKPOINT_DIR / STATE_FILE
+        where = (
+            f"the last good checkpoint ({kept.parent}, step {json.loads(kept.read_text())['step']}) is kept"
+            if kept.exists()
+            else "no checkpoint had been saved yet"
+        )
+        return DeltamixError(
+            f"{what} at step {step + 1}; training stopped and {where}. Lower the learning rate or check "
+            "the data; running the same command again resumes from the checkpoint"
+        )
+
+    def _load_checkpoint(self, directory: Path) -> None:
+        """Restore a checkpoint written by `_save_checkpoint`, refusing anything but plain tensors and data.
+
+        accelerate reads its pickled files (optimizer, scheduler, random states) with
+        ``torch.load(weights_only=True)``, so a checkpoint cannot run code; but it silently skips random
+        states it cannot read, which would make a resumed run differ from an uninterrupted one. So each
+        file is checked first (same loader), and the random states are compared after loading.
+
+        Raises:
+            DataFormatError: if a file is missing, is not a plain-data pickle, or was not restored.
+        """
+        from accelerate.utils import load as safe_load
+
+        rng_file = directory / f"random_states_{self.accelerator.process_index}.pkl"
+        for name in ("model.safetensors", "optimizer.bin", "scheduler.bin", rng_file.name):
+            if not (directory / name).is_file():
+                raise DataFormatError(directory / name, "missing from the checkpoint")
+        states = {}
+        for path in sorted(directory.glob("*.bin")) + sorted(directory.glob("*.pkl")):
+            try:
+                states[path.name] = safe_load(path, map_location="cpu")
+            except Exception as error:  # pickle and torch raise many types for a hostile file
+                raise DataFormatError(
+                    path, f"not a plain tensor/data checkpoint file, refusing to load it ({error})"
+                ) from error
+        self.accelerator.load_state(str(directory))
+        saved = states[rng_file.name]
+        if not (
+            isinstance(saved, dict) and torch.equal(saved.get("torch_manual_seed"), torch.get_rng_state())
+        ):
+            raise DataFormatError(rng_file, "the random states were not restored")
 
     def train(self, stop_after: int | None = None) -> TrainerState:
         """Train to the end of the budget, resuming from ``output_dir/checkpoint`` if there is one.
@@ -289,14 +391,20 @@ class Seq2SeqTrainer:
         if state is not None and state.finished:
             logger.info("%s holds a finished run (%d steps): not training again", self.output_dir, state.step)
             self.load_weights(self.output_dir / "model")
+            if self.is_main:  # killed while removing them after the final save
+                self._remove_checkpoints()
             return state
         total = self.total_steps()
         if state is None:
             state = TrainerState(total_steps=total or 0)
-            set_seed(self.config.seed)
+            # device_specific: seed + process index, so that the processes of a job draw different
+            # dropout masks for their rows (one process: the seed itself).
+            set_seed(self.config.seed, device_specific=True)
         else:
-            self.accelerator.load_state(str(self.output_dir / CHECKPOINT_DIR))
+            self._load_checkpoint(self.output_dir / CHECKPOINT_DIR)
             state.resumed_from = state.step
+            if self.is_main:
+                _truncate_log(self.output_dir / "log.jsonl", state.step)
             logger.info("resuming %s from step %d", self.output_dir, state.step)
         budget = None if self.config.max_minutes is None else self.config.max_minutes * 60.0
         progress = tqdm(
@@ -308,7 +416,7 @@ class Seq2SeqTrainer:
             dynamic_ncols=True,
         )
         self.model.train()
-        losses: list[float] = []
+        losses: list[float] = list(state.pending_losses)
         steps_this_call = 0
         started = time.perf_counter()
         base_seconds = state.train_seconds
@@ -316,6 +424,11 @@ class Seq2SeqTrainer:
         with logging_redirect_tqdm():
             while not done:
                 epoch, offset = divmod(state.step, self.steps_per_epoch)
+                # accelerate's loader sets its sampler's epoch to its own count of iterations, which
+                # starts at 0 in a resumed process: set that count too, or a resumed run would repeat
+                # epoch 0's order instead of epoch `epoch`'s.
+                if hasattr(self.loader, "set_epoch"):  # (a loader prepared by accelerate)
+                    self.loader.set_epoch(epoch)
                 self.sampler.set_epoch(epoch)
                 loader = self.accelerator.skip_first_batches(self.loader, offset) if offset else self.loader
                 for batch in loader:
@@ -340,6 +453,7 @@ class Seq2SeqTrainer:
                         self.model.train()
                     state.total_steps = total or state.step
                     if not done and (stopping or state.step % self.config.checkpoint_interval == 0):
+                        state.pending_losses = list(losses)
                         self._save_checkpoint(state)
                     if done or stopping:
                         break
@@ -350,10 +464,11 @@ class Seq2SeqTrainer:
             # The final model first, then the state that marks the run finished, then the checkpoint
             # can go: an interruption in between resumes from the last checkpoint.
             state.finished = True
+            state.pending_losses = []
             self.save_model(self.output_dir / "model")
             if self.is_main:
                 atomic_write_json(self.output_dir / STATE_FILE, asdict(state))
-                shutil.rmtree(self.output_dir / CHECKPOINT_DIR, ignore_errors=True)
+                self._remove_checkpoints()
             self.accelerator.wait_for_everyone()
         return state
 
@@ -440,6 +555,68 @@ class Seq2SeqTrainer:
         # Hugging Face format (save_pretrained): let from_pretrained resolve tied and renamed weights.
         inner = model if hasattr(model, "save_pretrained") else model.model
         inner.load_state_dict(type(inner).from_pretrained(str(directory)).state_dict())
+
+
+def label_weight_sum(batch: MixedBatch, pad_id: int) -> Tensor:
+    """The (expected) number of target tokens of a batch: the denominator of `seqmix_loss` (a scalar)."""
+    tokens = batch.labels.ne(pad_id).float()  # B x T
+    if batch.label_weight is None:
+        return tokens.sum()
+    weight = batch.label_weight.float()
+    total = (weight * tokens).sum()
+    if batch.partner_labels is not None:
+        total = total + ((1.0 - weight) * batch.partner_labels.ne(pad_id).float()).sum()
+    return total
+
+
+def _rows(batch: MixedBatch, rank: int, world: int) -> MixedBatch:
+    """Process ``rank``'s contiguous share of the rows of ``batch`` (ceil(B / world) rows, fewer at the end)."""
+    size = -(-batch.labels.shape[0] // world)
+    cut = slice(rank * size, (rank + 1) * size)
+
+    def part(tensor: Tensor | None) -> Tensor | None:
+        return None if tensor is None else tensor[cut]
+
+    def tokens(t: MixedTokens) -> MixedTokens:
+        return MixedTokens(
+            ids=t.ids[cut], mask=t.mask[cut], partner_ids=part(t.partner_ids), weight=part(t.weight)
+        )
+
+    return MixedBatch(
+        src=tokens(batch.src),
+        tgt_in=tokens(batch.tgt_in),
+        labels=batch.labels[cut],
+        partner_labels=part(batch.partner_labels),
+        label_weight=part(batch.label_weight),
+    )
+
+
+def _fsync_tree(directory: Path) -> None:
+    """Flush every file under ``directory`` and the folder itself to disk."""
+    for path in directory.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop the events after ``step`` from a run's log (they are trained and logged again on resume)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill mid-write (append_jsonl writes whole lines, so unlikely)
+        if isinstance(event, dict) and int(event.get("step", 0)) <= step:
+            kept.append(line + "\n")
+    atomic_write_text(path, "".join(kept))
 
 
 def save_model(
