@@ -7,48 +7,67 @@ import math
 from pathlib import Path
 
 
+def _parse_number(text: str, kind: type, low: float, high: float, low_open: bool, high_open: bool) -> float:
+    """``text`` as ``kind`` (int or float) in the interval from ``low`` to ``high``.
+
+    Raises:
+        argparse.ArgumentTypeError: naming the interval, for a non-number, NaN or a value outside it
+            (argparse then names the argument).
+    """
+    if math.isinf(high):
+        interval = f"{'>' if low_open else '>='} {low:g}" + (" and finite" if kind is float else "")
+    else:
+        interval = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    try:
+        value = kind(text)
+    except ValueError:
+        noun = "a whole number" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {noun} {interval}, got {text!r}") from None
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    if not (above and below):  # NaN fails both comparisons
+        raise argparse.ArgumentTypeError(f"must be {interval}, got {value}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An integer > 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
+    return int(_parse_number(text, int, 0, math.inf, low_open=True, high_open=True))
 
 
 def non_negative_int(text: str) -> int:
     """An integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+    return int(_parse_number(text, int, 0, math.inf, low_open=False, high_open=True))
 
 
 def positive_float(text: str) -> float:
     """A finite float > 0 (``inf`` would mean an endless run or a diverging learning rate)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be > 0 and finite, got {value}")
-    return value
+    return _parse_number(text, float, 0, math.inf, low_open=True, high_open=True)
+
+
+def non_negative_float(text: str) -> float:
+    """A finite float >= 0."""
+    return _parse_number(text, float, 0, math.inf, low_open=False, high_open=True)
 
 
 def fraction(text: str) -> float:
     """A float in (0, 1], e.g. a target sparsity (density) of 0.005."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
-    return value
+    return _parse_number(text, float, 0, 1, low_open=True, high_open=False)
+
+
+def probability(text: str) -> float:
+    """A float in [0, 1]."""
+    return _parse_number(text, float, 0, 1, low_open=False, high_open=False)
+
+
+def unit_interval(text: str) -> float:
+    """A float in [0, 1), e.g. a dropout rate or label smoothing."""
+    return _parse_number(text, float, 0, 1, low_open=False, high_open=True)
+
+
+def open_unit_interval(text: str) -> float:
+    """A float in (0, 1), e.g. a mixing ratio."""
+    return _parse_number(text, float, 0, 1, low_open=True, high_open=True)
 
 
 def output_dir(text: str) -> Path:

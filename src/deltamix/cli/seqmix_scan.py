@@ -7,7 +7,14 @@ import dataclasses
 import logging
 import time
 
-from deltamix.cli.args import non_negative_int, output_dir, positive_float, positive_int
+from deltamix.cli.args import (
+    non_negative_int,
+    open_unit_interval,
+    output_dir,
+    positive_float,
+    positive_int,
+    unit_interval,
+)
 from deltamix.models.lstm import LSTMSeq2SeqConfig
 from deltamix.models.transformer import TransformerSeq2SeqConfig
 from deltamix.seqmix.scan_run import (
@@ -19,23 +26,6 @@ from deltamix.seqmix.scan_run import (
     default_training,
     run_scan,
 )
-
-
-def _dropout(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
-    return value
-
-
-def _geca_ratio(text: str) -> float:
-    value = _dropout(text)
-    if value == 0.0:
-        raise argparse.ArgumentTypeError("must be in (0, 1), got 0.0")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -78,14 +68,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--lr", type=positive_float, default=training.learning_rate, help="default: %(default)s"
     )
     parser.add_argument(
-        "--label-smoothing", type=_dropout, default=training.label_smoothing, help="default: %(default)s"
+        "--label-smoothing", type=unit_interval, default=training.label_smoothing, help="default: %(default)s"
     )
     parser.add_argument(
         "--seqmix-alpha", type=positive_float, default=0.1, help="Beta(a, a) of SeqMix (default: %(default)s)"
     )
     parser.add_argument(
         "--geca-ratio",
-        type=_geca_ratio,
+        type=open_unit_interval,
         default=0.3,
         help="share of training draws that are GECA pairs, as GECA's aug_ratio (default: %(default)s)",
     )
@@ -94,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--hidden-size", type=positive_int, help="LSTM hidden size (512) / Transformer width (256)"
     )
     parser.add_argument("--embedding-dim", type=positive_int, help="LSTM embedding size (default 64)")
-    parser.add_argument("--dropout", type=_dropout, help="model dropout (LSTM 0.5, Transformer 0.1)")
+    parser.add_argument("--dropout", type=unit_interval, help="model dropout (LSTM 0.5, Transformer 0.1)")
     parser.add_argument(
         "--checkpoint-interval",
         type=positive_int,

@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from deltamix.cli.args import existing_file, non_negative_int, output_dir, positive_float, positive_int
+from deltamix.cli.args import (
+    existing_file,
+    non_negative_float,
+    non_negative_int,
+    output_dir,
+    positive_float,
+    positive_int,
+    probability,
+    unit_interval,
+)
 
 if TYPE_CHECKING:
     from deltamix.seqmix.text_run import TextRunResult
@@ -13,36 +22,6 @@ if TYPE_CHECKING:
 # Kept in sync with deltamix.seqmix.config.VARIANTS (not imported here so that `deltamix --help` stays fast).
 AUGMENTATIONS = ("none", "seqmix", "seqmix-hard", "word-dropout", "switchout")
 PARTNERS = ("shuffle", "length")
-
-
-def _unit_interval(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
-    return value
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -61,14 +40,14 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "--partner", choices=PARTNERS, default="shuffle", help="partner choice (default: shuffle)"
     )
     aug.add_argument(
-        "--word-dropout-p", type=_probability, default=0.1, help="word dropout probability (default: 0.1)"
+        "--word-dropout-p", type=probability, default=0.1, help="word dropout probability (default: 0.1)"
     )
     aug.add_argument(
-        "--switchout-tau", type=_non_negative_float, default=1.0, help="SwitchOut temperature (default: 1.0)"
+        "--switchout-tau", type=non_negative_float, default=1.0, help="SwitchOut temperature (default: 1.0)"
     )
     aug.add_argument(
         "--label-smoothing",
-        type=_unit_interval,
+        type=unit_interval,
         default=None,
         help="label smoothing (default: 0.1 for BLEU runs, 0 for exact-match runs)",
     )
@@ -136,7 +115,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
     decode.add_argument(
         "--length-penalty",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=None,
         help="beam score / length ** penalty (default: 0.6 BLEU as the authors, 1.0)",
     )
