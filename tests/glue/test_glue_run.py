@@ -79,6 +79,7 @@ def test_rerun_resumes_from_finished_stage_and_checkpoint(
     first = SparseDiff.load(Path(config.output_dir) / "diff.safetensors")
     (stage / "stage_done.json").unlink()  # as if interrupted after its last checkpoint
     (stage / "final_state.safetensors").unlink()
+    (Path(config.output_dir) / "run_done.json").unlink()  # the run is not finished any more
     assert (Path(config.output_dir) / "l0" / "stage_done.json").is_file()
     again = run_glue(config)
     assert again["metrics"] == record["metrics"]

@@ -18,6 +18,7 @@ processors), the header checked where there is one (CoLA has none).
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -156,9 +157,16 @@ def read_tsv(task: str | GlueTask, path: str | Path) -> dict[str, list]:
     path = Path(path)
     if not path.is_file():
         raise DataUnavailableError(f"GLUE file {path} not found")
-    # utf-8-sig drops a BOM at the start; newline="" keeps "\r" so that it can be stripped per line.
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        lines = handle.read().split("\n")
+    raw_bytes = path.read_bytes()
+    try:
+        # utf-8-sig drops a BOM at the start; "\r" is kept here and stripped per line below.
+        text = raw_bytes.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw_bytes.count(b"\n", 0, error.start) + 1
+        raise DataFormatError(
+            path, f"not valid UTF-8 (byte {raw_bytes[error.start]:#04x} at offset {error.start})", line=line
+        ) from None
+    lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the file's final newline
     columns: dict[str, list] = {name: [] for name in (*task.text_columns, "label", "idx")}
@@ -194,6 +202,8 @@ def read_tsv(task: str | GlueTask, path: str | Path) -> dict[str, list]:
                 label = float(raw)
             except ValueError:
                 raise DataFormatError(path, f"label {raw!r} is not a number", line=line_number) from None
+            if not math.isfinite(label):
+                raise DataFormatError(path, f"label {raw!r} is not a finite number", line=line_number)
         else:
             labels = task.tsv_labels or {}
             if raw not in labels:

@@ -31,6 +31,13 @@ class DiffBank:
     values of the next, O(nnz) with two indexed copies per tensor and no arithmetic. The extra memory
     is 2 x nnz values per diff.
 
+    Task heads of different sizes (GLUE: 1 output for STS-B, 3 for MNLI, 2 otherwise) are carried by
+    the diffs themselves: each diff stores its head densely (``SparseDiff.dense``), and activating it
+    installs that head even where its shape differs from the base's current head (the Parameter
+    object stays the same, its data is replaced, as in :meth:`SparseDiff.apply_`); ``activate(None)``
+    restores the base head exactly. Module attributes (``out_features``, ``config.num_labels``) are
+    not changed: read logits, don't pass ``labels`` to a model whose head was swapped.
+
     Args:
         model: the base model (without any diff applied). Do not replace its parameters
             (``module.weight = ...``) while it is in a bank; ``model.to(...)`` is fine.
@@ -142,4 +149,8 @@ class DiffBank:
         for param, indices, base_values, task_values in prepared.gated:
             param.data.view(-1).index_copy_(0, indices, task_values if task else base_values)
         for param, base_value, task_value in prepared.dense:
-            param.data.copy_(task_value if task else base_value)
+            target = task_value if task else base_value
+            if param.shape == target.shape:
+                param.data.copy_(target)
+            else:  # a head of another size: install a copy (the prepared values must stay pristine)
+                param.data = target.clone()

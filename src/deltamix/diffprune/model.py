@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from torch.func import functional_call
 
 from deltamix.diffprune.config import DiffPruningConfig
 from deltamix.diffprune.fingerprint import fingerprint
+from deltamix.diffprune.fused import deterministic_delta, expected_l0_chunked, gated_thetas
 from deltamix.diffprune.hard_concrete import deterministic_gate, gated_diff, prob_nonzero, sample_gate
 from deltamix.diffprune.projection import num_kept, topk_indices
 from deltamix.diffprune.sparse_diff import SparseDiff
@@ -108,6 +110,7 @@ class DiffPruningModel(nn.Module):
         self.kept_values: nn.Parameter | None = None
         self.register_buffer("kept_indices", None)
         self._kept_local: list[tuple[_Span, Tensor, int, int]] = []
+        self._penalty_cache: tuple[Tensor, int, list[bool]] | None = None  # its expected L0 (fused.py)
         logger.info(
             "diff pruning over %d parameters in %d tensors; %d dense parameters in %d tensors",
             offset,
@@ -158,6 +161,9 @@ class DiffPruningModel(nn.Module):
         cfg = self.diff_config
         if self.alpha is None:
             return self.w
+        if self.group_alpha is None and not sample:  # the same chunks as the forward pass (fused.py)
+            offsets = [span.offset for span in self._spans]
+            return deterministic_delta(self.w, self.alpha, cfg.stretch_left, cfg.stretch_right, offsets)
         delta = gated_diff(self.w, self.alpha, cfg.stretch_left, cfg.stretch_right, sample)
         if self.group_alpha is None:
             return delta
@@ -179,6 +185,27 @@ class DiffPruningModel(nn.Module):
                 values = self.kept_values[start:end].to(flat.dtype)
                 theta[span.name] = flat.index_add(0, local, values).view(span.shape)
             return theta
+        cfg = self.diff_config
+        if self.alpha is not None and self.group_alpha is None:
+            # Unstructured L0 stage: the chunked kernel writes theta directly (see fused.py).
+            gated = [base[span.name] for span in self._spans]
+            with_penalty, alive = torch.is_grad_enabled() and self.alpha.requires_grad, [True]
+            thetas, penalty = gated_thetas(
+                self.w,
+                self.alpha,
+                torch.empty_like(self.alpha),  # z, kept for backward (a per-step buffer, not state)
+                cfg.stretch_left,
+                cfg.stretch_right,
+                self._sample_gates(),
+                [span.offset for span in self._spans],
+                [p if p.is_contiguous() else p.contiguous() for p in gated],
+                with_penalty=with_penalty,
+                alive=alive,
+            )
+            # l0_penalty() returns this while alpha is unchanged (optimizer steps bump its version)
+            # and the graph has not been used by a backward pass yet.
+            self._penalty_cache = (penalty, self.alpha._version, alive) if with_penalty else None
+            return {span.name: theta for span, theta in zip(self._spans, thetas, strict=True)}
         delta = self._flat_delta(sample=self._sample_gates())
         for span, part in zip(self._spans, delta.split([s.numel for s in self._spans]), strict=True):
             param = base[span.name]
@@ -203,9 +230,19 @@ class DiffPruningModel(nn.Module):
         if self.alpha is None or self.kept_values is not None:
             device = self.kept_values.device if self.kept_values is not None else self.w.device
             return torch.zeros((), device=device)
-        probs = prob_nonzero(self.alpha, cfg.stretch_left, cfg.stretch_right)
         if self.group_alpha is None:
-            return probs.sum()
+            cached = self._penalty_cache
+            if (
+                cached is not None
+                and torch.is_grad_enabled()
+                and cached[1] == self.alpha._version
+                and cached[2][0]
+            ):
+                # Computed by the last forward pass, in the same chunked pass as the gates.
+                self._penalty_cache = None  # once: a second call builds its own graph
+                return cached[0]
+            return expected_l0_chunked(self.alpha, cfg.stretch_left, cfg.stretch_right)
+        probs = prob_nonzero(self.alpha, cfg.stretch_left, cfg.stretch_right)
         per_group = torch.stack([part.sum() for part in probs.split([s.numel for s in self._spans])])
         return (prob_nonzero(self.group_alpha, cfg.stretch_left, cfg.stretch_right) * per_group).sum()
 
@@ -227,8 +264,10 @@ class DiffPruningModel(nn.Module):
     def project_(self, target_sparsity: float | None = None) -> DiffPruningModel:
         """Keep the k = ceil(t * d) largest-magnitude diff entries over all gated parameters; fix the mask.
 
-        Ties at the threshold are broken by lower flat index (the order of ``named_parameters``), so
-        the result is deterministic. Afterwards only the kept entries are trainable (``kept_values``);
+        Ties at the threshold (typically exact zeros from closed gates) are broken by larger |w|, then
+        larger gate open probability, then lower flat index (the order of ``named_parameters``), so the
+        result is deterministic and keeps exactly k entries; a warning is issued when fewer than k
+        entries are non-zero. Afterwards only the kept entries are trainable (``kept_values``);
         ``w`` and ``alpha`` are freed, so build a new optimizer from :meth:`optimizer_param_groups`.
         Calling it again projects the kept entries further (k can only shrink).
 
@@ -244,9 +283,18 @@ class DiffPruningModel(nn.Module):
         k = num_kept(t, self.num_gated)
         if self.kept_values is not None and k > self.kept_values.numel():
             raise ValueError(f"the mask keeps {self.kept_values.numel()} entries; cannot grow it to {k}")
-        indices = topk_indices(delta, k)
+        nonzero = int((delta != 0).sum())
+        if nonzero < k:
+            warnings.warn(
+                f"only {nonzero} diff entries are non-zero, fewer than the {k} the projection keeps: the "
+                "gates closed early (try a higher learning rate or a lower alpha learning rate / l0_lambda); "
+                "the rest of the budget goes to zero entries ranked by |w|, then gate open probability",
+                stacklevel=2,
+            )
+        indices = topk_indices(delta, k, tiebreak=self._tiebreak_keys())
         values = delta.index_select(0, indices)
         self.w = None
+        self._penalty_cache = None
         self.alpha = None
         self.group_alpha = None
         self.kept_values = nn.Parameter(values)
@@ -256,6 +304,27 @@ class DiffPruningModel(nn.Module):
             "projected the diff to %d of %d entries (%.4f%%)", k, self.num_gated, 100 * k / self.num_gated
         )
         return self
+
+    @torch.no_grad()
+    def _tiebreak_keys(self) -> list[Tensor]:
+        """Secondary projection keys for entries of equal |delta|: |w|, then the gate's open probability.
+
+        Exact ties are common at |delta| = 0 (closed gates); ranking those by index would spend the
+        budget on the first tensors' entries, while |w| and P(z != 0) pick the ones the L0 stage
+        valued most. Shapes (d,), fp32. Empty in the fixed-mask stage (no w or alpha left).
+        """
+        if self.w is None:
+            return []
+        keys = [self.w.detach().abs()]
+        if self.alpha is not None:
+            cfg = self.diff_config
+            probs = prob_nonzero(self.alpha.detach(), cfg.stretch_left, cfg.stretch_right)
+            if self.group_alpha is not None:
+                group = prob_nonzero(self.group_alpha.detach(), cfg.stretch_left, cfg.stretch_right)
+                sizes = torch.tensor([s.numel for s in self._spans], device=group.device)
+                probs = probs * group.repeat_interleave(sizes)
+            keys.append(probs)
+        return keys
 
     def _index_spans(self) -> None:
         """Split the sorted kept indices by tensor, as local indices (for the forward pass)."""
@@ -342,6 +411,86 @@ class DiffPruningModel(nn.Module):
             p.requires_grad_(self._original_requires_grad.get(name, True))
         self._merged = True
         return self.base_model
+
+    # ----- trainable state (checkpoints) ------------------------------------------------------
+
+    def trainable_state_dict(self) -> dict[str, Tensor]:
+        """Everything training changes, and nothing of the frozen base: what a checkpoint must hold.
+
+        Keys: L0 / dense-diff stage ``w`` (d,), ``alpha`` (d,), ``group_alpha`` (num tensors,);
+        fixed-mask stage ``kept_values`` (k,) and ``kept_indices`` (k,) int64; both stages
+        ``dense/<param name>`` for the head. Tensors are detached and contiguous (not copies).
+        """
+        state: dict[str, Tensor] = {}
+        for key in ("w", "alpha", "group_alpha", "kept_values", "kept_indices"):
+            value = getattr(self, key)
+            if value is not None:
+                state[key] = value.detach().contiguous()
+        base = dict(self.base_model.named_parameters())
+        for name in self.dense_names:
+            state[f"dense/{name}"] = base[name].detach().contiguous()
+        return state
+
+    @torch.no_grad()
+    def load_trainable_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Load what :meth:`trainable_state_dict` returned (in place; may move the model to fixed-mask).
+
+        A fixed-mask state loaded into a model still in its L0 stage projects it onto the stored mask
+        (the Trainer resuming the fixed-mask stage of a fresh process). The state is fully checked
+        before anything is written, so a bad one leaves the model untouched.
+
+        Raises:
+            ValueError: missing / unexpected keys, or shapes / dtypes that do not match this model.
+        """
+        self._check_usable()
+        fixed = "kept_values" in state
+        if fixed:
+            expected = {"kept_values", "kept_indices"}
+        else:
+            expected = {k for k in ("w", "alpha", "group_alpha") if getattr(self, k) is not None}
+            if self.kept_values is not None:
+                raise ValueError("the model is in its fixed-mask stage; an L0-stage state cannot be loaded")
+        expected |= {f"dense/{n}" for n in self.dense_names}
+        if set(state) != expected:
+            missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+            raise ValueError(
+                f"trainable state does not match the model: missing {missing}, unexpected {unexpected}"
+            )
+        base = dict(self.base_model.named_parameters())
+        targets = {f"dense/{n}": base[n] for n in self.dense_names}
+        if fixed:
+            values, indices = state["kept_values"], state["kept_indices"]
+            if values.dim() != 1 or indices.shape != values.shape or indices.dtype != torch.int64:
+                raise ValueError("kept_values / kept_indices must be 1-D of equal length, indices int64")
+            if indices.numel() and (
+                int(indices[0]) < 0
+                or int(indices[-1]) >= self.num_gated
+                or not bool((indices[1:] > indices[:-1]).all())
+            ):
+                raise ValueError(f"kept_indices must be strictly increasing in [0, {self.num_gated})")
+        else:
+            targets.update(
+                {k: getattr(self, k) for k in ("w", "alpha", "group_alpha") if getattr(self, k) is not None}
+            )
+        for key, target in targets.items():
+            if tuple(state[key].shape) != tuple(target.shape):
+                raise ValueError(
+                    f"{key}: shape {tuple(state[key].shape)} in the state, {tuple(target.shape)} in the model"
+                )
+        for key, target in targets.items():
+            target.copy_(state[key])
+        if fixed:
+            device = self.w.device if self.w is not None else self.kept_values.device
+            self.w = None
+            self._penalty_cache = None
+            self.alpha = None
+            self.group_alpha = None
+            if self.kept_values is not None and self.kept_values.shape == values.shape:
+                self.kept_values.copy_(values)  # keep the Parameter (an optimizer may hold it)
+            else:
+                self.kept_values = nn.Parameter(values.to(device=device, dtype=torch.float32).clone())
+            self.kept_indices = indices.to(device).clone()
+            self._index_spans()
 
     # ----- optimisation -----------------------------------------------------------------------
 

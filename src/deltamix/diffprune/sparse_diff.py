@@ -75,6 +75,85 @@ def _resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
     return dtype
 
 
+def _is_shape(value: Any) -> bool:
+    return isinstance(value, list) and all(type(s) is int and 0 <= s < 2**53 for s in value)
+
+
+def _check_meta_types(meta: dict[str, Any]) -> None:
+    """Reject metadata whose fields have the wrong JSON types (hand-edited or forged files).
+
+    The payload hash covers the tensors, not the metadata, so every field is checked here before
+    it is used; values are then checked against the tensors by :meth:`SparseDiff.from_bytes`.
+
+    Raises:
+        DiffFormatError: naming the first bad field.
+    """
+
+    def bad(field: str, expected: str) -> DiffFormatError:
+        return DiffFormatError(f"inconsistent metadata: {field} must be {expected}")
+
+    for key in ("gated", "dense"):
+        if not isinstance(meta.get(key), dict):
+            raise bad(key, "an object")
+    for name, info in meta["gated"].items():
+        if not isinstance(info, dict) or not _is_shape(info.get("shape")):
+            raise bad(f"gated[{name!r}].shape", "a list of non-negative integers")
+        if type(info.get("nnz")) is not int or info["nnz"] < 0:
+            raise bad(f"gated[{name!r}].nnz", "a non-negative integer")
+        if not isinstance(info.get("dtype"), str) or info["dtype"] not in _VALUE_DTYPES:
+            raise bad(f"gated[{name!r}].dtype", f"one of {sorted(_VALUE_DTYPES)}")
+    for name, info in meta["dense"].items():
+        if not isinstance(info, dict) or not _is_shape(info.get("shape")):
+            raise bad(f"dense[{name!r}].shape", "a list of non-negative integers")
+    for key in ("nnz", "num_gated"):
+        if type(meta.get(key)) is not int or meta[key] < 0:
+            raise bad(key, "a non-negative integer")
+    fp = meta.get("base_fingerprint")
+    if not isinstance(fp, dict) or not isinstance(fp.get("params"), list):
+        raise bad("base_fingerprint", "an object with a params list")
+    for row in fp["params"]:
+        if not (
+            isinstance(row, list)
+            and len(row) == 3
+            and isinstance(row[0], str)
+            and _is_shape(row[1])
+            and isinstance(row[2], str)
+        ):
+            raise bad("base_fingerprint.params", "a list of [name, shape, dtype] rows")
+    if not isinstance(fp.get("sample_sha256"), str) or not isinstance(fp.get("values_sha256"), str | None):
+        raise bad("base_fingerprint hashes", "strings")
+    for key in ("config", "quantization"):
+        if not isinstance(meta.get(key), dict | None):
+            raise bad(key, "an object or null")
+
+
+@torch.no_grad()
+def install_dense(param: nn.Parameter, value: Tensor) -> Tensor:
+    """Set ``param`` to ``value`` (cast to its dtype, on its device); return what it held before.
+
+    Same shape: copied in place, and the previous values are returned as a copy. Another shape (a
+    task head of another size): ``param.data`` is replaced, so the Parameter object (and every module
+    or tied name that refers to it) stays the same, and the previous tensor itself is returned.
+    Either way :func:`restore_dense` with the returned tensor restores ``param`` bit for bit.
+    """
+    if tuple(param.shape) == tuple(value.shape):
+        previous = param.data.clone()
+        param.data.copy_(value.to(device=param.device, dtype=param.dtype))
+        return previous
+    previous = param.data
+    param.data = value.to(device=param.device, dtype=param.dtype).clone()
+    return previous
+
+
+@torch.no_grad()
+def restore_dense(param: nn.Parameter, previous: Tensor) -> None:
+    """Undo :func:`install_dense`: copy ``previous`` back, or reinstall it if the shapes differ."""
+    if tuple(param.shape) == tuple(previous.shape):
+        param.data.copy_(previous)
+    else:
+        param.data = previous
+
+
 class SparseDiff:
     """A sparse diff over a base model's gated parameters plus dense values of its head.
 
@@ -317,6 +396,7 @@ class SparseDiff:
     def from_bytes(cls, data: bytes) -> SparseDiff:
         """Parse and validate diff file bytes (see :meth:`load`)."""
         meta = cls.read_metadata(data)
+        _check_meta_types(meta)
         try:
             tensors = st_load(data)
         except Exception as error:  # safetensors raises its own error types for malformed buffers
@@ -371,7 +451,7 @@ class SparseDiff:
                 meta.get("config"),
                 meta.get("quantization"),
             )
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
             if isinstance(error, DiffFormatError):
                 raise
             raise DiffFormatError(f"inconsistent metadata ({type(error).__name__}: {error})") from None
@@ -409,9 +489,10 @@ class SparseDiff:
             if not param.is_contiguous():
                 raise BaseModelMismatchError(f"parameter {name!r} is not contiguous; cannot apply in place")
         for name, value in self.dense.items():
-            if tuple(params[name].shape) != tuple(value.shape):
+            if params[name].dim() != value.dim():
                 raise BaseModelMismatchError(
-                    f"dense parameter {name!r} is {list(params[name].shape)} in the model but {list(value.shape)} in the diff"
+                    f"dense parameter {name!r} is {list(params[name].shape)} in the model but {list(value.shape)} "
+                    "in the diff (a head of another size is installed, but it must have as many dimensions)"
                 )
         names = [row[0] for row in self.base_fingerprint["params"]]
         try:
@@ -442,10 +523,17 @@ class SparseDiff:
 
     @torch.no_grad()
     def apply_(self, model: nn.Module, check: bool = True) -> nn.Module:
-        """Add the diff to ``model``'s parameters in place (and set its dense head); O(nnz).
+        """Add the diff to ``model``'s parameters in place (and install its dense head); O(nnz).
 
         The original values of every touched entry are kept, so :meth:`revert_` restores the base
         bit for bit. All checks run before anything is changed.
+
+        Heads of another size: a dense tensor whose shape differs from the model's parameter (an
+        STS-B regression head with 1 output on a model whose head has 2, MNLI's 3, ...) is installed
+        as that parameter's new data (see :func:`install_dense`); :meth:`revert_` puts the previous
+        tensor back. Only the parameter changes: module attributes such as ``Linear.out_features`` or
+        a Hugging Face ``config.num_labels`` keep their old values, so compute the loss from the
+        logits rather than passing ``labels`` to such a model.
 
         Args:
             model: the base model (the same parameter names as when the diff was trained).
@@ -474,9 +562,7 @@ class SparseDiff:
                 originals[name] = flat.index_select(0, indices)
                 flat.index_add_(0, indices, values.to(flat.dtype))
             for name, value in self.dense.items():
-                param = params[name].data
-                originals[name] = param.clone()
-                param.copy_(value.to(device=param.device, dtype=param.dtype))
+                originals[name] = install_dense(params[name], value)
         self._applied[id(model)] = (weakref.ref(model), originals)
         return model
 
@@ -497,7 +583,7 @@ class SparseDiff:
                 flat = params[name].data.view(-1)
                 flat.index_copy_(0, indices.to(flat.device), originals[name])
             for name in self.dense:
-                params[name].data.copy_(originals[name])
+                restore_dense(params[name], originals[name])
         return model
 
     def __repr__(self) -> str:

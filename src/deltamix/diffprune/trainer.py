@@ -9,9 +9,13 @@ What it adds to ``transformers.Trainer`` (everything else, including gradient cl
   kept entries after projection) with the config's learning rates;
 - the learning-rate schedule (``lr_scheduler_type``, warmup) applies to every group but the gates,
   whose learning rate stays constant, as in the authors' code;
-- columns and labels are matched against the wrapped model's ``forward``; ``save_model`` writes the
-  exported diff (``diff.safetensors``), not the base weights (so checkpoints cannot resume the L0
-  stage, and ``load_best_model_at_end`` is not supported).
+- columns and labels are matched against the wrapped model's ``forward``;
+- ``save_model`` and every checkpoint write the exported diff (``diff.safetensors``; left out of
+  L0-stage checkpoints, where it is redundant and up to ~6 bytes x d) and the trainable state (``diffprune_state.safetensors``: w, alpha, group gates and the dense head, or in
+  the fixed-mask stage the kept values and indices plus the head), never the frozen base; so
+  ``trainer.train(resume_from_checkpoint=...)`` resumes either stage and ``load_best_model_at_end``
+  works. Trainer's own optimizer / scheduler / RNG files are read with ``torch.load(weights_only=True)``
+  (transformers >= 5), so loading a checkpoint executes no code.
 
 The three-stage recipe: train with this Trainer (L0 stage), call ``model.project_()``, then make a
 new Trainer (its optimizer is rebuilt for the kept entries) and train again (fixed-mask stage).
@@ -29,14 +33,20 @@ import os
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from transformers import Trainer
 from transformers.utils import can_return_loss, find_labels
 
 from deltamix.diffprune.model import DiffPruningModel
+from deltamix.errors import DiffFormatError
+from deltamix.io import atomic_path
 
 logger = logging.getLogger(__name__)
 
 DIFF_FILE_NAME = "diff.safetensors"
+STATE_FILE_NAME = "diffprune_state.safetensors"
+_STATE_FORMAT = "deltamix-diffprune-state"
 
 
 def _constant(_: int) -> float:
@@ -63,6 +73,7 @@ class DiffPruningTrainer(Trainer):
             self.label_names = find_labels(base_class)
         self.can_return_loss = can_return_loss(base_class)
         self.last_l0_penalty: float | None = None
+        self._in_checkpoint = False
 
     @property
     def diff_model(self) -> DiffPruningModel:
@@ -137,11 +148,81 @@ class DiffPruningTrainer(Trainer):
         return scheduler
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        """Save the exported diff (``diff.safetensors``) instead of the model's state dict."""
+        """Write the exported diff and the trainable state (not the frozen base), both atomically."""
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if not self.args.should_save:
             return
         os.makedirs(output_dir, exist_ok=True)
-        self.diff_model.export_diff().save(os.path.join(output_dir, DIFF_FILE_NAME))
+        save_trainable_state(self.diff_model, os.path.join(output_dir, STATE_FILE_NAME))
+        # In a checkpoint of the L0 stage the exported diff is redundant (it follows from the state)
+        # and large (nearly every entry is non-zero early on: ~6 bytes x d), so it is left out.
+        if not (self._in_checkpoint and self.diff_model.stage != "fixed_mask"):
+            self.diff_model.export_diff().save(os.path.join(output_dir, DIFF_FILE_NAME))
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
+
+    def _save_checkpoint(self, model: torch.nn.Module, trial: Any) -> None:
+        self._in_checkpoint = True
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._in_checkpoint = False
+
+    def _load_from_checkpoint(
+        self, resume_from_checkpoint: str, model: torch.nn.Module | None = None
+    ) -> None:
+        """Resume: load the checkpoint's trainable state (Trainer then restores optimizer, scheduler, RNG)."""
+        path = os.path.join(resume_from_checkpoint, STATE_FILE_NAME)
+        if not os.path.isfile(path):
+            raise ValueError(
+                f"{resume_from_checkpoint} has no {STATE_FILE_NAME}: it was not written by DiffPruningTrainer"
+            )
+        load_trainable_state(self.diff_model, path)
+        logger.info("resumed the diff pruning state from %s", path)
+
+    def _load_best_model(self) -> None:
+        """``load_best_model_at_end``: load the best checkpoint's trainable state."""
+        path = os.path.join(self.state.best_model_checkpoint, STATE_FILE_NAME)
+        logger.info("loading the best model from %s (score %s)", path, self.state.best_metric)
+        load_trainable_state(self.diff_model, path)
+
+
+def save_trainable_state(model: DiffPruningModel, path: str | os.PathLike) -> None:
+    """Write ``model.trainable_state_dict()`` to a safetensors file atomically (O(d) in the L0 stage, O(k) after)."""
+    metadata = {
+        "format": _STATE_FORMAT,
+        "version": "1",
+        "stage": model.stage,
+        "num_gated": str(model.num_gated),
+    }
+    state = {k: v.cpu() for k, v in model.trainable_state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
+
+
+def load_trainable_state(model: DiffPruningModel, path: str | os.PathLike) -> None:
+    """Load a file written by :func:`save_trainable_state` into ``model`` (checked before anything is written).
+
+    Raises:
+        DiffFormatError: the file is not a readable trainable-state file of this format, or was
+            written for a model with another number of gated parameters / other tensors.
+    """
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            state = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+    except (OSError, SafetensorError, ValueError) as error:
+        raise DiffFormatError(f"{path}: not a readable diff pruning state file ({error})") from error
+    if metadata.get("format") != _STATE_FORMAT or metadata.get("version") != "1":
+        raise DiffFormatError(
+            f"{path}: unknown state format {metadata.get('format')!r} {metadata.get('version')!r}"
+        )
+    if metadata.get("num_gated") != str(model.num_gated):
+        raise DiffFormatError(
+            f"{path}: written for {metadata.get('num_gated')} gated parameters, the model has {model.num_gated}"
+        )
+    device = model.w.device if model.w is not None else model.kept_values.device
+    try:
+        model.load_trainable_state_dict({k: v.to(device) for k, v in state.items()})
+    except ValueError as error:
+        raise DiffFormatError(f"{path}: {error}") from error

@@ -14,8 +14,10 @@ code is in :mod:`deltamix.glue.stages`):
 - ``diffprune-nonadaptive``: as above with ``learn_gates=False``; its stage 1, ``full-ft``, is full
   fine-tuning of a dense diff at the full fine-tuning learning rate.
 
-A run can be interrupted and started again with the same command: finished stages are loaded from
-their saved final state, an unfinished one resumes from its last checkpoint (``resume_from_checkpoint``).
+A run can be interrupted (even by SIGKILL) and started again with the same command: finished stages
+are loaded from their saved final state, an unfinished one resumes from its last complete checkpoint
+(``resume_from_checkpoint``); the record is appended exactly once (``records.commit_record``), and a
+restart of a finished run (``run_done.json`` present) returns its record without training again.
 Multi-GPU: ``accelerate launch -m deltamix.cli.main diffprune glue ...`` or ``torchrun``; Trainer
 does the distribution, files and the record are written by the main process only.
 
@@ -54,9 +56,12 @@ from deltamix.glue.methods import (
 from deltamix.glue.stages import run_stage, train_diffprune
 from deltamix.io import atomic_path, atomic_write_json
 from deltamix.metrics import glue_metrics, task_score
-from deltamix.records import RESULTS_DIR, append_record, make_record
+from deltamix.records import RESULTS_DIR, commit_record, finish_commit, make_record
 
 logger = logging.getLogger(__name__)
+
+# Written (with the record) when a run has finished; a restart then returns that record.
+RUN_DONE = "run_done.json"
 
 # Tasks with fewer training examples get 5 fixed-mask epochs instead of 3 (authors' code).
 SMALL_TASK_EXAMPLES = 10_000
@@ -343,8 +348,9 @@ def run_glue(config: GlueRunConfig) -> dict[str, Any]:
     """Run one GLUE experiment end to end and return its results record.
 
     Writes into ``config.output_dir``: ``config.json`` (resolved config), the task file
-    (``diff.safetensors``, ``adapter/`` or ``trained.safetensors``), ``metrics.json``; appends the
-    record to ``config.results_dir/glue.jsonl``.
+    (``diff.safetensors``, ``adapter/`` or ``trained.safetensors``), ``metrics.json`` and
+    ``run_done.json`` (the record); appends the record to ``config.results_dir/glue.jsonl`` once.
+    If ``run_done.json`` is already there, returns its record without training.
 
     Raises:
         ValueError, DataUnavailableError, DataFormatError: bad task, method or data.
@@ -371,6 +377,13 @@ def run_glue(config: GlueRunConfig) -> dict[str, Any]:
         "eval_examples": {split: len(d) for split, d in evals.items()},
     }
     check_same_run(out_dir / "config.json", resolved)
+    done_marker = out_dir / RUN_DONE
+    if main_process:
+        finish_commit(done_marker)  # a run killed while committing its record completes it here
+    PartialState().wait_for_everyone()
+    if done_marker.is_file():
+        logger.info("%s already finished (%s): not training again", out_dir, done_marker.name)
+        return json.loads(done_marker.read_text())["record"] if main_process else {}
     if main_process:
         atomic_write_json(out_dir / "config.json", resolved)
     data = (train, evals, tokenizer)
@@ -426,7 +439,8 @@ def run_glue(config: GlueRunConfig) -> dict[str, Any]:
         artifact=str(path),
         data_source=config.data_dir or "hub:nyu-mll/glue",
     )
-    append_record(record, config.results_dir)
+    # Exactly once, even if killed here: the record goes to glue.jsonl, then run_done.json marks the run done.
+    commit_record(record, config.results_dir, done_marker, {"metrics": metrics})
     if not config.keep_checkpoints:
         for log in logs:
             stage_dir = out_dir / log["stage"]

@@ -1,9 +1,9 @@
 """Multi-task serving demo: the diffs of several GLUE runs on one base model, evaluated one after another.
 
-One copy of the base model is loaded; each run's diff goes into a :class:`~deltamix.diffprune.DiffBank`
-without its head (tasks have heads of different sizes: 1 output for STS-B, 3 for MNLI, 2 otherwise),
-and each task's dense head is kept as its own small module. Switching task = ``bank.activate(task)``
-(revert one sparse diff, apply another, O(nnz)) plus putting that task's head in place. Each task is
+One copy of the base model is loaded; each run's diff, with its dense head, goes into a
+:class:`~deltamix.diffprune.DiffBank`. Tasks have heads of different sizes (1 output for STS-B, 3
+for MNLI, 2 otherwise); the bank installs each diff's own head on activation. Switching task =
+``bank.activate(task)`` (revert one sparse diff and head, apply another, O(nnz + head)). Each task is
 evaluated on its dev set and compared with the metrics its own run stored (``metrics.json``).
 
 >>> results = serve([Path("runs/glue/rte/diffprune-t0.005/seed0"), ...], data_dir="glue_data")  # doctest: +SKIP
@@ -11,7 +11,6 @@ evaluated on its dev set and compared with the metrics its own run stored (``met
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import time
@@ -20,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from deltamix.errors import DeltamixError
 
@@ -29,12 +27,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ServedTask:
-    """One run loaded for serving: its task, diff without head, head module and the stored metrics."""
+    """One run loaded for serving: its task, run folder, stored metrics and config."""
 
     name: str
     task: str
     run_dir: Path
-    head: dict[str, nn.Module]
     expected: dict[str, float]
     config: dict[str, Any]
 
@@ -86,7 +83,6 @@ def serve(
 
     from deltamix.data.glue import get_task
     from deltamix.diffprune import DiffBank, SparseDiff
-    from deltamix.glue.methods import head_module_names
     from deltamix.glue.run import GlueRunConfig, evaluate, load_classifier, prepare_data
 
     if not run_dirs:
@@ -103,11 +99,10 @@ def serve(
 
     model_path = model_paths.pop()
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    # The shared model: a body and a head slot; the head is swapped per task below.
+    # The shared model; each diff carries its task's head, which the bank installs on activate().
     base = load_classifier(
         GlueRunConfig(task=tasks[0], model=model_path, output_dir="unused"), get_task(tasks[0])
     )
-    heads_names = head_module_names(base)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     base.to(device).eval()
     bank = DiffBank(base)
@@ -116,23 +111,7 @@ def serve(
         spec = get_task(config["task"])
         diff = SparseDiff.load(diff_path)
         stored_nnz += diff.nnz
-        body_only = SparseDiff(
-            gated=diff.gated,
-            shapes=diff.shapes,
-            dtypes=diff.dtypes,
-            dense={},
-            base_fingerprint=diff.base_fingerprint,
-            config=diff.config,
-        )
-        bank.add(spec.name, body_only)
-        # The task's head: a head module of the right size, filled with the diff's dense values.
-        skeleton = load_classifier(GlueRunConfig(task=spec.name, model=model_path, output_dir="unused"), spec)
-        head = {name: copy.deepcopy(getattr(skeleton, name)) for name in heads_names}
-        for name, module in head.items():
-            state = {k.removeprefix(name + "."): v for k, v in diff.dense.items() if k.startswith(name + ".")}
-            module.load_state_dict(state, strict=True)
-            module.to(device).eval()
-        del skeleton
+        bank.add(spec.name, diff)
         run_config = GlueRunConfig(
             task=spec.name,
             model=model_path,
@@ -143,15 +122,13 @@ def serve(
         )
         _, evals, _ = prepare_data(run_config, tokenizer, with_train=False)
         evals_by_task[spec.name] = evals
-        served.append(ServedTask(spec.name, spec.name, run_dir, head, expected, config))
+        served.append(ServedTask(spec.name, spec.name, run_dir, expected, config))
 
     results: dict[str, Any] = {"tasks": {}, "switch_seconds": []}
     for _ in range(rounds):
         for task in served:
             start = time.perf_counter()
             bank.activate(task.name)
-            for name, module in task.head.items():
-                setattr(base, name, module)
             results["switch_seconds"].append(time.perf_counter() - start)
             start = time.perf_counter()
             metrics = evaluate(task.task, base, evals_by_task[task.name], tokenizer, eval_batch_size)

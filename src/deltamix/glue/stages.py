@@ -1,21 +1,27 @@
 """The Trainer stages of a GLUE run: one stage on transformers' Trainer, and diff pruning's three.
 
 Each stage runs in ``output_dir/<stage>/`` and is evaluated on dev after every epoch. A finished stage
-leaves ``stage_done.json`` and ``final_state.safetensors``; running again loads that state, and an
-unfinished stage resumes from its last checkpoint (``resume_from_checkpoint``).
+leaves ``stage_done.json`` and ``final_state.safetensors`` (for diff pruning only the trainable state,
+see ``DiffPruningTrainer``); running again loads that state, and an unfinished stage resumes from its
+last checkpoint (``resume_from_checkpoint``). A non-finite training loss stops the stage with
+:class:`NonFiniteLossError`, keeping the last good checkpoint.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 from torch import nn
 
+from deltamix.errors import DeltamixError
 from deltamix.glue.methods import PreparedModel, diff_budget, head_module_names, split_parameters
 from deltamix.io import atomic_path, atomic_write_json
 from deltamix.metrics import glue_metrics, task_score
@@ -82,20 +88,17 @@ def run_stage(
     A finished stage leaves ``stage_done.json`` and ``final_state.safetensors`` (the model's state
     dict at the end, after best-checkpoint loading); running again loads that state instead.
     """
-    from safetensors.torch import load_model as load_state
-    from safetensors.torch import save_model as save_state
     from transformers import DataCollatorWithPadding, Trainer
-    from transformers.trainer_utils import get_last_checkpoint
 
     stage_dir = Path(config.output_dir) / name
     done = stage_dir / _DONE
     if done.is_file():
-        load_state(model, str(stage_dir / _FINAL), strict=True)
+        _load_final(model, stage_dir / _FINAL)
         logger.info("stage %s already done: loaded %s", name, stage_dir / _FINAL)
         return json.loads(done.read_text())
     train, evals, tokenizer = data
     args = _training_args(config, stage_dir, lr, epochs, select_best, evals)
-    trainer = (trainer_cls or Trainer)(
+    trainer = _guarded(trainer_cls or Trainer)(
         model=model,
         args=args,
         train_dataset=train,
@@ -104,7 +107,8 @@ def run_stage(
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics_fn(config.task),
     )
-    last = get_last_checkpoint(str(stage_dir)) if stage_dir.is_dir() else None
+    last = last_complete_checkpoint(stage_dir, remove_partial=trainer.is_world_process_zero())
+    trainer.accelerator.wait_for_everyone()
     if last is not None:
         logger.info("stage %s: resuming from %s", name, last)
     start = time.perf_counter()
@@ -121,34 +125,104 @@ def run_stage(
         "history": [e for e in trainer.state.log_history if any(k.endswith("_score") for k in e)],
     }
     if trainer.is_world_process_zero():
-        with atomic_path(stage_dir / _FINAL) as tmp:
-            save_state(model, str(tmp))  # handles tied (shared) tensors
+        _save_final(model, stage_dir / _FINAL)
         atomic_write_json(done, log)
     trainer.accelerator.wait_for_everyone()
     return log
 
 
-def resumable_diff_trainer() -> type:
-    """``DiffPruningTrainer`` whose checkpoints also hold the wrapper's full state (``model.safetensors``).
+def last_complete_checkpoint(stage_dir: Path, remove_partial: bool = False) -> str | None:
+    """The newest ``checkpoint-N`` folder that a kill did not interrupt, or None.
 
-    ``DiffPruningTrainer`` saves only the exported diff, from which Trainer can neither resume (the
-    L0 stage needs ``w`` and ``alpha``) nor load the best checkpoint; with the state dict beside it,
-    both go through Trainer's own code.
+    Trainer writes ``trainer_state.json`` last, so a checkpoint without a readable one was cut
+    short; with ``remove_partial`` (main process only) such folders are deleted so that Trainer's
+    checkpoint rotation cannot mistake them for the newest.
     """
-    import os
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+    if not stage_dir.is_dir():
+        return None
+    found = []
+    for path in stage_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        suffix = path.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-")
+        if path.is_dir() and suffix.isdigit():
+            found.append((int(suffix), path))
+    last = None
+    for _, path in sorted(found, reverse=True):
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+            complete = True
+        except (OSError, ValueError):
+            complete = False
+        if complete and last is None:
+            last = path
+        elif not complete and remove_partial:
+            logger.warning("removing %s: a checkpoint cut short by an interruption", path)
+            shutil.rmtree(path, ignore_errors=True)
+    return str(last) if last is not None else None
+
+
+def _save_final(model: nn.Module, path: Path) -> None:
+    """A stage's final state: the trainable state of a DiffPruningModel (no frozen base), else the state dict."""
     from safetensors.torch import save_model as save_state
 
-    from deltamix.diffprune.trainer import DiffPruningTrainer
+    from deltamix.diffprune import DiffPruningModel
+    from deltamix.diffprune.trainer import save_trainable_state
 
-    class ResumableDiffPruningTrainer(DiffPruningTrainer):
-        def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-            super()._save(output_dir, state_dict)
-            if self.args.should_save:
-                path = os.path.join(output_dir or self.args.output_dir, "model.safetensors")
-                save_state(self.diff_model, path, force_contiguous=True)
+    if isinstance(model, DiffPruningModel):
+        save_trainable_state(model, path)
+        return
+    with atomic_path(path) as tmp:
+        save_state(model, str(tmp))  # handles tied (shared) tensors
 
-    return ResumableDiffPruningTrainer
+
+def _load_final(model: nn.Module, path: Path) -> None:
+    from safetensors.torch import load_model as load_state
+
+    from deltamix.diffprune import DiffPruningModel
+    from deltamix.diffprune.trainer import load_trainable_state
+
+    if isinstance(model, DiffPruningModel):
+        load_trainable_state(model, path)
+    else:
+        load_state(model, str(path), strict=True)
+
+
+class NonFiniteLossError(DeltamixError):
+    """The training loss became NaN or Inf; the run stopped before applying that step's update."""
+
+
+def _guarded(trainer_cls: type) -> type:
+    """``trainer_cls`` whose every training step stops the run if the loss is not finite.
+
+    The check runs after the backward pass and before the optimizer step, so the parameters never
+    take a non-finite update and no checkpoint is written from a diverged state: the last checkpoint
+    on disk (if any) is the last good one, and rerunning the command resumes from it (e.g. with a
+    lower --lr). Costs one device sync per step.
+    """
+    if getattr(trainer_cls, "_deltamix_guarded", False):
+        return trainer_cls
+
+    class Guarded(trainer_cls):
+        _deltamix_guarded = True
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            if not torch.isfinite(loss.detach()).all():
+                from transformers.trainer_utils import get_last_checkpoint
+
+                out = self.args.output_dir
+                last = get_last_checkpoint(out) if os.path.isdir(out) else None
+                raise NonFiniteLossError(
+                    f"the training loss became {float(loss.detach())} at step {self.state.global_step + 1} "
+                    f"(in {out}); stopped before the update. Last good checkpoint: {last or 'none yet'}. "
+                    "Lower the learning rate (--lr / --alpha-lr) or check the data, then rerun the same "
+                    "command to resume from that checkpoint."
+                )
+            return loss
+
+    Guarded.__name__ = Guarded.__qualname__ = f"Guarded{trainer_cls.__name__}"
+    return Guarded
 
 
 def _diff_config(config: GlueRunConfig, model: nn.Module):
@@ -171,8 +245,9 @@ def _diff_config(config: GlueRunConfig, model: nn.Module):
 def train_diffprune(config: GlueRunConfig, model: nn.Module, data, mask_epochs: int):
     """The three stages; returns (the DiffPruningModel after stage 3, stage logs, its prepared info)."""
     from deltamix.diffprune import DiffPruningModel
+    from deltamix.diffprune.trainer import DiffPruningTrainer
 
-    trainer_cls = resumable_diff_trainer()
+    trainer_cls = _guarded(DiffPruningTrainer)
     body, head = split_parameters(model)
     dp_config = _diff_config(config, model)
     stage1_config = dp_config.to_dict()
@@ -181,14 +256,7 @@ def train_diffprune(config: GlueRunConfig, model: nn.Module, data, mask_epochs: 
     logs = [run_stage(first, config, wrapped, data, config.resolved_lr(), config.epochs, False, trainer_cls)]
     start = time.perf_counter()
     nonzero, budget = wrapped.nnz(), diff_budget(model, config.target_sparsity)
-    if nonzero < budget:
-        logger.warning(
-            "only %d diff entries are non-zero after stage 1, fewer than the %d the projection keeps: the "
-            "gates closed early (try a higher --lr or a lower --alpha-lr / --l0-lambda); the rest of the "
-            "budget is filled with zero entries, which stay 0 unless their gradient moves them",
-            nonzero,
-            budget,
-        )
+    # project_ warns when nonzero < budget (gates closed early) and fills the rest by |w|, then gate.
     wrapped.project_(config.target_sparsity)
     logs.append(
         {

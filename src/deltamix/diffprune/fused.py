@@ -1,0 +1,197 @@
+"""Chunked, allocation-light kernels of the L0 stage: theta = base + z(alpha) * w per tensor, and the expected L0.
+
+Why: on CPU the L0 stage's cost beyond full fine-tuning is elementwise passes over d (the number of
+gated entries, 22.7M on MiniLM), and most of it was not arithmetic but fresh d-sized temporaries
+(each first touch of a new 91 MB buffer page-faults) and passes that exist only to glue ops together
+(``split`` + ``cat``, ``param + delta``, ``z - l``, ``r - z``, ...). Here every elementwise chain runs
+chunk by chunk (``CHUNK`` entries, small enough for the cache and for the allocator to reuse its
+scratch), writing straight into the tensors that must exist anyway: theta per parameter, z (kept
+for backward) and the gradients; the expected-L0 penalty is computed in the same pass, and its
+gradient added to alpha's in the same backward loop. No torch.compile.
+
+For the same gate z, theta is bit-identical to the composed path (``gated_diff`` then
+``param + delta``): the same float operations in the same order (a multiply then an add, never a
+fused multiply-add); the gradients agree to float rounding (fewer passes, other operation order). Sampled noise is drawn chunk by chunk, so its random stream
+differs from one ``rand_like`` over all d entries (same distribution).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+CHUNK = 1 << 18  # entries per chunk (1 MB of fp32): scratch stays in cache and is reused by malloc
+_EPS = 1e-6
+
+
+def _chunks(numel: int) -> range:
+    return range(0, numel, CHUNK)
+
+
+def _gate_(z: Tensor, alpha: Tensor, left: float, right: float, sample: bool) -> Tensor:
+    """Write the hard-concrete gate of ``alpha`` (one chunk) into ``z`` in place and return it."""
+    if sample:  # log u - log(1 - u) + alpha
+        torch.logit(z.uniform_(), eps=_EPS, out=z).add_(alpha).sigmoid_()
+    else:
+        torch.sigmoid(alpha, out=z)
+    return z.mul_(right - left).add_(left).clamp_(0.0, 1.0)
+
+
+@torch.no_grad()
+def deterministic_delta(
+    w: Tensor, alpha: Tensor, left: float, right: float, offsets: Sequence[int]
+) -> Tensor:
+    """delta = z(alpha) * w with the deterministic gate, shape (d,), chunked exactly as :class:`GatedTheta`.
+
+    Vectorised and scalar code paths of ``sigmoid`` can differ in the last bit, so the exported diff
+    must be computed with the same chunk boundaries as the forward pass for ``merged()`` and
+    ``export_diff()`` to reproduce the unmerged model bit for bit.
+    """
+    delta = torch.empty_like(w)
+    ends = [*offsets[1:], w.numel()]
+    for start, end in zip(offsets, ends, strict=True):
+        for a in _chunks(end - start):
+            lo, hi = start + a, min(start + a + CHUNK, end)
+            z = _gate_(delta[lo:hi], alpha[lo:hi], left, right, sample=False)
+            z.mul_(w[lo:hi])
+    return delta
+
+
+class GatedTheta(torch.autograd.Function):
+    """theta_i = base_i + z_i * w_i for each gated tensor i, z a hard-concrete gate (see module docstring).
+
+    Args (of ``apply``):
+        w, alpha: flat diff weights and gate log-odds, shape (d,), fp32.
+        z_out: buffer of shape (d,), fp32, that receives z (saved for backward; if it is reused
+            before that backward, autograd's version check refuses the backward).
+        left, right: stretch limits.
+        sample: draw logistic noise (training) or use the deterministic gate.
+        offsets: start of each tensor in the flat vectors.
+        penalty_shift: log(-l / r) to also compute the expected L0 norm, or None.
+        alive: a one-element list set to False when backward runs (the graph is then used up).
+        *bases: the frozen base tensors, in the order of ``offsets`` (any float dtype, contiguous).
+
+    Returns:
+        One theta per base tensor, each of its base's shape and dtype, then the expected L0 norm
+        (a scalar; 0 when ``penalty_shift`` is None).
+    """
+
+    @staticmethod
+    def forward(ctx, w, alpha, z_out, left, right, sample, offsets, penalty_shift, alive, *bases):
+        thetas = []
+        penalty = torch.zeros((), dtype=torch.float64, device=alpha.device)
+        for start, base in zip(offsets, bases, strict=True):
+            numel = base.numel()
+            theta = torch.empty_like(base)
+            flat_theta, flat_base = theta.view(-1), base.reshape(-1)
+            for a in _chunks(numel):
+                b = min(a + CHUNK, numel)
+                z = _gate_(z_out[start + a : start + b], alpha[start + a : start + b], left, right, sample)
+                if penalty_shift is not None:  # the expected L0 of this chunk, while alpha is in cache
+                    penalty += (
+                        torch.sub(alpha[start + a : start + b], penalty_shift)
+                        .sigmoid_()
+                        .sum(dtype=torch.float64)
+                    )
+                delta = z * w[start + a : start + b]
+                torch.add(flat_base[a:b], delta.to(base.dtype), out=flat_theta[a:b])
+            thetas.append(theta)
+        ctx.save_for_backward(w, alpha, z_out)
+        ctx.stretch = (left, right)
+        ctx.penalty_shift = penalty_shift
+        ctx.alive = alive
+        ctx.spans = [(start, base.numel(), base.dtype) for start, base in zip(offsets, bases, strict=True)]
+        return (*thetas, penalty.to(alpha.dtype))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        *grads, grad_penalty = grads
+        ctx.alive[0] = False  # this graph is used up; its penalty output cannot be reused
+        w, alpha, z_all = ctx.saved_tensors
+        with_penalty = grad_penalty is not None and ctx.penalty_shift is not None
+        left, right = ctx.stretch
+        need_w, need_alpha = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_w = torch.empty_like(w) if need_w else None
+        grad_alpha = torch.empty_like(w) if need_alpha else None
+        for (start, numel, _), grad in zip(ctx.spans, grads, strict=True):
+            if grad is None:  # this tensor did not reach the loss
+                grad = torch.zeros((), dtype=w.dtype, device=w.device).expand(numel)
+            flat_grad = grad.reshape(-1)
+            for a in _chunks(numel):
+                b = min(a + CHUNK, numel)
+                g = flat_grad[a:b].float()
+                z = z_all[start + a : start + b]
+                if need_w:
+                    torch.mul(g, z, out=grad_w[start + a : start + b])
+                if need_alpha:
+                    # dz/dalpha = (z - l)(r - z)/(r - l) = (z((l + r) - z) - lr)/(r - l) inside (0, 1),
+                    # 0 where clamped (hardtanh_backward: one pass for the mask and the select).
+                    slope = torch.sub(left + right, z).mul_(z).sub_(left * right)
+                    slope = torch.ops.aten.hardtanh_backward(slope, z, 0.0, 1.0)
+                    out = grad_alpha[start + a : start + b]
+                    torch.mul(slope, g, out=out).mul_(w[start + a : start + b]).div_(right - left)
+                    if with_penalty:  # + grad_penalty * p (1 - p), p = sigmoid(alpha - shift)
+                        p = torch.sub(alpha[start + a : start + b], ctx.penalty_shift).sigmoid_()
+                        out.add_(torch.ops.aten.sigmoid_backward(grad_penalty.expand_as(p), p))
+        return (grad_w, grad_alpha, *([None] * 7), *([None] * len(ctx.spans)))
+
+
+def gated_thetas(
+    w: Tensor,
+    alpha: Tensor,
+    z_out: Tensor,
+    left: float,
+    right: float,
+    sample: bool,
+    offsets: Sequence[int],
+    bases: Sequence[Tensor],
+    with_penalty: bool = False,
+    alive: list[bool] | None = None,
+) -> tuple[tuple[Tensor, ...], Tensor | None]:
+    """(theta_i = base_i + z_i * w_i per tensor, expected L0 or None); see :class:`GatedTheta`.
+
+    With ``with_penalty`` the expected L0 norm sum_i sigmoid(alpha_i - log(-l / r)) is computed in the
+    same chunked pass (a scalar, differentiable in alpha; its gradient is added to alpha's in the
+    same backward pass, so the penalty costs no d-sized tensor of its own). ``alive[0]`` turns
+    False once the backward pass has run.
+    """
+    shift = math.log(-left / right) if with_penalty else None
+    alive = alive if alive is not None else [True]
+    *thetas, penalty = GatedTheta.apply(
+        w, alpha, z_out, left, right, sample, list(offsets), shift, alive, *bases
+    )
+    return tuple(thetas), penalty if with_penalty else None
+
+
+class ExpectedL0(torch.autograd.Function):
+    """sum_i sigmoid(alpha_i - log(-l / r)): the expected L0 norm, chunked (no d-sized temporary).
+
+    Backward: d/dalpha_i = g * p_i (1 - p_i) with p_i recomputed chunk by chunk.
+    """
+
+    @staticmethod
+    def forward(ctx, alpha: Tensor, shift: float) -> Tensor:
+        total = torch.zeros((), dtype=torch.float64, device=alpha.device)
+        for a in _chunks(alpha.numel()):
+            total += torch.sigmoid(alpha[a : a + CHUNK] - shift).sum(dtype=torch.float64)
+        ctx.save_for_backward(alpha)
+        ctx.shift = shift
+        return total.to(alpha.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (alpha,) = ctx.saved_tensors
+        out = torch.empty_like(alpha)
+        for a in _chunks(alpha.numel()):
+            p = torch.sub(alpha[a : a + CHUNK], ctx.shift).sigmoid_()
+            # grad * p (1 - p) in one pass
+            torch.ops.aten.sigmoid_backward.grad_input(grad.expand_as(p), p, grad_input=out[a : a + CHUNK])
+        return out, None
+
+
+def expected_l0_chunked(alpha: Tensor, left: float, right: float) -> Tensor:
+    """sum_i P(z_i != 0) for stretch limits (l, r): a scalar, differentiable in alpha (see :class:`ExpectedL0`)."""
+    return ExpectedL0.apply(alpha, math.log(-left / right))

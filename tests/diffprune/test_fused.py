@@ -1,0 +1,117 @@
+"""The chunked L0-stage kernels (fused.py) against the composed ops, across chunk boundaries."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from diffprune_cases import CASES
+
+import deltamix.diffprune.fused as fused
+from deltamix.diffprune import DiffPruningConfig, DiffPruningModel
+from deltamix.diffprune.hard_concrete import deterministic_gate, gated_diff, prob_nonzero, prob_zero
+
+L, R = -1.5, 1.5
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fused, "CHUNK", 37)  # chunk boundaries inside and across every tensor
+
+
+def _tensors(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    bases = [torch.randn(5, 40, generator=g), torch.randn(3, generator=g), torch.randn(90, generator=g)]
+    d = sum(b.numel() for b in bases)
+    w = torch.randn(d, generator=g).requires_grad_()
+    alpha = (torch.randn(d, generator=g) * 3).requires_grad_()
+    offsets = [0, 200, 203]
+    return bases, w, alpha, offsets
+
+
+def test_deterministic_theta_and_gradients_match_composed_ops() -> None:
+    bases, w, alpha, offsets = _tensors()
+    thetas, penalty = fused.gated_thetas(
+        w, alpha, torch.empty(w.numel()), L, R, False, offsets, bases, with_penalty=True
+    )
+    delta = fused.deterministic_delta(w.detach(), alpha.detach(), L, R, offsets)
+    for theta, base, start in zip(thetas, bases, offsets, strict=True):  # bit for bit with the export path
+        assert torch.equal(theta, base + delta[start : start + base.numel()].view(base.shape))
+    weights = [torch.randn(b.shape, generator=torch.Generator().manual_seed(i)) for i, b in enumerate(bases)]
+    (sum((t * c).sum() for t, c in zip(thetas, weights, strict=True)) + 3.0 * penalty).backward()
+    grad_w, grad_alpha = w.grad.clone(), alpha.grad.clone()
+    w.grad = alpha.grad = None
+    reference = gated_diff(w, alpha, L, R, False)
+    parts = reference.split([b.numel() for b in bases])
+    expected_penalty = prob_nonzero(alpha, L, R).sum()
+    assert float(penalty) == pytest.approx(float(expected_penalty), rel=1e-6)
+    loss = sum((p.view(b.shape) * c).sum() for p, b, c in zip(parts, bases, weights, strict=True))
+    (loss + 3.0 * expected_penalty).backward()
+    assert torch.allclose(grad_w, w.grad, rtol=1e-6, atol=1e-7)
+    assert torch.allclose(grad_alpha, alpha.grad, rtol=1e-6, atol=1e-7)
+    gate = deterministic_gate(alpha.detach(), L, R)
+    assert (gate == 0).any() and (gate == 1).any() and ((gate > 0) & (gate < 1)).any()  # all three kinds
+
+
+def test_sampled_gates_follow_the_closed_form() -> None:
+    d = 60_000
+    alpha = torch.full((d,), 0.5)
+    z = torch.empty(d)
+    torch.manual_seed(0)
+    fused.gated_thetas(torch.ones(d), alpha, z, L, R, True, [0], [torch.zeros(d)])  # fills z
+    assert float((z == 0).float().mean()) == pytest.approx(float(prob_zero(alpha[:1], L, R)), abs=0.01)
+    assert float((z != 0).float().mean()) == pytest.approx(float(prob_nonzero(alpha[:1], L, R)), abs=0.01)
+
+
+def test_expected_l0_and_its_gradient() -> None:
+    alpha = (torch.randn(1000, generator=torch.Generator().manual_seed(1)) * 4).requires_grad_()
+    value = fused.expected_l0_chunked(alpha, L, R)
+    (2.0 * value).backward()
+    fast = alpha.grad.clone()
+    alpha.grad = None
+    reference = prob_nonzero(alpha, L, R).sum()
+    (2.0 * reference).backward()
+    assert float(value) == pytest.approx(float(reference), rel=1e-6)
+    assert torch.allclose(fast, alpha.grad, rtol=1e-6, atol=1e-8)
+
+
+def test_reusing_the_workspace_before_backward_is_refused() -> None:
+    bases, w, alpha, offsets = _tensors()
+    workspace = torch.empty(w.numel())
+    first, _ = fused.gated_thetas(w, alpha, workspace, L, R, True, offsets, bases)
+    fused.gated_thetas(w, alpha, workspace, L, R, True, offsets, bases)  # overwrites z of the first graph
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        first[0].sum().backward()
+
+
+def test_merged_equals_unmerged_across_chunks() -> None:
+    case = CASES["bert"]
+    dp = DiffPruningModel(case.build(), DiffPruningConfig(dense_modules=case.dense_modules))
+    with torch.no_grad():
+        dp.w.normal_()
+        dp.alpha.normal_(0, 3)
+    dp.eval()
+    args, kwargs = case.batch()
+    with torch.no_grad():
+        unmerged = dp(*args, **kwargs).logits
+        with dp.merged() as model:
+            assert torch.equal(model(*args, **kwargs).logits, unmerged)
+
+
+def test_penalty_from_the_forward_pass_is_used_once_and_never_stale() -> None:
+    case = CASES["bert"]
+    dp = DiffPruningModel(case.build(), DiffPruningConfig(dense_modules=case.dense_modules))
+    args, kwargs = case.batch()
+    closed_form = float(prob_nonzero(dp.alpha.detach(), L, R).sum())
+    loss = dp(*args, **kwargs).loss
+    penalty = dp.l0_penalty()
+    assert penalty.grad_fn is not None and "GatedTheta" in type(penalty.grad_fn).__name__
+    assert float(penalty) == pytest.approx(closed_form, rel=1e-6)
+    (loss + penalty).backward()
+    again = dp.l0_penalty()  # the forward's graph is used up: a fresh computation
+    assert again is not penalty and float(again) == pytest.approx(closed_form, rel=1e-6)
+    again.backward()  # works (a second backward through the used graph would raise)
+    dp(*args, **kwargs)
+    with torch.no_grad():
+        dp.alpha.sub_(1.0)  # as an optimizer step: the cached penalty is stale now
+    moved = float(prob_nonzero(dp.alpha.detach(), L, R).sum())
+    assert float(dp.l0_penalty()) == pytest.approx(moved, rel=1e-6) and moved != pytest.approx(closed_form)
