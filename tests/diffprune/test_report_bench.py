@@ -22,3 +22,14 @@ def test_render_groups_by_task_and_keeps_latest(tmp_path) -> None:
     assert "| full-ft | 1.500 | – |" in train and "| 2 |" in train  # latest value, two runs
     assert "| l0 | 1.800 | 1.200 |" in train
     assert "12,345" in text.split("### seqmix-throughput")[1]
+
+
+def test_benchmark_with_many_metrics_is_shown_a_row_per_metric(tmp_path) -> None:
+    from deltamix.records import make_record
+    from deltamix.report import bench
+
+    metrics = {f"ratio_{i}": float(i) for i in range(20)}
+    record = make_record("bench", "wide", "seqmix", 0, metrics, "ratio_3", {}, model="lstm")
+    text = bench.render([record], tmp_path)
+    assert "| metric | seqmix |" in text
+    assert "| ratio_3 | 3.000 |" in text and "| runs | 1 |" in text

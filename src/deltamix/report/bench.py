@@ -12,6 +12,9 @@ from typing import Any
 
 from deltamix.report.common import group_by, markdown_table
 
+# Benchmarks with more metrics than this are shown transposed (a row per metric).
+MAX_METRIC_COLUMNS = 12
+
 
 def _format(value: Any) -> str:
     if value is None:
@@ -44,16 +47,25 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
             for name in record.get("metrics", {}):
                 if name not in metric_names:
                     metric_names.append(name)
-        header = ["method", *metric_names, "model", "runs"]
-        rows = [
-            [
-                method,
-                *(_format(r.get("metrics", {}).get(n)) for n in metric_names),
-                _format(r.get("model")),
-                str(runs[method]),
+        if len(metric_names) <= MAX_METRIC_COLUMNS:
+            header = ["method", *metric_names, "model", "runs"]
+            rows = [
+                [
+                    method,
+                    *(_format(r.get("metrics", {}).get(n)) for n in metric_names),
+                    _format(r.get("model")),
+                    str(runs[method]),
+                ]
+                for method, r in latest.items()
             ]
-            for method, r in latest.items()
-        ]
+        else:  # too many metrics for one row: one row per metric, one column per method
+            header = ["metric", *latest]
+            rows = [
+                [name, *(_format(r.get("metrics", {}).get(name)) for r in latest.values())]
+                for name in metric_names
+            ]
+            rows.append(["model", *(_format(r.get("model")) for r in latest.values())])
+            rows.append(["runs", *(str(runs[method]) for method in latest)])
         newest = max(latest.values(), key=lambda r: str(r.get("finished_at", "")))
         lines.append(f"### {task}\n")
         lines.append(markdown_table(header, rows))
