@@ -1,4 +1,5 @@
-"""`torchrun` with 2 CPU processes (gloo) trains one diff pruning job (DiffPruningTrainer) equal to a 1-process run."""
+"""`torchrun` or `accelerate launch` with 2 CPU processes (gloo) trains one diff pruning job
+(DiffPruningTrainer) equal to a 1-process run."""
 
 from __future__ import annotations
 
@@ -41,12 +42,22 @@ def _files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
+LAUNCHERS = {
+    "torchrun": ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone"],
+    # accelerate's --cpu multi-process path needs mpirun; --multi_gpu on a CPU-only machine gives gloo.
+    "accelerate": [
+        "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no",
+    ],
+}  # fmt: skip
+
+
 @pytest.mark.slow
-def test_two_process_diff_pruning_equals_one_process_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_two_process_diff_pruning_equals_one_process_run(tmp_path: Path, launcher: str) -> None:
     single, double = tmp_path / "single", tmp_path / "double"
     one = _run([sys.executable, str(JOB), str(single), str(GLOBAL_BATCH)])
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone"]
-    two = _run([*launcher, str(JOB), str(double), str(GLOBAL_BATCH)])
+    two = _run([sys.executable, *LAUNCHERS[launcher], str(JOB), str(double), str(GLOBAL_BATCH)])
 
     # One job of two ranks; only the main process wrote files (the same files as the 1-process run).
     assert "rank 0 of 1 done" in one.stdout

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from deltamix.glue.methods import METHODS
+from deltamix.io import atomic_path
 from deltamix.metrics import GLUE_AVERAGE_COLUMNS
 from deltamix.report.common import group_by, markdown_table, mean_sd
 
@@ -191,7 +192,8 @@ def _sparsity_plot(records: list[dict[str, Any]], out_dir: Path, slug: str) -> s
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
     path = out_dir / f"glue_sparsity_{slug}.png"
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:  # a reader never sees half a PNG
+        fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
     return path.name
 
@@ -267,7 +269,8 @@ def _location_plot(records: list[dict[str, Any]], method: str, out_dir: Path, sl
     fig.suptitle(f"{method}: where the non-zeros of each task's diff are (t = {100 * MAIN_SPARSITY:g}%)")
     fig.tight_layout()
     path = out_dir / f"glue_nnz_{method}_{slug}.png"
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:  # a reader never sees half a PNG
+        fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
     return path.name
 

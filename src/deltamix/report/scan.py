@@ -12,6 +12,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from deltamix.io import atomic_path
 from deltamix.report.common import group_by, markdown_table, mean_sd
 from deltamix.seqmix.scan_run import AUGMENTATIONS, SPLITS
 
@@ -61,7 +62,8 @@ def _plot(
     ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:  # a reader never sees half a PNG
+        fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
 
 
