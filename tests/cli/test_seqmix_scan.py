@@ -5,20 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from deltamix.cli.main import main
 from deltamix.io import read_jsonl
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and do not fight other tests for the cores)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 TINY = ["--hidden-size", "16", "--embedding-dim", "8", "--train-limit", "100", "--test-limit", "5"]
 

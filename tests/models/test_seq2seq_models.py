@@ -12,16 +12,6 @@ from deltamix.models.lstm import LSTMSeq2Seq, LSTMSeq2SeqConfig
 from deltamix.models.transformer import TransformerSeq2Seq, TransformerSeq2SeqConfig
 from deltamix.seqmix.tokens import MixedTokens
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and do not fight other tests for the cores)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 V = 12
 PAD, BOS, EOS = 0, 1, 2
 

@@ -20,14 +20,6 @@ from deltamix.seqmix.config import SeqMixConfig
 from deltamix.seqmix.trainer import Seq2SeqTrainer, Seq2SeqTrainingConfig
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def data() -> tuple[list[tuple[str, str]], Vocabulary]:
     train, _ = load_split("simple")

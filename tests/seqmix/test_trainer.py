@@ -19,16 +19,6 @@ from deltamix.seqmix.config import SeqMixConfig
 from deltamix.seqmix.scan_run import ScanRunConfig, run_scan
 from deltamix.seqmix.trainer import Seq2SeqTrainer, Seq2SeqTrainingConfig, load_model
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and do not fight other tests for the cores)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 TINY = {"hidden_size": 16, "embedding_dim": 8}
 
 
