@@ -31,7 +31,7 @@ from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from deltamix.data.vocab import SPECIALS, Vocabulary
+from deltamix.data.vocab import SPECIALS, Vocabulary, strip_special
 from deltamix.errors import DataFormatError
 from deltamix.io import atomic_write_text
 
@@ -113,14 +113,7 @@ class SubwordTokenizer:
 
     def decode(self, ids: Iterable[int]) -> str:
         """Detokenized text of ``ids``, stopping at EOS and dropping PAD/BOS (``<unk>`` is kept)."""
-        kept = []
-        for i in ids:
-            i = int(i)
-            if i == self.eos_id:
-                break
-            if i in (self.pad_id, self.bos_id):
-                continue
-            kept.append(i)
+        kept = strip_special(ids, self.pad_id, self.bos_id, self.eos_id)
         return self.tokenizer.decode(kept, skip_special_tokens=False).strip()
 
     def save(self, path: str | Path) -> None:
@@ -224,14 +217,7 @@ class HFTokenizer:
 
     def decode(self, ids: Iterable[int]) -> str:
         """Detokenized text of ``ids``, stopping at EOS and dropping PAD/BOS and other special tokens."""
-        kept = []
-        for i in ids:
-            i = int(i)
-            if i == self.eos_id:
-                break
-            if i in (self.pad_id, self.bos_id):
-                continue
-            kept.append(i)
+        kept = strip_special(ids, self.pad_id, self.bos_id, self.eos_id)
         return self.tokenizer.decode(
             kept, skip_special_tokens=True, clean_up_tokenization_spaces=False
         ).strip()

@@ -14,6 +14,18 @@ PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 SPECIALS = (PAD, BOS, EOS, UNK)
 
 
+def strip_special(ids: Iterable[int], pad_id: int, bos_id: int, eos_id: int) -> list[int]:
+    """The ids of an output sequence up to its first EOS, without PAD and BOS (what every decode shows)."""
+    kept = []
+    for i in ids:
+        i = int(i)
+        if i == eos_id:
+            break
+        if i not in (pad_id, bos_id):
+            kept.append(i)
+    return kept
+
+
 class Vocabulary:
     """Maps whitespace tokens to ids; ids 0-3 are ``<pad> <s> </s> <unk>``.
 
@@ -53,14 +65,7 @@ class Vocabulary:
 
     def decode(self, ids: Iterable[int]) -> str:
         """The text of ``ids``, stopping at EOS and dropping PAD/BOS."""
-        words = []
-        for i in ids:
-            if i == self.eos_id:
-                break
-            if i in (self.pad_id, self.bos_id):
-                continue
-            words.append(self.tokens[i])
-        return " ".join(words)
+        return " ".join(self.tokens[i] for i in strip_special(ids, self.pad_id, self.bos_id, self.eos_id))
 
     def save(self, path: str | Path) -> None:
         """Write the vocabulary as JSON (atomically)."""
