@@ -9,6 +9,7 @@ from diffprune_cases import CASES
 import deltamix.diffprune.fused as fused
 from deltamix.diffprune import DiffPruningConfig, DiffPruningModel
 from deltamix.diffprune.hard_concrete import deterministic_gate, gated_diff, prob_nonzero, prob_zero
+from deltamix.diffprune.workspace import Workspace
 
 L, R = -1.5, 1.5
 
@@ -30,9 +31,7 @@ def _tensors(seed: int = 0):
 
 def test_deterministic_theta_and_gradients_match_composed_ops() -> None:
     bases, w, alpha, offsets = _tensors()
-    thetas, penalty = fused.gated_thetas(
-        w, alpha, torch.empty(w.numel()), L, R, False, offsets, bases, with_penalty=True
-    )
+    thetas, penalty = fused.gated_thetas(w, alpha, L, R, False, offsets, bases, with_penalty=True)
     delta = fused.deterministic_delta(w.detach(), alpha.detach(), L, R, offsets)
     for theta, base, start in zip(thetas, bases, offsets, strict=True):  # bit for bit with the export path
         assert torch.equal(theta, base + delta[start : start + base.numel()].view(base.shape))
@@ -43,7 +42,7 @@ def test_deterministic_theta_and_gradients_match_composed_ops() -> None:
     reference = gated_diff(w, alpha, L, R, False)
     parts = reference.split([b.numel() for b in bases])
     expected_penalty = prob_nonzero(alpha, L, R).sum()
-    assert float(penalty) == pytest.approx(float(expected_penalty), rel=1e-6)
+    assert float(penalty.detach()) == pytest.approx(float(expected_penalty), rel=1e-6)
     loss = sum((p.view(b.shape) * c).sum() for p, b, c in zip(parts, bases, weights, strict=True))
     (loss + 3.0 * expected_penalty).backward()
     assert torch.allclose(grad_w, w.grad, rtol=1e-6, atol=1e-7)
@@ -55,9 +54,8 @@ def test_deterministic_theta_and_gradients_match_composed_ops() -> None:
 def test_sampled_gates_follow_the_closed_form() -> None:
     d = 60_000
     alpha = torch.full((d,), 0.5)
-    z = torch.empty(d)
     torch.manual_seed(0)
-    fused.gated_thetas(torch.ones(d), alpha, z, L, R, True, [0], [torch.zeros(d)])  # fills z
+    (z,), _ = fused.gated_thetas(torch.ones(d), alpha, L, R, True, [0], [torch.zeros(d)])  # theta = z
     assert float((z == 0).float().mean()) == pytest.approx(float(prob_zero(alpha[:1], L, R)), abs=0.01)
     assert float((z != 0).float().mean()) == pytest.approx(float(prob_nonzero(alpha[:1], L, R)), abs=0.01)
 
@@ -74,13 +72,66 @@ def test_expected_l0_and_its_gradient() -> None:
     assert torch.allclose(fast, alpha.grad, rtol=1e-6, atol=1e-8)
 
 
-def test_reusing_the_workspace_before_backward_is_refused() -> None:
+def _sampled_step(w, alpha, offsets, bases, workspace, seed: int):
+    """Thetas and penalty of one sampled forward pass, with its own noise."""
+    torch.manual_seed(seed)
+    thetas, penalty = fused.gated_thetas(
+        w, alpha, L, R, True, offsets, bases, with_penalty=True, workspace=workspace
+    )
+    return sum((t * (i + 1)).sum() for i, t in enumerate(thetas)) + 2.0 * penalty
+
+
+def test_a_shared_workspace_gives_the_same_gradients_as_fresh_buffers() -> None:
+    """Reuse across steps, two forward passes before one backward, and accumulation into .grad."""
     bases, w, alpha, offsets = _tensors()
-    workspace = torch.empty(w.numel())
-    first, _ = fused.gated_thetas(w, alpha, workspace, L, R, True, offsets, bases)
-    fused.gated_thetas(w, alpha, workspace, L, R, True, offsets, bases)  # overwrites z of the first graph
-    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
-        first[0].sum().backward()
+    fresh = []
+    for seed in (1, 2):
+        _sampled_step(w, alpha, offsets, bases, None, seed).backward()
+        fresh.append((w.grad.clone(), alpha.grad.clone()))
+        w.grad = alpha.grad = None
+    workspace = Workspace()
+    for seed, (grad_w, grad_alpha) in zip((1, 2), fresh, strict=True):  # one step after another
+        _sampled_step(w, alpha, offsets, bases, workspace, seed).backward()
+        assert torch.equal(w.grad, grad_w) and torch.equal(alpha.grad, grad_alpha)
+        w.grad = alpha.grad = None
+    first = _sampled_step(w, alpha, offsets, bases, workspace, 1)  # z of this graph must survive ...
+    second = _sampled_step(w, alpha, offsets, bases, workspace, 2)  # ... this forward pass
+    (first + second).backward()  # and both gradients accumulate into the same .grad
+    assert torch.allclose(w.grad, fresh[0][0] + fresh[1][0]) and torch.allclose(
+        alpha.grad, fresh[0][1] + fresh[1][1]
+    )
+    kept = w.grad
+    _sampled_step(w, alpha, offsets, bases, workspace, 1).backward()  # .grad is not reset: it accumulates
+    assert torch.allclose(kept, 2 * fresh[0][0] + fresh[1][0])
+
+
+def test_the_workspace_reuses_a_buffer_only_when_nothing_holds_it() -> None:
+    workspace = Workspace()
+    cpu = torch.device("cpu")
+    first = workspace.take("z", (10,), torch.float32, cpu)
+    pointer = first.data_ptr()
+    view = first[2:]
+    del first
+    assert workspace.take("z", (10,), torch.float32, cpu).data_ptr() != pointer  # a slice still holds it
+    del view
+    again = workspace.take("z", (10,), torch.float32, cpu)
+    del again
+    reused = workspace.take("z", (10,), torch.float32, cpu)
+    assert workspace.take("z", (10,), torch.float32, cpu).data_ptr() != reused.data_ptr()
+    assert workspace.take("z", (5,), torch.float32, cpu).shape == (5,)  # another shape: a new buffer
+    assert workspace.nbytes() == 20
+
+
+def test_the_training_loop_reuses_the_buffers() -> None:
+    """With .grad set to None between steps (Trainer, zero_grad()), no d-sized tensor is allocated."""
+    bases, w, alpha, offsets = _tensors()
+    workspace = Workspace()
+    pointers = []
+    for seed in range(3):
+        _sampled_step(w, alpha, offsets, bases, workspace, seed).backward()
+        pointers.append((w.grad.data_ptr(), alpha.grad.data_ptr()))
+        w.grad = alpha.grad = None
+    assert pointers[0] == pointers[1] == pointers[2]
 
 
 def test_merged_equals_unmerged_across_chunks() -> None:

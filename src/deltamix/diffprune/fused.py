@@ -7,7 +7,10 @@ gated entries, 22.7M on MiniLM), and most of it was not arithmetic but fresh d-s
 chunk by chunk (``CHUNK`` entries, small enough for the cache and for the allocator to reuse its
 scratch), writing straight into the tensors that must exist anyway: theta per parameter, z (kept
 for backward) and the gradients; the expected-L0 penalty is computed in the same pass, and its
-gradient added to alpha's in the same backward loop. No torch.compile.
+gradient added to alpha's in the same backward loop. Those d-sized tensors come from a
+:class:`~deltamix.diffprune.workspace.Workspace`, so a training loop that resets ``.grad`` to None
+between steps (Trainer, ``zero_grad()``) allocates none of them after the first step. No
+torch.compile.
 
 For the same gate z, theta is bit-identical to the composed path (``gated_diff`` then
 ``param + delta``): the same float operations in the same order (a multiply then an add, never a
@@ -22,6 +25,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
+
+from deltamix.diffprune.workspace import Workspace
 
 CHUNK = 1 << 18  # entries per chunk (1 MB of fp32): scratch stays in cache and is reused by malloc
 _EPS = 1e-6
@@ -65,8 +70,8 @@ class GatedTheta(torch.autograd.Function):
 
     Args (of ``apply``):
         w, alpha: flat diff weights and gate log-odds, shape (d,), fp32.
-        z_out: buffer of shape (d,), fp32, that receives z (saved for backward; if it is reused
-            before that backward, autograd's version check refuses the backward).
+        workspace: where the d-sized tensors (z, each theta, the two gradients) come from; buffers
+            are reused across steps only while nothing else shares them (see workspace.py).
         left, right: stretch limits.
         sample: draw logistic noise (training) or use the deterministic gate.
         offsets: start of each tensor in the flat vectors.
@@ -80,26 +85,28 @@ class GatedTheta(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, w, alpha, z_out, left, right, sample, offsets, penalty_shift, alive, *bases):
+    def forward(ctx, w, alpha, workspace, left, right, sample, offsets, penalty_shift, alive, *bases):
         thetas = []
-        penalty = torch.zeros((), dtype=torch.float64, device=alpha.device)
-        for start, base in zip(offsets, bases, strict=True):
+        device = alpha.device
+        penalty = torch.zeros((), dtype=torch.float64, device=device)
+        z_all = workspace.take("z", alpha.shape, alpha.dtype, device)
+        scratch = workspace.take("scratch", (CHUNK,), alpha.dtype, device)
+        for index, (start, base) in enumerate(zip(offsets, bases, strict=True)):
             numel = base.numel()
-            theta = torch.empty_like(base)
+            theta = workspace.take(("theta", index), base.shape, base.dtype, base.device)
             flat_theta, flat_base = theta.view(-1), base.reshape(-1)
             for a in _chunks(numel):
                 b = min(a + CHUNK, numel)
-                z = _gate_(z_out[start + a : start + b], alpha[start + a : start + b], left, right, sample)
+                lo, hi = start + a, start + b
+                z = _gate_(z_all[lo:hi], alpha[lo:hi], left, right, sample)
                 if penalty_shift is not None:  # the expected L0 of this chunk, while alpha is in cache
-                    penalty += (
-                        torch.sub(alpha[start + a : start + b], penalty_shift)
-                        .sigmoid_()
-                        .sum(dtype=torch.float64)
-                    )
-                delta = z * w[start + a : start + b]
-                torch.add(flat_base[a:b], delta.to(base.dtype), out=flat_theta[a:b])
+                    p = torch.sub(alpha[lo:hi], penalty_shift, out=scratch[: b - a]).sigmoid_()
+                    penalty += p.sum(dtype=torch.float64)
+                # base + z * w: the product rounded to theta's dtype, then the sum (as base + delta)
+                torch.mul(z, w[lo:hi], out=flat_theta[a:b]).add_(flat_base[a:b])
             thetas.append(theta)
-        ctx.save_for_backward(w, alpha, z_out)
+        ctx.save_for_backward(w, alpha, z_all)
+        ctx.workspace = workspace
         ctx.stretch = (left, right)
         ctx.penalty_shift = penalty_shift
         ctx.alive = alive
@@ -114,35 +121,44 @@ class GatedTheta(torch.autograd.Function):
         with_penalty = grad_penalty is not None and ctx.penalty_shift is not None
         left, right = ctx.stretch
         need_w, need_alpha = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        grad_w = torch.empty_like(w) if need_w else None
-        grad_alpha = torch.empty_like(w) if need_alpha else None
+        take = ctx.workspace.take
+        grad_w = take("grad_w", w.shape, w.dtype, w.device) if need_w else None
+        grad_alpha = take("grad_alpha", w.shape, w.dtype, w.device) if need_alpha else None
+        slope_buffer = take("scratch", (CHUNK,), w.dtype, w.device)
+        penalty_buffer = take("scratch_penalty", (CHUNK,), w.dtype, w.device) if with_penalty else None
+        # dz/dalpha = (z - l)(r - z)/(r - l) = (z((l + r) - z) - lr)/(r - l) inside (0, 1), 0 where clamped
+        scale = 1.0 / (right - left)
+        offset = torch.tensor(-left * right * scale, dtype=w.dtype, device=w.device)
         for (start, numel, _), grad in zip(ctx.spans, grads, strict=True):
             if grad is None:  # this tensor did not reach the loss
                 grad = torch.zeros((), dtype=w.dtype, device=w.device).expand(numel)
             flat_grad = grad.reshape(-1)
             for a in _chunks(numel):
                 b = min(a + CHUNK, numel)
+                lo, hi = start + a, start + b
                 g = flat_grad[a:b].float()
-                z = z_all[start + a : start + b]
+                z = z_all[lo:hi]
                 if need_w:
-                    torch.mul(g, z, out=grad_w[start + a : start + b])
+                    torch.mul(g, z, out=grad_w[lo:hi])
                 if need_alpha:
-                    # dz/dalpha = (z - l)(r - z)/(r - l) = (z((l + r) - z) - lr)/(r - l) inside (0, 1),
-                    # 0 where clamped (hardtanh_backward: one pass for the mask and the select).
-                    slope = torch.sub(left + right, z).mul_(z).sub_(left * right)
-                    slope = torch.ops.aten.hardtanh_backward(slope, z, 0.0, 1.0)
-                    out = grad_alpha[start + a : start + b]
-                    torch.mul(slope, g, out=out).mul_(w[start + a : start + b]).div_(right - left)
+                    slope = torch.sub(left + right, z, out=slope_buffer[: b - a])  # (l + r) - z
+                    torch.addcmul(offset, slope, z, value=scale, out=slope)
+                    # 0 where the gate is clamped (hardtanh_backward: the mask and the select in one pass)
+                    torch.ops.aten.hardtanh_backward.grad_input(slope, z, 0.0, 1.0, grad_input=slope)
+                    out = torch.mul(g, w[lo:hi], out=grad_alpha[lo:hi])
                     if with_penalty:  # + grad_penalty * p (1 - p), p = sigmoid(alpha - shift)
-                        p = torch.sub(alpha[start + a : start + b], ctx.penalty_shift).sigmoid_()
-                        out.add_(torch.ops.aten.sigmoid_backward(grad_penalty.expand_as(p), p))
+                        p = torch.sub(alpha[lo:hi], ctx.penalty_shift, out=penalty_buffer[: b - a])
+                        p.sigmoid_()
+                        torch.ops.aten.sigmoid_backward.grad_input(grad_penalty.expand_as(p), p, grad_input=p)
+                        torch.addcmul(p, slope, out, out=out)
+                    else:
+                        out.mul_(slope)
         return (grad_w, grad_alpha, *([None] * 7), *([None] * len(ctx.spans)))
 
 
 def gated_thetas(
     w: Tensor,
     alpha: Tensor,
-    z_out: Tensor,
     left: float,
     right: float,
     sample: bool,
@@ -150,18 +166,21 @@ def gated_thetas(
     bases: Sequence[Tensor],
     with_penalty: bool = False,
     alive: list[bool] | None = None,
+    workspace: Workspace | None = None,
 ) -> tuple[tuple[Tensor, ...], Tensor | None]:
     """(theta_i = base_i + z_i * w_i per tensor, expected L0 or None); see :class:`GatedTheta`.
 
     With ``with_penalty`` the expected L0 norm sum_i sigmoid(alpha_i - log(-l / r)) is computed in the
     same chunked pass (a scalar, differentiable in alpha; its gradient is added to alpha's in the
     same backward pass, so the penalty costs no d-sized tensor of its own). ``alive[0]`` turns
-    False once the backward pass has run.
+    False once the backward pass has run. Pass the same ``workspace`` every step to reuse its
+    buffers (a new one each call allocates everything afresh).
     """
     shift = math.log(-left / right) if with_penalty else None
     alive = alive if alive is not None else [True]
+    workspace = workspace if workspace is not None else Workspace()
     *thetas, penalty = GatedTheta.apply(
-        w, alpha, z_out, left, right, sample, list(offsets), shift, alive, *bases
+        w, alpha, workspace, left, right, sample, list(offsets), shift, alive, *bases
     )
     return tuple(thetas), penalty if with_penalty else None
 

@@ -34,6 +34,7 @@ from deltamix.diffprune.fused import deterministic_delta, expected_l0_chunked, g
 from deltamix.diffprune.hard_concrete import deterministic_gate, gated_diff, prob_nonzero, sample_gate
 from deltamix.diffprune.projection import num_kept, topk_indices
 from deltamix.diffprune.sparse_diff import SparseDiff
+from deltamix.diffprune.workspace import Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ class DiffPruningModel(nn.Module):
         self.register_buffer("kept_indices", None)
         self._kept_local: list[tuple[_Span, Tensor, int, int]] = []
         self._penalty_cache: tuple[Tensor, int, list[bool]] | None = None  # its expected L0 (fused.py)
+        self._workspace = Workspace()  # the L0 stage's d-sized per-step tensors (workspace.py)
         logger.info(
             "diff pruning over %d parameters in %d tensors; %d dense parameters in %d tensors",
             offset,
@@ -211,7 +213,6 @@ class DiffPruningModel(nn.Module):
             thetas, penalty = gated_thetas(
                 self.w,
                 self.alpha,
-                torch.empty_like(self.alpha),  # z, kept for backward (a per-step buffer, not state)
                 cfg.stretch_left,
                 cfg.stretch_right,
                 self._sample_gates(),
@@ -219,6 +220,7 @@ class DiffPruningModel(nn.Module):
                 [p if p.is_contiguous() else p.contiguous() for p in gated],
                 with_penalty=with_penalty,
                 alive=alive,
+                workspace=self._workspace,  # z, thetas and gradients: reused across steps when idle
             )
             # l0_penalty() returns this while alpha is unchanged (optimizer steps bump its version)
             # and the graph has not been used by a backward pass yet.
@@ -315,6 +317,7 @@ class DiffPruningModel(nn.Module):
         self._penalty_cache = None
         self.alpha = None
         self.group_alpha = None
+        self._workspace.clear()
         self.kept_values = nn.Parameter(values)
         self.kept_indices = indices
         self._index_spans()
