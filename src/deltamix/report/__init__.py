@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from deltamix.io import atomic_write_text, read_jsonl
+from deltamix.report import glue_search
 
 EXPERIMENTS = ("scan", "glue", "translation", "parsing", "bench")
 
@@ -56,10 +57,15 @@ def generate_report(results_dir: str | Path = "results", readme: str | Path | No
     ]
     for experiment in EXPERIMENTS:
         records = read_jsonl(results_dir / f"{experiment}.jsonl")
-        if not records:
+        search = (
+            read_jsonl(results_dir / glue_search.SEARCH_DIR / "glue.jsonl") if experiment == "glue" else []
+        )
+        if not records and not search:
             continue
         module = importlib.import_module(f"deltamix.report.{experiment}")
-        section = module.render(records, results_dir)
+        section = module.render(records, results_dir) if records else "## GLUE (dev sets)\n"
+        if search:
+            section += "\n" + glue_search.render(search)
         sections.append(section)
         if experiment == "bench" and readme is not None and Path(readme).is_file():
             text = Path(readme).read_text(encoding="utf-8")

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The learning-rate search of docs/glue.md for all-MiniLM-L6-v2, at a short budget that fits this
+# machine: STS-B (short sentence pairs, a continuous metric), seed 0, 1 epoch per stage
+# (`--epochs 1 --mask-epochs 1`), 1 thread per run. Records go to results/glue-search/glue.jsonl
+# (kept apart from the results table; `deltamix report` shows them as the search table).
+#   usage: experiments/glue_search.sh [TASK]     (default: stsb; data: ../shared/data/glue)
+# Finished runs (run_done.json) are skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+task="${1:-stsb}"
+data="${GLUE_DIR:-../shared/data/glue}"
+runs=(  # method:lr
+  full:2e-5 diffprune:1e-5 diffprune:1e-4 diffprune:1e-3 bitfit:1e-3 lora:5e-4 full:1e-4
+)
+for entry in "${runs[@]}"; do
+  method="${entry%%:*}" lr="${entry#*:}"
+  out="runs/glue-search/$task/$method-lr$lr/seed0"
+  [ -f "$out/run_done.json" ] && continue
+  echo "== $(date +%H:%M:%S) $task $method lr $lr"
+  OMP_NUM_THREADS=1 .venv/bin/deltamix diffprune glue --task "$task" --method "$method" --lr "$lr" \
+    --epochs 1 --mask-epochs 1 --seed 0 --data-dir "$data" --output-dir "$out" \
+    --results-dir results/glue-search
+done
