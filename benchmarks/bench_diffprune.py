@@ -169,8 +169,13 @@ def measure(model_name: str, method: str, args: dict[str, Any]) -> dict[str, Any
     rss_setup = _status_kb("VmRSS")
     peak_reset = _reset_peak_rss()
     state: dict[str, int] = {}
+    workspace = getattr(runner, "_workspace", None)
+
+    def snapshot() -> None:  # after the optimizer step: parameters, gradients, optimizer state
+        state.update(bytes=_live_tensor_bytes(), reused=workspace.nbytes(idle_only=True) if workspace else 0)
+
     for _ in range(args["memory_steps"]):
-        _step(setup, before_zero_grad=lambda: state.update(bytes=_live_tensor_bytes()))
+        _step(setup, before_zero_grad=snapshot)
     peak = _status_kb("VmHWM")
 
     # The floor: frozen base + each trainable tensor 4 times (value, gradient, AdamW's two moments).
@@ -191,7 +196,8 @@ def measure(model_name: str, method: str, args: dict[str, Any]) -> dict[str, Any
         "rss_setup_mb": rss_setup / 1024,
         "peak_rss_mb": peak / 1024,
         "peak_increment_mb": (peak - rss_setup) / 1024 if peak_reset else None,
-        "state_bytes": state["bytes"],
+        "state_bytes": state["bytes"] - state["reused"],  # kept buffers, idle between steps: apart
+        "reused_buffer_bytes": state["reused"],
         "floor_bytes": floor,
     }
     if method != "full-ft":
@@ -403,6 +409,7 @@ def _records(
                 "peak_rss_mb": r["peak_rss_mb"],
                 "state_mb": r["state_bytes"] / 2**20,
                 "state_over_floor": r["state_bytes"] / r["floor_bytes"],
+                "reused_buffers_mb": r["reused_buffer_bytes"] / 2**20,
                 "trainable_params": r["trainable_params"],
                 "load_average": timings[model_name]["load_average"],
             }
@@ -532,12 +539,13 @@ def main(argv: list[str] | None = None) -> int:
                 result = pool.submit(measure, model_name, method, run_args).result()
             results.append(result)
             logger.info(
-                "%s %s: peak RSS %.0f MB, state %.0f MB (floor %.0f MB)%s",
+                "%s %s: peak RSS %.0f MB, state %.0f MB (floor %.0f MB) + %.0f MB reused buffers%s",
                 model_name,
                 method,
                 result["peak_rss_mb"],
                 result["state_bytes"] / 2**20,
                 result["floor_bytes"] / 2**20,
+                result["reused_buffer_bytes"] / 2**20,
                 f", switch {result['switch_ms']:.2f} ms" if "switch_ms" in result else "",
             )
         with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:

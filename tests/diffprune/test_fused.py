@@ -119,7 +119,9 @@ def test_the_workspace_reuses_a_buffer_only_when_nothing_holds_it() -> None:
     reused = workspace.take("z", (10,), torch.float32, cpu)
     assert workspace.take("z", (10,), torch.float32, cpu).data_ptr() != reused.data_ptr()
     assert workspace.take("z", (5,), torch.float32, cpu).shape == (5,)  # another shape: a new buffer
-    assert workspace.nbytes() == 20
+    assert workspace.nbytes() == workspace.nbytes(idle_only=True) == 20  # one buffer per name: the (5,)
+    held = workspace.take("z", (5,), torch.float32, cpu)
+    assert workspace.nbytes(idle_only=True) == 0 and held.numel() == 5
 
 
 def test_the_training_loop_reuses_the_buffers() -> None:

@@ -66,6 +66,10 @@ class Workspace:
         """Forget every buffer (memory is freed once the tensors handed out are gone)."""
         self._buffers.clear()
 
-    def nbytes(self) -> int:
-        """Bytes held by the workspace's buffers."""
-        return sum(buffer.numel() * buffer.element_size() for buffer, _ in self._buffers.values())
+    def nbytes(self, idle_only: bool = False) -> int:
+        """Bytes held by the workspace's buffers (with ``idle_only``: those no other tensor shares now)."""
+        return sum(
+            buffer.numel() * buffer.element_size()
+            for buffer, idle_users in self._buffers.values()
+            if not idle_only or _storage_users(buffer) == idle_users
+        )
