@@ -168,3 +168,21 @@ def test_penalty_from_the_forward_pass_is_used_once_and_never_stale() -> None:
         dp.alpha.sub_(1.0)  # as an optimizer step: the cached penalty is stale now
     moved = float(prob_nonzero(dp.alpha.detach(), L, R).sum())
     assert float(dp.l0_penalty()) == pytest.approx(moved, rel=1e-6) and moved != pytest.approx(closed_form)
+
+
+def test_a_model_training_loop_allocates_no_new_buffers_after_the_first_step() -> None:
+    case = CASES["bert"]
+    dp = DiffPruningModel(case.build(), DiffPruningConfig(dense_modules=case.dense_modules))
+    dp.train()
+    optimizer = torch.optim.AdamW(dp.optimizer_param_groups())
+    args, kwargs = case.batch()
+    seen = []
+    for _ in range(3):
+        loss = dp(*args, **kwargs).loss + dp.diff_config.l0_lambda * dp.l0_penalty()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        seen.append({key: buffer.data_ptr() for key, (buffer, _) in dp._workspace._buffers.items()})
+    # z, theta per gated tensor, both gradients, two chunk scratch buffers
+    assert len(seen[0]) == 1 + len(dp._spans) + 2 + 2
+    assert seen[0] == seen[1] == seen[2]
