@@ -29,7 +29,7 @@ BAD = [
     (["--lr", "inf"], "argument --lr: must be > 0 and finite"),
     (["--lr=-1e-3"], "argument --lr: must be > 0"),
     (["--alpha-lr", "0"], "argument --alpha-lr: must be > 0"),
-    (["--l0-lambda", "-1"], "argument --l0-lambda: must be a finite number >= 0"),
+    (["--l0-lambda", "-1"], "argument --l0-lambda: must be >= 0 and finite"),
     (["--method", "unknown"], "argument --method: invalid choice: 'unknown'"),
     (["--task", "squad"], "argument --task: unknown GLUE task 'squad'"),
 ]

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 from deltamix.cli.args import (
     existing_dir,
     fraction,
+    non_negative_float,
     non_negative_int,
     output_dir,
     positive_float,
     positive_int,
+    unit_interval,
 )
 
 
@@ -24,23 +25,6 @@ def _task(text: str) -> str:
         return get_task(text).name
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {value}")
-    return value
-
-
-def _warmup(text: str) -> float:
-    value = _non_negative_float(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"must be a share of the steps in [0, 1), got {value}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -78,13 +62,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     glue.add_argument("--alpha-lr", type=positive_float, default=0.1, help="gate lr (0.1, constant)")
     glue.add_argument("--head-lr", type=positive_float, help="diff pruning head lr (default: --lr)")
     glue.add_argument("--mask-lr", type=positive_float, default=5e-5, help="fixed-mask stage lr (5e-5)")
-    glue.add_argument("--l0-lambda", type=_non_negative_float, default=1.25e-7, help="L0 penalty weight")
+    glue.add_argument("--l0-lambda", type=non_negative_float, default=1.25e-7, help="L0 penalty weight")
     glue.add_argument("--batch-size", type=positive_int, default=8)
     glue.add_argument("--eval-batch-size", type=positive_int, default=64)
     glue.add_argument("--max-length", type=positive_int, default=128)
-    glue.add_argument("--max-grad-norm", type=_non_negative_float, default=1.0)
-    glue.add_argument("--weight-decay", type=_non_negative_float, default=0.0)
-    glue.add_argument("--warmup-ratio", type=_warmup, default=0.0)
+    glue.add_argument("--max-grad-norm", type=non_negative_float, default=1.0)
+    glue.add_argument("--weight-decay", type=non_negative_float, default=0.0)
+    glue.add_argument("--warmup-ratio", type=unit_interval, default=0.0)
     glue.add_argument("--max-train-examples", type=positive_int, help="seeded random training subset")
     glue.add_argument("--max-eval-examples", type=positive_int, help="first N dev examples only")
     glue.add_argument("--max-steps", type=positive_int, help="optimizer steps per stage (smoke tests)")
