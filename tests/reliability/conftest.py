@@ -8,7 +8,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from safetensors.torch import load_file
@@ -21,6 +23,8 @@ TINY_SCAN = [
     "--train-limit", "64", "--test-limit", "16", "--hidden-size", "16", "--embedding-dim", "8",
     "--threads", "1",
 ]  # fmt: skip
+T = TypeVar("T")
+
 # Timing fields differ between any two runs; everything else must be identical.
 TIMING = {"eval_seconds", "train_seconds", "test_decode_seconds", "seconds_per_epoch"}
 
@@ -49,34 +53,41 @@ def checkpoint_step(out: Path) -> int:
         return 0
 
 
-def kill_after_checkpoint(
-    argv: list[str], out: Path, min_step: int, delay: float, timeout: float = 240
-) -> int:
-    """Start ``deltamix argv``, wait until a checkpoint of ``min_step`` or later exists, wait ``delay``
-    seconds more, then SIGKILL it. Returns the checkpoint step seen at the kill; fails if the run ended first.
+def kill_when(argv: list[str], ready: Callable[[], T], delay: float, timeout: float = 240) -> T:
+    """Start ``deltamix argv``, wait until ``ready()`` is truthy, wait ``delay`` seconds more, then
+    SIGKILL it. Returns ``ready()`` at the kill; fails if the run ended first or never got ready.
     """
     child = subprocess.Popen(
         [*DELTAMIX, *argv], env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + timeout
     try:
-        while checkpoint_step(out) < min_step:
+        while not ready():
             if child.poll() is not None:
-                pytest.fail(f"the run ended before its checkpoint at step {min_step}: {child.stderr.read()}")
+                pytest.fail(f"the run ended before it was ready to be killed: {child.stderr.read()[-3000:]}")
             if time.monotonic() > deadline:
-                pytest.fail("no checkpoint within the timeout")
+                pytest.fail("the run did not get ready to be killed within the timeout")
             time.sleep(0.01)
         time.sleep(delay)
         if child.poll() is not None:
-            pytest.fail("the run finished before it could be killed: give it more steps")
-        step = checkpoint_step(out)
+            pytest.fail(f"the run finished before it could be killed (delay {delay:.3f} s)")
+        seen = ready()
         child.send_signal(signal.SIGKILL)
     finally:
         if child.poll() is None:
             child.kill()
         child.wait()
     assert child.returncode == -signal.SIGKILL
-    return step
+    return seen
+
+
+def kill_after_checkpoint(
+    argv: list[str], out: Path, min_step: int, delay: float, timeout: float = 240
+) -> int:
+    """:func:`kill_when` a checkpoint of ``min_step`` or later exists; returns the checkpoint step at the kill."""
+    return kill_when(
+        argv, lambda: checkpoint_step(out) if checkpoint_step(out) >= min_step else 0, delay, timeout
+    )
 
 
 def assert_same_weights(a: Path, b: Path) -> None:

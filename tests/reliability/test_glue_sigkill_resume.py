@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +11,7 @@ import pytest
 from deltamix.cli.main import main
 from deltamix.io import read_jsonl
 
-from .conftest import DELTAMIX, assert_same_weights, child_env, run_to_end
+from .conftest import assert_same_weights, kill_when, run_to_end
 
 GLUE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "glue"
 
@@ -63,33 +60,6 @@ def _complete_checkpoints(out: Path) -> list[Path]:
     return found
 
 
-def _kill_after_first_checkpoint(
-    argv: list[str], out: Path, delay: float, timeout: float = 240
-) -> list[Path]:
-    child = subprocess.Popen(
-        [*DELTAMIX, *argv], env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.monotonic() + timeout
-    try:
-        while not _complete_checkpoints(out):
-            if child.poll() is not None:
-                pytest.fail(f"the run ended before its first checkpoint: {child.stderr.read()[-3000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail("no checkpoint within the timeout")
-            time.sleep(0.01)
-        time.sleep(delay)
-        if child.poll() is not None:
-            pytest.fail(f"the run finished before it could be killed (delay {delay:.3f} s)")
-        seen = _complete_checkpoints(out)
-        child.send_signal(signal.SIGKILL)
-    finally:
-        if child.poll() is None:
-            child.kill()
-        child.wait()
-    assert child.returncode == -signal.SIGKILL
-    return seen
-
-
 def test_sigkill_after_a_checkpoint_then_restart_equals_uninterrupted(
     tiny_bert: Path, tmp_path: Path
 ) -> None:
@@ -98,7 +68,7 @@ def test_sigkill_after_a_checkpoint_then_restart_equals_uninterrupted(
 
     run, results = tmp_path / "run", tmp_path / "results"
     delay = random.Random().uniform(0.0, 0.3)  # an arbitrary point after the first checkpoint
-    seen = _kill_after_first_checkpoint(_argv(tiny_bert, run, results), run, delay)
+    seen = kill_when(_argv(tiny_bert, run, results), lambda: _complete_checkpoints(run), delay)
     assert seen and not (run / "metrics.json").exists(), f"delay {delay:.3f} s"
     run_to_end(_argv(tiny_bert, run, results))
 
