@@ -33,3 +33,22 @@ def test_benchmark_with_many_metrics_is_shown_a_row_per_metric(tmp_path) -> None
     text = bench.render([record], tmp_path)
     assert "| metric | seqmix |" in text
     assert "| ratio_3 | 3.000 |" in text and "| runs | 1 |" in text
+
+
+def test_targets_table_uses_the_latest_record_and_says_met_or_missed(tmp_path) -> None:
+    from deltamix.report import bench
+
+    def l0(ratio: float) -> dict:
+        metrics = {"step_vs_full": ratio}
+        return make_record(
+            "bench", "diffprune-train-minilm", "diff-pruning-l0", 0, metrics, "step_vs_full", {}
+        )
+
+    seqmix = make_record(
+        "bench", "seqmix-step-time", "seqmix", 0, {"step_time_ratio": 1.08}, "step_time_ratio", {}
+    )
+    text = bench.render([l0(1.4), l0(1.26), seqmix], tmp_path)
+    assert "| L0 step vs full fine-tuning, MiniLM | 1.260 | ≤ 1.3 | met |" in text
+    assert "| SeqMix step vs no augmentation | 1.080 | ≤ 1.05 | **missed** |" in text
+    assert "BERT-base" not in text.split("### ")[0]  # no record, no row
+    assert bench.targets_table([]) is None

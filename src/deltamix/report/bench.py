@@ -32,9 +32,36 @@ def _format(value: Any) -> str:
     return str(value)
 
 
+# The performance targets of the issues: (benchmark task, method, metric, what it measures, at most).
+TARGETS = (
+    ("diffprune-train-minilm", "diff-pruning-l0", "step_vs_full", "L0 step vs full fine-tuning, MiniLM", 1.3),
+    ("diffprune-train-bert-base", "diff-pruning-l0", "step_vs_full", "L0 step vs full fine-tuning, BERT-base", 1.3),
+    ("diffprune-train-minilm", "diff-pruning-fixed-mask", "step_vs_full", "fixed-mask step vs full FT, MiniLM", 1.1),
+    ("diffprune-train-bert-base", "diff-pruning-fixed-mask", "step_vs_full", "fixed-mask step vs full FT, BERT-base", 1.1),
+    ("diffprune-file-minilm", "lossless", "bytes_per_nnz", "diff file bytes per non-zero (lossless)", 6.0),
+    ("diffprune-switch-minilm", "switch", "ms", "task switch on MiniLM (ms)", 10.0),
+    ("seqmix-step-time", "seqmix", "step_time_ratio", "SeqMix step vs no augmentation", 1.05),
+)  # fmt: skip
+
+
+def targets_table(records: list[dict[str, Any]]) -> str | None:
+    """Each target of :data:`TARGETS` against the latest record that measures it (None if none does)."""
+    latest = {(r.get("task"), r.get("method")): r for r in records}  # append order: the last one wins
+    rows = []
+    for task, method, metric, label, limit in TARGETS:
+        value = latest.get((task, method), {}).get("metrics", {}).get(metric)
+        if value is None:
+            continue
+        rows.append([label, _format(value), f"≤ {limit:g}", "met" if value <= limit else "**missed**"])
+    return markdown_table(["target", "latest", "goal", ""], rows) if rows else None
+
+
 def render(records: list[dict[str, Any]], out_dir: Path) -> str:
     """Markdown tables of every benchmark record (``out_dir`` is unused: no plots)."""
     lines = ["## Benchmarks\n"]
+    summary = targets_table(records)
+    if summary:
+        lines += ["Targets, from the latest record of each benchmark (details below):\n", summary]
     for task, task_records in group_by(records, lambda r: r.get("task", "?")).items():
         latest: dict[str, dict[str, Any]] = {}
         runs: dict[str, int] = {}
