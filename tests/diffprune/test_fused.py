@@ -186,3 +186,12 @@ def test_a_model_training_loop_allocates_no_new_buffers_after_the_first_step() -
     # z, theta per gated tensor, both gradients, two chunk scratch buffers
     assert len(seen[0]) == 1 + len(dp._spans) + 2 + 2
     assert seen[0] == seen[1] == seen[2]
+
+
+def test_without_buffer_reuse_nothing_is_kept_between_steps() -> None:
+    case = CASES["bert"]
+    config = DiffPruningConfig(dense_modules=case.dense_modules, reuse_buffers=False)
+    dp = DiffPruningModel(case.build(), config)
+    args, kwargs = case.batch()
+    dp(*args, **kwargs).loss.backward()
+    assert dp._workspace.nbytes() == 0

@@ -83,6 +83,14 @@ class DiffPruningConfig:
             "(z = clamp(sigmoid(alpha) * (r - l) + l, 0, 1)) or 'sampled' (one hard-concrete draw per call)"
         },
     )
+    reuse_buffers: bool = field(
+        default=True,
+        metadata={
+            "help": "L0 stage: keep the d-sized per-step tensors (gates, theta, gradients) and reuse them "
+            "across steps when nothing holds them (~10% faster steps on CPU; z and theta, 2 x 4 bytes "
+            "per gated parameter, stay allocated between steps); False allocates them every step"
+        },
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 < self.target_sparsity <= 1.0:

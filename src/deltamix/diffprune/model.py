@@ -220,7 +220,7 @@ class DiffPruningModel(nn.Module):
                 [p if p.is_contiguous() else p.contiguous() for p in gated],
                 with_penalty=with_penalty,
                 alive=alive,
-                workspace=self._workspace,  # z, thetas and gradients: reused across steps when idle
+                workspace=self._workspace if cfg.reuse_buffers else None,  # see workspace.py
             )
             # l0_penalty() returns this while alpha is unchanged (optimizer steps bump its version)
             # and the graph has not been used by a backward pass yet.
