@@ -362,6 +362,7 @@ class DiffPruningModel(nn.Module):
     def _apply(self, fn: Any, recurse: bool = True) -> DiffPruningModel:
         # .to()/.cuda() move kept_indices; keep the per-tensor index views on the same device.
         result = super()._apply(fn, recurse)
+        self._workspace.clear()  # its buffers may be on the old device or dtype
         if self.kept_indices is not None:
             self._index_spans()
         return result
