@@ -3,15 +3,18 @@
 # machine: STS-B (short sentence pairs, a continuous metric), seed 0, 1 epoch per stage
 # (`--epochs 1 --mask-epochs 1`), 1 thread per run. Records go to results/glue-search/glue.jsonl
 # (kept apart from the results table; `deltamix report` shows them as the search table).
-#   usage: experiments/glue_search.sh [TASK]     (default: stsb; data: ../shared/data/glue)
+#   usage: experiments/glue_search.sh [TASK [METHOD:LR ...]]   (default: stsb and the list below;
+#          data: ../shared/data/glue or $GLUE_DIR)
 # Finished runs (run_done.json) are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 task="${1:-stsb}"
+shift || true
 data="${GLUE_DIR:-../shared/data/glue}"
 runs=(  # method:lr
   full:2e-5 diffprune:1e-5 diffprune:1e-4 diffprune:1e-3 bitfit:1e-3 lora:5e-4 full:1e-4
 )
+[ $# -gt 0 ] && runs=("$@")
 for entry in "${runs[@]}"; do
   method="${entry%%:*}" lr="${entry#*:}"
   out="runs/glue-search/$task/$method-lr$lr/seed0"
