@@ -3,7 +3,8 @@
 # machine: STS-B (short sentence pairs, a continuous metric), seed 0, 1 epoch per stage
 # (`--epochs 1 --mask-epochs 1`), 1 thread per run. Records go to results/glue-search/glue.jsonl
 # (kept apart from the results table; `deltamix report` shows them as the search table).
-#   usage: experiments/glue_search.sh [TASK [METHOD:LR ...]]   (default: stsb and the list below;
+#   usage: experiments/glue_search.sh [TASK [METHOD:LR[:FLAGS] ...]]   (default: stsb and the list
+#          below; FLAGS: extra options joined by commas, e.g. diffprune:1e-4:--l0-lambda=1e-5;
 #          data: ../shared/data/glue or $GLUE_DIR)
 # Finished runs (run_done.json) are skipped.
 set -euo pipefail
@@ -16,11 +17,13 @@ runs=(  # method:lr
 )
 [ $# -gt 0 ] && runs=("$@")
 for entry in "${runs[@]}"; do
-  method="${entry%%:*}" lr="${entry#*:}"
-  out="runs/glue-search/$task/$method-lr$lr/seed0"
+  IFS=: read -r method lr flags <<< "$entry"
+  IFS=, read -r -a extra <<< "${flags:-}"
+  slug="${flags//[^A-Za-z0-9.=-]/}"
+  out="runs/glue-search/$task/$method-lr$lr${slug:+-$slug}/seed0"
   [ -f "$out/run_done.json" ] && continue
-  echo "== $(date +%H:%M:%S) $task $method lr $lr"
+  echo "== $(date +%H:%M:%S) $task $method lr $lr ${extra[*]:-}"
   OMP_NUM_THREADS=1 .venv/bin/deltamix diffprune glue --task "$task" --method "$method" --lr "$lr" \
     --epochs 1 --mask-epochs 1 --seed 0 --data-dir "$data" --output-dir "$out" \
-    --results-dir results/glue-search
+    --results-dir results/glue-search "${extra[@]}"
 done

@@ -78,7 +78,13 @@ def test_search_records_get_their_own_table_in_the_report(tmp_path: Path) -> Non
         "diffprune",
         0,
         {"pearson": 0.8, "spearman": 0.78, "score": 0.79},
-        config={"resolved_lr": 1e-4, "alpha_lr": 0.1, "epochs": 1, "resolved_mask_epochs": 1},
+        config={
+            "resolved_lr": 1e-4,
+            "alpha_lr": 0.1,
+            "l0_lambda": 1e-5,
+            "epochs": 1,
+            "resolved_mask_epochs": 1,
+        },
         stages=[{"stage": "projection", "nonzero_before": 200000, "kept": 113567}],
         train_seconds=600.0,
     )
@@ -86,7 +92,7 @@ def test_search_records_get_their_own_table_in_the_report(tmp_path: Path) -> Non
     text = generate_report(tmp_path, readme=None).read_text()
     assert "Learning-rate search" in text
     assert (
-        "| stsb | diffprune | 0.0001 | 0.1 | 1 + 1 | 79.0 | pearson 80.0, spearman 78.0 | 200,000 / 113,567 | 600 |"
+        "| stsb | diffprune | 0.0001 | 0.1 | 1e-05 | 1 + 1 | 79.0 | pearson 80.0, spearman 78.0 | 200,000 / 113,567 | 600 |"
         in text
     )
     assert "Dev score x 100, mean" not in text  # no main-table records: no results table

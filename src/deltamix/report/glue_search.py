@@ -36,13 +36,16 @@ def render(records: list[dict[str, Any]]) -> str:
         metrics = ", ".join(
             f"{name} {100 * value:.1f}" for name, value in record["metrics"].items() if name != "score"
         )
-        alpha = config.get("alpha_lr") if record["method"].startswith("diffprune") else None
+        gated = record["method"] in ("diffprune", "diffprune-structured")
+        alpha = config.get("alpha_lr") if gated else None
+        penalty = config.get("l0_lambda") if gated else None
         rows.append(
             [
                 record["task"],
                 record["method"],
                 f"{config.get('resolved_lr'):g}",
                 "–" if alpha is None else f"{alpha:g}",
+                "–" if penalty is None else f"{penalty:g}",
                 _epochs(config),
                 f"{100 * record['metrics']['score']:.1f}",
                 metrics,
@@ -64,7 +67,8 @@ def render(records: list[dict[str, Any]]) -> str:
     return "\n".join(
         [
             "### Learning-rate search (short budget)\n",
-            "From `results/glue-search/glue.jsonl` (`experiments/glue_search.sh`), seed 0. epochs: "
+            "From `results/glue-search/glue.jsonl` (`experiments/glue_search.sh`), seed 0. lr: the "
+            "first stage's (diff weights w for diff pruning). epochs: "
             "first stage (+ fixed-mask stage for diff pruning). non-zero / kept: entries of the diff "
             "still non-zero after the L0 stage / the projection's budget.\n",
             markdown_table(header, rows),
