@@ -190,3 +190,15 @@ def test_run_folder_of_other_settings_is_refused(rte_run) -> None:
     other = dataclasses.replace(config, lr=0.5)
     with pytest.raises(DeltamixError, match=r"started with other settings .*lr"):
         run_glue(other)
+
+
+def test_diff_pruning_defaults_paper_or_embedded_minilm_from_the_search() -> None:
+    from deltamix.glue.run import GlueRunConfig
+
+    minilm = GlueRunConfig(task="rte", method="diffprune")  # no --model: the embedded MiniLM
+    assert (minilm.resolved_lr(), minilm.resolved_l0_lambda()) == (1e-4, 1e-5)
+    other = GlueRunConfig(task="rte", method="diffprune-structured", model="bert-large-cased")
+    assert (other.resolved_lr(), other.resolved_l0_lambda()) == (1e-5, 1.25e-7)  # the paper's
+    chosen = GlueRunConfig(task="rte", method="diffprune", lr=3e-5, l0_lambda=0.0)
+    assert (chosen.resolved_lr(), chosen.resolved_l0_lambda()) == (3e-5, 0.0)
+    assert GlueRunConfig(task="rte", method="diffprune-nonadaptive").resolved_lr() == 2e-5

@@ -46,6 +46,10 @@ from deltamix.glue.methods import (
     DEFAULT_LR,
     DENSE_METHODS,
     DIFF_METHODS,
+    MINILM_DIFF_LR,
+    MINILM_L0_LAMBDA,
+    PAPER_DIFF_LR,
+    PAPER_L0_LAMBDA,
     PEFT_METHODS,
     PreparedModel,
     check_method,
@@ -96,7 +100,8 @@ class GlueRunConfig:
     lr: float | None = field(
         default=None,
         metadata={
-            "help": "learning rate: baselines (None = methods.DEFAULT_LR), diff weights w (None = 1e-5)"
+            "help": "learning rate: baselines (None = methods.DEFAULT_LR), diff weights w (None = 1e-5, "
+            "the paper's; 1e-4 for the embedded MiniLM, from the search in docs/glue.md)"
         },
     )
     alpha_lr: float = field(default=0.1, metadata={"help": "learning rate of the gates alpha (constant)"})
@@ -104,7 +109,13 @@ class GlueRunConfig:
         default=None, metadata={"help": "diff pruning head lr; None = lr (L0 stage), mask_lr (fixed-mask)"}
     )
     mask_lr: float = field(default=5e-5, metadata={"help": "learning rate of the fixed-mask stage"})
-    l0_lambda: float = field(default=1.25e-7, metadata={"help": "weight of the expected-L0 penalty"})
+    l0_lambda: float | None = field(
+        default=None,
+        metadata={
+            "help": "weight of the expected-L0 penalty (None = 1.25e-7, the paper's; 1e-5 for the embedded "
+            "MiniLM, from the search in docs/glue.md)"
+        },
+    )
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     warmup_ratio: float = field(default=0.0, metadata={"help": "linear warmup share of the steps"})
@@ -134,7 +145,11 @@ class GlueRunConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be > 0, got {value}")
-        if self.l0_lambda < 0 or self.max_grad_norm < 0 or self.weight_decay < 0:
+        if (
+            (self.l0_lambda is not None and self.l0_lambda < 0)
+            or self.max_grad_norm < 0
+            or self.weight_decay < 0
+        ):
             raise ValueError("l0_lambda, max_grad_norm and weight_decay must be >= 0")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
@@ -156,7 +171,15 @@ class GlueRunConfig:
             return self.lr
         if self.method == "diffprune-nonadaptive":
             return DEFAULT_LR["full"]
-        return 1e-5 if self.method in DIFF_METHODS else DEFAULT_LR[self.method]
+        if self.method in DIFF_METHODS:
+            return MINILM_DIFF_LR if self.model is None else PAPER_DIFF_LR
+        return DEFAULT_LR[self.method]
+
+    def resolved_l0_lambda(self) -> float:
+        """The L0 penalty weight: ``l0_lambda``, else the embedded MiniLM's or the paper's default."""
+        if self.l0_lambda is not None:
+            return self.l0_lambda
+        return MINILM_L0_LAMBDA if self.model is None else PAPER_L0_LAMBDA
 
 
 # ----- data and model -------------------------------------------------------------------------
@@ -372,6 +395,7 @@ def run_glue(config: GlueRunConfig) -> dict[str, Any]:
         **dataclasses.asdict(config),
         "model_path": config.model_path(),
         "resolved_lr": config.resolved_lr(),
+        "resolved_l0_lambda": config.resolved_l0_lambda(),
         "resolved_mask_epochs": mask_epochs if config.method in DIFF_METHODS else None,
         "train_examples": len(train),
         "eval_examples": {split: len(d) for split, d in evals.items()},

@@ -232,7 +232,7 @@ def _diff_config(config: GlueRunConfig, model: nn.Module):
         target_sparsity=config.target_sparsity,
         structured=config.method == "diffprune-structured",
         learn_gates=config.method != "diffprune-nonadaptive",
-        l0_lambda=config.l0_lambda,
+        l0_lambda=config.resolved_l0_lambda(),
         dense_modules=head_module_names(model),
         learning_rate=config.resolved_lr(),
         alpha_learning_rate=config.alpha_lr,

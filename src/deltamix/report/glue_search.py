@@ -38,7 +38,7 @@ def render(records: list[dict[str, Any]]) -> str:
         )
         gated = record["method"] in ("diffprune", "diffprune-structured")
         alpha = config.get("alpha_lr") if gated else None
-        penalty = config.get("l0_lambda") if gated else None
+        penalty = config.get("resolved_l0_lambda", config.get("l0_lambda")) if gated else None
         rows.append(
             [
                 record["task"],
