@@ -201,4 +201,6 @@ def test_diff_pruning_defaults_paper_or_embedded_minilm_from_the_search() -> Non
     assert (other.resolved_lr(), other.resolved_l0_lambda()) == (1e-5, 1.25e-7)  # the paper's
     chosen = GlueRunConfig(task="rte", method="diffprune", lr=3e-5, l0_lambda=0.0)
     assert (chosen.resolved_lr(), chosen.resolved_l0_lambda()) == (3e-5, 0.0)
-    assert GlueRunConfig(task="rte", method="diffprune-nonadaptive").resolved_lr() == 2e-5
+    assert GlueRunConfig(task="rte", method="diffprune-nonadaptive").resolved_lr() == 1e-4  # full's
+    assert GlueRunConfig(task="rte", method="full", model="bert-base-uncased").resolved_lr() == 2e-5
+    assert GlueRunConfig(task="rte", method="bitfit").resolved_lr() == 1e-3

@@ -47,6 +47,7 @@ from deltamix.glue.methods import (
     DENSE_METHODS,
     DIFF_METHODS,
     MINILM_DIFF_LR,
+    MINILM_FULL_LR,
     MINILM_L0_LAMBDA,
     PAPER_DIFF_LR,
     PAPER_L0_LAMBDA,
@@ -169,8 +170,8 @@ class GlueRunConfig:
         """The learning rate of the first (or only) stage."""
         if self.lr is not None:
             return self.lr
-        if self.method == "diffprune-nonadaptive":
-            return DEFAULT_LR["full"]
+        if self.method in ("full", "diffprune-nonadaptive"):
+            return MINILM_FULL_LR if self.model is None else DEFAULT_LR["full"]
         if self.method in DIFF_METHODS:
             return MINILM_DIFF_LR if self.model is None else PAPER_DIFF_LR
         return DEFAULT_LR[self.method]
