@@ -92,6 +92,10 @@ def test_search_records_get_their_own_table_in_the_report(tmp_path: Path) -> Non
     text = generate_report(tmp_path, readme=None).read_text()
     assert "Learning-rate search" in text
     assert (
+        "| task | method | lr | alpha lr | L0 lambda | epochs | dev score | metrics | non-zero / kept | train s |"
+        in text
+    )
+    assert (
         "| stsb | diffprune | 0.0001 | 0.1 | 1e-05 | 1 + 1 | 79.0 | pearson 80.0, spearman 78.0 | 200,000 / 113,567 | 600 |"
         in text
     )

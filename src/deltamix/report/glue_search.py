@@ -58,6 +58,7 @@ def render(records: list[dict[str, Any]]) -> str:
         "method",
         "lr",
         "alpha lr",
+        "L0 lambda",
         "epochs",
         "dev score",
         "metrics",
