@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -51,6 +52,26 @@ def checkpoint_step(out: Path) -> int:
         return int(json.loads(path.read_text(encoding="utf-8"))["step"])
     except (OSError, ValueError, KeyError):
         return 0
+
+
+# How long one reader call on fuzzed input may take before the fuzz tests call it a hang.
+HANG_SECONDS = 10
+
+
+@contextlib.contextmanager
+def no_hang(seconds: int = HANG_SECONDS) -> Iterator[None]:
+    """Raise TimeoutError if the block runs longer than ``seconds`` (SIGALRM; main thread only)."""
+
+    def alarm(signum, frame):
+        raise TimeoutError(f"ran for more than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def kill_when(argv: list[str], ready: Callable[[], T], delay: float, timeout: float = 240) -> T:

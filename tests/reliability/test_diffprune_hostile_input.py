@@ -19,7 +19,7 @@ from torch import nn
 from deltamix.diffprune import DiffPruningConfig, DiffPruningModel, SparseDiff
 from deltamix.errors import DiffFormatError
 
-from .test_glue_hostile_input import no_hang
+from .conftest import no_hang
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

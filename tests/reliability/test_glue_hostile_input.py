@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,9 +13,10 @@ from hypothesis import strategies as st
 from deltamix.data.glue import GLUE_TASKS, get_task, read_tsv
 from deltamix.errors import DataFormatError
 
+from .conftest import no_hang
+
 # Bounded, and no deadline (shared, loaded machine); a hang is caught by the alarm below.
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-HANG_SECONDS = 10
 
 # Pieces of real GLUE rows, so that fuzzed files get past the header check and into the rows.
 FRAGMENTS = [
@@ -31,22 +29,6 @@ FRAGMENTS = [
     b"Quality\t#1 ID\t#2 ID\t#1 String\t#2 String", b"gj04\t1\t\tthe sentence .",
 ]  # fmt: skip
 BYTES = st.one_of(st.binary(max_size=300), st.lists(st.sampled_from(FRAGMENTS), max_size=40).map(b"".join))
-
-
-@contextlib.contextmanager
-def no_hang(seconds: int = HANG_SECONDS) -> Iterator[None]:
-    """Raise TimeoutError if the block runs longer than ``seconds`` (SIGALRM; main thread only)."""
-
-    def alarm(signum, frame):
-        raise TimeoutError(f"ran for more than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @FUZZ

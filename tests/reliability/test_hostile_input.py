@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import signal
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,10 +15,11 @@ from deltamix.data.scan import read_scan_file
 from deltamix.data.seq2seq import read_jsonl_pairs, read_pairs_file, read_parallel, read_tsv_pairs
 from deltamix.errors import DataFormatError
 
+from .conftest import no_hang
+
 # Bounded, and no deadline: the machine is shared and loaded; a hang is caught by the alarm below.
 EXAMPLES = 150
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-HANG_SECONDS = 10
 
 # Fragments that make near-valid files (random bytes alone rarely get past the first check).
 FRAGMENTS = [
@@ -34,24 +33,10 @@ BYTES = st.one_of(
 )
 
 
-@contextlib.contextmanager
-def _no_hang(seconds: int = HANG_SECONDS) -> Iterator[None]:
-    def alarm(signum, frame):
-        raise TimeoutError(f"a reader ran for more than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def _loads_or_names_the_fault(read: Callable[[], list[tuple[str, str]]], files: list[Path]) -> None:
     """The reader returns well-formed pairs, or raises DataFormatError that names one of ``files``."""
     try:
-        with _no_hang():
+        with no_hang():
             pairs = read()
     except DataFormatError as error:
         assert error.path in {str(f) for f in files}, error
