@@ -138,3 +138,22 @@ def assert_bit_equal(
         if name in skip:
             continue
         assert torch.equal(p.detach(), reference[name]), f"{name} changed"
+
+
+def token_dataset(unused_text: bool = False):
+    """16 rows of random BERT input (ids 1..63, length 8) with 3-class labels, as a ``datasets.Dataset``.
+
+    With ``unused_text`` a string column the model does not take is added (the Trainer must drop it).
+    """
+    from datasets import Dataset
+
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(1, 64, (16, 8), generator=generator)
+    columns = {
+        "input_ids": ids.tolist(),
+        "attention_mask": torch.ones_like(ids).tolist(),
+        "labels": (ids[:, 0] % 3).tolist(),
+    }
+    if unused_text:
+        columns["text"] = ["unused column"] * 16
+    return Dataset.from_dict(columns)

@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from datasets import Dataset
-from diffprune_cases import CASES
+from diffprune_cases import CASES, token_dataset
 from transformers import TrainingArguments
 
 from deltamix.diffprune import DiffPruningConfig, DiffPruningModel, SparseDiff
 from deltamix.diffprune.trainer import DIFF_FILE_NAME, DiffPruningTrainer
-
-
-def _dataset() -> Dataset:
-    generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(1, 64, (16, 8), generator=generator)
-    return Dataset.from_dict(
-        {
-            "input_ids": ids.tolist(),
-            "attention_mask": torch.ones_like(ids).tolist(),
-            "labels": (ids[:, 0] % 3).tolist(),
-            "text": ["unused column"] * 16,  # dropped by the Trainer: not an argument of BERT's forward
-        }
-    )
 
 
 def _args(tmp_path, steps: int) -> TrainingArguments:
@@ -46,10 +32,12 @@ def test_three_stage_recipe_with_trainer(tmp_path) -> None:
         dense_modules=["classifier"], target_sparsity=0.05, learning_rate=1e-2, l0_lambda=1e-3
     )
     dp = DiffPruningModel(CASES["bert"].build(), config)
-    trainer = DiffPruningTrainer(model=dp, args=_args(tmp_path, steps=4), train_dataset=_dataset())
+    trainer = DiffPruningTrainer(
+        model=dp, args=_args(tmp_path, steps=4), train_dataset=token_dataset(unused_text=True)
+    )
 
     # The loss is the task loss plus lambda times the expected L0 penalty.
-    batch = {k: torch.tensor(v) for k, v in _dataset()[:4].items() if k != "text"}
+    batch = {k: torch.tensor(v) for k, v in token_dataset(unused_text=True)[:4].items() if k != "text"}
     dp.train()
     torch.manual_seed(5)
     expected = dp(**batch).loss + config.l0_lambda * dp.l0_penalty()
@@ -65,7 +53,9 @@ def test_three_stage_recipe_with_trainer(tmp_path) -> None:
 
     dp.project_()
     kept_before = dp.current_delta()
-    stage2 = DiffPruningTrainer(model=dp, args=_args(tmp_path, steps=2), train_dataset=_dataset())
+    stage2 = DiffPruningTrainer(
+        model=dp, args=_args(tmp_path, steps=2), train_dataset=token_dataset(unused_text=True)
+    )
     stage2.train()
     assert {g["name"] for g in stage2.optimizer.param_groups} == {"diff", "dense"}
     changed = torch.nonzero(dp.current_delta() != kept_before).flatten()

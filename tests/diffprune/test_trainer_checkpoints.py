@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from datasets import Dataset
-from diffprune_cases import CASES
+from diffprune_cases import CASES, token_dataset
 from transformers import TrainingArguments
 
 from deltamix.diffprune import DiffPruningConfig, DiffPruningModel
@@ -18,18 +17,6 @@ from deltamix.diffprune.trainer import (
     load_trainable_state,
 )
 from deltamix.errors import DiffFormatError
-
-
-def _dataset() -> Dataset:
-    generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(1, 64, (16, 8), generator=generator)
-    return Dataset.from_dict(
-        {
-            "input_ids": ids.tolist(),
-            "attention_mask": torch.ones_like(ids).tolist(),
-            "labels": (ids[:, 0] % 3).tolist(),
-        }
-    )
 
 
 def _args(out: Path, steps: int, **extra) -> TrainingArguments:
@@ -69,10 +56,10 @@ def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None
 def test_l0_and_fixed_mask_stages_resume_bit_exact(tmp_path) -> None:
     # Uninterrupted: 4 L0 steps, projection, 4 fixed-mask steps.
     dp = _model(structured=True)
-    DiffPruningTrainer(model=dp, args=_args(tmp_path / "a1", 4), train_dataset=_dataset()).train()
+    DiffPruningTrainer(model=dp, args=_args(tmp_path / "a1", 4), train_dataset=token_dataset()).train()
     l0_done = _state(dp)
     dp.project_()
-    DiffPruningTrainer(model=dp, args=_args(tmp_path / "a2", 4), train_dataset=_dataset()).train()
+    DiffPruningTrainer(model=dp, args=_args(tmp_path / "a2", 4), train_dataset=token_dataset()).train()
     expected = _state(dp)
 
     # The checkpoint holds only the trainable state (no copy of the frozen base).
@@ -85,12 +72,12 @@ def test_l0_and_fixed_mask_stages_resume_bit_exact(tmp_path) -> None:
 
     # A fresh process resumes the L0 stage from step 2 ...
     resumed = _model(structured=True)
-    trainer = DiffPruningTrainer(model=resumed, args=_args(tmp_path / "a1", 4), train_dataset=_dataset())
+    trainer = DiffPruningTrainer(model=resumed, args=_args(tmp_path / "a1", 4), train_dataset=token_dataset())
     trainer.train(resume_from_checkpoint=str(checkpoint))
     _assert_same(_state(resumed), l0_done)
     # ... and another fresh process (still in its L0 stage) resumes the fixed-mask stage from step 2.
     fresh = _model(structured=True)
-    trainer = DiffPruningTrainer(model=fresh, args=_args(tmp_path / "a2", 4), train_dataset=_dataset())
+    trainer = DiffPruningTrainer(model=fresh, args=_args(tmp_path / "a2", 4), train_dataset=token_dataset())
     trainer.train(resume_from_checkpoint=str(tmp_path / "a2" / "checkpoint-2"))
     assert fresh.stage == "fixed_mask"
     _assert_same(_state(fresh), expected)
@@ -105,7 +92,7 @@ def test_load_best_model_at_end_restores_the_best_checkpoint(tmp_path) -> None:
         metric_for_best_model="eval_fake", greater_is_better=True,
     )  # fmt: skip
     trainer = DiffPruningTrainer(
-        model=dp, args=args, train_dataset=_dataset(), eval_dataset=_dataset(),
+        model=dp, args=args, train_dataset=token_dataset(), eval_dataset=token_dataset(),
         compute_metrics=lambda _: {"fake": next(metric)},
     )  # fmt: skip
     trainer.train()
@@ -118,7 +105,7 @@ def test_load_best_model_at_end_restores_the_best_checkpoint(tmp_path) -> None:
 
 def test_state_file_for_another_model_is_rejected_untouched(tmp_path) -> None:
     dp = _model()
-    DiffPruningTrainer(model=dp, args=_args(tmp_path, 2), train_dataset=_dataset()).train()
+    DiffPruningTrainer(model=dp, args=_args(tmp_path, 2), train_dataset=token_dataset()).train()
     path = tmp_path / "checkpoint-2" / STATE_FILE_NAME
     other = DiffPruningModel(
         CASES["bert"].build(), DiffPruningConfig(dense_modules=["classifier"], exclude=[r".*embeddings.*"])
@@ -131,6 +118,6 @@ def test_state_file_for_another_model_is_rejected_untouched(tmp_path) -> None:
     with pytest.raises(DiffFormatError, match="not a readable"):
         load_trainable_state(_model(), path)
     with pytest.raises(ValueError, match="has no diffprune_state"):
-        DiffPruningTrainer(model=_model(), args=_args(tmp_path / "x", 2), train_dataset=_dataset()).train(
-            resume_from_checkpoint=str(tmp_path)
-        )
+        DiffPruningTrainer(
+            model=_model(), args=_args(tmp_path / "x", 2), train_dataset=token_dataset()
+        ).train(resume_from_checkpoint=str(tmp_path))
