@@ -313,11 +313,7 @@ class DiffPruningModel(nn.Module):
             )
         indices = topk_indices(delta, k, tiebreak=self._tiebreak_keys())
         values = delta.index_select(0, indices)
-        self.w = None
-        self._penalty_cache = None
-        self.alpha = None
-        self.group_alpha = None
-        self._workspace.clear()
+        self._drop_l0_state()
         self.kept_values = nn.Parameter(values)
         self.kept_indices = indices
         self._index_spans()
@@ -325,6 +321,14 @@ class DiffPruningModel(nn.Module):
             "projected the diff to %d of %d entries (%.4f%%)", k, self.num_gated, 100 * k / self.num_gated
         )
         return self
+
+    def _drop_l0_state(self) -> None:
+        """Free what only the L0 stage uses: w, the gates, the cached penalty and the workspace buffers."""
+        self.w = None
+        self._penalty_cache = None
+        self.alpha = None
+        self.group_alpha = None
+        self._workspace.clear()
 
     @torch.no_grad()
     def _tiebreak_keys(self) -> list[Tensor]:
@@ -503,10 +507,7 @@ class DiffPruningModel(nn.Module):
             target.copy_(state[key])
         if fixed:
             device = self.w.device if self.w is not None else self.kept_values.device
-            self.w = None
-            self._penalty_cache = None
-            self.alpha = None
-            self.group_alpha = None
+            self._drop_l0_state()
             if self.kept_values is not None and self.kept_values.shape == values.shape:
                 self.kept_values.copy_(values)  # keep the Parameter (an optimizer may hold it)
             else:
