@@ -26,6 +26,11 @@ def _storage_users(tensor: Tensor) -> int:
     return int(counter(tensor.untyped_storage()._cdata))
 
 
+def _is_idle(buffer: Tensor, idle_users: int) -> bool:
+    """Whether nothing but the workspace holds ``buffer``'s storage (False when that cannot be told)."""
+    return idle_users >= 0 and _storage_users(buffer) == idle_users
+
+
 class Workspace:
     """Named buffers, each reused across calls while no other tensor shares its storage.
 
@@ -53,8 +58,7 @@ class Workspace:
                 buffer.shape == shape
                 and buffer.dtype == dtype
                 and buffer.device == device
-                and idle_users >= 0
-                and _storage_users(buffer) == idle_users
+                and _is_idle(buffer, idle_users)
             )
             if reusable:
                 return buffer.view(shape)
@@ -71,5 +75,5 @@ class Workspace:
         return sum(
             buffer.numel() * buffer.element_size()
             for buffer, idle_users in self._buffers.values()
-            if not idle_only or _storage_users(buffer) == idle_users
+            if not idle_only or _is_idle(buffer, idle_users)
         )
