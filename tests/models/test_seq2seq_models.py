@@ -97,6 +97,69 @@ def test_greedy_equals_beam_one(model: torch.nn.Module) -> None:
     assert beam_search(model, src, max_length=8, beam_size=1) == greedy
 
 
+def _two_layer_transformer() -> TransformerSeq2Seq:
+    torch.manual_seed(3)
+    config = TransformerSeq2SeqConfig(
+        vocab_size=V, d_model=16, num_heads=2, num_encoder_layers=2, num_decoder_layers=2, feedforward_dim=32
+    )
+    return TransformerSeq2Seq(config).eval()
+
+
+@pytest.mark.parametrize("two_layers", [False, True])
+def test_decode_steps_equal_the_teacher_forced_pass(model: torch.nn.Module, two_layers: bool) -> None:
+    """Step-by-step decoding (the Transformer's per-layer cache) gives the forward pass's log-probs."""
+    if two_layers:
+        model = _two_layer_transformer()
+    torch.manual_seed(4)
+    tgt_in = torch.cat([torch.full((2, 1), BOS), torch.randint(3, V, (2, 5))], 1)
+    with torch.no_grad():
+        expected = model(MixedTokens.plain(SRC, PAD), MixedTokens.plain(tgt_in, PAD))  # 2 x 6 x V
+        state = model.start_decoding(SRC)
+        for t in range(tgt_in.size(1)):
+            lprobs, state = model.decode_step(state, tgt_in[:, t])
+            torch.testing.assert_close(lprobs, expected[:, t], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("two_layers", [False, True])
+def test_batched_beam_search_equals_one_input_at_a_time(model: torch.nn.Module, two_layers: bool) -> None:
+    """Inputs that finish early leave the batch; that must not change anyone's output."""
+    if two_layers:
+        model = _two_layer_transformer()
+    from deltamix.models.decoding import beam_search
+
+    class EndsAtSourceLength:  # the model, made to end each output after as many steps as its source
+        pad_id, bos_id, eos_id = PAD, BOS, EOS
+
+        def __init__(self) -> None:
+            self.rows: list[int] = []  # hypotheses decoded at each step
+
+        def start_decoding(self, src_ids: torch.Tensor) -> dict:
+            state = model.start_decoding(src_ids)
+            return {**state, "end": src_ids.ne(PAD).sum(1), "step": torch.zeros_like(src_ids[:, 0])}
+
+        def decode_step(self, state: dict, prev: torch.Tensor) -> tuple[torch.Tensor, dict]:
+            self.rows.append(prev.numel())
+            inner = {k: v for k, v in state.items() if k not in ("end", "step")}
+            lprobs, inner = model.decode_step(inner, prev)
+            step = state["step"] + 1
+            eos_bonus = torch.where(step >= state["end"], 30.0, -30.0).unsqueeze(1) * (torch.arange(V) == EOS)
+            return (lprobs + eos_bonus).log_softmax(-1), {**inner, "end": state["end"], "step": step}
+
+    torch.manual_seed(5)
+    src = torch.cat([torch.randint(3, V, (12, 4)), torch.full((12, 1), EOS)], 1)
+    src[::3, 2:] = torch.tensor([EOS, PAD, PAD])  # some shorter, padded inputs (3 tokens, 5 for the rest)
+    ends_early = EndsAtSourceLength()
+    batched = beam_search(ends_early, src, max_length=7, beam_size=3, length_penalty=0.6)
+    alone = [
+        beam_search(
+            EndsAtSourceLength(), row[row.ne(PAD)].unsqueeze(0), max_length=7, beam_size=3, length_penalty=0.6
+        )[0]
+        for row in src
+    ]
+    assert batched == alone
+    assert ends_early.rows == [36] * 3 + [24] * 2  # the 4 short inputs left the batch after step 3
+
+
 def _sequence_scores(
     model: torch.nn.Module, src: torch.Tensor, outputs: list[list[int]], max_length: int, lp: float
 ) -> list[float]:

@@ -111,8 +111,9 @@ def beam_search(
     """Batched beam search.
 
     A hypothesis that emits EOS stays in its beam with a frozen score (it may only be followed by PAD
-    at log-prob 0), competing with live hypotheses for the K slots; the search stops when every beam
-    is finished or after ``max_length`` steps. The best of the K final hypotheses by
+    at log-prob 0), competing with live hypotheses for the K slots; an input whose K hypotheses have
+    all ended is settled and leaves the batch, and the search stops when none is left or after
+    ``max_length`` steps. The best of the K final hypotheses by
     ``score / length ** length_penalty`` is returned.
 
     Args:
@@ -139,7 +140,18 @@ def beam_search(
     finished = torch.zeros(batch * k, dtype=torch.bool, device=device)
     lengths = torch.zeros(batch * k, device=device)
     history = src_ids.new_zeros((batch * k, 0))
+    examples = torch.arange(batch, device=device)  # which input each live row of `scores` decodes
+    best: list[list[int]] = [[] for _ in range(batch)]
+
+    def settle(rows: Tensor) -> None:
+        """Store the best hypothesis of the live examples ``rows`` [R] (indices into ``scores``)."""
+        normalised = scores[rows] / lengths.view(-1, k)[rows].clamp_min(1.0).pow(length_penalty)
+        pick = normalised.argmax(1) + rows * k  # R
+        for example, row in zip(examples[rows].tolist(), history.index_select(0, pick).tolist(), strict=True):
+            best[example] = row
+
     for _ in range(max_length):
+        live = examples.numel()
         lprobs, state = model.decode_step(state, tokens)
         lprobs = _forbid_specials(lprobs.float(), model)  # N x V
         vocab = lprobs.size(-1)
@@ -147,9 +159,9 @@ def beam_search(
         frozen = torch.full_like(lprobs, float("-inf"))
         frozen[:, model.pad_id] = 0.0
         lprobs = torch.where(finished.unsqueeze(1), frozen, lprobs)
-        candidates = (scores.view(-1, 1) + lprobs).view(batch, k * vocab)  # B x KV
-        scores, flat = candidates.topk(k, dim=1)  # B x K
-        origin = flat // vocab + torch.arange(batch, device=device).unsqueeze(1) * k  # B x K
+        candidates = (scores.view(-1, 1) + lprobs).view(live, k * vocab)  # B' x KV
+        scores, flat = candidates.topk(k, dim=1)  # B' x K
+        origin = flat // vocab + torch.arange(live, device=device).unsqueeze(1) * k  # B' x K
         origin = origin.view(-1)
         tokens = (flat % vocab).view(-1)
         history = torch.cat([history.index_select(0, origin), tokens.unsqueeze(1)], 1)
@@ -157,11 +169,20 @@ def beam_search(
         lengths = lengths.index_select(0, origin) + (~was_finished).float()
         finished = was_finished | tokens.eq(model.eos_id)
         state = reorder_state(state, origin)
-        if bool(finished.all()):
-            break
-    normalised = scores.view(-1) / lengths.clamp_min(1.0).pow(length_penalty)
-    best = normalised.view(batch, k).argmax(1) + torch.arange(batch, device=device) * k
-    return _strip(history.index_select(0, best).tolist(), model.eos_id, model.pad_id)
+        # An example whose K hypotheses all ended can no longer change: settle it and stop decoding it.
+        done = finished.view(live, k).all(1)
+        if bool(done.any()):
+            settle(done.nonzero().squeeze(1))
+            keep = (~done).nonzero().squeeze(1)
+            if keep.numel() == 0:
+                return _strip(best, model.eos_id, model.pad_id)
+            hyps = (keep.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)
+            examples, scores = examples[keep], scores[keep]
+            tokens, finished = tokens[hyps], finished[hyps]
+            lengths, history = lengths[hyps], history[hyps]
+            state = reorder_state(state, hyps)
+    settle(torch.arange(examples.numel(), device=device))
+    return _strip(best, model.eos_id, model.pad_id)
 
 
 def generate(

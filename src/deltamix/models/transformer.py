@@ -3,8 +3,9 @@
 Pre-norm layers, sinusoidal positions, one embedding table shared by encoder, decoder and output
 projection (a joint source/target vocabulary, as `Seq2SeqModel` has one vocabulary size V).
 Embeddings go through `embed_mixed`, so SeqMix mixes them before the positions are added.
-Incremental decoding recomputes the decoder over the prefix at each step (no key/value cache):
-quadratic in the output length, which is short for the tasks this model is meant for.
+Incremental decoding caches, for every decoder layer, its (normalised) inputs at the positions
+already decoded, so a step runs the layers and the output projection on the new position only; the
+result equals the teacher-forced forward pass (tested).
 
 >>> model = TransformerSeq2Seq(TransformerSeq2SeqConfig(vocab_size=20, d_model=16, num_heads=2,
 ...     num_encoder_layers=1, num_decoder_layers=1, feedforward_dim=32))
@@ -143,21 +144,34 @@ class TransformerSeq2Seq(nn.Module):
         return self._decode(self.encode(src), src.mask, tgt_in)
 
     def start_decoding(self, src_ids: Tensor) -> DecoderState:
-        """Encode ``src_ids`` [B, S] for `decode_step`."""
+        """Encode ``src_ids`` [B, S] for `decode_step`; the per-layer caches start empty [B, 0, D]."""
         src = MixedTokens.plain(src_ids, self.pad_id)
-        return {
-            "memory": self.encode(src),
-            "memory_mask": src.mask,
-            "prefix": src_ids.new_zeros(src_ids.size(0), 0),
-        }
+        memory = self.encode(src)
+        empty = memory.new_zeros(memory.size(0), 0, memory.size(2))
+        caches = {f"layer{i}": empty for i in range(len(self.decoder.layers))}
+        return {"memory": memory, "memory_mask": src.mask, **caches}
 
     def decode_step(self, state: DecoderState, prev_tokens: Tensor) -> tuple[Tensor, DecoderState]:
-        """Log-probs [N, V] of the next token after ``prev_tokens`` [N], and the new state."""
-        prefix = torch.cat([state["prefix"], prev_tokens.unsqueeze(1)], 1)  # N x t
-        # Every prefix position is a real token: finished hypotheses keep decoding harmlessly.
-        tokens = MixedTokens(ids=prefix, mask=torch.ones_like(prefix, dtype=torch.bool))
-        lprobs = self._decode(state["memory"], state["memory_mask"], tokens)[:, -1]
-        return lprobs, {**state, "prefix": prefix}
+        """Log-probs [N, V] of the next token after ``prev_tokens`` [N], and the new state.
+
+        Each pre-norm layer's self-attention at the new position t attends to its normalised inputs at
+        positions 0..t, so caching those [N, t, D] per layer is exact (eval mode: no dropout)."""
+        position = state["layer0"].size(1)
+        if position >= self.config.max_positions:
+            raise ValueError(f"cannot decode past max_positions={self.config.max_positions}")
+        x = self.embedding(prev_tokens) * math.sqrt(self.config.d_model) + self.positions[position]
+        x = self.dropout(x).unsqueeze(1)  # N x 1 x D
+        memory_padding = ~state["memory_mask"]
+        new_state = dict(state)
+        for i, layer in enumerate(self.decoder.layers):
+            normed = layer.norm1(x)
+            seen = torch.cat([state[f"layer{i}"], normed], 1)  # N x (t+1) x D
+            new_state[f"layer{i}"] = seen
+            x = x + layer.dropout1(layer.self_attn(normed, seen, seen, need_weights=False)[0])
+            x = x + layer._mha_block(layer.norm2(x), state["memory"], None, memory_padding)
+            x = x + layer._ff_block(layer.norm3(x))
+        out = self.decoder.norm(x.squeeze(1))  # N x D
+        return F.log_softmax(F.linear(out, self.embedding.weight), -1), new_state
 
     def generate(
         self, src_ids: Tensor, max_length: int, beam_size: int = 1, length_penalty: float = 1.0
