@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,14 @@ def test_record_has_design_fields_and_appends(tmp_path: Path) -> None:
         assert key in record
     assert record["config"] == {"lr": 1e-3, "path": "x"}
     assert record["versions"]["torch"]
+    import torch
+
+    expected_accelerator = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    assert record["hardware"] == {
+        "accelerator": expected_accelerator,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
     path = append_record(record, tmp_path)
     assert path == tmp_path / "glue.jsonl"
     assert read_jsonl(path)[0]["main_value"] == 0.7

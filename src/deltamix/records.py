@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -37,6 +38,17 @@ def library_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def hardware() -> dict[str, Any]:
+    """Where a run trained: the CUDA device's name (None on CPU), CPU cores, torch's thread count."""
+    import torch
+
+    return {
+        "accelerator": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def git_commit(cwd: str | Path | None = None) -> str | None:
@@ -109,6 +121,7 @@ def make_record(
         "eval_seconds": eval_seconds,
         "model": model,
         "versions": library_versions(),
+        "hardware": hardware(),
         "git_commit": git_commit(),
         "command": " ".join(sys.argv),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The GLUE results matrix of issue 3 with the full recipe of `deltamix diffprune glue` (its defaults:
+# 3 epochs for the baselines and the L0 stage, 5 fixed-mask epochs on the small tasks, batch 8,
+# best dev checkpoint), on the embedded all-MiniLM-L6-v2: RTE, then MRPC, then STS-B, seeds 0-2,
+# seven methods at the 0.5% budget. Records go to results/glue.jsonl.
+#   usage: experiments/glue_matrix.sh [TASK ...]   (default: rte mrpc stsb; data: ../shared/data/glue
+#          or $GLUE_DIR; $DELTAMIX: the command to run, default .venv/bin/deltamix)
+# Start one copy per core (or several per GPU): the copies share one queue, each run claimed with
+# flock. Finished runs (run_done.json) are skipped; an interrupted run resumes from its last
+# checkpoint when a copy reaches it again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data="${GLUE_DIR:-../shared/data/glue}"
+read -r -a deltamix <<< "${DELTAMIX:-.venv/bin/deltamix}"
+tasks=("${@:-rte mrpc stsb}")
+read -r -a tasks <<< "${tasks[*]}"
+methods=(full diffprune diffprune-structured diffprune-nonadaptive bitfit lora shira)
+mkdir -p runs/glue
+for task in "${tasks[@]}"; do
+  for seed in 0 1 2; do
+    for method in "${methods[@]}"; do
+      out="runs/glue/$task/$method/seed$seed"
+      [ -f "$out/run_done.json" ] && continue
+      mkdir -p "$(dirname "$out")"
+      exec {lock}> "$out.lock"
+      if ! flock -n "$lock"; then exec {lock}>&-; continue; fi  # another copy is running it
+      if [ ! -f "$out/run_done.json" ]; then
+        echo "== $(date +%H:%M:%S) $task $method seed $seed"
+        "${deltamix[@]}" diffprune glue --task "$task" --method "$method" --seed "$seed" \
+          --data-dir "$data" --output-dir "$out" || echo "!! $task $method seed $seed failed"
+      fi
+      exec {lock}>&-
+    done
+  done
+done
