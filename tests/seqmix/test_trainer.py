@@ -67,6 +67,30 @@ def test_resume_after_interruption_equals_uninterrupted(scan_slice, tmp_path: Pa
     assert not (tmp_path / "resumed" / "checkpoint").exists()
 
 
+def _pack_into_one_buffer(module: torch.nn.Module) -> None:
+    """Make the parameters views of one flat buffer, as cuDNN does with an LSTM's weights on CUDA."""
+    params = list(module.parameters())
+    flat = torch.cat([param.detach().reshape(-1) for param in params])
+    offset = 0
+    for param in params:
+        param.data = flat[offset : offset + param.numel()].view_as(param)
+        offset += param.numel()
+
+
+def test_resume_with_weights_sharing_one_buffer(scan_slice, tmp_path: Path) -> None:
+    """The GPU case: safetensors would drop or refuse weights that share memory; the checkpoint must not."""
+    straight = _trainer(scan_slice, tmp_path / "straight")
+    straight.train()
+    first = _trainer(scan_slice, tmp_path / "resumed")
+    _pack_into_one_buffer(first.accelerator.unwrap_model(first.model).encoder)
+    first.train(stop_after=4)
+    second = _trainer(scan_slice, tmp_path / "resumed", seed=123)
+    _pack_into_one_buffer(second.accelerator.unwrap_model(second.model).encoder)
+    assert second.train().resumed_from == 4
+    for name, value in _weights(straight).items():
+        torch.testing.assert_close(_weights(second)[name], value, rtol=0, atol=0, msg=name)
+
+
 def test_saved_model_round_trips(scan_slice, tmp_path: Path) -> None:
     trainer = _trainer(scan_slice, tmp_path / "run", max_steps=2)
     trainer.train()
@@ -74,7 +98,8 @@ def test_saved_model_round_trips(scan_slice, tmp_path: Path) -> None:
     original = trainer.accelerator.unwrap_model(trainer.model).eval()
     model.eval()
     src = torch.tensor([[*vocab.encode("jump twice"), vocab.eos_id]])
-    assert model.generate(src, 10) == original.generate(src, 10)
+    on_its_device = src.to(next(original.parameters()).device)  # the trained model is on CUDA if any
+    assert model.generate(src, 10) == original.generate(on_its_device, 10)
     assert vocab.tokens == scan_slice[2].tokens
 
 

@@ -230,6 +230,8 @@ class Seq2SeqTrainer:
         # augments it with the same generator, then trains on its own rows (`_train_step`), so a run
         # on N processes draws the same batches and mixing as a run on one.
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        self.accelerator.register_save_state_pre_hook(unshare_weights)
+        self.accelerator.register_load_state_pre_hook(load_weights_strictly)
         # Called with the state on every process just before a checkpoint is written, so that files
         # that belong to that step (e.g. epoch snapshots) exist before the checkpoint counts.
         self.before_checkpoint: Callable[[TrainerState], None] | None = None
@@ -555,6 +557,34 @@ class Seq2SeqTrainer:
         # Hugging Face format (save_pretrained): let from_pretrained resolve tied and renamed weights.
         inner = model if hasattr(model, "save_pretrained") else model.model
         inner.load_state_dict(type(inner).from_pretrained(str(directory)).state_dict())
+
+
+def unshare_weights(models: list[torch.nn.Module], weights: list[dict[str, Tensor]], output_dir: str) -> None:
+    """accelerate's save-state hook: give every tensor of the checkpoint its own memory.
+
+    On CUDA, cuDNN packs an LSTM's weights into one buffer, so its state dict holds views that share
+    storage with no single one covering it; safetensors would then keep one of those names and drop
+    the rest (accelerate only warns "Removed shared tensor"), losing weights. Cloned, all are saved.
+    """
+    for state in weights:
+        for name, value in state.items():
+            state[name] = value.detach().clone()
+
+
+def load_weights_strictly(models: list[torch.nn.Module], input_dir: str) -> None:
+    """accelerate's load-state hook: load each model's checkpoint weights with ``load_state_dict``.
+
+    safetensors' own loader refuses a model whose parameters share memory the way cuDNN's packed
+    LSTM weights do (see `unshare_weights`); ``load_state_dict`` copies into them, strictly (every
+    name present, none unexpected). The models are removed from ``models`` so accelerate skips them.
+    """
+    for index in reversed(range(len(models))):
+        path = Path(input_dir) / ("model.safetensors" if index == 0 else f"model_{index}.safetensors")
+        if not path.is_file():
+            raise DataFormatError(path, "missing from the checkpoint")
+        device = next(models[index].parameters()).device
+        models[index].load_state_dict(load_file(str(path), device=str(device)))
+        del models[index]
 
 
 def label_weight_sum(batch: MixedBatch, pad_id: int) -> Tensor:
