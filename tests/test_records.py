@@ -57,3 +57,14 @@ def test_record_has_design_fields_and_appends(tmp_path: Path) -> None:
 def test_main_metric_must_be_a_metric() -> None:
     with pytest.raises(ValueError, match="main_metric"):
         make_record("scan", "jump", "none", 0, {"accuracy": 1.0}, "bleu", {})
+
+
+def test_command_line_names_the_deltamix_command() -> None:
+    from deltamix.records import command_line
+
+    module_run = ["/x/src/deltamix/cli/main.py", "diffprune", "glue", "--task", "rte"]
+    assert command_line(module_run) == "deltamix diffprune glue --task rte"
+    assert (
+        command_line(["benchmarks/bench_seqmix.py", "--threads", "1"])
+        == "benchmarks/bench_seqmix.py --threads 1"
+    )

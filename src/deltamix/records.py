@@ -84,6 +84,13 @@ def to_jsonable(config: Any) -> Any:
     return str(config)
 
 
+def command_line(argv: list[str]) -> str:
+    """The command as a user would type it: ``python -m deltamix.cli.main ...`` reads ``deltamix ...``."""
+    if argv and Path(argv[0]).as_posix().endswith("deltamix/cli/main.py"):
+        argv = ["deltamix", *argv[1:]]
+    return " ".join(argv)
+
+
 def make_record(
     experiment: str,
     task: str,
@@ -123,7 +130,7 @@ def make_record(
         "versions": library_versions(),
         "hardware": hardware(),
         "git_commit": git_commit(),
-        "command": " ".join(sys.argv),
+        "command": command_line(sys.argv),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config": to_jsonable(config),
         "run_id": uuid.uuid4().hex,  # lets a restarted run find out whether its record was appended
