@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import statistics
 import time
 
@@ -28,7 +27,7 @@ from deltamix.models.decoding import DecoderState, generate
 from deltamix.models.transformer import TransformerSeq2Seq, TransformerSeq2SeqConfig
 from deltamix.records import append_record, make_record
 from deltamix.seqmix.tokens import MixedTokens
-from deltamix.seqmix.trainer import configure_threads
+from run_options import add_run_options, apply_threads
 
 logger = logging.getLogger("bench_decoding")
 
@@ -76,13 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--length", type=int, default=30, help="tokens decoded (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repetitions (default: %(default)s)")
     parser.add_argument("--vocab-size", type=int, default=8000, help="vocabulary (default: %(default)s)")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch threads (default: $OMP_NUM_THREADS, else 1)"
-    )
-    parser.add_argument(
-        "--results-dir", default="results", help="where bench.jsonl is (default: %(default)s)"
-    )
-    parser.add_argument("--no-record", action="store_true", help="print only; do not append a record")
+    add_run_options(parser)
     args = parser.parse_args(argv)
     for name in ("sources", "source_length", "length", "repeats", "vocab_size"):
         if getattr(args, name) <= 0:
@@ -93,7 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    threads = configure_threads(args.threads or (None if "OMP_NUM_THREADS" in os.environ else 1))
+    threads = apply_threads(args)
     torch.manual_seed(0)
     config = TransformerSeq2SeqConfig(vocab_size=args.vocab_size)  # the "small" size's shape
     config.feedforward_dim, config.dropout = 512, 0.0

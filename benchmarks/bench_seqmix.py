@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import statistics
 import time
 
@@ -28,7 +27,7 @@ from deltamix.seqmix.augment import SeqMixAugmenter
 from deltamix.seqmix.config import VARIANTS, SeqMixConfig
 from deltamix.seqmix.loss import seqmix_loss
 from deltamix.seqmix.scan_run import build_model
-from deltamix.seqmix.trainer import configure_threads
+from run_options import add_run_options, apply_threads
 
 logger = logging.getLogger("bench_seqmix")
 
@@ -53,13 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--hidden-size", type=int, default=512, help="LSTM size (default: the paper's %(default)s)"
     )
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch threads (default: $OMP_NUM_THREADS, else 1)"
-    )
-    parser.add_argument(
-        "--results-dir", default="results", help="where bench.jsonl is (default: %(default)s)"
-    )
-    parser.add_argument("--no-record", action="store_true", help="print only; do not append a record")
+    add_run_options(parser)
     args = parser.parse_args(argv)
     for name in ("batch_size", "batches", "repeats", "hidden_size"):
         if getattr(args, name) <= 0:
@@ -72,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    threads = configure_threads(args.threads or (None if "OMP_NUM_THREADS" in os.environ else 1))
+    threads = apply_threads(args)
     train, _ = load_split("addprim_jump")
     vocab = Vocabulary.build(text for pair in train for text in pair)
     dataset = Seq2SeqDataset(encode_pairs(train, vocab))
