@@ -100,3 +100,28 @@ def test_search_records_get_their_own_table_in_the_report(tmp_path: Path) -> Non
         in text
     )
     assert "Dev score x 100, mean" not in text  # no main-table records: no results table
+
+
+def test_runs_of_a_superseded_lambda_get_their_own_row(tmp_path: Path) -> None:
+    """A changed default must not average old and new runs: the newest lambda keeps the plain row."""
+
+    def run(seed: int, score: float, lam: float, finished: str) -> dict:
+        return _record(
+            "rte",
+            "diffprune",
+            seed,
+            {"accuracy": score, "score": score},
+            config={"resolved_l0_lambda": lam},
+            finished_at=finished,
+        )
+
+    records = [
+        _record("rte", "full", 0, {"accuracy": 0.70, "score": 0.70}),
+        run(0, 0.50, 1e-5, "2026-11-25T22:55:00"),
+        run(1, 0.52, 1e-5, "2026-11-25T22:56:00"),
+        run(0, 0.68, 2e-7, "2026-11-26T10:00:00"),
+    ]
+    markdown = render(records, tmp_path)
+    assert "| diffprune | 0.5% | 68.0 (1) | 68.0 |" in markdown
+    assert "| diffprune (lambda 1e-05) | 0.5% | 51.0 ± 1.4 (2) | 51.0 |" in markdown
+    assert markdown.index("| diffprune |") < markdown.index("| diffprune (lambda 1e-05) |")

@@ -52,7 +52,34 @@ def _in_main_table(record: dict[str, Any]) -> bool:
 
 
 def _method_order(method: str) -> tuple[int, str]:
-    return (METHODS.index(method) if method in METHODS else len(METHODS), method)
+    base = method.split(" (")[0]  # "diffprune (lambda 1e-05)" sorts next to "diffprune"
+    return (METHODS.index(base) if base in METHODS else len(METHODS), method)
+
+
+_L0_METHODS = ("diffprune", "diffprune-structured")  # the methods with an L0 penalty weight
+
+
+def label_superseded_lambdas(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` with the L0 runs of an older penalty weight relabelled ``method (lambda X)``.
+
+    When a method has runs at several resolved ``l0_lambda`` values (a default changed), the runs at
+    the value of its newest run keep the method's name, so the table's plain row and the claims are
+    about the current setting; each other value gets its own labelled row instead of being averaged in.
+    """
+    newest: dict[str, tuple[str, float]] = {}
+    for record in records:
+        lam = record.get("config", {}).get("resolved_l0_lambda")
+        if record["method"] in _L0_METHODS and lam is not None:
+            stamp = record.get("finished_at", "")
+            if record["method"] not in newest or stamp > newest[record["method"]][0]:
+                newest[record["method"]] = (stamp, lam)
+    out = []
+    for record in records:
+        lam = record.get("config", {}).get("resolved_l0_lambda")
+        if record["method"] in newest and lam is not None and lam != newest[record["method"]][1]:
+            record = {**record, "method": f"{record['method']} (lambda {lam:g})"}
+        out.append(record)
+    return out
 
 
 def _per_column(records: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
@@ -281,6 +308,7 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = ["## GLUE (diff pruning and baselines, dev sets)\n"]
     for model, model_records in group_by(records, lambda r: r.get("model") or "?").items():
+        model_records = label_superseded_lambdas(model_records)
         main = [r for r in model_records if _in_main_table(r)]
         lines.append(f"### {model}\n")
         slug = re.sub(r"[^A-Za-z0-9]+", "-", model).strip("-")[-40:] or "model"
