@@ -125,3 +125,7 @@ def test_runs_of_a_superseded_lambda_get_their_own_row(tmp_path: Path) -> None:
     assert "| diffprune | 0.5% | 68.0 (1) | 68.0 |" in markdown
     assert "| diffprune (lambda 1e-05) | 0.5% | 51.0 ± 1.4 (2) | 51.0 |" in markdown
     assert markdown.index("| diffprune |") < markdown.index("| diffprune (lambda 1e-05) |")
+    assert (
+        "L0 penalty weight (lambda) of the runs in the unlabelled diff pruning rows: diffprune 2e-07."
+        in markdown
+    )

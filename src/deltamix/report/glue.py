@@ -323,6 +323,16 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
                 "stored besides the dense head, as a share of the base model's parameters.\n",
                 table,
             ]
+            lambdas = {
+                r["method"]: r["config"]["resolved_l0_lambda"]
+                for r in main
+                if r["method"] in _L0_METHODS and r.get("config", {}).get("resolved_l0_lambda") is not None
+            }
+            if lambdas:
+                shown = ", ".join(f"{method} {lam:g}" for method, lam in sorted(lambdas.items()))
+                lines.append(
+                    f"L0 penalty weight (lambda) of the runs in the unlabelled diff pruning rows: {shown}.\n"
+                )
             claims = _claims(scores, columns)
             if claims:
                 lines += ["Claims (averages over the columns both methods have):\n", *claims, ""]
