@@ -25,9 +25,8 @@ from torch import Tensor
 
 from deltamix.models.decoding import DecoderState, generate
 from deltamix.models.transformer import TransformerSeq2Seq, TransformerSeq2SeqConfig
-from deltamix.records import append_record, make_record
 from deltamix.seqmix.tokens import MixedTokens
-from run_options import add_run_options, apply_threads
+from run_options import add_run_options, append_bench_record, apply_threads
 
 logger = logging.getLogger("bench_decoding")
 
@@ -120,20 +119,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             recompute,
             recompute / cached,
         )
-    if not args.no_record:
-        record = make_record(
-            "bench",
-            "transformer-decoding",
-            "kv-cache",
-            0,
-            metrics,
-            "speedup_beam4",
-            {**vars(args), "threads": threads, "model": config.to_dict()},
-            model=f"transformer-seq2seq (d {config.d_model}, {config.num_decoder_layers} decoder layers)",
-            device="cpu",
-            cpu_threads=threads,
-        )
-        logger.info("record appended to %s", append_record(record, args.results_dir))
+    append_bench_record(
+        args,
+        "transformer-decoding",
+        "kv-cache",
+        metrics,
+        "speedup_beam4",
+        {**vars(args), "threads": threads, "model": config.to_dict()},
+        model=f"transformer-seq2seq (d {config.d_model}, {config.num_decoder_layers} decoder layers)",
+        threads=threads,
+        logger=logger,
+    )
     return metrics
 
 

@@ -22,12 +22,11 @@ import torch
 from deltamix.data.batching import BucketBatchSampler, Collator, Seq2SeqDataset, encode_pairs
 from deltamix.data.scan import load_split
 from deltamix.data.vocab import Vocabulary
-from deltamix.records import append_record, make_record
 from deltamix.seqmix.augment import SeqMixAugmenter
 from deltamix.seqmix.config import VARIANTS, SeqMixConfig
 from deltamix.seqmix.loss import seqmix_loss
 from deltamix.seqmix.scan_run import build_model
-from run_options import add_run_options, apply_threads
+from run_options import add_run_options, append_bench_record, apply_threads
 
 logger = logging.getLogger("bench_seqmix")
 
@@ -135,21 +134,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         verdict,
         threads,
     )
-    if not args.no_record:
-        config = {**vars(args), "threads": threads, "model": model.config.to_dict(), "vocab_size": len(vocab)}
-        record = make_record(
-            "bench",
-            "seqmix-step-time",
-            main_variant,
-            0,
-            metrics,
-            "step_time_ratio",
-            config,
-            model=f"lstm-seq2seq (SCAN, hidden {args.hidden_size})",
-            device="cpu",
-            cpu_threads=threads,
-        )
-        logger.info("record appended to %s", append_record(record, args.results_dir))
+    append_bench_record(
+        args,
+        "seqmix-step-time",
+        main_variant,
+        metrics,
+        "step_time_ratio",
+        {**vars(args), "threads": threads, "model": model.config.to_dict(), "vocab_size": len(vocab)},
+        model=f"lstm-seq2seq (SCAN, hidden {args.hidden_size})",
+        threads=threads,
+        logger=logger,
+    )
     return metrics
 
 
