@@ -32,13 +32,18 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--commit {args.commit}: not a commit of this repository")
     full = commit.stdout.strip()
     added = skipped = 0
+    present: dict[str, set[str]] = {}  # experiment -> run ids already in its results file
     for source in args.sources:
         for record in read_jsonl(source):
-            target = Path(args.results_dir) / f"{record['experiment']}.jsonl"
-            present = {r.get("run_id") for r in read_jsonl(target)} if target.exists() else set()
-            if record["run_id"] in present:
+            if record["experiment"] not in present:
+                target = Path(args.results_dir) / f"{record['experiment']}.jsonl"
+                present[record["experiment"]] = (
+                    {r.get("run_id") for r in read_jsonl(target)} if target.exists() else set()
+                )
+            if record["run_id"] in present[record["experiment"]]:
                 skipped += 1
                 continue
+            present[record["experiment"]].add(record["run_id"])
             record = {
                 **record,
                 "git_commit": full,

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 DENSE_METHODS = ("full", "last-layer", "bitfit")
 DIFF_METHODS = ("diffprune", "diffprune-structured", "diffprune-nonadaptive")
+L0_METHODS = ("diffprune", "diffprune-structured")  # the diff methods that learn gates with an L0 penalty
 PEFT_METHODS = ("lora", "shira", "supertuning")
 METHODS = (*DENSE_METHODS, *DIFF_METHODS, *PEFT_METHODS)
 

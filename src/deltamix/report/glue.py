@@ -16,7 +16,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from deltamix.glue.methods import METHODS
+from deltamix.glue.methods import L0_METHODS, METHODS
 from deltamix.io import atomic_path
 from deltamix.metrics import GLUE_AVERAGE_COLUMNS
 from deltamix.report.common import group_by, markdown_table, mean_sd
@@ -56,7 +56,11 @@ def _method_order(method: str) -> tuple[int, str]:
     return (METHODS.index(base) if base in METHODS else len(METHODS), method)
 
 
-_L0_METHODS = ("diffprune", "diffprune-structured")  # the methods with an L0 penalty weight
+def _l0_lambda(record: dict[str, Any]) -> float | None:
+    """The L0 penalty weight a run used (None for methods without one or records before it was kept)."""
+    if record["method"] not in L0_METHODS:
+        return None
+    return record.get("config", {}).get("resolved_l0_lambda")
 
 
 def label_superseded_lambdas(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -68,15 +72,15 @@ def label_superseded_lambdas(records: list[dict[str, Any]]) -> list[dict[str, An
     """
     newest: dict[str, tuple[str, float]] = {}
     for record in records:
-        lam = record.get("config", {}).get("resolved_l0_lambda")
-        if record["method"] in _L0_METHODS and lam is not None:
+        lam = _l0_lambda(record)
+        if lam is not None:
             stamp = record.get("finished_at", "")
             if record["method"] not in newest or stamp > newest[record["method"]][0]:
                 newest[record["method"]] = (stamp, lam)
     out = []
     for record in records:
-        lam = record.get("config", {}).get("resolved_l0_lambda")
-        if record["method"] in newest and lam is not None and lam != newest[record["method"]][1]:
+        lam = _l0_lambda(record)
+        if lam is not None and lam != newest[record["method"]][1]:
             record = {**record, "method": f"{record['method']} (lambda {lam:g})"}
         out.append(record)
     return out
@@ -323,11 +327,7 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
                 "stored besides the dense head, as a share of the base model's parameters.\n",
                 table,
             ]
-            lambdas = {
-                r["method"]: r["config"]["resolved_l0_lambda"]
-                for r in main
-                if r["method"] in _L0_METHODS and r.get("config", {}).get("resolved_l0_lambda") is not None
-            }
+            lambdas = {r["method"]: _l0_lambda(r) for r in main if _l0_lambda(r) is not None}
             if lambdas:
                 shown = ", ".join(f"{method} {lam:g}" for method, lam in sorted(lambdas.items()))
                 lines.append(

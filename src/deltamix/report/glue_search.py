@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from deltamix.glue.methods import L0_METHODS
 from deltamix.report.common import markdown_table
 
 SEARCH_DIR = "glue-search"
@@ -36,7 +37,7 @@ def render(records: list[dict[str, Any]]) -> str:
         metrics = ", ".join(
             f"{name} {100 * value:.1f}" for name, value in record["metrics"].items() if name != "score"
         )
-        gated = record["method"] in ("diffprune", "diffprune-structured")
+        gated = record["method"] in L0_METHODS
         alpha = config.get("alpha_lr") if gated else None
         penalty = config.get("resolved_l0_lambda", config.get("l0_lambda")) if gated else None
         rows.append(
