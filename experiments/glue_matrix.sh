@@ -4,7 +4,8 @@
 # best dev checkpoint), on the embedded all-MiniLM-L6-v2: RTE, then MRPC, then STS-B, seeds 0-2,
 # seven methods at the 0.5% budget. Records go to results/glue.jsonl.
 #   usage: experiments/glue_matrix.sh [TASK ...]   (default: rte mrpc stsb; data: ../shared/data/glue
-#          or $GLUE_DIR; $DELTAMIX: the command to run, default .venv/bin/deltamix)
+#          or $GLUE_DIR; $DELTAMIX: the command to run, default .venv/bin/deltamix;
+#          $METHODS / $SEEDS: a subset, e.g. METHODS="diffprune diffprune-structured" SEEDS="0 1")
 # Start one copy per core (or several per GPU): the copies share one queue, each run claimed with
 # flock. Finished runs (run_done.json) are skipped; an interrupted run resumes from its last
 # checkpoint when a copy reaches it again.
@@ -14,10 +15,11 @@ data="${GLUE_DIR:-../shared/data/glue}"
 read -r -a deltamix <<< "${DELTAMIX:-.venv/bin/deltamix}"
 tasks=("${@:-rte mrpc stsb}")
 read -r -a tasks <<< "${tasks[*]}"
-methods=(full diffprune diffprune-structured diffprune-nonadaptive bitfit lora shira)
+read -r -a methods <<< "${METHODS:-full diffprune diffprune-structured diffprune-nonadaptive bitfit lora shira}"
+read -r -a seeds <<< "${SEEDS:-0 1 2}"
 mkdir -p runs/glue
 for task in "${tasks[@]}"; do
-  for seed in 0 1 2; do
+  for seed in "${seeds[@]}"; do
     for method in "${methods[@]}"; do
       out="runs/glue/$task/$method/seed$seed"
       [ -f "$out/run_done.json" ] && continue
