@@ -4,26 +4,43 @@
 # default Adam lr 5e-4 and label smoothing 0.1, the average of the last 2 epoch checkpoints, beam 4
 # with length penalty 0.6; sacrebleu on test2016. 1 thread per run. Records: results/translation.jsonl.
 #   usage: experiments/multi30k_matrix.sh   (data: ../shared/data/multi30k or $MULTI30K_DIR)
+# A longer budget or a subset: $EPOCHS (default 3) and $AVERAGE_LAST (default 2) change the recipe (runs
+# other than 3 epochs go to runs/multi30k/AUGMENT-small-eEPOCHS-seedN); $AUGMENTS and $SEEDS pick
+# settings, e.g. EPOCHS=8 AVERAGE_LAST=3 AUGMENTS="none seqmix" SEEDS=0.
 # Start one copy per core: the copies share one queue (each run is claimed with flock), baseline and
 # SeqMix for seeds 0-2 first, then word dropout and SwitchOut. Finished runs (metrics.json) are
 # skipped; an interrupted run resumes from its last checkpoint when a copy reaches it again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data="${MULTI30K_DIR:-../shared/data/multi30k}"
-queue=()
-for seed in 0 1 2; do queue+=("none:$seed" "seqmix:$seed"); done
-for seed in 0 1 2; do queue+=("word-dropout:$seed" "switchout:$seed"); done
+epochs="${EPOCHS:-3}"
+average_last="${AVERAGE_LAST:-2}"
+read -r -a seeds <<< "${SEEDS:-0 1 2}"
+read -r -a augments <<< "${AUGMENTS:-none seqmix word-dropout switchout}"
+budget=""
+[ "$epochs" != 3 ] && budget="-e$epochs"
+queue=()  # baseline and SeqMix for every seed first, then the other settings
+for seed in "${seeds[@]}"; do
+  for augment in "${augments[@]}"; do
+    case "$augment" in none|seqmix) queue+=("$augment:$seed") ;; esac
+  done
+done
+for seed in "${seeds[@]}"; do
+  for augment in "${augments[@]}"; do
+    case "$augment" in none|seqmix) ;; *) queue+=("$augment:$seed") ;; esac
+  done
+done
 mkdir -p runs/multi30k
 for entry in "${queue[@]}"; do
   IFS=: read -r augment seed <<< "$entry"
-  out="runs/multi30k/$augment-small-seed$seed"
+  out="runs/multi30k/$augment-small$budget-seed$seed"
   [ -f "$out/metrics.json" ] && continue
   exec {lock}> "$out.lock"
   if ! flock -n "$lock"; then exec {lock}>&-; continue; fi  # another copy is running it
   if [ ! -f "$out/metrics.json" ]; then
     echo "== $(date +%H:%M:%S) multi30k $augment seed $seed"
     OMP_NUM_THREADS=1 .venv/bin/deltamix seqmix translate --dataset multi30k --data-dir "$data" \
-      --augment "$augment" --seed "$seed" --epochs 3 --warmup-steps 400 --average-last 2 \
+      --augment "$augment" --seed "$seed" --epochs "$epochs" --warmup-steps 400 --average-last "$average_last" \
       --threads 1 --output-dir "$out"
   fi
   exec {lock}>&-
