@@ -3,7 +3,8 @@
 # Transformer (6.0 M parameters, BPE 8,000), 3 epochs of batch 64 (1,362 updates), warm-up 400, the
 # default Adam lr 5e-4 and label smoothing 0.1, the average of the last 2 epoch checkpoints, beam 4
 # with length penalty 0.6; sacrebleu on test2016. 1 thread per run. Records: results/translation.jsonl.
-#   usage: experiments/multi30k_matrix.sh   (data: ../shared/data/multi30k or $MULTI30K_DIR)
+#   usage: experiments/multi30k_matrix.sh   (data: ../shared/data/multi30k or $MULTI30K_DIR;
+#          $DELTAMIX: the command to run, default .venv/bin/deltamix)
 # A longer budget or a subset: $EPOCHS (default 3) and $AVERAGE_LAST (default 2) change the recipe (runs
 # other than 3 epochs go to runs/multi30k/AUGMENT-small-eEPOCHS-seedN); $AUGMENTS and $SEEDS pick
 # settings, e.g. EPOCHS=8 AVERAGE_LAST=3 AUGMENTS="none seqmix" SEEDS=0.
@@ -13,6 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data="${MULTI30K_DIR:-../shared/data/multi30k}"
+read -r -a deltamix <<< "${DELTAMIX:-.venv/bin/deltamix}"
 epochs="${EPOCHS:-3}"
 average_last="${AVERAGE_LAST:-2}"
 read -r -a seeds <<< "${SEEDS:-0 1 2}"
@@ -39,7 +41,7 @@ for entry in "${queue[@]}"; do
   if ! flock -n "$lock"; then exec {lock}>&-; continue; fi  # another copy is running it
   if [ ! -f "$out/metrics.json" ]; then
     echo "== $(date +%H:%M:%S) multi30k $augment seed $seed"
-    OMP_NUM_THREADS=1 .venv/bin/deltamix seqmix translate --dataset multi30k --data-dir "$data" \
+    OMP_NUM_THREADS=1 "${deltamix[@]}" seqmix translate --dataset multi30k --data-dir "$data" \
       --augment "$augment" --seed "$seed" --epochs "$epochs" --warmup-steps 400 --average-last "$average_last" \
       --threads 1 --output-dir "$out"
   fi

@@ -1,0 +1,122 @@
+"""The experiment queues (experiments/*_matrix.sh): which runs they start, in which order, where.
+
+Each script is copied into a temporary project so the run folders it makes land there, and
+``$DELTAMIX`` points at a fake command that logs its arguments and writes the file that marks a run
+finished, so the queue logic is checked without training anything.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+FAKE_DELTAMIX = """#!/usr/bin/env bash
+# Logs its arguments, then marks the run in --output-dir finished the way deltamix does.
+echo "$*" >> "$(dirname "$0")/calls.log"
+while [ $# -gt 0 ]; do
+  if [ "$1" = --output-dir ]; then out="$2"; fi
+  shift
+done
+mkdir -p "$out"
+echo '{}' > "$out/run_done.json"
+echo '{}' > "$out/metrics.json"
+"""
+
+
+def _project(tmp_path: Path, script: str) -> tuple[Path, Path]:
+    """A temporary project holding ``experiments/<script>`` and the fake command; (script, fake)."""
+    (tmp_path / "experiments").mkdir()
+    copy = tmp_path / "experiments" / script
+    shutil.copy(REPO / "experiments" / script, copy)
+    fake = tmp_path / "fake_deltamix"
+    fake.write_text(FAKE_DELTAMIX)
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    return copy, fake
+
+
+def _run(script: Path, fake: Path, **env: str) -> list[list[str]]:
+    """Runs ``script`` with ``env`` added; the argument lists of the runs it started, in order."""
+    log = fake.parent / "calls.log"
+    log.unlink(missing_ok=True)
+    full_env = {**os.environ, "DELTAMIX": str(fake), **env}
+    subprocess.run(["bash", str(script)], env=full_env, check=True, capture_output=True, text=True)
+    return [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def _value(args: list[str], option: str) -> str:
+    return args[args.index(option) + 1]
+
+
+@pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
+def test_glue_matrix_subset_runs_each_chosen_run_once(tmp_path):
+    script, fake = _project(tmp_path, "glue_matrix.sh")
+    calls = _run(script, fake, METHODS="diffprune bitfit", SEEDS="0 2", GLUE_DIR="data")
+    started = [(_value(c, "--task"), _value(c, "--method"), _value(c, "--seed")) for c in calls]
+    assert started == [
+        (task, method, seed)
+        for task in ("rte", "mrpc", "stsb")
+        for seed in ("0", "2")
+        for method in ("diffprune", "bitfit")
+    ]
+    calls = _run(script, fake, METHODS="diffprune", SEEDS="1")
+    assert [_value(c, "--output-dir") for c in calls] == [
+        f"runs/glue/{task}/diffprune/seed1" for task in ("rte", "mrpc", "stsb")
+    ]
+    # finished runs are skipped: running the same subset again starts nothing
+    assert _run(script, fake, METHODS="diffprune", SEEDS="1") == []
+
+
+@pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
+def test_glue_matrix_task_arguments_and_data_dir(tmp_path):
+    script, fake = _project(tmp_path, "glue_matrix.sh")
+    calls = _run(script, fake, METHODS="full", SEEDS="0", GLUE_DIR="my/glue")
+    assert [(_value(c, "--task"), _value(c, "--data-dir")) for c in calls] == [
+        ("rte", "my/glue"),
+        ("mrpc", "my/glue"),
+        ("stsb", "my/glue"),
+    ]
+    log = fake.parent / "calls.log"
+    log.unlink(missing_ok=True)
+    subprocess.run(
+        ["bash", str(script), "sst2"],
+        env={**os.environ, "DELTAMIX": str(fake), "METHODS": "lora", "SEEDS": "0"},
+        check=True,
+        capture_output=True,
+    )
+    assert [_value(c.split(), "--output-dir") for c in log.read_text().splitlines()] == [
+        "runs/glue/sst2/lora/seed0"
+    ]
+
+
+@pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
+def test_multi30k_matrix_default_queue_and_longer_budget(tmp_path):
+    script, fake = _project(tmp_path, "multi30k_matrix.sh")
+    calls = _run(script, fake, SEEDS="0 1")
+    assert [(_value(c, "--augment"), _value(c, "--seed")) for c in calls] == [
+        ("none", "0"),
+        ("seqmix", "0"),
+        ("none", "1"),
+        ("seqmix", "1"),
+        ("word-dropout", "0"),
+        ("switchout", "0"),
+        ("word-dropout", "1"),
+        ("switchout", "1"),
+    ]
+    assert {(_value(c, "--epochs"), _value(c, "--average-last")) for c in calls} == {("3", "2")}
+    assert _value(calls[0], "--output-dir") == "runs/multi30k/none-small-seed0"
+
+    longer = _run(script, fake, EPOCHS="8", AVERAGE_LAST="3", AUGMENTS="seqmix none", SEEDS="0")
+    assert [_value(c, "--output-dir") for c in longer] == [
+        "runs/multi30k/seqmix-small-e8-seed0",
+        "runs/multi30k/none-small-e8-seed0",
+    ]
+    assert {(_value(c, "--epochs"), _value(c, "--average-last")) for c in longer} == {("8", "3")}
+    # the 3-epoch runs are finished and a longer budget does not count as them
+    assert _run(script, fake, SEEDS="0 1") == []
