@@ -1,8 +1,9 @@
 """Benchmark of diff pruning: step time and memory vs full fine-tuning, diff file size, task switching time.
 
 Each (model, method) runs in a fresh process so that peak memory (VmHWM, reset after setup) is its
-own. Methods: full fine-tuning (AdamW on every parameter), the L0 stage of diff pruning and the
-fixed-mask stage after projection to the target sparsity; all on the same random batch. Results are
+own. Methods: full fine-tuning (AdamW on every parameter), the L0 stage of diff pruning (and of
+structured diff pruning, with a group gate per tensor) and the fixed-mask stage after projection to
+the target sparsity; all on the same random batch. Results are
 appended to results/bench.jsonl (one record per table row) and rendered by `deltamix report`.
 
     python benchmarks/bench_diffprune.py                      # MiniLM and BERT-base, 8 x 128
@@ -25,7 +26,7 @@ from typing import Any
 
 logger = logging.getLogger("bench_diffprune")
 
-METHODS = ("full-ft", "diff-pruning-l0", "diff-pruning-fixed-mask")
+METHODS = ("full-ft", "diff-pruning-l0", "diff-pruning-structured-l0", "diff-pruning-fixed-mask")
 MODELS = ("minilm", "bert-base")
 
 
@@ -98,7 +99,11 @@ def _setup(model_name: str, method: str, args: dict[str, Any]) -> dict[str, Any]
 
     model = _build(model_name, args["seed"])
     model.train()
-    config = DiffPruningConfig(dense_modules=["classifier"], target_sparsity=args["sparsity"])
+    config = DiffPruningConfig(
+        dense_modules=["classifier"],
+        target_sparsity=args["sparsity"],
+        structured=method == "diff-pruning-structured-l0",
+    )
     if method == "full-ft":
         runner = model
         groups = [{"params": list(model.parameters()), "lr": 2e-5}]
@@ -127,7 +132,7 @@ def _step(setup: dict[str, Any], before_zero_grad=None) -> tuple[float, float]:
 
     t0, c0 = time.perf_counter(), time.process_time()
     loss = setup["runner"](**setup["batch"]).loss
-    if setup["method"] == "diff-pruning-l0":
+    if setup["method"].endswith("-l0"):
         loss = loss + setup["config"].l0_lambda * setup["runner"].l0_penalty()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(setup["trainable"], 1.0)

@@ -31,7 +31,9 @@ def _tensors(seed: int = 0):
 
 def test_deterministic_theta_and_gradients_match_composed_ops() -> None:
     bases, w, alpha, offsets = _tensors()
-    thetas, penalty = fused.gated_thetas(w, alpha, L, R, False, offsets, bases, with_penalty=True)
+    thetas, per_tensor = fused.gated_thetas(w, alpha, L, R, False, offsets, bases, with_penalty=True)
+    assert per_tensor.shape == (len(bases),)
+    penalty = per_tensor.sum()
     delta = fused.deterministic_delta(w.detach(), alpha.detach(), L, R, offsets)
     for theta, base, start in zip(thetas, bases, offsets, strict=True):  # bit for bit with the export path
         assert torch.equal(theta, base + delta[start : start + base.numel()].view(base.shape))
@@ -42,7 +44,7 @@ def test_deterministic_theta_and_gradients_match_composed_ops() -> None:
     reference = gated_diff(w, alpha, L, R, False)
     parts = reference.split([b.numel() for b in bases])
     expected_penalty = prob_nonzero(alpha, L, R).sum()
-    assert float(penalty.detach()) == pytest.approx(float(expected_penalty), rel=1e-6)
+    assert float(penalty.detach()) == pytest.approx(float(expected_penalty.detach()), rel=1e-6)
     loss = sum((p.view(b.shape) * c).sum() for p, b, c in zip(parts, bases, weights, strict=True))
     (loss + 3.0 * expected_penalty).backward()
     assert torch.allclose(grad_w, w.grad, rtol=1e-6, atol=1e-7)
@@ -78,7 +80,7 @@ def _sampled_step(w, alpha, offsets, bases, workspace, seed: int):
     thetas, penalty = fused.gated_thetas(
         w, alpha, L, R, True, offsets, bases, with_penalty=True, workspace=workspace
     )
-    return sum((t * (i + 1)).sum() for i, t in enumerate(thetas)) + 2.0 * penalty
+    return sum((t * (i + 1)).sum() for i, t in enumerate(thetas)) + 2.0 * penalty.sum()
 
 
 def test_a_shared_workspace_gives_the_same_gradients_as_fresh_buffers() -> None:
@@ -150,6 +152,20 @@ def test_merged_equals_unmerged_across_chunks() -> None:
             assert torch.equal(model(*args, **kwargs).logits, unmerged)
 
 
+def _computed_by(tensor: torch.Tensor, name: str) -> bool:
+    """Whether the autograd graph of ``tensor`` contains a node whose class name contains ``name``."""
+    stack, seen = [tensor.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if name in type(node).__name__:
+            return True
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return False
+
+
 def test_penalty_from_the_forward_pass_is_used_once_and_never_stale() -> None:
     case = CASES["bert"]
     dp = DiffPruningModel(case.build(), DiffPruningConfig(dense_modules=case.dense_modules))
@@ -157,7 +173,7 @@ def test_penalty_from_the_forward_pass_is_used_once_and_never_stale() -> None:
     closed_form = float(prob_nonzero(dp.alpha.detach(), L, R).sum())
     loss = dp(*args, **kwargs).loss
     penalty = dp.l0_penalty()
-    assert penalty.grad_fn is not None and "GatedTheta" in type(penalty.grad_fn).__name__
+    assert _computed_by(penalty, "GatedTheta")
     assert float(penalty) == pytest.approx(closed_form, rel=1e-6)
     (loss + penalty).backward()
     again = dp.l0_penalty()  # the forward's graph is used up: a fresh computation
@@ -195,3 +211,64 @@ def test_without_buffer_reuse_nothing_is_kept_between_steps() -> None:
     args, kwargs = case.batch()
     dp(*args, **kwargs).loss.backward()
     assert dp._workspace.nbytes() == 0
+
+
+def test_structured_theta_and_gradients_match_composed_ops() -> None:
+    """Group gates closed, open and in between: theta bit for bit, gradients of w, alpha and the group."""
+    bases, w, alpha, offsets = _tensors(seed=3)
+    group_alpha = torch.tensor([-9.0, 0.3, 9.0]).requires_grad_()  # z_g = 0, in (0, 1), 1
+    sizes = [b.numel() for b in bases]
+    weights = [torch.randn(b.shape, generator=torch.Generator().manual_seed(i)) for i, b in enumerate(bases)]
+
+    group_z = deterministic_gate(group_alpha, L, R)
+    thetas, per_tensor = fused.gated_thetas(
+        w, alpha, L, R, False, offsets, bases, with_penalty=True, group_z=group_z
+    )
+    delta = fused.deterministic_delta(w.detach(), alpha.detach(), L, R, offsets).split(sizes)
+    for theta, base, part, zg in zip(thetas, bases, delta, group_z.detach(), strict=True):
+        assert torch.equal(theta, base + (part * zg).view(base.shape))
+    penalty = (prob_nonzero(group_alpha, L, R) * per_tensor).sum()
+    (sum((t * c).sum() for t, c in zip(thetas, weights, strict=True)) + 3.0 * penalty).backward()
+    fast = [w.grad.clone(), alpha.grad.clone(), group_alpha.grad.clone()]
+    w.grad = alpha.grad = group_alpha.grad = None
+
+    parts = gated_diff(w, alpha, L, R, False).split(sizes)
+    reference_group = deterministic_gate(group_alpha, L, R)
+    loss = sum(
+        (p.view(b.shape) * reference_group[i] * c).sum()
+        for i, (p, b, c) in enumerate(zip(parts, bases, weights, strict=True))
+    )
+    probs = prob_nonzero(alpha, L, R).split(sizes)
+    expected_penalty = (prob_nonzero(group_alpha, L, R) * torch.stack([p.sum() for p in probs])).sum()
+    assert float(penalty.detach()) == pytest.approx(float(expected_penalty.detach()), rel=1e-6)
+    (loss + 3.0 * expected_penalty).backward()
+    for got, expected in zip(fast, (w.grad, alpha.grad, group_alpha.grad), strict=True):
+        assert torch.allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert float(fast[2][1].abs()) > 0  # the open-but-not-saturated group gate learns
+
+
+def test_structured_model_runs_the_fused_kernel_and_merges_bit_for_bit() -> None:
+    case = CASES["bert"]
+    config = DiffPruningConfig(dense_modules=case.dense_modules, structured=True)
+    dp = DiffPruningModel(case.build(), config)
+    with torch.no_grad():
+        dp.w.normal_()
+        dp.alpha.normal_(0, 3)
+        dp.group_alpha.normal_(0, 2)
+    args, kwargs = case.batch()
+    dp.train()
+    loss = dp(*args, **kwargs).loss
+    penalty = dp.l0_penalty()
+    assert _computed_by(penalty, "GatedTheta")  # from the forward pass, not recomputed
+    sizes = [s.numel for s in dp._spans]
+    closed_form = prob_nonzero(dp.group_alpha.detach(), L, R) @ torch.stack(
+        [p.sum() for p in prob_nonzero(dp.alpha.detach(), L, R).split(sizes)]
+    )
+    assert float(penalty) == pytest.approx(float(closed_form), rel=1e-5)
+    (loss + penalty).backward()
+    assert dp.group_alpha.grad is not None and bool(dp.group_alpha.grad.ne(0).any())
+    dp.eval()
+    with torch.no_grad():
+        unmerged = dp(*args, **kwargs).logits
+        with dp.merged() as model:
+            assert torch.equal(model(*args, **kwargs).logits, unmerged)

@@ -66,31 +66,39 @@ def deterministic_delta(
 
 
 class GatedTheta(torch.autograd.Function):
-    """theta_i = base_i + z_i * w_i for each gated tensor i, z a hard-concrete gate (see module docstring).
+    """theta_i = base_i + z_i * w_i [* zg_i] for each gated tensor i, z a hard-concrete gate (see module
+    docstring) and zg_i the tensor's group gate when the diff is structured.
 
     Args (of ``apply``):
         w, alpha: flat diff weights and gate log-odds, shape (d,), fp32.
+        group_z: the group gate of each tensor, shape (num tensors,), fp32 (differentiable), or None.
         workspace: where the d-sized tensors (z, each theta, the two gradients) come from; buffers
             are reused across steps only while nothing else shares them (see workspace.py).
         left, right: stretch limits.
         sample: draw logistic noise (training) or use the deterministic gate.
         offsets: start of each tensor in the flat vectors.
-        penalty_shift: log(-l / r) to also compute the expected L0 norm, or None.
+        penalty_shift: log(-l / r) to also compute the expected L0 norm of each tensor, or None.
         alive: a one-element list set to False when backward runs (the graph is then used up).
         *bases: the frozen base tensors, in the order of ``offsets`` (any float dtype, contiguous).
 
     Returns:
-        One theta per base tensor, each of its base's shape and dtype, then the expected L0 norm
-        (a scalar; 0 when ``penalty_shift`` is None).
+        One theta per base tensor, each of its base's shape and dtype, then the expected L0 norm of
+        each tensor's entry gates, sum_{j in i} sigmoid(alpha_j - shift), shape (num tensors,)
+        (zeros when ``penalty_shift`` is None).
     """
 
     @staticmethod
-    def forward(ctx, w, alpha, workspace, left, right, sample, offsets, penalty_shift, alive, *bases):
+    def forward(
+        ctx, w, alpha, group_z, workspace, left, right, sample, offsets, penalty_shift, alive, *bases
+    ):
         thetas = []
         device = alpha.device
-        penalty = torch.zeros((), dtype=torch.float64, device=device)
+        penalty = torch.zeros(len(bases), dtype=torch.float64, device=device)
         z_all = workspace.take("z", alpha.shape, alpha.dtype, device)
         scratch = workspace.take("scratch", (CHUNK,), alpha.dtype, device)
+        delta = (
+            workspace.take("scratch_delta", (CHUNK,), alpha.dtype, device) if group_z is not None else None
+        )
         for index, (start, base) in enumerate(zip(offsets, bases, strict=True)):
             numel = base.numel()
             theta = workspace.take(("theta", index), base.shape, base.dtype, base.device)
@@ -101,11 +109,15 @@ class GatedTheta(torch.autograd.Function):
                 z = _gate_(z_all[lo:hi], alpha[lo:hi], left, right, sample)
                 if penalty_shift is not None:  # the expected L0 of this chunk, while alpha is in cache
                     p = torch.sub(alpha[lo:hi], penalty_shift, out=scratch[: b - a]).sigmoid_()
-                    penalty += p.sum(dtype=torch.float64)
-                # base + z * w: the product rounded to theta's dtype, then the sum (as base + delta)
-                torch.mul(z, w[lo:hi], out=flat_theta[a:b]).add_(flat_base[a:b])
+                    penalty[index] += p.sum(dtype=torch.float64)
+                if group_z is None:
+                    # base + z * w: the product rounded to theta's dtype, then the sum (as base + delta)
+                    torch.mul(z, w[lo:hi], out=flat_theta[a:b]).add_(flat_base[a:b])
+                else:  # base + (z * w) * zg, the same operations as the composed path
+                    product = torch.mul(z, w[lo:hi], out=delta[: b - a])
+                    torch.mul(product, group_z[index], out=flat_theta[a:b]).add_(flat_base[a:b])
             thetas.append(theta)
-        ctx.save_for_backward(w, alpha, z_all)
+        ctx.save_for_backward(w, alpha, z_all, group_z)
         ctx.workspace = workspace
         ctx.stretch = (left, right)
         ctx.penalty_shift = penalty_shift
@@ -117,22 +129,26 @@ class GatedTheta(torch.autograd.Function):
     def backward(ctx, *grads):
         *grads, grad_penalty = grads
         ctx.alive[0] = False  # this graph is used up; its penalty output cannot be reused
-        w, alpha, z_all = ctx.saved_tensors
+        w, alpha, z_all, group_z = ctx.saved_tensors
         with_penalty = grad_penalty is not None and ctx.penalty_shift is not None
         left, right = ctx.stretch
-        need_w, need_alpha = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        need_w, need_alpha, need_group = ctx.needs_input_grad[:3]
         take = ctx.workspace.take
         grad_w = take("grad_w", w.shape, w.dtype, w.device) if need_w else None
         grad_alpha = take("grad_alpha", w.shape, w.dtype, w.device) if need_alpha else None
+        # d loss / d zg_i = sum_{j in i} g_j z_j w_j, accumulated in float64 per tensor
+        grad_group = torch.zeros(len(ctx.spans), dtype=torch.float64, device=w.device) if need_group else None
         slope_buffer = take("scratch", (CHUNK,), w.dtype, w.device)
         penalty_buffer = take("scratch_penalty", (CHUNK,), w.dtype, w.device) if with_penalty else None
+        gw_buffer = take("scratch_gw", (CHUNK,), w.dtype, w.device) if need_group and not need_alpha else None
         # dz/dalpha = (z - l)(r - z)/(r - l) = (z((l + r) - z) - lr)/(r - l) inside (0, 1), 0 where clamped
         scale = 1.0 / (right - left)
         offset = torch.tensor(-left * right * scale, dtype=w.dtype, device=w.device)
-        for (start, numel, _), grad in zip(ctx.spans, grads, strict=True):
+        for index, ((start, numel, _), grad) in enumerate(zip(ctx.spans, grads, strict=True)):
             if grad is None:  # this tensor did not reach the loss
                 grad = torch.zeros((), dtype=w.dtype, device=w.device).expand(numel)
             flat_grad = grad.reshape(-1)
+            zg = group_z[index] if group_z is not None else None
             for a in _chunks(numel):
                 b = min(a + CHUNK, numel)
                 lo, hi = start + a, start + b
@@ -140,20 +156,29 @@ class GatedTheta(torch.autograd.Function):
                 z = z_all[lo:hi]
                 if need_w:
                     torch.mul(g, z, out=grad_w[lo:hi])
+                    if zg is not None:
+                        grad_w[lo:hi].mul_(zg)
+                if need_alpha or need_group:
+                    gw = torch.mul(g, w[lo:hi], out=(grad_alpha[lo:hi] if need_alpha else gw_buffer[: b - a]))
+                    if need_group:
+                        grad_group[index] += torch.dot(gw, z).double()
                 if need_alpha:
                     slope = torch.sub(left + right, z, out=slope_buffer[: b - a])  # (l + r) - z
                     torch.addcmul(offset, slope, z, value=scale, out=slope)
                     # 0 where the gate is clamped (hardtanh_backward: the mask and the select in one pass)
                     torch.ops.aten.hardtanh_backward.grad_input(slope, z, 0.0, 1.0, grad_input=slope)
-                    out = torch.mul(g, w[lo:hi], out=grad_alpha[lo:hi])
-                    if with_penalty:  # + grad_penalty * p (1 - p), p = sigmoid(alpha - shift)
+                    out = gw if zg is None else gw.mul_(zg)
+                    if with_penalty:  # + grad_penalty_i * p (1 - p), p = sigmoid(alpha - shift)
                         p = torch.sub(alpha[lo:hi], ctx.penalty_shift, out=penalty_buffer[: b - a])
                         p.sigmoid_()
-                        torch.ops.aten.sigmoid_backward.grad_input(grad_penalty.expand_as(p), p, grad_input=p)
+                        upstream = grad_penalty[index].expand_as(p)
+                        torch.ops.aten.sigmoid_backward.grad_input(upstream, p, grad_input=p)
                         torch.addcmul(p, slope, out, out=out)
                     else:
                         out.mul_(slope)
-        return (grad_w, grad_alpha, *([None] * 7), *([None] * len(ctx.spans)))
+        if grad_group is not None:
+            grad_group = grad_group.to(group_z.dtype)
+        return (grad_w, grad_alpha, grad_group, *([None] * 7), *([None] * len(ctx.spans)))
 
 
 def gated_thetas(
@@ -167,12 +192,17 @@ def gated_thetas(
     with_penalty: bool = False,
     alive: list[bool] | None = None,
     workspace: Workspace | None = None,
+    group_z: Tensor | None = None,
 ) -> tuple[tuple[Tensor, ...], Tensor | None]:
-    """(theta_i = base_i + z_i * w_i per tensor, expected L0 or None); see :class:`GatedTheta`.
+    """(theta_i = base_i + z_i * w_i [* group_z_i] per tensor, expected L0 per tensor or None); see
+    :class:`GatedTheta`.
 
-    With ``with_penalty`` the expected L0 norm sum_i sigmoid(alpha_i - log(-l / r)) is computed in the
-    same chunked pass (a scalar, differentiable in alpha; its gradient is added to alpha's in the
-    same backward pass, so the penalty costs no d-sized tensor of its own). ``alive[0]`` turns
+    With ``with_penalty`` the expected L0 norm of each tensor's entry gates,
+    sum_{j in i} sigmoid(alpha_j - log(-l / r)), shape (num tensors,), is computed in the same chunked
+    pass (differentiable in alpha; its gradient is added to alpha's in the same backward pass, so the
+    penalty costs no d-sized tensor of its own): ``.sum()`` is the unstructured penalty, and the dot
+    product with the group gates' P(z != 0) the structured one. ``group_z`` (shape (num tensors,),
+    differentiable) multiplies each tensor's diff (structured diff pruning). ``alive[0]`` turns
     False once the backward pass has run. Pass the same ``workspace`` every step to reuse its
     buffers (a new one each call allocates everything afresh).
     """
@@ -180,7 +210,7 @@ def gated_thetas(
     alive = alive if alive is not None else [True]
     workspace = workspace if workspace is not None else Workspace()
     *thetas, penalty = GatedTheta.apply(
-        w, alpha, workspace, left, right, sample, list(offsets), shift, alive, *bases
+        w, alpha, group_z, workspace, left, right, sample, list(offsets), shift, alive, *bases
     )
     return tuple(thetas), penalty if with_penalty else None
 

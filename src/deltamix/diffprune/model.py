@@ -181,16 +181,22 @@ class DiffPruningModel(nn.Module):
         cfg = self.diff_config
         if self.alpha is None:
             return self.w
-        if self.group_alpha is None and not sample:  # the same chunks as the forward pass (fused.py)
+        if sample:
+            delta = gated_diff(self.w, self.alpha, cfg.stretch_left, cfg.stretch_right, sample)
+        else:  # the same chunks as the forward pass (fused.py), so merged() is bit for bit unmerged
             offsets = [span.offset for span in self._spans]
-            return deterministic_delta(self.w, self.alpha, cfg.stretch_left, cfg.stretch_right, offsets)
-        delta = gated_diff(self.w, self.alpha, cfg.stretch_left, cfg.stretch_right, sample)
+            delta = deterministic_delta(self.w, self.alpha, cfg.stretch_left, cfg.stretch_right, offsets)
         if self.group_alpha is None:
             return delta
-        gate = sample_gate if sample else deterministic_gate
-        z_group = gate(self.group_alpha, cfg.stretch_left, cfg.stretch_right)
+        z_group = self._group_gates(sample)
         sizes = [span.numel for span in self._spans]
         return torch.cat([part * z_group[g] for g, part in enumerate(delta.split(sizes))])
+
+    def _group_gates(self, sample: bool) -> Tensor:
+        """The structured diff's gate of each tensor, shape (num tensors,), differentiable."""
+        cfg = self.diff_config
+        gate = sample_gate if sample else deterministic_gate
+        return gate(self.group_alpha, cfg.stretch_left, cfg.stretch_right)
 
     def _sample_gates(self) -> bool:
         return self.training or self.diff_config.eval_gate == "sampled"
@@ -206,24 +212,26 @@ class DiffPruningModel(nn.Module):
                 theta[span.name] = flat.index_add(0, local, values).view(span.shape)
             return theta
         cfg = self.diff_config
-        if self.alpha is not None and self.group_alpha is None:
-            # Unstructured L0 stage: the chunked kernel writes theta directly (see fused.py).
+        if self.alpha is not None:
+            # L0 stage: the chunked kernel writes theta directly (see fused.py).
             gated = [base[span.name] for span in self._spans]
             with_penalty, alive = torch.is_grad_enabled() and self.alpha.requires_grad, [True]
+            sample = self._sample_gates()
             thetas, penalty = gated_thetas(
                 self.w,
                 self.alpha,
                 cfg.stretch_left,
                 cfg.stretch_right,
-                self._sample_gates(),
+                sample,
                 [span.offset for span in self._spans],
                 [p if p.is_contiguous() else p.contiguous() for p in gated],
                 with_penalty=with_penalty,
                 alive=alive,
                 workspace=self._workspace if cfg.reuse_buffers else None,  # see workspace.py
+                group_z=self._group_gates(sample) if self.group_alpha is not None else None,
             )
-            # l0_penalty() returns this while alpha is unchanged (optimizer steps bump its version)
-            # and the graph has not been used by a backward pass yet.
+            # l0_penalty() uses this per-tensor expected L0 while alpha is unchanged (optimizer steps
+            # bump its version) and the graph has not been used by a backward pass yet.
             self._penalty_cache = (penalty, self.alpha._version, alive) if with_penalty else None
             return {span.name: theta for span, theta in zip(self._spans, thetas, strict=True)}
         delta = self._flat_delta(sample=self._sample_gates())
@@ -250,21 +258,24 @@ class DiffPruningModel(nn.Module):
         if self.alpha is None or self.kept_values is not None:
             device = self.kept_values.device if self.kept_values is not None else self.w.device
             return torch.zeros((), device=device)
-        if self.group_alpha is None:
-            cached = self._penalty_cache
-            if (
-                cached is not None
-                and torch.is_grad_enabled()
-                and cached[1] == self.alpha._version
-                and cached[2][0]
-            ):
-                # Computed by the last forward pass, in the same chunked pass as the gates.
-                self._penalty_cache = None  # once: a second call builds its own graph
-                return cached[0]
+        cached = self._penalty_cache
+        if (
+            cached is not None
+            and torch.is_grad_enabled()
+            and cached[1] == self.alpha._version
+            and cached[2][0]
+        ):
+            # Computed by the last forward pass, in the same chunked pass as the gates.
+            self._penalty_cache = None  # once: a second call builds its own graph
+            per_tensor = cached[0]
+        elif self.group_alpha is None:
             return expected_l0_chunked(self.alpha, cfg.stretch_left, cfg.stretch_right)
-        probs = prob_nonzero(self.alpha, cfg.stretch_left, cfg.stretch_right)
-        per_group = torch.stack([part.sum() for part in probs.split([s.numel for s in self._spans])])
-        return (prob_nonzero(self.group_alpha, cfg.stretch_left, cfg.stretch_right) * per_group).sum()
+        else:
+            probs = prob_nonzero(self.alpha, cfg.stretch_left, cfg.stretch_right)
+            per_tensor = torch.stack([part.sum() for part in probs.split([s.numel for s in self._spans])])
+        if self.group_alpha is None:
+            return per_tensor.sum()
+        return (prob_nonzero(self.group_alpha, cfg.stretch_left, cfg.stretch_right) * per_tensor).sum()
 
     @torch.no_grad()
     def current_delta(self) -> Tensor:
