@@ -129,3 +129,12 @@ def test_runs_of_a_superseded_lambda_get_their_own_row(tmp_path: Path) -> None:
         "L0 penalty weight (lambda) of the runs in the unlabelled diff pruning rows: diffprune 2e-07."
         in markdown
     )
+    # the reproduce table: the old rows' command names the lambda they ran with (no longer the default)
+    assert (
+        "| diffprune (lambda 1e-05) | rte | 0.005 | 0,1 | "
+        "`deltamix diffprune glue --task rte --method diffprune --seed 0 --l0-lambda 1e-05` |" in markdown
+    )
+    assert (
+        "| diffprune | rte | 0.005 | 0 | `deltamix diffprune glue --task rte --method diffprune --seed 0` |"
+        in (markdown)
+    )

@@ -58,7 +58,7 @@ def _method_order(method: str) -> tuple[int, str]:
 
 def _l0_lambda(record: dict[str, Any]) -> float | None:
     """The L0 penalty weight a run used (None for methods without one or records before it was kept)."""
-    if record["method"] not in L0_METHODS:
+    if record["method"].split(" (")[0] not in L0_METHODS:  # relabelled "diffprune (lambda X)" too
         return None
     return record.get("config", {}).get("resolved_l0_lambda")
 
@@ -184,6 +184,9 @@ def _reproduce(records: list[dict[str, Any]]) -> str:
         parts = command.split()
         if parts:
             parts[0] = Path(parts[0]).name
+        lam = _l0_lambda(runs[0])
+        if " (lambda " in method and lam is not None and not any(p.startswith("--l0-lambda") for p in parts):
+            parts += ["--l0-lambda", f"{lam:g}"]  # its lambda was the default then, and is not now
         seeds = ",".join(str(s) for s in sorted({r["seed"] for r in runs}))
         shown = "–" if method in _SPARSITY_FREE or not sparsity else f"{sparsity:g}"
         rows.append([method, task, shown, seeds, f"`{' '.join(parts)}`"])
@@ -327,7 +330,11 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
                 "stored besides the dense head, as a share of the base model's parameters.\n",
                 table,
             ]
-            lambdas = {r["method"]: _l0_lambda(r) for r in main if _l0_lambda(r) is not None}
+            lambdas = {
+                r["method"]: _l0_lambda(r)
+                for r in main
+                if _l0_lambda(r) is not None and " (" not in r["method"]
+            }
             if lambdas:
                 shown = ", ".join(f"{method} {lam:g}" for method, lam in sorted(lambdas.items()))
                 lines.append(
