@@ -249,7 +249,9 @@ def test_structured_theta_and_gradients_match_composed_ops() -> None:
 
 def test_structured_model_runs_the_fused_kernel_and_merges_bit_for_bit() -> None:
     case = CASES["bert"]
-    config = DiffPruningConfig(dense_modules=case.dense_modules, structured=True)
+    config = DiffPruningConfig(
+        dense_modules=case.dense_modules, structured=True, structured_penalty="product"
+    )
     dp = DiffPruningModel(case.build(), config)
     with torch.no_grad():
         dp.w.normal_()

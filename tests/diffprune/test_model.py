@@ -80,9 +80,10 @@ def test_behaves_like_the_base_model_at_init(case: Case) -> None:
         assert torch.equal(actual.loss, expected.loss)
 
 
-@pytest.mark.parametrize("structured", [False, True])
-def test_penalty_equals_closed_form(case: Case, structured: bool) -> None:
-    _, dp = _wrap(case, structured=structured)
+@pytest.mark.parametrize("structure", [None, "sum", "product"])
+def test_penalty_equals_closed_form(case: Case, structure: str | None) -> None:
+    structured = structure is not None
+    _, dp = _wrap(case, structured=structured, structured_penalty=structure or "sum")
     generator = torch.Generator().manual_seed(3)
     with torch.no_grad():
         dp.alpha.copy_(torch.randn(dp.alpha.shape, generator=generator) * 3)
@@ -90,14 +91,25 @@ def test_penalty_equals_closed_form(case: Case, structured: bool) -> None:
             dp.group_alpha.copy_(torch.randn(dp.group_alpha.shape, generator=generator) * 3)
     c = math.log(1.5 / 1.5)
     probs = [1 / (1 + math.exp(-(a - c))) for a in dp.alpha.double().tolist()]
-    if not structured:
-        expected = sum(probs)
-    else:
+    group_probs = [1 / (1 + math.exp(-(a - c))) for a in dp.group_alpha.tolist()] if structured else []
+    if structure in (None, "sum"):  # the authors' code adds each group gate's probability
+        expected = sum(probs) + sum(group_probs)
+    else:  # the paper's equation: an entry counts while its group is open
         expected, offset = 0.0, 0
-        for span, ag in zip(dp._spans, dp.group_alpha.tolist(), strict=True):
-            expected += sum(probs[offset : offset + span.numel]) / (1 + math.exp(-(ag - c)))
+        for span, group_prob in zip(dp._spans, group_probs, strict=True):
+            expected += sum(probs[offset : offset + span.numel]) * group_prob
             offset += span.numel
     assert float(dp.l0_penalty().detach()) == pytest.approx(expected, rel=1e-5)
+    if structured:  # the same value when the forward pass computes it (fused kernel)
+        dp.train()
+        args, kwargs = case.batch()
+        dp(*args, **kwargs)
+        assert float(dp.l0_penalty().detach()) == pytest.approx(expected, rel=1e-5)
+
+
+def test_unknown_structured_penalty_is_refused() -> None:
+    with pytest.raises(ValueError, match="structured_penalty"):
+        DiffPruningConfig(structured=True, structured_penalty="mean")
 
 
 def test_structured_group_gate_scales_whole_tensor() -> None:

@@ -71,6 +71,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=non_negative_float,
         help="L0 penalty weight (default 1.25e-7, the paper's; 2e-7 for the embedded MiniLM)",
     )
+    glue.add_argument(
+        "--structured-penalty",
+        choices=("sum", "product"),
+        default="sum",
+        help="diffprune-structured's expected L0: 'sum' of entry and group gate probabilities (the "
+        "authors' code, default) or the paper equation's 'product' (see docs/diffprune.md)",
+    )
     glue.add_argument("--batch-size", type=positive_int, default=8)
     glue.add_argument("--eval-batch-size", type=positive_int, default=64)
     glue.add_argument("--max-length", type=positive_int, default=128)
@@ -121,6 +128,7 @@ def run_glue_command(args: argparse.Namespace) -> int:
         head_lr=args.head_lr,
         mask_lr=args.mask_lr,
         l0_lambda=args.l0_lambda,
+        structured_penalty=args.structured_penalty,
         max_grad_norm=args.max_grad_norm,
         weight_decay=args.weight_decay,
         warmup_ratio=args.warmup_ratio,

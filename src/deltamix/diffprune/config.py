@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 EVAL_GATE_MODES = ("deterministic", "sampled")
+# The expected L0 of a structured diff: "sum" as the authors' code computes it (each entry's and each
+# group's open probability added), "product" as the paper's equation writes it (an entry counts
+# only while its group is open). See docs/diffprune.md.
+STRUCTURED_PENALTIES = ("sum", "product")
 
 
 @dataclass
@@ -29,7 +33,15 @@ class DiffPruningConfig:
     )
     structured: bool = field(
         default=False,
-        metadata={"help": "add one gate per parameter tensor (group) and the paper's product L0 penalty"},
+        metadata={"help": "add one gate per parameter tensor (group); see structured_penalty"},
+    )
+    structured_penalty: str = field(
+        default="sum",
+        metadata={
+            "help": "expected L0 of a structured diff: 'sum' (the authors' code, the default: "
+            "sum_i P(z_i != 0) + sum_g P(z_g != 0)) or 'product' (the paper's equation: "
+            "sum_g P(z_g != 0) * sum_{i in g} P(z_i != 0))"
+        },
     )
     learn_gates: bool = field(
         default=True,
@@ -114,6 +126,10 @@ class DiffPruningConfig:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
         if not math.isfinite(self.alpha_init):
             raise ValueError(f"alpha_init must be finite, got {self.alpha_init}")
+        if self.structured_penalty not in STRUCTURED_PENALTIES:
+            raise ValueError(
+                f"structured_penalty must be one of {STRUCTURED_PENALTIES}, got {self.structured_penalty!r}"
+            )
         if self.eval_gate not in EVAL_GATE_MODES:
             raise ValueError(f"eval_gate must be one of {EVAL_GATE_MODES}, got {self.eval_gate!r}")
         if isinstance(self.dense_modules, str):

@@ -250,9 +250,11 @@ class DiffPruningModel(nn.Module):
     def l0_penalty(self) -> Tensor:
         """The expected L0 norm of the gates (a scalar, differentiable in alpha).
 
-        Unstructured: sum_i sigmoid(alpha_i - c); structured (the paper's product):
-        sum_g sigmoid(alpha_g - c) * sum_{i in g} sigmoid(alpha_i - c), with c = log(-l / r). Zero (no
-        gradient) without learned gates or after :meth:`project_`.
+        Unstructured: sum_i sigmoid(alpha_i - c), with c = log(-l / r). Structured, per
+        ``structured_penalty``: "sum" (the authors' code) sum_i sigmoid(alpha_i - c) +
+        sum_g sigmoid(alpha_g - c); "product" (the paper's equation)
+        sum_g sigmoid(alpha_g - c) * sum_{i in g} sigmoid(alpha_i - c). Zero (no gradient) without
+        learned gates or after :meth:`project_`.
         """
         cfg = self.diff_config
         if self.alpha is None or self.kept_values is not None:
@@ -275,7 +277,10 @@ class DiffPruningModel(nn.Module):
             per_tensor = torch.stack([part.sum() for part in probs.split([s.numel for s in self._spans])])
         if self.group_alpha is None:
             return per_tensor.sum()
-        return (prob_nonzero(self.group_alpha, cfg.stretch_left, cfg.stretch_right) * per_tensor).sum()
+        group = prob_nonzero(self.group_alpha, cfg.stretch_left, cfg.stretch_right)
+        if cfg.structured_penalty == "product":
+            return (group * per_tensor).sum()
+        return per_tensor.sum() + group.sum()
 
     @torch.no_grad()
     def current_delta(self) -> Tensor:

@@ -117,6 +117,13 @@ class GlueRunConfig:
             "MiniLM, from the search in docs/glue.md)"
         },
     )
+    structured_penalty: str = field(
+        default="sum",
+        metadata={
+            "help": "diffprune-structured's expected L0: 'sum' (the authors' code) or 'product' (the "
+            "paper's equation); see DiffPruningConfig.structured_penalty"
+        },
+    )
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     warmup_ratio: float = field(default=0.0, metadata={"help": "linear warmup share of the steps"})
@@ -152,6 +159,10 @@ class GlueRunConfig:
             or self.weight_decay < 0
         ):
             raise ValueError("l0_lambda, max_grad_norm and weight_decay must be >= 0")
+        if self.structured_penalty not in ("sum", "product"):
+            raise ValueError(
+                f"structured_penalty must be 'sum' or 'product', got {self.structured_penalty!r}"
+            )
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.output_dir is None:

@@ -231,6 +231,7 @@ def _diff_config(config: GlueRunConfig, model: nn.Module):
     return DiffPruningConfig(
         target_sparsity=config.target_sparsity,
         structured=config.method == "diffprune-structured",
+        structured_penalty=config.structured_penalty,
         learn_gates=config.method != "diffprune-nonadaptive",
         l0_lambda=config.resolved_l0_lambda(),
         dense_modules=head_module_names(model),
