@@ -70,8 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     batches = iter(loader)
     for step in range(1, args.steps + 1):
-        batch = dict(next(batches))
-        batch["labels"] = batch.pop("label")
+        batch = dict(next(batches))  # the collator names the labels "labels"
         task_loss = dp(**batch).loss
         (task_loss + cfg.l0_lambda * dp.l0_penalty()).backward()
         torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
