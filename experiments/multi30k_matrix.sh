@@ -5,9 +5,10 @@
 # with length penalty 0.6; sacrebleu on test2016. 1 thread per run. Records: results/translation.jsonl.
 #   usage: experiments/multi30k_matrix.sh   (data: ../shared/data/multi30k or $MULTI30K_DIR;
 #          $DELTAMIX: the command to run, default .venv/bin/deltamix)
-# A longer budget or a subset: $EPOCHS (default 3) and $AVERAGE_LAST (default 2) change the recipe (runs
-# other than 3 epochs go to runs/multi30k/AUGMENT-small-eEPOCHS-seedN); $AUGMENTS and $SEEDS pick
-# settings, e.g. EPOCHS=8 AVERAGE_LAST=3 AUGMENTS="none seqmix" SEEDS=0.
+# A longer budget or a subset: $EPOCHS (default 3), $AVERAGE_LAST (default 2) and $WARMUP_STEPS
+# (default 400) change the recipe (runs other than 3 epochs go to runs/multi30k/AUGMENT-small-eEPOCHS-
+# seedN); $AUGMENTS and $SEEDS pick settings, e.g. EPOCHS=8 AVERAGE_LAST=3 AUGMENTS="none seqmix"
+# SEEDS=0. The default recipe of `deltamix seqmix translate`: EPOCHS=15 AVERAGE_LAST=5 WARMUP_STEPS=1000.
 # Start one copy per core: the copies share one queue (each run is claimed with flock), baseline and
 # SeqMix for seeds 0-2 first, then word dropout and SwitchOut. Finished runs (metrics.json) are
 # skipped; an interrupted run resumes from its last checkpoint when a copy reaches it again.
@@ -17,6 +18,7 @@ data="${MULTI30K_DIR:-../shared/data/multi30k}"
 read -r -a deltamix <<< "${DELTAMIX:-.venv/bin/deltamix}"
 epochs="${EPOCHS:-3}"
 average_last="${AVERAGE_LAST:-2}"
+warmup_steps="${WARMUP_STEPS:-400}"
 read -r -a seeds <<< "${SEEDS:-0 1 2}"
 read -r -a augments <<< "${AUGMENTS:-none seqmix word-dropout switchout}"
 budget=""
@@ -42,7 +44,7 @@ for entry in "${queue[@]}"; do
   if [ ! -f "$out/metrics.json" ]; then
     echo "== $(date +%H:%M:%S) multi30k $augment seed $seed"
     OMP_NUM_THREADS=1 "${deltamix[@]}" seqmix translate --dataset multi30k --data-dir "$data" \
-      --augment "$augment" --seed "$seed" --epochs "$epochs" --warmup-steps 400 --average-last "$average_last" \
+      --augment "$augment" --seed "$seed" --epochs "$epochs" --warmup-steps "$warmup_steps" --average-last "$average_last" \
       --threads 1 --output-dir "$out"
   fi
   exec {lock}>&-

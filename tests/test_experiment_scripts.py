@@ -117,6 +117,14 @@ def test_multi30k_matrix_default_queue_and_longer_budget(tmp_path):
         "runs/multi30k/seqmix-small-e8-seed0",
         "runs/multi30k/none-small-e8-seed0",
     ]
-    assert {(_value(c, "--epochs"), _value(c, "--average-last")) for c in longer} == {("8", "3")}
+    assert {
+        (_value(c, "--epochs"), _value(c, "--average-last"), _value(c, "--warmup-steps")) for c in longer
+    } == {("8", "3", "400")}
+    recipe = _run(
+        script, fake, EPOCHS="15", AVERAGE_LAST="5", WARMUP_STEPS="1000", AUGMENTS="none", SEEDS="0"
+    )
+    assert [(_value(c, "--output-dir"), _value(c, "--warmup-steps")) for c in recipe] == [
+        ("runs/multi30k/none-small-e15-seed0", "1000")
+    ]
     # the 3-epoch runs are finished and a longer budget does not count as them
     assert _run(script, fake, SEEDS="0 1") == []

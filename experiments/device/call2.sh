@@ -5,7 +5,7 @@
 # experiments/import_device_records.py --commit <the commit sent>.
 #   usage: bash experiments/device/call2.sh SECONDS glue|multi30k
 #   glue: experiments/glue_matrix.sh with $TASKS (default "rte mrpc stsb"), $METHODS, $SEEDS
-#   multi30k: experiments/multi30k_matrix.sh with $EPOCHS, $AVERAGE_LAST, $AUGMENTS, $SEEDS
+#   multi30k: experiments/multi30k_matrix.sh with $EPOCHS, $AVERAGE_LAST, $WARMUP_STEPS, $AUGMENTS, $SEEDS
 set -u
 seconds=$1 queue=$2
 stash="${STASH:-/root/stash}" site="${SITE:-/root/site}"
