@@ -1,4 +1,4 @@
-"""Chunked, allocation-light kernels of the L0 stage: theta = base + z(alpha) * w per tensor, and the expected L0.
+"""Chunked, allocation-light kernels of the L0 stage: theta = base + z(alpha) * w [* z_group] per tensor, and the expected L0.
 
 Why: on CPU the L0 stage's cost beyond full fine-tuning is elementwise passes over d (the number of
 gated entries, 22.7M on MiniLM), and most of it was not arithmetic but fresh d-sized temporaries
