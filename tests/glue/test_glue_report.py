@@ -125,10 +125,7 @@ def test_runs_of_a_superseded_lambda_get_their_own_row(tmp_path: Path) -> None:
     assert "| diffprune | 0.5% | 68.0 (1) | 68.0 |" in markdown
     assert "| diffprune (lambda 1e-05) | 0.5% | 51.0 ± 1.4 (2) | 51.0 |" in markdown
     assert markdown.index("| diffprune |") < markdown.index("| diffprune (lambda 1e-05) |")
-    assert (
-        "L0 penalty weight (lambda) of the runs in the unlabelled diff pruning rows: diffprune 2e-07."
-        in markdown
-    )
+    assert "L0 settings of the runs in the unlabelled diff pruning rows: diffprune lambda 2e-07." in markdown
     # the reproduce table: the old rows' command names the lambda they ran with (no longer the default)
     assert (
         "| diffprune (lambda 1e-05) | rte | 0.005 | 0,1 | "
@@ -137,4 +134,36 @@ def test_runs_of_a_superseded_lambda_get_their_own_row(tmp_path: Path) -> None:
     assert (
         "| diffprune | rte | 0.005 | 0 | `deltamix diffprune glue --task rte --method diffprune --seed 0` |"
         in (markdown)
+    )
+
+
+def test_structured_runs_are_labelled_with_their_penalty_form(tmp_path: Path) -> None:
+    """Runs from before structured_penalty existed used the product: their own row and command."""
+    old = [
+        _record(
+            "mrpc",
+            "diffprune-structured",
+            seed,
+            {"accuracy": 0.7, "score": 0.7},
+            config={"resolved_l0_lambda": 1e-5},
+            finished_at="2026-11-25T22:55:00",
+        )
+        for seed in (0, 1)
+    ]
+    new = _record(
+        "mrpc",
+        "diffprune-structured",
+        0,
+        {"accuracy": 0.8, "score": 0.8},
+        config={"resolved_l0_lambda": 2e-7, "structured_penalty": "sum"},
+        finished_at="2026-11-26T03:00:00",
+    )
+    markdown = render([*old, new], tmp_path)
+    assert "| diffprune-structured | 0.5% | 80.0 (1) | 80.0 |" in markdown
+    assert (
+        "| diffprune-structured (lambda 1e-05, product penalty) | 0.5% | 70.0 ± 0.0 (2) | 70.0 |" in markdown
+    )
+    assert "unlabelled diff pruning rows: diffprune-structured lambda 2e-07, sum penalty." in markdown
+    assert (
+        "--method diffprune-structured --seed 0 --l0-lambda 1e-05 --structured-penalty product` |" in markdown
     )

@@ -63,25 +63,44 @@ def _l0_lambda(record: dict[str, Any]) -> float | None:
     return record.get("config", {}).get("resolved_l0_lambda")
 
 
-def label_superseded_lambdas(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``records`` with the L0 runs of an older penalty weight relabelled ``method (lambda X)``.
+def _l0_setting(record: dict[str, Any]) -> tuple[float, str | None] | None:
+    """(lambda, structured penalty form or None) of an L0 run; None for other methods.
 
-    When a method has runs at several resolved ``l0_lambda`` values (a default changed), the runs at
-    the value of its newest run keep the method's name, so the table's plain row and the claims are
-    about the current setting; each other value gets its own labelled row instead of being averaged in.
+    Structured runs recorded before ``structured_penalty`` existed used the paper's product.
     """
-    newest: dict[str, tuple[str, float]] = {}
+    lam = _l0_lambda(record)
+    if lam is None:
+        return None
+    if record["method"].split(" (")[0] != "diffprune-structured":
+        return (lam, None)
+    return (lam, record.get("config", {}).get("structured_penalty", "product"))
+
+
+def _setting_text(setting: tuple[float, str | None]) -> str:
+    lam, penalty = setting
+    return f"lambda {lam:g}" + (f", {penalty} penalty" if penalty else "")
+
+
+def label_superseded_lambdas(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` with the L0 runs of an older setting relabelled ``method (lambda X[, P penalty])``.
+
+    When a method has runs at several resolved ``l0_lambda`` values (a default changed), or structured
+    runs with both penalty forms, the runs with the setting of its newest run keep the method's name,
+    so the table's plain row and the claims are about the current setting; each other setting gets
+    its own labelled row instead of being averaged in.
+    """
+    newest: dict[str, tuple[str, tuple[float, str | None]]] = {}
     for record in records:
-        lam = _l0_lambda(record)
-        if lam is not None:
+        setting = _l0_setting(record)
+        if setting is not None:
             stamp = record.get("finished_at", "")
             if record["method"] not in newest or stamp > newest[record["method"]][0]:
-                newest[record["method"]] = (stamp, lam)
+                newest[record["method"]] = (stamp, setting)
     out = []
     for record in records:
-        lam = _l0_lambda(record)
-        if lam is not None and lam != newest[record["method"]][1]:
-            record = {**record, "method": f"{record['method']} (lambda {lam:g})"}
+        setting = _l0_setting(record)
+        if setting is not None and setting != newest[record["method"]][1]:
+            record = {**record, "method": f"{record['method']} ({_setting_text(setting)})"}
         out.append(record)
     return out
 
@@ -187,6 +206,8 @@ def _reproduce(records: list[dict[str, Any]]) -> str:
         lam = _l0_lambda(runs[0])
         if " (lambda " in method and lam is not None and not any(p.startswith("--l0-lambda") for p in parts):
             parts += ["--l0-lambda", f"{lam:g}"]  # its lambda was the default then, and is not now
+        if ", product penalty" in method and "--structured-penalty" not in parts:
+            parts += ["--structured-penalty", "product"]  # likewise (the default is now "sum")
         seeds = ",".join(str(s) for s in sorted({r["seed"] for r in runs}))
         shown = "–" if method in _SPARSITY_FREE or not sparsity else f"{sparsity:g}"
         rows.append([method, task, shown, seeds, f"`{' '.join(parts)}`"])
@@ -330,16 +351,16 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
                 "stored besides the dense head, as a share of the base model's parameters.\n",
                 table,
             ]
-            lambdas = {
-                r["method"]: _l0_lambda(r)
+            settings = {
+                r["method"]: _l0_setting(r)
                 for r in main
-                if _l0_lambda(r) is not None and " (" not in r["method"]
+                if _l0_setting(r) is not None and " (" not in r["method"]
             }
-            if lambdas:
-                shown = ", ".join(f"{method} {lam:g}" for method, lam in sorted(lambdas.items()))
-                lines.append(
-                    f"L0 penalty weight (lambda) of the runs in the unlabelled diff pruning rows: {shown}.\n"
+            if settings:
+                shown = ", ".join(
+                    f"{method} {_setting_text(value)}" for method, value in sorted(settings.items())
                 )
+                lines.append(f"L0 settings of the runs in the unlabelled diff pruning rows: {shown}.\n")
             claims = _claims(scores, columns)
             if claims:
                 lines += ["Claims (averages over the columns both methods have):\n", *claims, ""]
