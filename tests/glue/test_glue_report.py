@@ -131,9 +131,9 @@ def test_runs_of_a_superseded_lambda_get_their_own_row(tmp_path: Path) -> None:
         "| diffprune (lambda 1e-05) | rte | 0.005 | 0,1 | "
         "`deltamix diffprune glue --task rte --method diffprune --seed 0 --l0-lambda 1e-05` |" in markdown
     )
-    assert (
-        "| diffprune | rte | 0.005 | 0 | `deltamix diffprune glue --task rte --method diffprune --seed 0` |"
-        in (markdown)
+    assert (  # the setting is named even where it was the default: defaults change
+        "| diffprune | rte | 0.005 | 0 | `deltamix diffprune glue --task rte --method diffprune --seed 0 "
+        "--l0-lambda 2e-07` |" in markdown
     )
 
 
@@ -167,3 +167,4 @@ def test_structured_runs_are_labelled_with_their_penalty_form(tmp_path: Path) ->
     assert (
         "--method diffprune-structured --seed 0 --l0-lambda 1e-05 --structured-penalty product` |" in markdown
     )
+    assert "--method diffprune-structured --seed 0 --l0-lambda 2e-07 --structured-penalty sum` |" in markdown

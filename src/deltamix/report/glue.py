@@ -203,11 +203,16 @@ def _reproduce(records: list[dict[str, Any]]) -> str:
         parts = command.split()
         if parts:
             parts[0] = Path(parts[0]).name
-        lam = _l0_lambda(runs[0])
-        if " (lambda " in method and lam is not None and not any(p.startswith("--l0-lambda") for p in parts):
-            parts += ["--l0-lambda", f"{lam:g}"]  # its lambda was the default then, and is not now
-        if ", product penalty" in method and "--structured-penalty" not in parts:
-            parts += ["--structured-penalty", "product"]  # likewise (the default is now "sum")
+        # Name the L0 setting the run used even where it was the default: defaults change.
+        setting = _l0_setting(runs[0])
+        if setting is not None and not any(p.startswith("--l0-lambda") for p in parts):
+            parts += ["--l0-lambda", f"{setting[0]:g}"]
+        if (
+            setting is not None
+            and setting[1]
+            and not any(p.startswith("--structured-penalty") for p in parts)
+        ):
+            parts += ["--structured-penalty", setting[1]]
         seeds = ",".join(str(s) for s in sorted({r["seed"] for r in runs}))
         shown = "–" if method in _SPARSITY_FREE or not sparsity else f"{sparsity:g}"
         rows.append([method, task, shown, seeds, f"`{' '.join(parts)}`"])
