@@ -39,7 +39,7 @@ def test_targets_table_uses_the_latest_record_and_says_met_or_missed(tmp_path) -
     from deltamix.report import bench
 
     def l0(ratio: float) -> dict:
-        metrics = {"step_vs_full": ratio}
+        metrics = {"step_vs_full": ratio, "load_average": 2.5}
         return make_record(
             "bench", "diffprune-train-minilm", "diff-pruning-l0", 0, metrics, "step_vs_full", {}
         )
@@ -48,7 +48,8 @@ def test_targets_table_uses_the_latest_record_and_says_met_or_missed(tmp_path) -
         "bench", "seqmix-step-time", "seqmix", 0, {"step_time_ratio": 1.08}, "step_time_ratio", {}
     )
     text = bench.render([l0(1.4), l0(1.26), seqmix], tmp_path)
-    assert "| L0 step vs full fine-tuning, MiniLM | 1.260 | ≤ 1.3 | met |" in text
-    assert "| SeqMix step vs no augmentation | 1.080 | ≤ 1.05 | **missed** |" in text
+    cores = l0(1.0)["hardware"]["cpu_count"]
+    assert f"| L0 step vs full fine-tuning, MiniLM | 1.260 | ≤ 1.3 | met | 2.5 / {cores} |" in text
+    assert "| SeqMix step vs no augmentation | 1.080 | ≤ 1.05 | **missed** | – |" in text
     assert "BERT-base" not in text.split("### ")[0]  # no record, no row
     assert bench.targets_table([]) is None

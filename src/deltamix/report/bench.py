@@ -44,16 +44,40 @@ TARGETS = (
 )  # fmt: skip
 
 
+def _load(record: dict[str, Any]) -> str:
+    """ "load average / cores" of the machine when the record was measured ("–" if not recorded)."""
+    load = record.get("metrics", {}).get("load_average")
+    cores = (record.get("hardware") or {}).get("cpu_count")
+    if load is None:
+        return "–"
+    return f"{load:.1f}" + (f" / {cores}" if cores else "")
+
+
 def targets_table(records: list[dict[str, Any]]) -> str | None:
-    """Each target of :data:`TARGETS` against the latest record that measures it (None if none does)."""
+    """Each target of :data:`TARGETS` against the latest record that measures it (None if none does).
+
+    The load column says how busy the machine was then (a ratio measured on a loaded machine is noisier).
+    """
     latest = {(r.get("task"), r.get("method")): r for r in records}  # append order: the last one wins
     rows = []
     for task, method, metric, label, limit in TARGETS:
-        value = latest.get((task, method), {}).get("metrics", {}).get(metric)
+        record = latest.get((task, method), {})
+        value = record.get("metrics", {}).get(metric)
         if value is None:
             continue
-        rows.append([label, _format(value), f"≤ {limit:g}", "met" if value <= limit else "**missed**"])
-    return markdown_table(["target", "latest", "goal", ""], rows) if rows else None
+        verdict = "met" if value <= limit else "**missed**"
+        rows.append(
+            [
+                label,
+                _format(value),
+                f"≤ {limit:g}",
+                verdict,
+                _load(record),
+                str(record.get("finished_at", "–"))[:10],
+            ]
+        )
+    header = ["target", "latest", "goal", "", "load average / cores", "measured"]
+    return markdown_table(header, rows) if rows else None
 
 
 def render(records: list[dict[str, Any]], out_dir: Path) -> str:
