@@ -96,6 +96,9 @@ def test_regression_task_and_structured(stsb_run) -> None:
     assert set(record["metrics"]) == {"pearson", "spearman", "score"}
     assert 0 < record["stored_params"] <= math.ceil(0.01 * record["base_params"])
     assert not (Path(config.output_dir) / "l0").exists()  # checkpoints removed after success
+    # the structured penalty form the run used is on record (the authors' sum by default)
+    assert record["config"]["structured_penalty"] == "sum"
+    assert record["method_details"]["diffprune_config"]["structured_penalty"] == "sum"
 
 
 def test_serving_all_tasks_from_one_bank_matches_runs(rte_run, stsb_run, capsys) -> None:
@@ -164,6 +167,7 @@ def test_cli_baseline_run_and_report(
         (["--task", "rte", "--data-dir", "/nonexistent/glue"], "argument --data-dir: folder"),
         (["--task", "rte", "--epochs", "0"], "argument --epochs: must be > 0"),
         (["--task", "rte", "--warmup-ratio", "1.5"], "argument --warmup-ratio"),
+        (["--task", "rte", "--structured-penalty", "mean"], "argument --structured-penalty: invalid choice"),
     ],
 )
 def test_cli_rejects_bad_arguments_at_parse_time(args: list[str], message: str, capsys) -> None:
@@ -204,3 +208,5 @@ def test_diff_pruning_defaults_paper_or_embedded_minilm_from_the_search() -> Non
     assert GlueRunConfig(task="rte", method="diffprune-nonadaptive").resolved_lr() == 1e-4  # full's
     assert GlueRunConfig(task="rte", method="full", model="bert-base-uncased").resolved_lr() == 2e-5
     assert GlueRunConfig(task="rte", method="bitfit").resolved_lr() == 1e-3
+    with pytest.raises(ValueError, match="structured_penalty"):
+        GlueRunConfig(task="rte", method="diffprune-structured", structured_penalty="mean")
