@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from deltamix.data.glue import get_task
 from deltamix.diffprune import DiffPruningModel
+from deltamix.diffprune.config import STRUCTURED_PENALTIES
 from deltamix.diffprune.hard_concrete import prob_nonzero
 from deltamix.glue.run import GlueRunConfig, load_classifier, prepare_data
 from deltamix.glue.stages import _diff_config
@@ -30,7 +31,7 @@ from deltamix.records import append_record, make_record
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--task", default="mrpc")
-    parser.add_argument("--penalty", choices=("sum", "product"), default="sum")
+    parser.add_argument("--penalty", choices=STRUCTURED_PENALTIES, default="sum")
     parser.add_argument("--l0-lambda", type=float, help="default: the embedded MiniLM's (2e-7)")
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--seed", type=int, default=0)

@@ -16,6 +16,7 @@ from deltamix.cli.args import (
     positive_int,
     unit_interval,
 )
+from deltamix.diffprune.config import STRUCTURED_PENALTIES
 
 
 def _task(text: str) -> str:
@@ -73,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     glue.add_argument(
         "--structured-penalty",
-        choices=("sum", "product"),
+        choices=STRUCTURED_PENALTIES,
         default="sum",
         help="diffprune-structured's expected L0: 'sum' of entry and group gate probabilities (the "
         "authors' code, default) or the paper equation's 'product' (see docs/diffprune.md)",

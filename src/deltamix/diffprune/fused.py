@@ -200,8 +200,9 @@ def gated_thetas(
     With ``with_penalty`` the expected L0 norm of each tensor's entry gates,
     sum_{j in i} sigmoid(alpha_j - log(-l / r)), shape (num tensors,), is computed in the same chunked
     pass (differentiable in alpha; its gradient is added to alpha's in the same backward pass, so the
-    penalty costs no d-sized tensor of its own): ``.sum()`` is the unstructured penalty, and the dot
-    product with the group gates' P(z != 0) the structured one. ``group_z`` (shape (num tensors,),
+    penalty costs no d-sized tensor of its own): ``.sum()`` is the unstructured penalty; the
+    structured one adds the group gates' P(z != 0) to it, or (the paper's product) weights each
+    tensor's term by its group gate's P(z != 0) (see ``DiffPruningModel.l0_penalty``). ``group_z`` (shape (num tensors,),
     differentiable) multiplies each tensor's diff (structured diff pruning). ``alive[0]`` turns
     False once the backward pass has run. Pass the same ``workspace`` every step to reuse its
     buffers (a new one each call allocates everything afresh).

@@ -31,7 +31,7 @@ from torch.func import functional_call
 from deltamix.diffprune.config import DiffPruningConfig
 from deltamix.diffprune.fingerprint import fingerprint
 from deltamix.diffprune.fused import deterministic_delta, expected_l0_chunked, gated_thetas
-from deltamix.diffprune.hard_concrete import deterministic_gate, gated_diff, prob_nonzero, sample_gate
+from deltamix.diffprune.hard_concrete import deterministic_gate, prob_nonzero, sample_gate
 from deltamix.diffprune.projection import num_kept, topk_indices
 from deltamix.diffprune.sparse_diff import SparseDiff
 from deltamix.diffprune.workspace import Workspace
@@ -176,19 +176,19 @@ class DiffPruningModel(nn.Module):
         if self._merged:
             raise RuntimeError("merge_and_unload() was called: use the returned model, not this wrapper")
 
-    def _flat_delta(self, sample: bool) -> Tensor:
-        """delta over all gated entries before projection, shape (d,), fp32."""
+    def _flat_delta(self) -> Tensor:
+        """The deterministic delta over all gated entries before projection, shape (d,), fp32.
+
+        Computed in the same chunks as the forward pass (fused.py), so merged() is bit for bit unmerged.
+        """
         cfg = self.diff_config
         if self.alpha is None:
             return self.w
-        if sample:
-            delta = gated_diff(self.w, self.alpha, cfg.stretch_left, cfg.stretch_right, sample)
-        else:  # the same chunks as the forward pass (fused.py), so merged() is bit for bit unmerged
-            offsets = [span.offset for span in self._spans]
-            delta = deterministic_delta(self.w, self.alpha, cfg.stretch_left, cfg.stretch_right, offsets)
+        offsets = [span.offset for span in self._spans]
+        delta = deterministic_delta(self.w, self.alpha, cfg.stretch_left, cfg.stretch_right, offsets)
         if self.group_alpha is None:
             return delta
-        z_group = self._group_gates(sample)
+        z_group = self._group_gates(sample=False)
         sizes = [span.numel for span in self._spans]
         return torch.cat([part * z_group[g] for g, part in enumerate(delta.split(sizes))])
 
@@ -234,8 +234,8 @@ class DiffPruningModel(nn.Module):
             # bump its version) and the graph has not been used by a backward pass yet.
             self._penalty_cache = (penalty, self.alpha._version, alive) if with_penalty else None
             return {span.name: theta for span, theta in zip(self._spans, thetas, strict=True)}
-        delta = self._flat_delta(sample=self._sample_gates())
-        for span, part in zip(self._spans, delta.split([s.numel for s in self._spans]), strict=True):
+        # Dense-diff stage (no gates: the non-adaptive baseline's first stage): theta = base + w.
+        for span, part in zip(self._spans, self.w.split([s.numel for s in self._spans]), strict=True):
             param = base[span.name]
             theta[span.name] = param + part.view(span.shape).to(param.dtype)
         return theta
@@ -288,7 +288,7 @@ class DiffPruningModel(nn.Module):
         if self.kept_values is not None:
             delta = torch.zeros(self.num_gated, device=self.kept_values.device)
             return delta.index_copy_(0, self.kept_indices, self.kept_values.detach())
-        return self._flat_delta(sample=False).detach()
+        return self._flat_delta().detach()
 
     def nnz(self) -> int:
         """Non-zeros of :meth:`current_delta`."""

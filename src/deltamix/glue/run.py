@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from deltamix.data.glue import GlueTask, get_task, load_glue
+from deltamix.diffprune.config import STRUCTURED_PENALTIES
 from deltamix.errors import DeltamixError
 from deltamix.glue.methods import (
     DEFAULT_LR,
@@ -159,9 +160,9 @@ class GlueRunConfig:
             or self.weight_decay < 0
         ):
             raise ValueError("l0_lambda, max_grad_norm and weight_decay must be >= 0")
-        if self.structured_penalty not in ("sum", "product"):
+        if self.structured_penalty not in STRUCTURED_PENALTIES:
             raise ValueError(
-                f"structured_penalty must be 'sum' or 'product', got {self.structured_penalty!r}"
+                f"structured_penalty must be one of {STRUCTURED_PENALTIES}, got {self.structured_penalty!r}"
             )
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
