@@ -51,14 +51,19 @@ def _in_main_table(record: dict[str, Any]) -> bool:
     return record["method"] in _SPARSITY_FREE or abs(record.get("target_sparsity", 0) - MAIN_SPARSITY) < 1e-12
 
 
+def _base_method(method: str) -> str:
+    """The method of a row label: "diffprune" for "diffprune (lambda 1e-05)" (see label_superseded_lambdas)."""
+    return method.split(" (")[0]
+
+
 def _method_order(method: str) -> tuple[int, str]:
-    base = method.split(" (")[0]  # "diffprune (lambda 1e-05)" sorts next to "diffprune"
+    base = _base_method(method)  # a relabelled row sorts next to its method's
     return (METHODS.index(base) if base in METHODS else len(METHODS), method)
 
 
 def _l0_lambda(record: dict[str, Any]) -> float | None:
     """The L0 penalty weight a run used (None for methods without one or records before it was kept)."""
-    if record["method"].split(" (")[0] not in L0_METHODS:  # relabelled "diffprune (lambda X)" too
+    if _base_method(record["method"]) not in L0_METHODS:  # relabelled rows too
         return None
     return record.get("config", {}).get("resolved_l0_lambda")
 
@@ -71,7 +76,7 @@ def _l0_setting(record: dict[str, Any]) -> tuple[float, str | None] | None:
     lam = _l0_lambda(record)
     if lam is None:
         return None
-    if record["method"].split(" (")[0] != "diffprune-structured":
+    if _base_method(record["method"]) != "diffprune-structured":
         return (lam, None)
     return (lam, record.get("config", {}).get("structured_penalty", "product"))
 
@@ -356,10 +361,10 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
                 "stored besides the dense head, as a share of the base model's parameters.\n",
                 table,
             ]
-            settings = {
-                r["method"]: _l0_setting(r)
+            settings = {  # the unlabelled rows' settings (all runs of such a row share one)
+                r["method"]: setting
                 for r in main
-                if _l0_setting(r) is not None and " (" not in r["method"]
+                if _base_method(r["method"]) == r["method"] and (setting := _l0_setting(r)) is not None
             }
             if settings:
                 shown = ", ".join(
