@@ -1,7 +1,8 @@
 """Where the group gates of structured diff pruning go in the first L0 steps, per penalty form.
 
 Runs the first ``--steps`` steps of the L0 stage of ``deltamix diffprune glue --method
-diffprune-structured`` (same model, data order, optimizer groups, clipping; no evaluation) and logs,
+diffprune-structured`` (same model, batch size, optimizer groups and learning rates, clipping; its own
+seeded data order; no evaluation) and logs,
 every 10 steps, the group gates' and the entry gates' open probabilities P(z != 0). Appends one
 record per run to ``<results-dir>/glue-gates.jsonl`` (the trajectory in ``trajectory``, the groups still
 open at the end in ``open_groups``). It shows why the paper equation's product penalty closes every
@@ -19,6 +20,7 @@ import time
 import torch
 from torch.utils.data import DataLoader
 
+from deltamix.cli.args import existing_dir, non_negative_float, positive_int
 from deltamix.data.glue import get_task
 from deltamix.diffprune import DiffPruningModel
 from deltamix.diffprune.config import STRUCTURED_PENALTIES
@@ -32,10 +34,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--task", default="mrpc")
     parser.add_argument("--penalty", choices=STRUCTURED_PENALTIES, default="sum")
-    parser.add_argument("--l0-lambda", type=float, help="default: the embedded MiniLM's (2e-7)")
-    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--l0-lambda", type=non_negative_float, help="default: the embedded MiniLM's (2e-7)")
+    parser.add_argument("--steps", type=positive_int, default=150)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", default="../shared/data/glue")
+    parser.add_argument("--data-dir", type=existing_dir, default="../shared/data/glue")
     parser.add_argument("--results-dir", default="results/glue-search")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     config = GlueRunConfig(
         task=args.task,
         method="diffprune-structured",
-        data_dir=args.data_dir,
+        data_dir=str(args.data_dir),
         seed=args.seed,
         l0_lambda=args.l0_lambda,
         structured_penalty=args.penalty,
