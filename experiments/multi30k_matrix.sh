@@ -6,9 +6,11 @@
 #   usage: experiments/multi30k_matrix.sh   (data: ../shared/data/multi30k or $MULTI30K_DIR;
 #          $DELTAMIX: the command to run, default .venv/bin/deltamix)
 # A longer budget or a subset: $EPOCHS (default 3), $AVERAGE_LAST (default 2) and $WARMUP_STEPS
-# (default 400) change the recipe (runs other than 3 epochs go to runs/multi30k/AUGMENT-small-eEPOCHS-
-# seedN); $AUGMENTS and $SEEDS pick settings, e.g. EPOCHS=8 AVERAGE_LAST=3 AUGMENTS="none seqmix"
-# SEEDS=0. The default recipe of `deltamix seqmix translate`: EPOCHS=15 AVERAGE_LAST=5 WARMUP_STEPS=1000.
+# (default 400) change the recipe; the folder names each value that differs from these defaults
+# (runs/multi30k/AUGMENT-small[-eEPOCHS][-avgN][-wuSTEPS]-seedN), so two recipes never share a folder
+# (and the run refuses a folder started with other settings). $AUGMENTS and $SEEDS pick settings, e.g.
+# EPOCHS=8 AVERAGE_LAST=3 AUGMENTS="none seqmix" SEEDS=0. The default recipe of `deltamix seqmix
+# translate`: EPOCHS=15 AVERAGE_LAST=5 WARMUP_STEPS=1000.
 # Start one copy per core: the copies share one queue (each run is claimed with flock), baseline and
 # SeqMix for seeds 0-2 first, then word dropout and SwitchOut. Finished runs (metrics.json) are
 # skipped; an interrupted run resumes from its last checkpoint when a copy reaches it again.
@@ -21,8 +23,10 @@ average_last="${AVERAGE_LAST:-2}"
 warmup_steps="${WARMUP_STEPS:-400}"
 read -r -a seeds <<< "${SEEDS:-0 1 2}"
 read -r -a augments <<< "${AUGMENTS:-none seqmix word-dropout switchout}"
-budget=""
-[ "$epochs" != 3 ] && budget="-e$epochs"
+budget=""  # the recipe values that differ from the defaults above, in the folder name
+[ "$epochs" != 3 ] && budget+="-e$epochs"
+[ "$average_last" != 2 ] && budget+="-avg$average_last"
+[ "$warmup_steps" != 400 ] && budget+="-wu$warmup_steps"
 queue=()  # baseline and SeqMix for every seed first, then the other settings
 for seed in "${seeds[@]}"; do
   for augment in "${augments[@]}"; do

@@ -114,8 +114,8 @@ def test_multi30k_matrix_default_queue_and_longer_budget(tmp_path):
 
     longer = _run(script, fake, EPOCHS="8", AVERAGE_LAST="3", AUGMENTS="seqmix none", SEEDS="0")
     assert [_value(c, "--output-dir") for c in longer] == [
-        "runs/multi30k/seqmix-small-e8-seed0",
-        "runs/multi30k/none-small-e8-seed0",
+        "runs/multi30k/seqmix-small-e8-avg3-seed0",
+        "runs/multi30k/none-small-e8-avg3-seed0",
     ]
     assert {
         (_value(c, "--epochs"), _value(c, "--average-last"), _value(c, "--warmup-steps")) for c in longer
@@ -124,7 +124,10 @@ def test_multi30k_matrix_default_queue_and_longer_budget(tmp_path):
         script, fake, EPOCHS="15", AVERAGE_LAST="5", WARMUP_STEPS="1000", AUGMENTS="none", SEEDS="0"
     )
     assert [(_value(c, "--output-dir"), _value(c, "--warmup-steps")) for c in recipe] == [
-        ("runs/multi30k/none-small-e15-seed0", "1000")
+        ("runs/multi30k/none-small-e15-avg5-wu1000-seed0", "1000")
     ]
+    # the same epochs with another average is another folder, not the finished e8-avg3 run
+    other_average = _run(script, fake, EPOCHS="8", AVERAGE_LAST="5", AUGMENTS="none", SEEDS="0")
+    assert [_value(c, "--output-dir") for c in other_average] == ["runs/multi30k/none-small-e8-avg5-seed0"]
     # the 3-epoch runs are finished and a longer budget does not count as them
     assert _run(script, fake, SEEDS="0 1") == []

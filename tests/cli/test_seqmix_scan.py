@@ -61,3 +61,7 @@ def test_tiny_run_end_to_end(capsys: pytest.CaptureFixture, tmp_path: Path) -> N
     assert main(argv) == 0  # finished: reported, not trained or recorded again
     assert "already finished" in capsys.readouterr().out
     assert len(read_jsonl(tmp_path / "results" / "scan.jsonl")) == 1
+    # ... for its own settings only: another budget in the same folder is refused, nothing recorded.
+    assert main([*argv, "--lr", "0.5"]) == 2
+    assert "other settings (training.learning_rate: 0.001 there, 0.5 now)" in capsys.readouterr().err
+    assert len(read_jsonl(tmp_path / "results" / "scan.jsonl")) == 1

@@ -11,10 +11,17 @@ import torch
 from safetensors.torch import save_file
 
 from deltamix.cli import seqmix_text
+from deltamix.errors import DeltamixError
 from deltamix.io import read_jsonl
 from deltamix.report import parsing as parsing_report
 from deltamix.report import translation as translation_report
-from deltamix.seqmix.text_run import TASK_DEFAULTS, TextRunConfig, average_checkpoints
+from deltamix.seqmix.text_run import (
+    TASK_DEFAULTS,
+    TextRunConfig,
+    _run_settings,
+    average_checkpoints,
+    run_text,
+)
 
 DATA_DIR = Path(__file__).parents[2].parent / "shared" / "data"  # ../shared/data from the repo root
 
@@ -132,6 +139,30 @@ def test_parse_geoquery_slice_end_to_end(tmp_path: Path, capsys: pytest.CaptureF
     assert _run(argv) == 0
     assert "already holds a finished run" in capsys.readouterr().out
     assert len(read_jsonl(results / "parsing.jsonl")) == 1
+    # ... but only for the settings it was run with: another budget in the same folder is refused.
+    other = [*argv[: argv.index("--max-steps")], "--max-steps", "3", *argv[argv.index("--max-steps") + 2 :]]
+    with pytest.raises(DeltamixError, match=r"other settings \(run.max_steps: 2 there, 3 now\)"):
+        _run(other)
+    assert len(read_jsonl(results / "parsing.jsonl")) == 1
+    # Where the records go and how many threads may change (a restart on another machine).
+    assert _run([*argv[:-2], "--results-dir", str(tmp_path / "elsewhere")]) == 0
+
+
+def test_an_interrupted_run_folder_of_other_settings_is_refused(tmp_path: Path) -> None:
+    """The settings are written when a run starts, so a restart with others is refused mid-run too."""
+    data = tmp_path / "pairs.tsv"
+    data.write_text(
+        "".join(f"{s}\t{t}\n" for s, t in [("walk", "WALK"), ("jump", "JUMP")] * 4), encoding="utf-8"
+    )
+    files = {"train_file": str(data), "valid_file": str(data), "test_file": str(data)}
+    out = tmp_path / "run"
+    started = TextRunConfig(kind="train", metric="exact_match", max_steps=2, output_dir=out, **files)
+    out.mkdir()  # as a run killed during training leaves it: its settings, no metrics
+    (out / "config.json").write_text(json.dumps({"run": _run_settings(started)}), encoding="utf-8")
+    restart = TextRunConfig(kind="train", metric="exact_match", max_steps=2, output_dir=out, lr=0.01, **files)
+    with pytest.raises(DeltamixError, match=r"run.lr: 0.001 there, 0.01 now"):
+        run_text(restart)
+    assert not (out / "metrics.json").exists()
 
 
 def test_translate_multi30k_slice_with_checkpoint_averaging(tmp_path: Path) -> None:
@@ -210,7 +241,7 @@ def _record(task: str, method: str, seed: int, value: float, metric: str) -> dic
         "main_value": value,
         "model": "transformer-small",
         "train_seconds": 120.0,
-        "command": f"deltamix seqmix translate --augment {method} --seed {seed}",
+        "command": f"deltamix seqmix translate --augment {method} --seed {seed} --output-dir runs/{method}-seed{seed}",
         "bleu_signature": "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0",
         "config": {"run": {"epochs": 15, "max_steps": None}},
     }
@@ -225,7 +256,10 @@ def test_translation_report_means_deltas_and_commands(tmp_path: Path) -> None:
     assert "## Translation" in text and "**multi30k-de-en** (model: transformer-small, 15 epochs)" in text
     assert "| none | 31.0 ± 1.0 (3) | – | 0, 1, 2 | 2.0 |" in text
     assert "| seqmix | 32.5 ± 0.5 (3) | +1.5 | 0, 1, 2 |" in text
-    assert "`deltamix seqmix translate --augment seqmix --seed <seed>`" in text
+    assert (
+        "`deltamix seqmix translate --augment seqmix --seed <seed> --output-dir runs/seqmix-seed<seed>`"
+        in text
+    )
     assert "tok:13a" in text
     # Rows are ordered baseline first whatever the record order.
     assert text.index("| none |") < text.index("| seqmix |")

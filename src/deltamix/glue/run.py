@@ -42,7 +42,6 @@ from torch import nn
 
 from deltamix.data.glue import GlueTask, get_task, load_glue
 from deltamix.diffprune.config import STRUCTURED_PENALTIES
-from deltamix.errors import DeltamixError
 from deltamix.glue.methods import (
     DEFAULT_LR,
     DENSE_METHODS,
@@ -63,6 +62,7 @@ from deltamix.glue.stages import run_stage, train_diffprune
 from deltamix.io import atomic_path, atomic_write_json
 from deltamix.metrics import glue_metrics, task_score
 from deltamix.records import RESULTS_DIR, commit_record, finish_commit, make_record
+from deltamix.run_folder import check_same_run
 
 logger = logging.getLogger(__name__)
 
@@ -359,27 +359,6 @@ def tensor_stats(model: nn.Module, base: dict[str, torch.Tensor]) -> dict[str, l
 _RESTART_FREE = ("keep_checkpoints", "logging_steps", "results_dir", "eval_batch_size")
 
 
-def check_same_run(path: Path, resolved: dict[str, Any]) -> None:
-    """Refuse to reuse a run folder (and resume its stages) that was started with another config.
-
-    Raises:
-        DeltamixError: naming the settings that differ.
-    """
-    if not path.is_file():
-        return
-    before = json.loads(path.read_text())
-    differ = sorted(
-        key
-        for key in set(before) | set(resolved)
-        if key not in _RESTART_FREE and before.get(key) != resolved.get(key)
-    )
-    if differ:
-        raise DeltamixError(
-            f"{path.parent} holds a run started with other settings ({', '.join(differ)}); "
-            "pass another --output-dir, or delete that folder to start over"
-        )
-
-
 def run_glue(config: GlueRunConfig) -> dict[str, Any]:
     """Run one GLUE experiment end to end and return its results record.
 
@@ -413,7 +392,7 @@ def run_glue(config: GlueRunConfig) -> dict[str, Any]:
         "train_examples": len(train),
         "eval_examples": {split: len(d) for split, d in evals.items()},
     }
-    check_same_run(out_dir / "config.json", resolved)
+    check_same_run(out_dir / "config.json", resolved, _RESTART_FREE)
     done_marker = out_dir / RUN_DONE
     if main_process:
         finish_commit(done_marker)  # a run killed while committing its record completes it here

@@ -197,8 +197,8 @@ def _guarded(trainer_cls: type) -> type:
 
     The check runs after the backward pass and before the optimizer step, so the parameters never
     take a non-finite update and no checkpoint is written from a diverged state: the last checkpoint
-    on disk (if any) is the last good one, and rerunning the command resumes from it (e.g. with a
-    lower --lr). Costs one device sync per step.
+    on disk (if any) is the last good one, and rerunning the same command resumes from it (another
+    --lr is another run: `check_same_run` refuses it in this folder). Costs one device sync per step.
     """
     if getattr(trainer_cls, "_deltamix_guarded", False):
         return trainer_cls
@@ -216,8 +216,9 @@ def _guarded(trainer_cls: type) -> type:
                 raise NonFiniteLossError(
                     f"the training loss became {float(loss.detach())} at step {self.state.global_step + 1} "
                     f"(in {out}); stopped before the update. Last good checkpoint: {last or 'none yet'}. "
-                    "Lower the learning rate (--lr / --alpha-lr) or check the data, then rerun the same "
-                    "command to resume from that checkpoint."
+                    "The same command resumes from that checkpoint; a run is resumed with its own "
+                    "settings only, so to lower the learning rate (--lr / --alpha-lr) start over in "
+                    "another --output-dir."
                 )
             return loss
 

@@ -21,9 +21,10 @@ def _method_key(method: str) -> tuple[int, str]:
 
 
 def _command(records: list[dict[str, Any]]) -> str:
-    """The command of the group's first record, its seed replaced by ``<seed>``."""
+    """The command of the group's first record, its seed replaced by ``<seed>`` (in the run folder too)."""
     command = str(records[0].get("command") or "")
     command = re.sub(r"(--seed[ =])\d+", r"\1<seed>", command)
+    command = re.sub(r"(-seed)\d+(?=[/\s]|$)", r"\1<seed>", command)  # runs/.../AUGMENT-MODEL-seed0
     return f"`{command}`" if command else "–"
 
 

@@ -8,7 +8,9 @@ through `SeqMixAugmenter`); ``geca`` (GECA's extra pairs added to the training s
 (both). One vocabulary is shared by commands and actions, so the copy mechanism is well defined.
 The GECA pairs of a run are stored in its folder, so a resumed run trains on the same data.
 A finished run (its ``metrics.json`` exists) is not trained or recorded again; a run killed while
-recording completes its record (once) when started again.
+recording completes its record (once) when started again. Both only for the settings the folder was
+started with (its ``config.json``, written at the start): a folder of other settings is refused
+(`deltamix.run_folder.check_same_run`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from deltamix.data.vocab import Vocabulary
 from deltamix.errors import DataFormatError
 from deltamix.io import atomic_write_json, atomic_write_text
 from deltamix.records import commit_record, finish_commit, make_record
+from deltamix.run_folder import check_same_run
 from deltamix.seqmix.trainer import (
     Seq2SeqTrainer,
     Seq2SeqTrainingConfig,
@@ -183,6 +186,18 @@ def build_model(name: str, vocab: Vocabulary, overrides: dict[str, Any]) -> Any:
     return cls(config_cls(vocab_size=len(vocab), **specials, **overrides))
 
 
+# Settings that may change between an interrupted run and its restart.
+_RESTART_FREE = ("num_threads", "results_dir", "output_dir", "log_interval", "eval_batch_size")
+
+
+def _run_settings(config: ScanRunConfig) -> dict[str, Any]:
+    """The settings a restart must match: the run's fields and, apart, its training config."""
+    return {
+        "run": {k: v for k, v in asdict(config).items() if k != "training"},
+        "training": asdict(config.training),
+    }
+
+
 def run_scan(config: ScanRunConfig) -> ScanRunResult:
     """Train and evaluate one SCAN configuration; append its record to ``results_dir/scan.jsonl``."""
     from deltamix.data.scan import load_split
@@ -195,6 +210,8 @@ def run_scan(config: ScanRunConfig) -> ScanRunResult:
         "metrics": str(out / "metrics.json"),
         "predictions": str(out / "predictions.txt"),
     }
+    settings = _run_settings(config)
+    check_same_run(out / "config.json", settings, _RESTART_FREE)
     metrics_path = out / "metrics.json"
     if finish_commit(metrics_path) is not None:
         logger.info("%s: completed the record of a run interrupted while recording", out)
@@ -217,6 +234,8 @@ def run_scan(config: ScanRunConfig) -> ScanRunResult:
     vocab = Vocabulary.build(text for pair in train for text in pair)
 
     set_seed(config.seed)
+    if PartialState(cpu=distributed_cpu()).is_main_process and not (out / "config.json").is_file():
+        atomic_write_json(out / "config.json", settings)  # what a restart must match; completed at the end
     model = build_model(config.model, vocab, config.model_config)
     seqmix = SeqMixConfig(
         variant=config.seqmix_variant,
@@ -245,8 +264,7 @@ def run_scan(config: ScanRunConfig) -> ScanRunResult:
         "eval_seconds": metrics["eval_seconds"],
     }
     resolved = {
-        "run": {k: v for k, v in asdict(config).items() if k != "training"},
-        "training": asdict(config.training),
+        **settings,
         "seqmix": seqmix.to_dict(),
         "geca": _geca_config().to_dict() if config.augment.startswith("geca") else None,
         "model": model.config.to_dict(),

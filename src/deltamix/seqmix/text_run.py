@@ -20,7 +20,9 @@ With ``--model`` a Hugging Face encoder-decoder id or path (T5, BART, Marian), t
 tokenizer replaces ours and the model is wrapped by `deltamix.seqmix.hf.HFSeq2SeqAdapter`.
 
 A finished run (its ``metrics.json`` exists) is neither trained nor recorded again; an interrupted
-one resumes from its last checkpoint (the trainer's) with the epoch snapshots written so far.
+one resumes from its last checkpoint (the trainer's) with the epoch snapshots written so far. Both
+only for the settings the folder was started with (its ``config.json``, written at the start): a
+folder of other settings is refused (`deltamix.run_folder.check_same_run`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from deltamix.errors import DeltamixError
 from deltamix.io import atomic_path, atomic_write_json, atomic_write_text
 from deltamix.metrics_seq2seq import corpus_bleu, exact_match
 from deltamix.records import commit_record, finish_commit, make_record
+from deltamix.run_folder import check_same_run
 
 logger = logging.getLogger(__name__)
 
@@ -379,6 +382,14 @@ def score(metric: str, predictions: list[str], references: list[str]) -> dict[st
 # ----------------------------------------------------------------------------- the run
 
 
+# Settings that may change between an interrupted run and its restart.
+_RESTART_FREE = ("threads", "results_dir", "output_dir")
+
+
+def _run_settings(config: TextRunConfig) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+
+
 def run_text(config: TextRunConfig) -> TextRunResult:
     """Train and evaluate one configuration; append its record to ``results_dir/<experiment>.jsonl``."""
     from accelerate import PartialState
@@ -400,6 +411,8 @@ def run_text(config: TextRunConfig) -> TextRunResult:
     limited = config.train_limit is not None
     task = f"{data.name} (train[:{config.train_limit}])" if limited else data.name
     out = config.resolved_output_dir(f"{data.name}-n{config.train_limit}" if limited else data.name)
+    settings = {"run": _run_settings(config)}
+    check_same_run(out / "config.json", settings, _RESTART_FREE)
     metrics_path = out / "metrics.json"
     if finish_commit(metrics_path) is not None:
         logger.info("%s: completed the record of a run interrupted while recording", out)
@@ -415,6 +428,8 @@ def run_text(config: TextRunConfig) -> TextRunResult:
 
     set_seed(config.seed)
     is_main = PartialState(cpu=distributed_cpu()).is_main_process
+    if is_main and not (out / "config.json").is_file():  # what a restart must match; completed at the end
+        atomic_write_json(out / "config.json", settings)
     if config.is_hf_model:
         model, tokenizer = build_hf_model(config.model)
         if is_main:
@@ -512,7 +527,7 @@ def run_text(config: TextRunConfig) -> TextRunResult:
         "test_decode_seconds": test_seconds,
     }
     resolved = {
-        "run": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+        "run": _run_settings(config),
         "training": asdict(training),
         "seqmix": seqmix.to_dict(),
         "model": _model_config(model),
