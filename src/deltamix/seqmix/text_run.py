@@ -387,6 +387,7 @@ _RESTART_FREE = ("threads", "results_dir", "output_dir")
 
 
 def _run_settings(config: TextRunConfig) -> dict[str, Any]:
+    """The settings a restart must match: the run's fields, paths as strings."""
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
 
 
