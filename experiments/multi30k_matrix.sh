@@ -5,9 +5,10 @@
 # with length penalty 0.6; sacrebleu on test2016. 1 thread per run. Records: results/translation.jsonl.
 #   usage: experiments/multi30k_matrix.sh   (data: ../shared/data/multi30k or $MULTI30K_DIR;
 #          $DELTAMIX: the command to run, default .venv/bin/deltamix)
-# A longer budget or a subset: $EPOCHS (default 3), $AVERAGE_LAST (default 2) and $WARMUP_STEPS
-# (default 400) change the recipe; the folder names each value that differs from these defaults
-# (runs/multi30k/AUGMENT-small[-eEPOCHS][-avgN][-wuSTEPS]-seedN), so two recipes never share a folder
+# A longer budget or a subset: $EPOCHS (default 3), $AVERAGE_LAST (default 2), $WARMUP_STEPS
+# (default 400) and $LR_SCHEDULE (constant or inverse-sqrt, the authors' fairseq schedule; default
+# constant) change the recipe; the folder names each value that differs from these defaults
+# (runs/multi30k/AUGMENT-small[-eEPOCHS][-avgN][-wuSTEPS][-inverse-sqrt]-seedN), so two recipes never share a folder
 # (and the run refuses a folder started with other settings). $AUGMENTS and $SEEDS pick settings, e.g.
 # EPOCHS=8 AVERAGE_LAST=3 AUGMENTS="none seqmix" SEEDS=0. The default recipe of `deltamix seqmix
 # translate`: EPOCHS=15 AVERAGE_LAST=5 WARMUP_STEPS=1000.
@@ -21,12 +22,14 @@ read -r -a deltamix <<< "${DELTAMIX:-.venv/bin/deltamix}"
 epochs="${EPOCHS:-3}"
 average_last="${AVERAGE_LAST:-2}"
 warmup_steps="${WARMUP_STEPS:-400}"
+lr_schedule="${LR_SCHEDULE:-constant}"
 read -r -a seeds <<< "${SEEDS:-0 1 2}"
 read -r -a augments <<< "${AUGMENTS:-none seqmix word-dropout switchout}"
 budget=""  # the recipe values that differ from the defaults above, in the folder name
 [ "$epochs" != 3 ] && budget+="-e$epochs"
 [ "$average_last" != 2 ] && budget+="-avg$average_last"
 [ "$warmup_steps" != 400 ] && budget+="-wu$warmup_steps"
+[ "$lr_schedule" != constant ] && budget+="-$lr_schedule"
 queue=()  # baseline and SeqMix for every seed first, then the other settings
 for seed in "${seeds[@]}"; do
   for augment in "${augments[@]}"; do
@@ -49,7 +52,7 @@ for entry in "${queue[@]}"; do
     echo "== $(date +%H:%M:%S) multi30k $augment seed $seed"
     OMP_NUM_THREADS=1 "${deltamix[@]}" seqmix translate --dataset multi30k --data-dir "$data" \
       --augment "$augment" --seed "$seed" --epochs "$epochs" --warmup-steps "$warmup_steps" --average-last "$average_last" \
-      --threads 1 --output-dir "$out"
+      --lr-schedule "$lr_schedule" --threads 1 --output-dir "$out"
   fi
   exec {lock}>&-
 done

@@ -129,5 +129,10 @@ def test_multi30k_matrix_default_queue_and_longer_budget(tmp_path):
     # the same epochs with another average is another folder, not the finished e8-avg3 run
     other_average = _run(script, fake, EPOCHS="8", AVERAGE_LAST="5", AUGMENTS="none", SEEDS="0")
     assert [_value(c, "--output-dir") for c in other_average] == ["runs/multi30k/none-small-e8-avg5-seed0"]
+    fairseq = _run(script, fake, WARMUP_STEPS="1000", LR_SCHEDULE="inverse-sqrt", AUGMENTS="none", SEEDS="0")
+    assert [(_value(c, "--output-dir"), _value(c, "--lr-schedule")) for c in fairseq] == [
+        ("runs/multi30k/none-small-wu1000-inverse-sqrt-seed0", "inverse-sqrt")
+    ]
+    assert {_value(c, "--lr-schedule") for c in calls} == {"constant"}
     # the 3-epoch runs are finished and a longer budget does not count as them
     assert _run(script, fake, SEEDS="0 1") == []

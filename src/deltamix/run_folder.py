@@ -20,29 +20,39 @@ from deltamix.errors import DataFormatError, DeltamixError
 
 
 def setting_differences(
-    before: dict[str, Any], now: dict[str, Any], restart_free: Iterable[str] = ()
+    before: dict[str, Any],
+    now: dict[str, Any],
+    restart_free: Iterable[str] = (),
+    added_since: dict[str, Any] | None = None,
 ) -> list[str]:
     """The settings of ``now`` that ``before`` holds with another value, as ``"name: old there, new now"``.
 
     Dict values one level down are compared key by key and named ``section.key``. Only the keys of
     ``now`` are compared: ``before`` may hold more (a finished run's config.json adds what the run
     measured, such as the vocabulary size). Keys named in ``restart_free`` (at either level) may
-    change between an interrupted run and its restart (threads, where the records go).
+    change between an interrupted run and its restart (threads, where the records go). A key of
+    ``added_since`` that ``before`` lacks (a setting added after that run was started) stands for the
+    value every run had before the setting existed.
     """
-    free = set(restart_free)
+    free, added = set(restart_free), added_since or {}
     differ: list[str] = []
     for key, value in now.items():
         if key in free:
             continue
-        old = before.get(key)
+        old = before.get(key, added.get(key))
         if isinstance(value, dict) and isinstance(old, dict):
-            differ += [f"{key}.{entry}" for entry in setting_differences(old, value, free)]
+            differ += [f"{key}.{entry}" for entry in setting_differences(old, value, free, added)]
         elif old != value:
             differ.append(f"{key}: {old!r} there, {value!r} now")
     return differ
 
 
-def check_same_run(path: Path, settings: dict[str, Any], restart_free: Iterable[str] = ()) -> None:
+def check_same_run(
+    path: Path,
+    settings: dict[str, Any],
+    restart_free: Iterable[str] = (),
+    added_since: dict[str, Any] | None = None,
+) -> None:
     """Raise unless the run folder of ``path`` (its ``config.json``) is new or holds ``settings``.
 
     Args:
@@ -50,6 +60,7 @@ def check_same_run(path: Path, settings: dict[str, Any], restart_free: Iterable[
             check), and passes.
         settings: the resolved settings of the run about to start (paths are compared as strings).
         restart_free: keys that may differ (see :func:`setting_differences`).
+        added_since: settings added after some runs were started, with the value those runs had.
 
     Raises:
         DeltamixError: naming the folder and each setting that differs, with both values.
@@ -62,7 +73,7 @@ def check_same_run(path: Path, settings: dict[str, Any], restart_free: Iterable[
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DataFormatError(path, f"unreadable run config ({error})") from error
     now = json.loads(json.dumps(settings, default=str))  # as the file holds them: lists, not tuples
-    differ = setting_differences(before, now, restart_free)
+    differ = setting_differences(before, now, restart_free, added_since)
     if differ:
         raise DeltamixError(
             f"{path.parent} holds a run started with other settings ({'; '.join(differ)}); "

@@ -85,6 +85,7 @@ def test_commands_and_defaults() -> None:
         (["parse", "--data-dir", "d", "--form", "lambda"], "invalid choice: 'lambda'"),
         (["parse"], "--data-dir"),
         (["train", "--train", "absent.tsv", "--valid", "a", "--test", "a"], "does not exist"),
+        (["translate", "--lr-schedule", "cosine"], "invalid choice: 'cosine'"),
     ],
 )
 def test_bad_arguments_rejected_at_parse_time(
@@ -102,6 +103,17 @@ def test_output_dir_that_is_a_file_is_rejected(tmp_path: Path, capsys: pytest.Ca
     with pytest.raises(SystemExit):
         _parser().parse_args(["translate", "--output-dir", str(file)])
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_a_refused_flag_combination_is_a_clean_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from deltamix.cli.main import main
+
+    code = main(["seqmix", "parse", "--data-dir", "d", "--lr-schedule", "inverse-sqrt"])  # parse: no warm-up
+    assert code == 2
+    assert (
+        "seqmix parse: the inverse-sqrt learning-rate schedule needs warmup_steps >= 1"
+        in capsys.readouterr().err
+    )
 
 
 def test_run_config_rejects_nonsense() -> None:
@@ -263,6 +275,29 @@ def test_translation_report_means_deltas_and_commands(tmp_path: Path) -> None:
     assert "tok:13a" in text
     # Rows are ordered baseline first whatever the record order.
     assert text.index("| none |") < text.index("| seqmix |")
+
+
+def test_translation_report_one_table_per_budget_and_schedule_shortest_first(tmp_path: Path) -> None:
+    def run(epochs: float, schedule: str | None, value: float) -> dict:
+        record = _record("multi30k-de-en", "none", 0, value, "bleu")
+        training = {} if schedule is None else {"lr_schedule": schedule}  # older records lack the key
+        return {**record, "config": {"run": {"epochs": epochs}, "training": training}}
+
+    records = [
+        run(15, "inverse-sqrt", 41.0),
+        run(15, None, 40.0),
+        run(3, "constant", 28.0),
+        run(8, None, 37.0),
+    ]
+    text = translation_report.render(records, tmp_path)
+    titles = [line for line in text.splitlines() if line.startswith("**multi30k-de-en**")]
+    assert titles == [
+        "**multi30k-de-en** (model: transformer-small, 3 epochs)",
+        "**multi30k-de-en** (model: transformer-small, 8 epochs)",
+        "**multi30k-de-en** (model: transformer-small, 15 epochs)",
+        "**multi30k-de-en** (model: transformer-small, 15 epochs, inverse-sqrt lr)",
+    ]
+    assert "| none | 41.0 (1) |" in text.split("inverse-sqrt lr)")[1]
 
 
 def test_parsing_report_shows_percent(tmp_path: Path) -> None:

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 # Kept in sync with deltamix.seqmix.config.VARIANTS (not imported here so that `deltamix --help` stays fast).
 AUGMENTATIONS = ("none", "seqmix", "seqmix-hard", "word-dropout", "switchout")
 PARTNERS = ("shuffle", "length")
+# Kept in sync with deltamix.seqmix.lr_schedule (tests/cli/test_seqmix_text.py checks both copies).
+LR_SCHEDULES = ("constant", "inverse-sqrt")
+DEFAULT_LR_SCHEDULE = "constant"
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -92,6 +95,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         type=non_negative_int,
         default=None,
         help="linear warm-up steps (default: 1000 BLEU, 0)",
+    )
+    budget.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default=DEFAULT_LR_SCHEDULE,
+        help="learning rate after the warm-up: constant, or inverse-sqrt (peak * sqrt(warmup / update), "
+        "the authors' fairseq --lr-scheduler inverse_sqrt; needs --warmup-steps >= 1); default: constant",
     )
     budget.add_argument(
         "--train-limit", type=positive_int, default=None, help="use only the first N training pairs"
@@ -238,6 +248,7 @@ def _common_config(args: argparse.Namespace) -> dict:
         "batch_size": args.batch_size,
         "lr": args.lr,
         "warmup_steps": args.warmup_steps,
+        "lr_schedule": args.lr_schedule,
         "train_limit": args.train_limit,
         "eval_limit": args.eval_limit,
         "threads": args.threads,
@@ -271,42 +282,43 @@ def _finish(result: TextRunResult) -> int:
     return 0
 
 
-def run_translate(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, kind: str, **fields: object) -> int:
+    """Build the run config of ``kind`` from the flags (a refused combination is a clean error) and run it."""
+    from deltamix.errors import DeltamixError
     from deltamix.seqmix.text_run import TextRunConfig, run_text
 
-    config = TextRunConfig(
-        kind="translate",
+    try:
+        config = TextRunConfig(kind=kind, **fields, **_common_config(args))
+    except ValueError as error:  # a combination of flags, e.g. --lr-schedule inverse-sqrt without warm-up
+        raise DeltamixError(f"seqmix {kind}: {error}") from error
+    return _finish(run_text(config))
+
+
+def run_translate(args: argparse.Namespace) -> int:
+    return _run(
+        args,
+        "translate",
         dataset=args.dataset,
         data_dir=args.data_dir,
         hub_config=args.hub_config,
         source_lang=args.source_lang,
         target_lang=args.target_lang,
         vocab_size=args.vocab_size,
-        **_common_config(args),
     )
-    return _finish(run_text(config))
 
 
 def run_parse(args: argparse.Namespace) -> int:
-    from deltamix.seqmix.text_run import TextRunConfig, run_text
-
-    config = TextRunConfig(
-        kind="parse", data_dir=args.data_dir, geo_split=args.split, geo_form=args.form, **_common_config(args)
-    )
-    return _finish(run_text(config))
+    return _run(args, "parse", data_dir=args.data_dir, geo_split=args.split, geo_form=args.form)
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from deltamix.seqmix.text_run import TextRunConfig, run_text
-
-    config = TextRunConfig(
-        kind="train",
+    return _run(
+        args,
+        "train",
         train_file=args.train,
         valid_file=args.valid,
         test_file=args.test,
         metric=args.metric,
         task_name=args.task_name,
         vocab_size=args.vocab_size,
-        **_common_config(args),
     )
-    return _finish(run_text(config))

@@ -28,14 +28,26 @@ def _command(records: list[dict[str, Any]]) -> str:
     return f"`{command}`" if command else "–"
 
 
-def _budget(record: dict[str, Any]) -> str:
-    """The training budget of a run ("15 epochs", "2000 steps"), from its resolved config."""
-    run = (record.get("config") or {}).get("run") or {}
+def _budget(record: dict[str, Any]) -> tuple[str, float, str]:
+    """The training budget of a run as (unit, amount, learning-rate schedule), from its resolved config.
+
+    Runs recorded before the schedule was a setting trained with a constant rate after the warm-up.
+    """
+    config = record.get("config") or {}
+    run = config.get("run") or {}
+    schedule = (config.get("training") or {}).get("lr_schedule", "constant")
     if run.get("max_steps"):
-        return f"{run['max_steps']} steps"
+        return ("steps", float(run["max_steps"]), schedule)
     if run.get("epochs"):
-        return f"{run['epochs']:g} epochs"
-    return "budget not recorded"
+        return ("epochs", float(run["epochs"]), schedule)
+    return ("budget not recorded", 0.0, schedule)
+
+
+def _budget_label(budget: tuple[str, float, str]) -> str:
+    """A table title's budget: "15 epochs", "2000 steps, inverse-sqrt lr" (constant is not named)."""
+    unit, amount, schedule = budget
+    label = unit if amount == 0 else f"{amount:g} {unit}"
+    return label if schedule == "constant" else f"{label}, {schedule} lr"
 
 
 def method_tables(
@@ -52,8 +64,8 @@ def method_tables(
     """
     parts = []
     by_task = group_by(records, lambda r: (r.get("task"), r.get("model"), _budget(r)))
-    for (task, model, budget), task_records in sorted(
-        by_task.items(), key=lambda item: tuple(map(str, item[0]))
+    for (task, model, budget), task_records in sorted(  # longer budgets after shorter ones
+        by_task.items(), key=lambda item: (str(item[0][0]), str(item[0][1]), item[0][2])
     ):
         by_method = group_by(task_records, lambda r: r.get("method"))
         baseline = by_method.get(BASELINE)
@@ -68,7 +80,7 @@ def method_tables(
             seconds = [r["train_seconds"] for r in group if r.get("train_seconds") is not None]
             minutes = f"{statistics.mean(seconds) / 60:.1f}" if seconds else "–"
             rows.append([method, mean_sd(values, scale=scale), delta, seeds, minutes, _command(group)])
-        parts.append(f"**{task}** (model: {model}, {budget})\n")
+        parts.append(f"**{task}** (model: {model}, {_budget_label(budget)})\n")
         parts.append(
             markdown_table(
                 ["method", f"{metric_label} mean ± sd (n)", "Δ vs none", "seeds", "train min", "command"],

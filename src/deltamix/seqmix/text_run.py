@@ -43,6 +43,7 @@ from deltamix.io import atomic_path, atomic_write_json, atomic_write_text
 from deltamix.metrics_seq2seq import corpus_bleu, exact_match
 from deltamix.records import commit_record, finish_commit, make_record
 from deltamix.run_folder import check_same_run
+from deltamix.seqmix.lr_schedule import DEFAULT_LR_SCHEDULE, LR_SCHEDULES, lr_factor
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +141,10 @@ class TextRunConfig:
     batch_size: int | None = field(default=None, metadata={"help": "pairs per batch"})
     lr: float | None = field(default=None, metadata={"help": "peak learning rate"})
     warmup_steps: int | None = field(default=None, metadata={"help": "linear warm-up steps"})
+    lr_schedule: str = field(
+        default=DEFAULT_LR_SCHEDULE,
+        metadata={"help": f"after the warm-up: {' or '.join(LR_SCHEDULES)} (the authors' fairseq recipe)"},
+    )
     train_limit: int | None = field(default=None, metadata={"help": "first N training pairs only"})
     eval_limit: int | None = field(default=None, metadata={"help": "first N valid/test pairs only"})
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads"})
@@ -190,6 +195,9 @@ class TextRunConfig:
                 raise ValueError(f"{name} must be > 0, got {value}")
         if self.average_last < 0:
             raise ValueError(f"average_last must be >= 0, got {self.average_last}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        lr_factor(1, self.warmup_steps, self.lr_schedule)  # raises on an unknown schedule or bad warm-up
         if self.vocab_size <= 4:
             raise ValueError(f"vocab_size must exceed the 4 special tokens, got {self.vocab_size}")
 
@@ -384,6 +392,8 @@ def score(metric: str, predictions: list[str], references: list[str]) -> dict[st
 
 # Settings that may change between an interrupted run and its restart.
 _RESTART_FREE = ("threads", "results_dir", "output_dir")
+# Settings added since runs were recorded, with the value those runs had.
+_ADDED_SINCE = {"lr_schedule": DEFAULT_LR_SCHEDULE}
 
 
 def _run_settings(config: TextRunConfig) -> dict[str, Any]:
@@ -413,7 +423,7 @@ def run_text(config: TextRunConfig) -> TextRunResult:
     task = f"{data.name} (train[:{config.train_limit}])" if limited else data.name
     out = config.resolved_output_dir(f"{data.name}-n{config.train_limit}" if limited else data.name)
     settings = {"run": _run_settings(config)}
-    check_same_run(out / "config.json", settings, _RESTART_FREE)
+    check_same_run(out / "config.json", settings, _RESTART_FREE, _ADDED_SINCE)
     metrics_path = out / "metrics.json"
     if finish_commit(metrics_path) is not None:
         logger.info("%s: completed the record of a run interrupted while recording", out)
@@ -457,6 +467,7 @@ def run_text(config: TextRunConfig) -> TextRunResult:
         batch_size=config.batch_size,
         learning_rate=config.lr,
         warmup_steps=config.warmup_steps,
+        lr_schedule=config.lr_schedule,
         label_smoothing=config.label_smoothing,
         seed=config.seed,
         max_decode_length=max_output,

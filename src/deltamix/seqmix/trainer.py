@@ -20,7 +20,8 @@ API
   (seed, step), so a resumed run draws the same mixing as an uninterrupted one, and a job of N processes
   the same as one process.
 
-Training: AdamW (weight decay 0 by default = Adam), linear warm-up then constant learning rate,
+Training: AdamW (weight decay 0 by default = Adam), linear warm-up then a constant or inverse-square-root
+learning rate (`deltamix.seqmix.lr_schedule`),
 gradient-norm clipping, the SeqMix loss (`deltamix.seqmix.loss.seqmix_loss`, which reduces to label-
 smoothed cross-entropy for unmixed batches). Accelerate does device placement and multi-process runs
 (``torchrun`` / ``accelerate launch``; gloo on machines without CUDA), and ``save_state``/``load_state``
@@ -68,6 +69,7 @@ from deltamix.errors import DataFormatError, DeltamixError
 from deltamix.io import append_jsonl, atomic_path, atomic_write_json, atomic_write_text
 from deltamix.metrics_seq2seq import exact_match
 from deltamix.seqmix.loss import seqmix_loss
+from deltamix.seqmix.lr_schedule import DEFAULT_LR_SCHEDULE, LR_SCHEDULES, lr_factor
 from deltamix.seqmix.tokens import MixedBatch, MixedTokens
 
 logger = logging.getLogger(__name__)
@@ -91,7 +93,11 @@ class Seq2SeqTrainingConfig:
     )
     learning_rate: float = field(default=1e-3, metadata={"help": "peak learning rate"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay (0 = Adam)"})
-    warmup_steps: int = field(default=0, metadata={"help": "linear warm-up steps, then constant"})
+    warmup_steps: int = field(default=0, metadata={"help": "linear warm-up steps"})
+    lr_schedule: str = field(
+        default=DEFAULT_LR_SCHEDULE,
+        metadata={"help": f"after the warm-up: {' or '.join(LR_SCHEDULES)} (fairseq's inverse_sqrt)"},
+    )
     max_grad_norm: float | None = field(default=5.0, metadata={"help": "gradient-norm clipping (None: off)"})
     label_smoothing: float = field(default=0.0, metadata={"help": "label smoothing epsilon"})
     log_interval: int = field(default=50, metadata={"help": "log the mean loss every this many steps"})
@@ -123,6 +129,7 @@ class Seq2SeqTrainingConfig:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.warmup_steps < 0 or self.eval_interval < 0 or self.weight_decay < 0:
             raise ValueError("warmup_steps, eval_interval and weight_decay must be >= 0")
+        lr_factor(1, self.warmup_steps, self.lr_schedule)  # raises on an unknown schedule or bad warm-up
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
         if not 0.0 <= self.label_smoothing < 1.0:
@@ -222,9 +229,9 @@ class Seq2SeqTrainer:
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
         )
-        warmup = config.warmup_steps
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
+        warmup, schedule = config.warmup_steps, config.lr_schedule
+        scheduler = torch.optim.lr_scheduler.LambdaLR(  # its step count is the updates taken so far
+            optimizer, lambda step: lr_factor(step + 1, warmup, schedule)
         )
         # The loader is not sharded by accelerate: every process reads the same global batch and
         # augments it with the same generator, then trains on its own rows (`_train_step`), so a run
