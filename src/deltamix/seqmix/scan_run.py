@@ -31,7 +31,7 @@ from deltamix.errors import DataFormatError
 from deltamix.io import atomic_write_json, atomic_write_text
 from deltamix.records import commit_record, finish_commit, make_record
 from deltamix.run_folder import check_same_run
-from deltamix.seqmix.lr_schedule import DEFAULT_LR_SCHEDULE
+from deltamix.seqmix.lr_schedule import SETTINGS_ADDED_SINCE
 from deltamix.seqmix.trainer import (
     Seq2SeqTrainer,
     Seq2SeqTrainingConfig,
@@ -189,8 +189,6 @@ def build_model(name: str, vocab: Vocabulary, overrides: dict[str, Any]) -> Any:
 
 # Settings that may change between an interrupted run and its restart.
 _RESTART_FREE = ("num_threads", "results_dir", "output_dir", "log_interval", "eval_batch_size")
-# Settings added since runs were recorded, with the value those runs had.
-_ADDED_SINCE = {"lr_schedule": DEFAULT_LR_SCHEDULE}
 
 
 def _run_settings(config: ScanRunConfig) -> dict[str, Any]:
@@ -214,7 +212,7 @@ def run_scan(config: ScanRunConfig) -> ScanRunResult:
         "predictions": str(out / "predictions.txt"),
     }
     settings = _run_settings(config)
-    check_same_run(out / "config.json", settings, _RESTART_FREE, _ADDED_SINCE)
+    check_same_run(out / "config.json", settings, _RESTART_FREE, SETTINGS_ADDED_SINCE)
     metrics_path = out / "metrics.json"
     if finish_commit(metrics_path) is not None:
         logger.info("%s: completed the record of a run interrupted while recording", out)

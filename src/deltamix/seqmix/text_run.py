@@ -43,7 +43,7 @@ from deltamix.io import atomic_path, atomic_write_json, atomic_write_text
 from deltamix.metrics_seq2seq import corpus_bleu, exact_match
 from deltamix.records import commit_record, finish_commit, make_record
 from deltamix.run_folder import check_same_run
-from deltamix.seqmix.lr_schedule import DEFAULT_LR_SCHEDULE, LR_SCHEDULES, lr_factor
+from deltamix.seqmix.lr_schedule import DEFAULT_LR_SCHEDULE, LR_SCHEDULES, SETTINGS_ADDED_SINCE, lr_factor
 
 logger = logging.getLogger(__name__)
 
@@ -392,8 +392,6 @@ def score(metric: str, predictions: list[str], references: list[str]) -> dict[st
 
 # Settings that may change between an interrupted run and its restart.
 _RESTART_FREE = ("threads", "results_dir", "output_dir")
-# Settings added since runs were recorded, with the value those runs had.
-_ADDED_SINCE = {"lr_schedule": DEFAULT_LR_SCHEDULE}
 
 
 def _run_settings(config: TextRunConfig) -> dict[str, Any]:
@@ -423,7 +421,7 @@ def run_text(config: TextRunConfig) -> TextRunResult:
     task = f"{data.name} (train[:{config.train_limit}])" if limited else data.name
     out = config.resolved_output_dir(f"{data.name}-n{config.train_limit}" if limited else data.name)
     settings = {"run": _run_settings(config)}
-    check_same_run(out / "config.json", settings, _RESTART_FREE, _ADDED_SINCE)
+    check_same_run(out / "config.json", settings, _RESTART_FREE, SETTINGS_ADDED_SINCE)
     metrics_path = out / "metrics.json"
     if finish_commit(metrics_path) is not None:
         logger.info("%s: completed the record of a run interrupted while recording", out)
