@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from deltamix.errors import DataFormatError, DeltamixError
-from deltamix.run_folder import check_same_run, setting_differences
+from deltamix.run_folder import check_same_run, finished_metrics, setting_differences
 
 
 def test_differences_name_the_setting_and_both_values() -> None:
@@ -44,3 +44,29 @@ def test_an_unreadable_config_names_the_file(tmp_path: Path) -> None:
     config.write_text("{not json", encoding="utf-8")
     with pytest.raises(DataFormatError, match=r"config\.json: unreadable run config"):
         check_same_run(config, {"run": {}})
+
+
+def test_finished_metrics_answers_only_for_a_finished_run_of_the_same_settings(tmp_path: Path) -> None:
+    from deltamix.records import _pending_path
+
+    folder = tmp_path / "run"
+    settings = {"run": {"epochs": 3}}
+    assert finished_metrics(folder, settings) is None  # never started
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(settings), encoding="utf-8")
+    assert finished_metrics(folder, settings) is None  # started, not finished
+    # killed while committing its record: the pending record is appended once and the metrics written
+    record = {"experiment": "demo", "run_id": "r1", "score": 1.0}
+    pending = {
+        "record": record,
+        "payload": {"metrics": {"bleu": 40.1}},
+        "results_dir": str(tmp_path / "results"),
+    }
+    _pending_path(folder / "metrics.json").write_text(json.dumps(pending), encoding="utf-8")
+    assert finished_metrics(folder, settings)["metrics"] == {"bleu": 40.1}
+    lines = (tmp_path / "results" / "demo.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["run_id"] for line in lines] == ["r1"]
+    assert finished_metrics(folder, settings)["metrics"] == {"bleu": 40.1}  # and not appended again
+    assert len((tmp_path / "results" / "demo.jsonl").read_text(encoding="utf-8").splitlines()) == 1
+    with pytest.raises(DeltamixError, match=r"run\.epochs: 3 there, 15 now"):
+        finished_metrics(folder, {"run": {"epochs": 15}})

@@ -12,11 +12,15 @@ DeltamixError: runs/x holds a run started with other settings (run.epochs: 3 the
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from deltamix.errors import DataFormatError, DeltamixError
+from deltamix.records import finish_commit
+
+logger = logging.getLogger(__name__)
 
 
 def setting_differences(
@@ -79,3 +83,27 @@ def check_same_run(
             f"{path.parent} holds a run started with other settings ({'; '.join(differ)}); "
             "pass another --output-dir, or delete that folder to start over"
         )
+
+
+def finished_metrics(
+    folder: Path,
+    settings: dict[str, Any],
+    restart_free: Iterable[str] = (),
+    added_since: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """The saved ``metrics.json`` of a finished run in ``folder``, or None if it has yet to finish.
+
+    First checks that the folder holds ``settings`` (:func:`check_same_run`) and completes the record
+    of a run that was killed while committing it (`deltamix.records.finish_commit`).
+
+    Raises:
+        DeltamixError: the folder was started with other settings.
+        DataFormatError: its config or pending record is unreadable.
+    """
+    check_same_run(folder / "config.json", settings, restart_free, added_since)
+    metrics_path = folder / "metrics.json"
+    if finish_commit(metrics_path) is not None:
+        logger.info("%s: completed the record of a run interrupted while recording", folder)
+    if not metrics_path.exists():
+        return None
+    return json.loads(metrics_path.read_text(encoding="utf-8"))

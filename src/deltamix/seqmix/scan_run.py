@@ -10,7 +10,7 @@ The GECA pairs of a run are stored in its folder, so a resumed run trains on the
 A finished run (its ``metrics.json`` exists) is not trained or recorded again; a run killed while
 recording completes its record (once) when started again. Both only for the settings the folder was
 started with (its ``config.json``, written at the start): a folder of other settings is refused
-(`deltamix.run_folder.check_same_run`).
+(`deltamix.run_folder.finished_metrics`).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from accelerate.utils import set_seed
 from deltamix.data.vocab import Vocabulary
 from deltamix.errors import DataFormatError
 from deltamix.io import atomic_write_json, atomic_write_text
-from deltamix.records import commit_record, finish_commit, make_record
-from deltamix.run_folder import check_same_run
+from deltamix.records import commit_record, make_record
+from deltamix.run_folder import finished_metrics
 from deltamix.seqmix.lr_schedule import SETTINGS_ADDED_SINCE
 from deltamix.seqmix.trainer import (
     Seq2SeqTrainer,
@@ -212,14 +212,11 @@ def run_scan(config: ScanRunConfig) -> ScanRunResult:
         "predictions": str(out / "predictions.txt"),
     }
     settings = _run_settings(config)
-    check_same_run(out / "config.json", settings, _RESTART_FREE, SETTINGS_ADDED_SINCE)
-    metrics_path = out / "metrics.json"
-    if finish_commit(metrics_path) is not None:
-        logger.info("%s: completed the record of a run interrupted while recording", out)
-    if metrics_path.exists():
-        saved = json.loads(metrics_path.read_text(encoding="utf-8"))
+    saved = finished_metrics(out, settings, _RESTART_FREE, SETTINGS_ADDED_SINCE)
+    if saved is not None:
         logger.info("%s already holds a finished run: not training again", out)
         return ScanRunResult(saved["metrics"], out, None, True, int(saved["steps"]), files)
+    metrics_path = out / "metrics.json"
 
     threads = configure_threads(config.num_threads or (None if "OMP_NUM_THREADS" in os.environ else 1))
     train, test = load_split(config.split, seed=config.seed)

@@ -22,12 +22,11 @@ tokenizer replaces ours and the model is wrapped by `deltamix.seqmix.hf.HFSeq2Se
 A finished run (its ``metrics.json`` exists) is neither trained nor recorded again; an interrupted
 one resumes from its last checkpoint (the trainer's) with the epoch snapshots written so far. Both
 only for the settings the folder was started with (its ``config.json``, written at the start): a
-folder of other settings is refused (`deltamix.run_folder.check_same_run`).
+folder of other settings is refused (`deltamix.run_folder.finished_metrics`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -41,8 +40,8 @@ from deltamix.data.seq2seq import Pair, Seq2SeqData, load_geoquery, load_pair_fi
 from deltamix.errors import DeltamixError
 from deltamix.io import atomic_path, atomic_write_json, atomic_write_text
 from deltamix.metrics_seq2seq import corpus_bleu, exact_match
-from deltamix.records import commit_record, finish_commit, make_record
-from deltamix.run_folder import check_same_run
+from deltamix.records import commit_record, make_record
+from deltamix.run_folder import finished_metrics
 from deltamix.seqmix.lr_schedule import DEFAULT_LR_SCHEDULE, LR_SCHEDULES, SETTINGS_ADDED_SINCE, lr_factor
 
 logger = logging.getLogger(__name__)
@@ -421,14 +420,11 @@ def run_text(config: TextRunConfig) -> TextRunResult:
     task = f"{data.name} (train[:{config.train_limit}])" if limited else data.name
     out = config.resolved_output_dir(f"{data.name}-n{config.train_limit}" if limited else data.name)
     settings = {"run": _run_settings(config)}
-    check_same_run(out / "config.json", settings, _RESTART_FREE, SETTINGS_ADDED_SINCE)
-    metrics_path = out / "metrics.json"
-    if finish_commit(metrics_path) is not None:
-        logger.info("%s: completed the record of a run interrupted while recording", out)
-    if metrics_path.exists():
-        saved = json.loads(metrics_path.read_text(encoding="utf-8"))
+    saved = finished_metrics(out, settings, _RESTART_FREE, SETTINGS_ADDED_SINCE)
+    if saved is not None:
         logger.info("%s already holds a finished run: not training or recording again", out)
         return TextRunResult(saved["metrics"], out, None, True)
+    metrics_path = out / "metrics.json"
 
     threads = configure_threads(config.threads)
     train = take(data.train, config.train_limit)
