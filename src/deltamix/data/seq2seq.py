@@ -114,23 +114,9 @@ def read_lines(path: str | Path) -> list[str]:
         DataFormatError: file missing or unreadable, not UTF-8 (with the line), or an empty line.
     """
     path = Path(path)
-    data = _read_bytes(path)
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    raw_lines = data.split(b"\n")
-    if raw_lines and raw_lines[-1] == b"":
-        raw_lines.pop()  # the final newline ends the last line, it does not start a new one
     lines = []
-    for number, raw in enumerate(raw_lines, start=1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise DataFormatError(
-                path,
-                f"not valid UTF-8 (byte {error.start + 1} of the line); re-encode the file as UTF-8",
-                number,
-            ) from None
-        text = text.strip()
+    for number, raw in _decode_lines(path):
+        text = raw.strip()
         if not text:
             raise DataFormatError(path, "empty line (every line must hold a sentence)", number)
         lines.append(text)
@@ -168,7 +154,7 @@ def _decode_lines(path: Path) -> list[tuple[int, str]]:
         data = data[3:]
     raw_lines = data.split(b"\n")
     if raw_lines and raw_lines[-1] == b"":
-        raw_lines.pop()
+        raw_lines.pop()  # the final newline ends the last line, it does not start a new one
     out = []
     for number, raw in enumerate(raw_lines, start=1):
         try:
