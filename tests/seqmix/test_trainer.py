@@ -11,7 +11,7 @@ import torch
 
 from deltamix.data.scan import load_split
 from deltamix.data.vocab import Vocabulary
-from deltamix.errors import DeltamixError
+from deltamix.errors import DataFormatError, DeltamixError
 from deltamix.io import read_jsonl
 from deltamix.models.lstm import LSTMSeq2Seq, LSTMSeq2SeqConfig
 from deltamix.seqmix.augment import SeqMixAugmenter
@@ -101,6 +101,40 @@ def test_saved_model_round_trips(scan_slice, tmp_path: Path) -> None:
     on_its_device = src.to(next(original.parameters()).device)  # the trained model is on CUDA if any
     assert model.generate(src, 10) == original.generate(on_its_device, 10)
     assert vocab.tokens == scan_slice[2].tokens
+
+
+def test_a_subword_translation_model_round_trips(tmp_path: Path) -> None:
+    """A BPE model is saved with tokenizer.json and loads back with its SubwordTokenizer; a folder of
+    the older layout (the tokenizer JSON in vocab.json) still loads."""
+    from deltamix.data.tokenization import SubwordTokenizer, train_joint_tokenizer
+    from deltamix.models.transformer import TransformerSeq2Seq, TransformerSeq2SeqConfig
+    from deltamix.seqmix.trainer import save_model
+
+    pairs = [("ein Haus", "a house"), ("ein Hund", "a dog"), ("zwei Hunde", "two dogs")] * 4
+    tokenizer = train_joint_tokenizer(pairs, vocab_size=60, min_frequency=1)
+    torch.manual_seed(0)
+    sizes = {"d_model": 16, "num_heads": 2, "num_encoder_layers": 1, "num_decoder_layers": 1}
+    specials = {"pad_id": tokenizer.pad_id, "bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id}
+    config = TransformerSeq2SeqConfig(vocab_size=len(tokenizer), feedforward_dim=32, **sizes, **specials)
+    original = TransformerSeq2Seq(config).eval()
+    src = torch.tensor([[*tokenizer.encode("ein Hund"), tokenizer.eos_id]])
+    save_model(original, tokenizer, tmp_path / "model")
+    assert (tmp_path / "model" / "tokenizer.json").is_file()
+    assert not (tmp_path / "model" / "vocab.json").exists()
+    for folder in (tmp_path / "model", tmp_path / "older"):
+        if folder.name == "older":  # as written before: the subword tokenizer under vocab.json
+            folder.mkdir()
+            for name in ("model.safetensors", "config.json"):
+                (folder / name).write_bytes((tmp_path / "model" / name).read_bytes())
+            tokenizer.save(folder / "vocab.json")
+        model, loaded = load_model(folder)
+        assert isinstance(loaded, SubwordTokenizer) and loaded.encode("zwei Hunde") == tokenizer.encode(
+            "zwei Hunde"
+        )
+        assert model.eval().generate(src, 6) == original.generate(src, 6)
+    (tmp_path / "older" / "vocab.json").unlink()
+    with pytest.raises(DataFormatError, match=r"no tokenizer\.json or vocab\.json beside the model"):
+        load_model(tmp_path / "older")
 
 
 def test_non_finite_loss_stops_with_a_clear_error(scan_slice, tmp_path: Path) -> None:

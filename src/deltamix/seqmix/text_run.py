@@ -14,7 +14,9 @@ Three kinds of run share one pipeline (`run_text`):
 
 Checkpoint averaging (the authors' recipe: fairseq ``average_checkpoints.py --num-epoch-checkpoints 5``):
 the model weights are saved at the end of each epoch (``epochs/step-*.safetensors``, the last N kept),
-and the test score is that of the element-wise mean of the last N epochs' weights.
+and the test score is that of the element-wise mean of the last N epochs' weights, which ``model/``
+then holds (``config.json`` names the snapshots under ``model_weights``; the final weights stay in
+``epochs/``), so that `deltamix.seqmix.predict.Predictor` decodes with the model that was scored.
 
 With ``--model`` a Hugging Face encoder-decoder id or path (T5, BART, Marian), the model's own
 tokenizer replaces ours and the model is wrapped by `deltamix.seqmix.hf.HFSeq2SeqAdapter`.
@@ -276,9 +278,10 @@ def build_model(config: TextRunConfig, tokenizer: Any) -> Any:
     return TransformerSeq2Seq(TransformerSeq2SeqConfig(vocab_size=len(tokenizer), **specials, **sizes))
 
 
-def build_hf_model(name_or_path: str) -> tuple[Any, Any]:
+def build_hf_model(name_or_path: str, tokenizer_path: str | None = None) -> tuple[Any, Any]:
     """A Hugging Face encoder-decoder (id or local path) wrapped for SeqMix, and its own tokenizer in
-    our interface (`deltamix.data.tokenization.HFTokenizer`).
+    our interface (`deltamix.data.tokenization.HFTokenizer`), loaded from ``tokenizer_path`` if given
+    (a run keeps it apart from the model, in ``tokenizer/``), else from ``name_or_path``.
 
     Raises:
         DeltamixError: the model or its tokenizer cannot be loaded (offline and not cached, unknown
@@ -291,7 +294,7 @@ def build_hf_model(name_or_path: str) -> tuple[Any, Any]:
 
     try:
         model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path)
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_path or name_or_path)
     except (OSError, ValueError) as error:
         raise DeltamixError(
             f"could not load the Hugging Face encoder-decoder {name_or_path!r} ({error}); give a local "
@@ -503,6 +506,7 @@ def run_text(config: TextRunConfig) -> TextRunResult:
     unwrapped = trainer.accelerator.unwrap_model(trainer.model)
     if len(snapshots) > 1:
         unwrapped.load_state_dict(average_checkpoints(snapshots))
+        trainer.save_model(out / "model")  # model/ holds the weights the test score is of
         logger.info("averaged the weights of the last %d epoch checkpoints", len(snapshots))
 
     # Validation is decoded greedily (a cheap check of the final model; nothing is selected on it),
@@ -543,6 +547,8 @@ def run_text(config: TextRunConfig) -> TextRunResult:
         "processes": trainer.accelerator.num_processes,
         "mixed_precision": trainer.accelerator.mixed_precision,
         "data_sizes": data.sizes(),
+        # what model/ holds: the mean of these epoch snapshots, or the final weights
+        "model_weights": [path.name for path in snapshots] if len(snapshots) > 1 else "final",
     }
     record = None
     if trainer.is_main:

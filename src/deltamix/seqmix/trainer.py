@@ -6,7 +6,7 @@ API
 >>> trainer = Seq2SeqTrainer(model, tokenizer, config, train_pairs, "runs/x", augmenter=augmenter)
 >>> state = trainer.train()                  # resumes from runs/x/checkpoint; a finished run is a no-op
 >>> metrics, predictions = trainer.evaluate(test_pairs)   # {"exact_match": ..., ...}, decoded texts
->>> trainer.save_model("runs/x/model")       # model.safetensors + config.json + vocab.json
+>>> trainer.save_model("runs/x/model")       # model.safetensors + config.json + vocab/tokenizer.json
 
 - ``model``: anything with the `deltamix.models.base.Seq2SeqModel` interface (our LSTM and Transformer,
   or a wrapped Hugging Face model): ``model(src: MixedTokens, tgt_in: MixedTokens) -> log-probs [B, T, V]``
@@ -63,13 +63,13 @@ from deltamix.data.batching import (
     Tokenizer,
     encode_pairs,
     encode_source,
-    pad_batch,
 )
 from deltamix.errors import DataFormatError, DeltamixError
 from deltamix.io import append_jsonl, atomic_path, atomic_write_json, atomic_write_text
 from deltamix.metrics_seq2seq import exact_match
 from deltamix.seqmix.loss import seqmix_loss
 from deltamix.seqmix.lr_schedule import DEFAULT_LR_SCHEDULE, LR_SCHEDULES, lr_factor
+from deltamix.seqmix.predict import DecodingSettings, decode_batch, length_sorted_batches
 from deltamix.seqmix.tokens import MixedBatch, MixedTokens
 
 logger = logging.getLogger(__name__)
@@ -505,21 +505,23 @@ class Seq2SeqTrainer:
         was_training = model.training
         model.eval()
         encoded = [encode_source(text, self.tokenizer) for text in sources]
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-        size = self.config.eval_batch_size
-        batches = [order[i : i + size] for i in range(0, len(order), size)]
+        batches = length_sorted_batches([len(ids) for ids in encoded], self.config.eval_batch_size)
+        settings = DecodingSettings(
+            self.config.beam_size, self.config.length_penalty, self.config.max_decode_length
+        )
         outputs: list[tuple[int, str]] = []
         with self.accelerator.split_between_processes(batches) as mine:
             for indices in tqdm(mine, desc=desc, unit="batch", disable=not self.is_main, leave=False):
-                src_ids = pad_batch([encoded[i] for i in indices], self.tokenizer.pad_id).to(
-                    self.accelerator.device
+                sources_ids = [encoded[i] for i in indices]
+                texts = decode_batch(
+                    model,
+                    sources_ids,
+                    self.tokenizer.pad_id,
+                    self.target_tokenizer,
+                    settings,
+                    self.accelerator.device,
                 )
-                ids = model.generate(
-                    src_ids, self.config.max_decode_length, self.config.beam_size, self.config.length_penalty
-                )
-                outputs.extend(
-                    (i, self.target_tokenizer.decode(row)) for i, row in zip(indices, ids, strict=True)
-                )
+                outputs.extend(zip(indices, texts, strict=True))
         outputs = gather_object(outputs) if self.accelerator.num_processes > 1 else outputs
         model.train(was_training)
         texts = [""] * len(sources)
@@ -659,7 +661,13 @@ def _truncate_log(path: Path, step: int) -> None:
 def save_model(
     model: nn.Module, tokenizer: Tokenizer, directory: str | Path, target_tokenizer: Tokenizer | None = None
 ) -> None:
-    """Write ``model.safetensors``, ``config.json`` and ``vocab.json`` (``target_vocab.json``) atomically.
+    from deltamix.data.tokenization import SubwordTokenizer, save_tokenizer
+    from deltamix.data.vocab import Vocabulary
+
+    """Write ``model.safetensors``, ``config.json`` and the tokenizer (``target_vocab.json``) atomically.
+
+    The tokenizer goes under its standard name (`deltamix.data.tokenization.save_tokenizer`): a word
+    `Vocabulary` as ``vocab.json``, a BPE `SubwordTokenizer` as ``tokenizer.json``.
 
     Our models (with ``model_type`` and a ``config`` dataclass) are saved in deltamix's format; other
     models with ``save_pretrained`` (or adapters whose ``.model`` has it, e.g. `HFSeq2SeqAdapter`) in
@@ -688,7 +696,9 @@ def save_model(
         raise ValueError(
             f"cannot save a {type(model).__name__}: it has neither model_type+config nor save_pretrained"
         )
-    if hasattr(tokenizer, "save"):
+    if isinstance(tokenizer, Vocabulary | SubwordTokenizer):
+        save_tokenizer(tokenizer, directory)  # vocab.json or tokenizer.json, by kind
+    elif hasattr(tokenizer, "save"):
         tokenizer.save(directory / "vocab.json")
     elif hasattr(tokenizer, "save_pretrained"):
         tokenizer.save_pretrained(str(directory))
@@ -701,12 +711,17 @@ def save_model(
 
 
 def load_model(directory: str | Path) -> tuple[nn.Module, Any]:
-    """Load a model and vocabulary saved by `save_model` (our LSTM or Transformer).
+    """Load a model and its tokenizer saved by `save_model` (our LSTM or Transformer).
+
+    Returns:
+        The model (eval mode is the caller's choice) and its `Vocabulary` or `SubwordTokenizer` (also
+        from folders written before the subword tokenizer had its own file name, where it sits in
+        ``vocab.json``).
 
     Raises:
-        DataFormatError: if the folder holds no such model.
+        DataFormatError: if the folder holds no such model or tokenizer.
     """
-    from deltamix.data.vocab import Vocabulary
+    from deltamix.data.tokenization import TOKENIZER_FILE, VOCABULARY_FILE, load_tokenizer
     from deltamix.models.lstm import LSTMSeq2Seq
     from deltamix.models.transformer import TransformerSeq2Seq
 
@@ -722,4 +737,7 @@ def load_model(directory: str | Path) -> tuple[nn.Module, Any]:
     cls = classes[meta["model_type"]]
     model = cls(cls.config_class(**meta["config"]))
     model.load_state_dict(load_file(str(directory / "model.safetensors")))
-    return model, Vocabulary.load(directory / "vocab.json")
+    names = [name for name in (TOKENIZER_FILE, VOCABULARY_FILE) if (directory / name).is_file()]
+    if not names:
+        raise DataFormatError(directory, f"no {TOKENIZER_FILE} or {VOCABULARY_FILE} beside the model")
+    return model, load_tokenizer(directory / names[0])

@@ -1,0 +1,90 @@
+"""`deltamix seqmix predict`: decode new inputs (one per line) with the model a seqmix run saved."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from deltamix.cli.args import existing_dir, non_negative_float, positive_int
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``predict`` to the ``deltamix seqmix`` group."""
+    parser = subparsers.add_parser(
+        "predict",
+        help="translate or parse new inputs with a trained run's model",
+        description="Decode each line of --input with the model of a `deltamix seqmix translate|parse|"
+        "train|scan` run folder (or its model/ folder), using the run's beam size, length penalty and "
+        "output limit unless given here. Outputs go one per line to --output (written atomically) or "
+        "standard output.",
+    )
+    parser.add_argument("run", type=existing_dir, help="the run folder (holding model/) or a model/ folder")
+    parser.add_argument(
+        "--input",
+        default="-",
+        help="UTF-8 text file, one input per line (.gz is decompressed); '-' reads standard input (default)",
+    )
+    parser.add_argument("--output", default=None, help="file for the outputs (default: standard output)")
+    parser.add_argument("--beam-size", type=positive_int, default=None, help="beam size (default: the run's)")
+    parser.add_argument(
+        "--length-penalty", type=non_negative_float, default=None, help="length penalty (default: the run's)"
+    )
+    parser.add_argument(
+        "--max-length", type=positive_int, default=None, help="most output tokens (default: the run's limit)"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="inputs per batch (default: 64)")
+    parser.set_defaults(func=run_predict)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from deltamix.errors import DataFormatError, DeltamixError
+    from deltamix.io import atomic_write_text
+    from deltamix.seqmix.predict import Predictor
+
+    sources = _read_inputs(args.input)
+    try:
+        predictor = Predictor.load(
+            args.run,
+            beam_size=args.beam_size,
+            length_penalty=args.length_penalty,
+            max_length=args.max_length,
+            batch_size=args.batch_size,
+        )
+    except DeltamixError:
+        raise
+    except ValueError as error:  # a decoding setting out of range
+        raise DeltamixError(f"seqmix predict: {error}") from error
+    started = time.perf_counter()
+    outputs = predictor.predict(sources, progress=True)
+    seconds = time.perf_counter() - started
+    text = "".join(f"{line}\n" for line in outputs)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            atomic_write_text(args.output, text)
+        except OSError as error:
+            raise DataFormatError(args.output, f"cannot write the outputs ({error.strerror})") from error
+    settings = predictor.settings
+    print(
+        f"decoded {len(sources)} inputs in {seconds:.1f} s (beam {settings.beam_size}, length penalty "
+        f"{settings.length_penalty:g}, at most {settings.max_length} tokens)"
+        + (f" -> {args.output}" if args.output else ""),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _read_inputs(name: str) -> list[str]:
+    """The input lines of file ``name`` (or standard input for '-'), each non-empty, stripped."""
+    from deltamix.data.seq2seq import read_lines
+    from deltamix.errors import DataFormatError
+
+    if name != "-":
+        return read_lines(name)
+    lines = [line.strip() for line in sys.stdin.read().splitlines()]
+    for number, line in enumerate(lines, start=1):
+        if not line:
+            raise DataFormatError("<stdin>", "empty line (every line must hold an input)", number)
+    return lines
