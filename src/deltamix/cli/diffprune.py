@@ -1,4 +1,5 @@
-"""`deltamix diffprune glue|serve`: GLUE runs of diff pruning and its baselines, and the multi-task demo."""
+"""`deltamix diffprune glue|serve|predict`: GLUE runs of diff pruning and its baselines, the multi-task
+demo, and a finished run's model applied to new examples."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def _task(text: str) -> str:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``diffprune`` command group with ``glue`` and ``serve``."""
+    """Add the ``diffprune`` command group with ``glue``, ``serve`` and ``predict``."""
     from deltamix.glue.methods import METHODS
 
     group = subparsers.add_parser("diffprune", help="diff pruning experiments (GLUE) and serving demo")
@@ -106,6 +107,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--output", type=Path, help="write the results as JSON here")
     serve.set_defaults(func=run_serve_command)
 
+    predict = commands.add_parser(
+        "predict",
+        help="label (or score, STS-B) new sentences or sentence pairs with a finished GLUE run's model",
+        description="Apply a finished `deltamix diffprune glue` run (any method) to new examples: one per "
+        "line of --input, the task's text columns separated by a tab (one column for CoLA and SST-2, two "
+        "for the pair tasks), no header. Writes one label name (or STS-B score) per line to --output "
+        "(atomically) or standard output.",
+    )
+    predict.add_argument("run", type=existing_dir, help="the --output-dir of a finished GLUE run")
+    predict.add_argument("--input", type=Path, required=True, help="UTF-8 text file, one example per line")
+    predict.add_argument("--output", type=Path, help="file for the labels (default: standard output)")
+    predict.add_argument("--batch-size", type=positive_int, default=64, help="examples per batch (64)")
+    predict.set_defaults(func=run_predict_command)
+
 
 def run_glue_command(args: argparse.Namespace) -> int:
     from deltamix.glue.run import GlueRunConfig, run_glue
@@ -168,3 +183,29 @@ def run_serve_command(args: argparse.Namespace) -> int:
     if args.output is not None:
         atomic_write_json(args.output, results)
     return 0 if results["all_match"] else 1
+
+
+def run_predict_command(args: argparse.Namespace) -> int:
+    import sys
+    import time
+
+    from deltamix.errors import DataFormatError
+    from deltamix.glue.classify import TaskClassifier, read_examples
+    from deltamix.io import atomic_write_text
+
+    classifier = TaskClassifier.load(args.run, batch_size=args.batch_size)
+    examples = read_examples(args.input, classifier.task)
+    started = time.perf_counter()
+    outputs = classifier.predict(examples)
+    seconds = time.perf_counter() - started
+    text = "".join(f"{value:.4f}\n" if isinstance(value, float) else f"{value}\n" for value in outputs)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            atomic_write_text(args.output, text)
+        except OSError as error:
+            raise DataFormatError(args.output, f"cannot write the labels ({error.strerror})") from error
+    where = f" -> {args.output}" if args.output is not None else ""
+    print(f"{classifier.task.name}: {len(examples)} examples in {seconds:.1f} s{where}", file=sys.stderr)
+    return 0

@@ -115,7 +115,7 @@ def read_lines(path: str | Path) -> list[str]:
     """
     path = Path(path)
     lines = []
-    for number, raw in _decode_lines(path):
+    for number, raw in decode_lines(path):
         text = raw.strip()
         if not text:
             raise DataFormatError(path, "empty line (every line must hold a sentence)", number)
@@ -147,7 +147,7 @@ def read_parallel(source_path: str | Path, target_path: str | Path) -> list[Pair
     return list(zip(sources, targets, strict=True))
 
 
-def _decode_lines(path: Path) -> list[tuple[int, str]]:
+def decode_lines(path: Path) -> list[tuple[int, str]]:
     """(line number, text) of the non-final lines of a UTF-8 file, empty ones included (unstripped)."""
     data = _read_bytes(path)
     if data.startswith(b"\xef\xbb\xbf"):
@@ -193,7 +193,7 @@ def read_tsv_pairs(path: str | Path) -> list[Pair]:
     """
     path = Path(path)
     pairs = []
-    for number, text in _decode_lines(path):
+    for number, text in decode_lines(path):
         if not text.strip():
             raise DataFormatError(path, "empty line (every line must hold source<TAB>target)", number)
         fields = text.split("\t")
@@ -218,7 +218,7 @@ def read_jsonl_pairs(path: str | Path) -> list[Pair]:
     """
     path = Path(path)
     pairs = []
-    for number, text in _decode_lines(path):
+    for number, text in decode_lines(path):
         if not text.strip():
             raise DataFormatError(path, "empty line (every line must hold one JSON object)", number)
         try:

@@ -1,0 +1,171 @@
+"""Use a trained GLUE task model: label (or score, for STS-B) new sentences or sentence pairs.
+
+`TaskClassifier.load(run_dir)` rebuilds the model a finished ``deltamix diffprune glue`` run was
+scored with: the base model with the run's stored file applied (a sparse diff with its dense head, a
+PEFT adapter, or the trained tensors of full / last-layer / BitFit), through the same
+`deltamix.glue.run.load_artifact` the run used for its final evaluation. Inputs are tokenized as the
+run tokenized its dev set (its ``max_length``).
+
+>>> classifier = TaskClassifier.load("runs/glue/mrpc/diffprune/seed0")   # doctest: +SKIP
+>>> classifier.predict([("The cat sat.", "A cat was sitting.")])        # doctest: +SKIP
+['equivalent']
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from deltamix.data.glue import GlueTask, get_task
+from deltamix.errors import DataFormatError, DeltamixError
+
+Example = str | tuple[str, ...]
+
+
+class TaskClassifier:
+    """A GLUE task model with its tokenizer.
+
+    Args:
+        model: a sequence-classification model (eval mode is set here).
+        tokenizer: its Hugging Face tokenizer.
+        task: the GLUE task (its label names and number of text columns).
+        max_length: most tokens per example (longer inputs are truncated, as in training).
+        batch_size: examples per forward pass.
+        device: where to run (default: CUDA if available, else CPU).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        task: GlueTask,
+        max_length: int = 128,
+        batch_size: int = 64,
+        device: torch.device | str | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.task = task
+        self.max_length = max_length
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(
+        cls, run_dir: str | Path, batch_size: int = 64, device: torch.device | str | None = None
+    ) -> TaskClassifier:
+        """The model of a finished GLUE run folder (its ``run_done.json``, ``config.json`` and stored file).
+
+        Raises:
+            DeltamixError: the folder holds no finished run, or its stored file is gone.
+            DataFormatError: an unreadable ``run_done.json`` or ``config.json``.
+        """
+        from transformers import AutoTokenizer
+
+        from deltamix.glue.run import RUN_DONE, GlueRunConfig, load_artifact
+
+        run_dir = Path(run_dir)
+        done, config = _read_json(run_dir / RUN_DONE), _read_json(run_dir / "config.json")
+        # The stored file sits in the run folder (the record names it from where the run was started).
+        artifact = run_dir / Path(done["record"]["artifact"]).name
+        if not artifact.exists():
+            raise DeltamixError(f"{run_dir}: the run's stored file {artifact.name} is missing")
+        spec = get_task(config["task"])
+        run_config = GlueRunConfig(
+            task=spec.name, model=config["model_path"], seed=config["seed"], output_dir=str(run_dir)
+        )
+        from transformers.utils import logging as hf_logging
+
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # the fresh head it reports as "newly initialized" is replaced next
+        try:
+            model = load_artifact(run_config, spec, config["method"], artifact)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        tokenizer = AutoTokenizer.from_pretrained(config["model_path"])
+        return cls(model, tokenizer, spec, config["max_length"], batch_size, device)
+
+    @torch.no_grad()
+    def logits(self, examples: Sequence[Example]) -> np.ndarray:
+        """Model outputs [N, C] for ``examples`` (a text, or a tuple of one text per column of the task);
+        C = number of labels (1 for STS-B, whose output is the similarity score)."""
+        rows = [_columns(example, self.task) for example in examples]
+        outputs = []
+        for start in range(0, len(rows), self.batch_size):
+            batch = rows[start : start + self.batch_size]
+            texts = [list(column) for column in zip(*batch, strict=True)]
+            encoded = self.tokenizer(
+                *texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
+            )
+            output = self.model(**{name: value.to(self.device) for name, value in encoded.items()})
+            outputs.append(output.logits.float().cpu().numpy())
+        width = 1 if self.task.is_regression else self.task.num_labels
+        return np.concatenate(outputs) if outputs else np.zeros((0, width), dtype=np.float32)
+
+    def predict(self, examples: Sequence[Example]) -> list[str] | list[float]:
+        """Label names (classification) or scores (STS-B) of ``examples``, in order."""
+        logits = self.logits(examples)
+        if self.task.is_regression:
+            return [float(value) for value in logits[:, 0]]
+        names = self.task.label_names
+        return [names[index] for index in logits.argmax(axis=1)]
+
+
+def read_examples(path: str | Path, task: GlueTask) -> list[tuple[str, ...]]:
+    """Examples from a UTF-8 text file: one per line, the task's text columns separated by tabs
+    (one column for CoLA and SST-2, two for the pair tasks); no header.
+
+    Raises:
+        DataFormatError: naming the file and line, for a missing file, bad UTF-8, a line with another
+            number of columns, or an empty text.
+    """
+    from deltamix.data.seq2seq import decode_lines
+
+    columns = len(task.text_columns)
+    examples = []
+    for number, line in decode_lines(Path(path)):
+        fields = line.split("\t")
+        if len(fields) != columns:
+            raise DataFormatError(
+                path,
+                f"{len(fields)} tab-separated field(s), {task.name} takes {columns} "
+                f"({', '.join(task.text_columns)})",
+                number,
+            )
+        if not all(field.strip() for field in fields):
+            raise DataFormatError(path, "empty text", number)
+        examples.append(tuple(field.strip() for field in fields))
+    if not examples:
+        raise DataFormatError(path, "the file holds no examples")
+    return examples
+
+
+def _columns(example: Example, task: GlueTask) -> tuple[str, ...]:
+    """``example`` as a tuple of the task's text columns."""
+    texts = (example,) if isinstance(example, str) else tuple(example)
+    if len(texts) != len(task.text_columns):
+        raise ValueError(
+            f"{task.name} takes {len(task.text_columns)} text(s) per example ({', '.join(task.text_columns)}), "
+            f"got {len(texts)}: {example!r}"
+        )
+    return texts
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise DeltamixError(
+            f"{path.parent} holds no finished GLUE run ({path.name} is missing): give the --output-dir "
+            "of a finished `deltamix diffprune glue` run"
+        )
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataFormatError(path, f"unreadable ({error})") from error

@@ -1,0 +1,93 @@
+"""`deltamix diffprune predict` and `deltamix.glue.classify.TaskClassifier`: a finished run's model labels
+new examples exactly as the run scored its dev set, for a diff (RTE) and a dense file (STS-B, full)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deltamix.cli.main import main
+from deltamix.data.glue import get_task, load_glue
+from deltamix.errors import DataFormatError, DeltamixError
+from deltamix.glue.classify import TaskClassifier, read_examples
+from deltamix.glue.run import GlueRunConfig, run_glue
+from deltamix.metrics import glue_metrics
+
+QUICK = {"max_train_examples": 16, "max_eval_examples": 16, "max_steps": 2, "logging_steps": 1, "lr": 1e-3}
+
+
+def _run(tiny_model_dir: Path, glue_dir: Path, out: Path, task: str, method: str) -> tuple[Path, dict]:
+    config = GlueRunConfig(
+        task=task,
+        method=method,
+        model=str(tiny_model_dir),
+        data_dir=str(glue_dir),
+        output_dir=str(out / "run"),
+        results_dir=str(out / "results"),
+        **QUICK,
+    )
+    return out / "run", run_glue(config)
+
+
+@pytest.fixture(scope="module")
+def rte_diff_run(tiny_model_dir: Path, glue_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    return _run(tiny_model_dir, glue_dir, tmp_path_factory.mktemp("rte"), "rte", "diffprune")
+
+
+@pytest.fixture(scope="module")
+def stsb_full_run(tiny_model_dir: Path, glue_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    return _run(tiny_model_dir, glue_dir, tmp_path_factory.mktemp("stsb"), "stsb", "full")
+
+
+@pytest.mark.parametrize("run_name", ["rte_diff_run", "stsb_full_run"])
+def test_the_classifier_reproduces_the_runs_dev_metrics(
+    run_name: str, glue_dir: Path, request: pytest.FixtureRequest
+) -> None:
+    run_dir, record = request.getfixturevalue(run_name)
+    task = get_task(record["task"])
+    dev = load_glue(task, glue_dir)["validation"].select(range(16))
+    examples = list(zip(*(dev[column] for column in task.text_columns), strict=True))
+    classifier = TaskClassifier.load(run_dir, batch_size=5, device="cpu")  # other batches than the run's
+    metrics = glue_metrics(task.name, classifier.logits(examples), dev["label"])
+    for name, value in metrics.items():
+        assert value == pytest.approx(record["metrics"][name], abs=1e-5), name
+    predictions = classifier.predict(examples)
+    if task.is_regression:
+        assert all(isinstance(value, float) for value in predictions)
+    else:
+        assert set(predictions) <= set(task.label_names)
+
+
+def test_the_command_writes_one_label_per_line(rte_diff_run, tmp_path: Path, capsys) -> None:
+    run_dir, _ = rte_diff_run
+    inputs = tmp_path / "pairs.tsv"
+    inputs.write_text("A dog runs.\tAn animal moves.\nIt rains.\tThe sun shines.\n", encoding="utf-8")
+    outputs = tmp_path / "labels.txt"
+    assert main(["diffprune", "predict", str(run_dir), "--input", str(inputs), "--output", str(outputs)]) == 0
+    expected = TaskClassifier.load(run_dir, device="cpu").predict(
+        [("A dog runs.", "An animal moves."), ("It rains.", "The sun shines.")]
+    )
+    assert outputs.read_text(encoding="utf-8").splitlines() == expected
+    assert "rte: 2 examples" in capsys.readouterr().err
+    assert main(["diffprune", "predict", str(run_dir), "--input", str(inputs)]) == 0  # to standard output
+    assert capsys.readouterr().out.splitlines() == expected
+
+
+def test_bad_input_is_named(rte_diff_run, tmp_path: Path, capsys) -> None:
+    run_dir, _ = rte_diff_run
+    rte = get_task("rte")
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("one\ttwo\nonly one column\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"bad\.tsv, line 2: 1 tab-separated field\(s\), rte takes 2"):
+        read_examples(bad, rte)
+    bad.write_text("one\t \n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"bad\.tsv, line 1: empty text"):
+        read_examples(bad, rte)
+    assert main(["diffprune", "predict", str(run_dir), "--input", str(bad)]) == 2  # a clean error, exit 2
+    assert "line 1: empty text" in capsys.readouterr().err
+    with pytest.raises(DeltamixError, match=r"holds no finished GLUE run \(run_done\.json is missing\)"):
+        TaskClassifier.load(tmp_path)
+    classifier = TaskClassifier.load(run_dir, device="cpu")
+    with pytest.raises(ValueError, match=r"rte takes 2 text\(s\) per example"):
+        classifier.predict(["a single sentence"])
