@@ -12,52 +12,21 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from deltamix.cli import seqmix_predict, seqmix_text
+from deltamix.cli import seqmix_predict
 from deltamix.errors import DataFormatError
 from deltamix.seqmix.predict import DecodingSettings, Predictor, length_sorted_batches
 from deltamix.seqmix.text_run import average_checkpoints
 
-PAIRS = [
-    ("walk twice", "WALK WALK"),
-    ("jump", "JUMP"),
-    ("walk", "WALK"),
-    ("jump twice", "JUMP JUMP"),
-    ("look thrice", "LOOK LOOK LOOK"),
-    ("run left", "LTURN RUN"),
-]
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="deltamix seqmix")
-    commands = parser.add_subparsers(dest="seqmix_command", required=True)
-    seqmix_text.register(commands)
-    seqmix_predict.register(commands)
-    return parser
-
 
 def _run(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    parser = argparse.ArgumentParser(prog="deltamix seqmix")
+    seqmix_predict.register(parser.add_subparsers(dest="seqmix_command", required=True))
+    args = parser.parse_args(argv)
     return args.func(args)
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished 3-epoch BLEU run (subword tokenizer, Transformer) scored with the mean of 2 epochs."""
-    folder = tmp_path_factory.mktemp("predict")
-    tsv = folder / "pairs.tsv"
-    tsv.write_text("".join(f"{s}\t{t}\n" for s, t in PAIRS * 4), encoding="utf-8")
-    out = folder / "run"
-    argv = [
-        "train", "--train", str(tsv), "--valid", str(tsv), "--test", str(tsv), "--metric", "bleu",
-        "--vocab-size", "80", "--epochs", "3", "--batch-size", "8", "--average-last", "2", "--beam-size", "2",
-        "--max-output-length", "7", "--threads", "1", "--output-dir", str(out),
-        "--results-dir", str(folder / "results"),
-    ]  # fmt: skip
-    assert _run(argv) == 0
-    return out
-
-
-def test_the_saved_model_is_the_scored_average_and_reproduces_the_test_predictions(trained_run: Path) -> None:
+def test_the_saved_model_is_the_scored_average_and_reproduces_the_test_predictions(averaged_run) -> None:
+    trained_run, pairs = averaged_run
     config = json.loads((trained_run / "config.json").read_text(encoding="utf-8"))
     snapshots = sorted((trained_run / "epochs").glob("step-*.safetensors"))
     assert config["model_weights"] == [path.name for path in snapshots] and len(snapshots) == 2
@@ -68,7 +37,7 @@ def test_the_saved_model_is_the_scored_average_and_reproduces_the_test_predictio
     predictor = Predictor.load(trained_run, device="cpu")
     assert predictor.settings == DecodingSettings(beam_size=2, length_penalty=0.6, max_length=7)
     expected = (trained_run / "predictions.test.txt").read_text(encoding="utf-8").splitlines()
-    sources = [source for source, _ in PAIRS * 4]
+    sources = [source for source, _ in pairs]
     assert predictor.predict(sources) == expected
     assert (
         Predictor.load(trained_run / "model", device="cpu").predict(sources) == expected
@@ -76,9 +45,10 @@ def test_the_saved_model_is_the_scored_average_and_reproduces_the_test_predictio
 
 
 def test_an_older_run_folder_is_decoded_with_the_average_it_was_scored_with(
-    trained_run: Path, tmp_path: Path
+    averaged_run, tmp_path: Path
 ) -> None:
     """Runs finished before model/ held the average: the snapshots in epochs/ are averaged on loading."""
+    trained_run, pairs = averaged_run
     older = tmp_path / "older"
     for path in trained_run.rglob("*"):
         if path.is_file():
@@ -91,12 +61,13 @@ def test_an_older_run_folder_is_decoded_with_the_average_it_was_scored_with(
     model_file = older / "model" / "model.safetensors"
     model_file.write_bytes(final.read_bytes())  # as such runs left it: the final weights
     expected = (trained_run / "predictions.test.txt").read_text(encoding="utf-8").splitlines()
-    assert Predictor.load(older, device="cpu").predict([s for s, _ in PAIRS * 4]) == expected
+    assert Predictor.load(older, device="cpu").predict([s for s, _ in pairs]) == expected
 
 
 def test_the_command_writes_one_output_per_input_line(
-    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    averaged_run, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    trained_run, _ = averaged_run
     inputs = tmp_path / "inputs.txt"
     inputs.write_text("jump twice\nwalk\n", encoding="utf-8")
     outputs = tmp_path / "outputs.txt"
@@ -115,7 +86,8 @@ def test_the_command_writes_one_output_per_input_line(
     assert "(beam 1, length penalty 0.6, at most 3 tokens)" in captured.err
 
 
-def test_bad_input_is_named(trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_is_named(averaged_run, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trained_run, _ = averaged_run
     inputs = tmp_path / "inputs.txt"
     inputs.write_text("walk\n\njump\n", encoding="utf-8")
     outputs = tmp_path / "outputs.txt"

@@ -1,0 +1,47 @@
+"""experiments/epoch_curves.py: the clean validation loss of each epoch snapshot of a finished run."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from deltamix.data.batching import encode_pairs
+from deltamix.data.tokenization import load_tokenizer
+from deltamix.io import read_jsonl
+from deltamix.seqmix.trainer import load_model
+
+SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "epoch_curves.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("epoch_curves", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_one_record_per_run_with_a_row_per_snapshot(averaged_run, tmp_path: Path) -> None:
+    run_dir, pairs = averaged_run
+    script = _script()
+    script.main([str(run_dir), "--results-dir", str(tmp_path)])
+    (record,) = read_jsonl(tmp_path / "translation-curves.jsonl")
+    assert record["experiment"] == "translation-curves" and record["task"] == "pairs"
+    snapshots = sorted((run_dir / "epochs").glob("step-*.safetensors"))
+    assert [row["snapshot"] for row in record["snapshots"]] == [path.name for path in snapshots]
+    metrics = record["metrics"]
+    assert metrics["valid_nll_change_over_snapshots"] == pytest.approx(
+        record["snapshots"][-1]["valid_nll"] - record["snapshots"][0]["valid_nll"]
+    )
+    # The mean of the snapshots is what model/ holds: its loss, computed from model/ directly.
+    model, _ = load_model(run_dir / "model")
+    tokenizer = load_tokenizer(run_dir)
+    direct = script.clean_loss(model, encode_pairs(pairs, tokenizer), tokenizer, batch_size=7)
+    assert metrics["valid_nll_averaged"] == pytest.approx(direct["valid_nll"], rel=1e-5)
+    # ... and each snapshot's, from its file.
+    model.load_state_dict(load_file(str(snapshots[0])))
+    first = script.clean_loss(model, encode_pairs(pairs, tokenizer), tokenizer, batch_size=64)
+    assert record["snapshots"][0]["valid_nll"] == pytest.approx(first["valid_nll"], rel=1e-5)
+    assert 0.0 <= first["valid_token_accuracy"] <= 1.0 and first["valid_tokens"] > len(pairs)
