@@ -45,3 +45,16 @@ def test_one_record_per_run_with_a_row_per_snapshot(averaged_run, tmp_path: Path
     first = script.clean_loss(model, encode_pairs(pairs, tokenizer), tokenizer, batch_size=64)
     assert record["snapshots"][0]["valid_nll"] == pytest.approx(first["valid_nll"], rel=1e-5)
     assert 0.0 <= first["valid_token_accuracy"] <= 1.0 and first["valid_tokens"] > len(pairs)
+
+
+def test_the_report_shows_each_run_by_epoch(averaged_run, tmp_path: Path) -> None:
+    from deltamix.report import generate_report
+
+    run_dir, _ = averaged_run
+    _script().main([str(run_dir), "--results-dir", str(tmp_path)])
+    (record,) = read_jsonl(tmp_path / "translation-curves.jsonl")
+    text = generate_report(tmp_path, readme=None).read_text(encoding="utf-8")
+    assert "## Validation loss over the last epochs" in text and "### pairs, 3 epochs" in text
+    first, last = record["snapshots"]
+    row = f"| {record['method']} (seed 0) | {first['valid_nll']:.4f} | {last['valid_nll']:.4f} |"
+    assert row in text and "| run | epoch 2 | epoch 3 | mean of snapshots | Δ |" in text

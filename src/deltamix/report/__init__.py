@@ -4,7 +4,8 @@ The benchmark section is also written into the project README between the marker
 ``<!-- bench:start -->`` and ``<!-- bench:end -->`` (when the README has them), so the README's
 numbers are generated from records too.
 
-Each experiment has a module here (``glue``, ``scan``, ``translation``, ``parsing``, ``bench``) with
+Each experiment has a module here (``glue``, ``scan``, ``translation``, ``translation_curves``,
+``parsing``, ``bench``) with
 ``render(records: list[dict], out_dir: Path) -> str``: it may write plots into ``out_dir`` and returns
 a Markdown section. Experiments without records are left out.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 from deltamix.io import atomic_write_text, read_jsonl
 from deltamix.report import glue_search
 
-EXPERIMENTS = ("scan", "glue", "translation", "parsing", "bench")
+EXPERIMENTS = ("scan", "glue", "translation", "translation-curves", "parsing", "bench")
 
 
 BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -62,7 +63,7 @@ def generate_report(results_dir: str | Path = "results", readme: str | Path | No
         )
         if not records and not search:
             continue
-        module = importlib.import_module(f"deltamix.report.{experiment}")
+        module = importlib.import_module(f"deltamix.report.{experiment.replace('-', '_')}")
         section = module.render(records, results_dir) if records else "## GLUE (dev sets)\n"
         if search:
             section += "\n" + glue_search.render(search)
