@@ -342,3 +342,10 @@ def test_translate_with_a_hugging_face_t5_from_a_local_path(tmp_path: Path) -> N
     assert _run(argv) == 0
     (record,) = read_jsonl(results / "translation.jsonl")
     assert record["model"] == str(folder) and record["config"]["model"]["d_model"] == 16
+    # The saved Hugging Face model (tokenizer kept apart in tokenizer/) decodes as the run did.
+    from deltamix.seqmix.predict import Predictor
+
+    predictor = Predictor.load(tmp_path / "run", device="cpu")
+    expected = (tmp_path / "run" / "predictions.test.txt").read_text(encoding="utf-8").splitlines()
+    assert predictor.predict(["ein Hund läuft", "zwei Hunde"]) == expected
+    assert predictor.settings.max_length == 4
