@@ -189,23 +189,17 @@ def run_predict_command(args: argparse.Namespace) -> int:
     import sys
     import time
 
-    from deltamix.errors import DataFormatError
+    from deltamix.cli.output import write_lines
     from deltamix.glue.classify import TaskClassifier, read_examples
-    from deltamix.io import atomic_write_text
 
     classifier = TaskClassifier.load(args.run, batch_size=args.batch_size)
     examples = read_examples(args.input, classifier.task)
     started = time.perf_counter()
     outputs = classifier.predict(examples)
     seconds = time.perf_counter() - started
-    text = "".join(f"{value:.4f}\n" if isinstance(value, float) else f"{value}\n" for value in outputs)
-    if args.output is None:
-        sys.stdout.write(text)
-    else:
-        try:
-            atomic_write_text(args.output, text)
-        except OSError as error:
-            raise DataFormatError(args.output, f"cannot write the labels ({error.strerror})") from error
+    write_lines(
+        [f"{value:.4f}" if isinstance(value, float) else value for value in outputs], args.output, "labels"
+    )
     where = f" -> {args.output}" if args.output is not None else ""
     print(f"{classifier.task.name}: {len(examples)} examples in {seconds:.1f} s{where}", file=sys.stderr)
     return 0

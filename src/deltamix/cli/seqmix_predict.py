@@ -38,8 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from deltamix.errors import DataFormatError, DeltamixError
-    from deltamix.io import atomic_write_text
+    from deltamix.cli.output import write_lines
+    from deltamix.errors import DeltamixError
     from deltamix.seqmix.predict import Predictor
 
     sources = _read_inputs(args.input)
@@ -58,14 +58,7 @@ def run_predict(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     outputs = predictor.predict(sources, progress=True)
     seconds = time.perf_counter() - started
-    text = "".join(f"{line}\n" for line in outputs)
-    if args.output is None:
-        sys.stdout.write(text)
-    else:
-        try:
-            atomic_write_text(args.output, text)
-        except OSError as error:
-            raise DataFormatError(args.output, f"cannot write the outputs ({error.strerror})") from error
+    write_lines(outputs, args.output)
     settings = predictor.settings
     print(
         f"decoded {len(sources)} inputs in {seconds:.1f} s (beam {settings.beam_size}, length penalty "
