@@ -26,6 +26,7 @@ from deltamix.cli.args import existing_dir, positive_int
 from deltamix.data.batching import collate_examples, encode_pairs
 from deltamix.data.tokenization import load_tokenizer
 from deltamix.records import append_record, make_record
+from deltamix.seqmix.loss import label_smoothed_nll
 from deltamix.seqmix.predict import length_sorted_batches
 from deltamix.seqmix.text_run import TextRunConfig, average_checkpoints, load_data
 from deltamix.seqmix.tokens import MixedTokens
@@ -47,8 +48,8 @@ def clean_loss(model: torch.nn.Module, examples: list, tokenizer, batch_size: in
         )  # B x T x V
         labels = batch["labels"]
         kept = labels.ne(tokenizer.pad_id)
-        nll = -lprobs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)  # B x T
-        total_nll += float(nll[kept].sum())
+        _, nll = label_smoothed_nll(lprobs, labels, 0.0, tokenizer.pad_id)  # B x T, 0 at padding
+        total_nll += float(nll.sum())
         correct += int((lprobs.argmax(-1).eq(labels) & kept).sum())
         tokens += int(kept.sum())
     return {

@@ -120,6 +120,9 @@ class Predictor:
             DeltamixError: a Hugging Face model that cannot be loaded.
             ValueError: an override that is not a decoding setting or is out of range.
         """
+        unknown = set(overrides) - set(DecodingSettings.__dataclass_fields__)
+        if unknown:  # before the (slow) model load
+            raise ValueError(f"unknown decoding settings: {sorted(unknown)}")
         path = Path(path)
         model_dir = path / "model" if (path / "model").is_dir() else path
         if not (model_dir / "config.json").is_file():
@@ -134,9 +137,6 @@ class Predictor:
             logger.info(
                 "%s: decoding with the mean of %d epoch snapshots, as scored", run_dir, len(snapshots)
             )
-        unknown = set(overrides) - set(DecodingSettings.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown decoding settings: {sorted(unknown)}")
         settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
         return cls(model, tokenizer, settings, target_tokenizer, device)
 
