@@ -76,7 +76,7 @@ def test_the_command_writes_one_output_per_input_line(
     assert outputs.read_text(encoding="utf-8").splitlines() == expected
     assert "decoded 2 inputs" in capsys.readouterr().err
     # standard input to standard output, with the decoding changed from the command line
-    monkeypatch.setattr("sys.stdin", io.StringIO("jump twice\nwalk\n"))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"jump twice\nwalk\n")))
     assert _run(["predict", str(trained_run), "--beam-size", "1", "--max-length", "3"]) == 0
     captured = capsys.readouterr()
     greedy = Predictor.load(trained_run, device="cpu", beam_size=1, max_length=3).predict(
@@ -86,7 +86,9 @@ def test_the_command_writes_one_output_per_input_line(
     assert "(beam 1, length penalty 0.6, at most 3 tokens)" in captured.err
 
 
-def test_bad_input_is_named(averaged_run, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_is_named(
+    averaged_run, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     trained_run, _ = averaged_run
     inputs = tmp_path / "inputs.txt"
     inputs.write_text("walk\n\njump\n", encoding="utf-8")
@@ -95,6 +97,9 @@ def test_bad_input_is_named(averaged_run, tmp_path: Path, capsys: pytest.Capture
         _run(["predict", str(trained_run), "--input", str(inputs), "--output", str(outputs)])
     assert not outputs.exists()
     inputs.write_text("walk\n", encoding="utf-8")
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"walk\n\n")))
+    with pytest.raises(DataFormatError, match=r"line 2: empty line"):
+        _run(["predict", str(trained_run)])  # standard input, checked like a file
     with pytest.raises(DataFormatError, match=r"no trained model here"):
         _run(["predict", str(tmp_path), "--input", str(inputs)])
     with pytest.raises(SystemExit):

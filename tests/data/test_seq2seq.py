@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from pathlib import Path
 
@@ -193,6 +194,17 @@ def test_wrong_encoding_names_line(tmp_path: Path) -> None:
     assert info.value.line == 2
     # A UTF-8 byte-order mark is fine.
     assert read_lines(_write(tmp_path / "bom.de", "\ufeffM\u00e4dchen\n")) == ["M\u00e4dchen"]
+
+
+def test_lines_from_a_stream_are_checked_like_a_file() -> None:
+    stream = io.BytesIO("\ufeffwalk\r\n jump twice \n".encode())
+    assert read_lines(stream) == ["walk", "jump twice"]
+    stdin_like = io.BytesIO(b"walk\n\njump\n")
+    stdin_like.name = "<stdin>"
+    with pytest.raises(DataFormatError, match=r"<stdin>, line 2: empty line"):
+        read_lines(stdin_like)
+    with pytest.raises(DataFormatError, match=r"<stream>, line 1: not valid UTF-8"):
+        read_lines(io.BytesIO("M\u00e4dchen\n".encode("latin-1")))
 
 
 def test_missing_and_corrupt_gzip(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ new examples exactly as the run scored its dev set, for a diff (RTE) and a dense
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -59,7 +60,7 @@ def test_the_classifier_reproduces_the_runs_dev_metrics(
         assert set(predictions) <= set(task.label_names)
 
 
-def test_the_command_writes_one_label_per_line(rte_diff_run, tmp_path: Path, capsys) -> None:
+def test_the_command_writes_one_label_per_line(rte_diff_run, tmp_path: Path, capsys, monkeypatch) -> None:
     run_dir, _ = rte_diff_run
     inputs = tmp_path / "pairs.tsv"
     inputs.write_text("A dog runs.\tAn animal moves.\nIt rains.\tThe sun shines.\n", encoding="utf-8")
@@ -71,6 +72,9 @@ def test_the_command_writes_one_label_per_line(rte_diff_run, tmp_path: Path, cap
     assert outputs.read_text(encoding="utf-8").splitlines() == expected
     assert "rte: 2 examples" in capsys.readouterr().err
     assert main(["diffprune", "predict", str(run_dir), "--input", str(inputs)]) == 0  # to standard output
+    assert capsys.readouterr().out.splitlines() == expected
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(inputs.read_bytes())))
+    assert main(["diffprune", "predict", str(run_dir)]) == 0  # from standard input
     assert capsys.readouterr().out.splitlines() == expected
 
 

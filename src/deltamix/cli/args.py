@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
+from typing import BinaryIO
 
 
 def _parse_number(text: str, kind: type, low: float, high: float, low_open: bool, high_open: bool) -> float:
@@ -97,3 +99,12 @@ def existing_file(text: str) -> Path:
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"file {text!r} does not exist")
     return path
+
+
+def input_file(text: str) -> Path | BinaryIO:
+    """A file to read (``Path``), or standard input's byte stream for ``-``.
+
+    The readers (`deltamix.data.seq2seq.read_lines`, `deltamix.glue.classify.read_examples`) take
+    either and name a missing file, or the stream as ``<stdin>``, with the line at fault.
+    """
+    return sys.stdin.buffer if text == "-" else Path(text)

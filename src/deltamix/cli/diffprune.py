@@ -10,6 +10,7 @@ from pathlib import Path
 from deltamix.cli.args import (
     existing_dir,
     fraction,
+    input_file,
     non_negative_float,
     non_negative_int,
     output_dir,
@@ -116,7 +117,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(atomically) or standard output.",
     )
     predict.add_argument("run", type=existing_dir, help="the --output-dir of a finished GLUE run")
-    predict.add_argument("--input", type=Path, required=True, help="UTF-8 text file, one example per line")
+    predict.add_argument(
+        "--input",
+        type=input_file,
+        default="-",
+        help="UTF-8 text file, one example per line; '-' reads standard input (default)",
+    )
     predict.add_argument("--output", type=Path, help="file for the labels (default: standard output)")
     predict.add_argument("--batch-size", type=positive_int, default=64, help="examples per batch (64)")
     predict.set_defaults(func=run_predict_command)

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from deltamix.cli.args import existing_dir, non_negative_float, positive_int
+from deltamix.cli.args import existing_dir, input_file, non_negative_float, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("run", type=existing_dir, help="the run folder (holding model/) or a model/ folder")
     parser.add_argument(
         "--input",
+        type=input_file,
         default="-",
         help="UTF-8 text file, one input per line (.gz is decompressed); '-' reads standard input (default)",
     )
@@ -39,10 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from deltamix.cli.output import write_lines
+    from deltamix.data.seq2seq import read_lines
     from deltamix.errors import DeltamixError
     from deltamix.seqmix.predict import Predictor
 
-    sources = _read_inputs(args.input)
+    sources = read_lines(args.input)
     try:
         predictor = Predictor.load(
             args.run,
@@ -67,17 +69,3 @@ def run_predict(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
-
-
-def _read_inputs(name: str) -> list[str]:
-    """The input lines of file ``name`` (or standard input for '-'), each non-empty, stripped."""
-    from deltamix.data.seq2seq import read_lines
-    from deltamix.errors import DataFormatError
-
-    if name != "-":
-        return read_lines(name)
-    lines = [line.strip() for line in sys.stdin.read().splitlines()]
-    for number, line in enumerate(lines, start=1):
-        if not line:
-            raise DataFormatError("<stdin>", "empty line (every line must hold an input)", number)
-    return lines

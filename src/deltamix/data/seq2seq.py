@@ -34,7 +34,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from deltamix.errors import DataFormatError, DataUnavailableError
 
@@ -88,8 +88,11 @@ class Seq2SeqData:
 # ----------------------------------------------------------------------------- low-level reading
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The bytes of ``path``, decompressed if its name ends in ``.gz``."""
+def _read_bytes(source: Path | BinaryIO) -> bytes:
+    """The bytes of ``source`` (a file, decompressed if its name ends in ``.gz``, or a binary stream)."""
+    if not isinstance(source, Path):
+        return source.read()
+    path = source
     if not path.is_file():
         raise DataFormatError(path, "file not found")
     try:
@@ -104,24 +107,31 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
-def read_lines(path: str | Path) -> list[str]:
-    """The lines of a UTF-8 text file (``.gz`` is decompressed), stripped, none of them empty.
+def source_name(source: Path | BinaryIO) -> str:
+    """How errors name ``source``: the file's path, or a stream's name (``<stdin>`` for standard input)."""
+    return str(source) if isinstance(source, Path) else str(getattr(source, "name", "<stream>"))
+
+
+def read_lines(source: str | Path | BinaryIO) -> list[str]:
+    """The lines of a UTF-8 text file (``.gz`` is decompressed) or binary stream (such as
+    ``sys.stdin.buffer``), stripped, none of them empty.
 
     A UTF-8 byte-order mark at the start and ``\\r`` before ``\\n`` are accepted; one final newline
     is optional.
 
     Raises:
-        DataFormatError: file missing or unreadable, not UTF-8 (with the line), or an empty line.
+        DataFormatError: file missing or unreadable, not UTF-8 (with the line), or an empty line;
+            a stream is named by its ``name`` (``<stdin>``).
     """
-    path = Path(path)
+    source = source if hasattr(source, "read") else Path(source)
     lines = []
-    for number, raw in decode_lines(path):
+    for number, raw in decode_lines(source):
         text = raw.strip()
         if not text:
-            raise DataFormatError(path, "empty line (every line must hold a sentence)", number)
+            raise DataFormatError(source_name(source), "empty line (every line must hold a sentence)", number)
         lines.append(text)
     if not lines:
-        raise DataFormatError(path, "the file holds no lines")
+        raise DataFormatError(source_name(source), "the file holds no lines")
     return lines
 
 
@@ -147,9 +157,10 @@ def read_parallel(source_path: str | Path, target_path: str | Path) -> list[Pair
     return list(zip(sources, targets, strict=True))
 
 
-def decode_lines(path: Path) -> list[tuple[int, str]]:
-    """(line number, text) of the non-final lines of a UTF-8 file, empty ones included (unstripped)."""
-    data = _read_bytes(path)
+def decode_lines(source: Path | BinaryIO) -> list[tuple[int, str]]:
+    """(line number, text) of the lines of a UTF-8 file or binary stream, empty ones included
+    (unstripped); a final newline does not start another line."""
+    data = _read_bytes(source)
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     raw_lines = data.split(b"\n")
@@ -161,7 +172,7 @@ def decode_lines(path: Path) -> list[tuple[int, str]]:
             out.append((number, raw.decode("utf-8").rstrip("\r")))
         except UnicodeDecodeError as error:
             raise DataFormatError(
-                path,
+                source_name(source),
                 f"not valid UTF-8 (byte {error.start + 1} of the line); re-encode the file as UTF-8",
                 number,
             ) from None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -119,19 +119,21 @@ class TaskClassifier:
         return [names[index] for index in logits.argmax(axis=1)]
 
 
-def read_examples(path: str | Path, task: GlueTask) -> list[tuple[str, ...]]:
-    """Examples from a UTF-8 text file: one per line, the task's text columns separated by tabs
+def read_examples(source: str | Path | BinaryIO, task: GlueTask) -> list[tuple[str, ...]]:
+    """Examples from a UTF-8 text file or binary stream (``sys.stdin.buffer``): one per line, the task's text columns separated by tabs
     (one column for CoLA and SST-2, two for the pair tasks); no header.
 
     Raises:
         DataFormatError: naming the file and line, for a missing file, bad UTF-8, a line with another
             number of columns, or an empty text.
     """
-    from deltamix.data.seq2seq import decode_lines
+    from deltamix.data.seq2seq import decode_lines, source_name
 
+    source = source if hasattr(source, "read") else Path(source)
+    path = source_name(source)
     columns = len(task.text_columns)
     examples = []
-    for number, line in decode_lines(Path(path)):
+    for number, line in decode_lines(source):
         fields = line.split("\t")
         if len(fields) != columns:
             raise DataFormatError(
