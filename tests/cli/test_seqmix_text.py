@@ -23,15 +23,6 @@ from deltamix.seqmix.text_run import (
     run_text,
 )
 
-DATA_DIR = Path(__file__).parents[2].parent / "shared" / "data"  # ../shared/data from the repo root
-
-
-def _need(name: str) -> Path:
-    path = DATA_DIR / name
-    if not path.is_dir():
-        pytest.skip(f"{path} not found (../shared/data is absent on this machine)")
-    return path
-
 
 def _parser() -> argparse.ArgumentParser:
     """A parser with only this module's commands (as `deltamix seqmix` registers them)."""
@@ -130,10 +121,12 @@ def test_run_config_rejects_nonsense() -> None:
 # ----------------------------------------------------------------------------- end to end (tiny)
 
 
-def test_parse_geoquery_slice_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_parse_geoquery_slice_end_to_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_data
+) -> None:
     out, results = tmp_path / "run", tmp_path / "results"
     argv = [
-        "parse", "--data-dir", str(_need("geoquery")), "--split", "query", "--augment", "seqmix",
+        "parse", "--data-dir", str(shared_data("geoquery")), "--split", "query", "--augment", "seqmix",
         "--train-limit", "32", "--eval-limit", "6", "--max-steps", "2", "--batch-size", "16",
         "--max-output-length", "12", "--threads", "1", "--output-dir", str(out), "--results-dir", str(results),
     ]  # fmt: skip
@@ -177,10 +170,10 @@ def test_an_interrupted_run_folder_of_other_settings_is_refused(tmp_path: Path) 
     assert not (out / "metrics.json").exists()
 
 
-def test_translate_multi30k_slice_with_checkpoint_averaging(tmp_path: Path) -> None:
+def test_translate_multi30k_slice_with_checkpoint_averaging(tmp_path: Path, shared_data) -> None:
     out, results = tmp_path / "run", tmp_path / "results"
     argv = [
-        "translate", "--data-dir", str(_need("multi30k")), "--augment", "switchout", "--train-limit", "48",
+        "translate", "--data-dir", str(shared_data("multi30k")), "--augment", "switchout", "--train-limit", "48",
         "--eval-limit", "3", "--epochs", "2", "--batch-size", "16", "--vocab-size", "300",
         "--average-last", "2", "--beam-size", "2", "--max-output-length", "6", "--threads", "1",
         "--output-dir", str(out), "--results-dir", str(results),

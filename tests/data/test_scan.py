@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from deltamix.data import scan
 from deltamix.errors import DataFormatError
 
-SCAN_DIR = Path(__file__).parents[2].parent / "shared" / "data" / "scan"  # ../shared/data from the repo root
 
-
-def official(name: str) -> tuple[list[scan.Pair], list[scan.Pair]]:
-    if not (SCAN_DIR / scan.OFFICIAL_FILES[name][0]).is_file():
-        pytest.skip(f"official SCAN files for {name!r} not found under {SCAN_DIR} (../shared/data is absent)")
-    return scan.load_official_split(SCAN_DIR, name)
+def official(shared_data, name: str) -> tuple[list[scan.Pair], list[scan.Pair]]:
+    """The official train and test pairs of split ``name`` from ../shared/data/scan."""
+    folder = shared_data("scan", scan.OFFICIAL_FILES[name][0])
+    return scan.load_official_split(folder, name)
 
 
 def test_generate_counts_and_uniqueness():
@@ -108,17 +105,17 @@ def test_unknown_split_lists_valid_names():
 
 
 @pytest.mark.parametrize("name", ["addprim_jump", "template_around_right"])
-def test_generated_split_equals_official_files_as_multisets(name):
-    official_train, official_test = official(name)
+def test_generated_split_equals_official_files_as_multisets(name, shared_data):
+    official_train, official_test = official(shared_data, name)
     train, test = scan.load_split(name)
     assert Counter(train) == Counter(official_train)
     assert Counter(test) == Counter(official_test)
 
 
-def test_interpret_agrees_with_every_official_pair():
+def test_interpret_agrees_with_every_official_pair(shared_data):
     pairs = []
     for name in ("addprim_jump", "template_around_right"):
-        train, test = official(name)
+        train, test = official(shared_data, name)
         pairs += train + test
     assert len(pairs) == 14_670 + 7_706 + 15_225 + 4_476
     wrong = [(c, a) for c, a in pairs if scan.interpret(c) != a]

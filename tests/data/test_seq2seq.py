@@ -25,21 +25,11 @@ from deltamix.data.seq2seq import (
 from deltamix.errors import DataFormatError, DataUnavailableError
 from deltamix.metrics_seq2seq import exact_match
 
-DATA_DIR = Path(__file__).parents[2].parent / "shared" / "data"  # ../shared/data from the repo root
-
-
-def _need(name: str) -> Path:
-    path = DATA_DIR / name
-    if not path.is_dir():
-        pytest.skip(f"{path} not found (../shared/data is absent on this machine)")
-    return path
-
-
 # ----------------------------------------------------------------------------- real data
 
 
-def test_multi30k_sizes_and_alignment() -> None:
-    data = load_multi30k(_need("multi30k"))
+def test_multi30k_sizes_and_alignment(shared_data) -> None:
+    data = load_multi30k(shared_data("multi30k"))
     assert data.sizes() == {"train": 29000, "valid": 1014, "test": 1000}
     assert data.name == "multi30k-de-en"
     assert data.train[0] == (
@@ -48,8 +38,8 @@ def test_multi30k_sizes_and_alignment() -> None:
     )
     assert data.test[0][1] == "A man in an orange hat starring at something."
     # The raw folder itself is accepted too.
-    assert load_multi30k(_need("multi30k") / "raw").test[0] == data.test[0]
-    assert load_translation("multi30k", _need("multi30k")).valid == data.valid
+    assert load_multi30k(shared_data("multi30k") / "raw").test[0] == data.test[0]
+    assert load_translation("multi30k", shared_data("multi30k")).valid == data.valid
 
 
 @pytest.mark.parametrize(
@@ -61,8 +51,8 @@ def test_multi30k_sizes_and_alignment() -> None:
         ("query", "sql", {"train": 536, "valid": 159, "test": 182}),
     ],
 )
-def test_geoquery_split_sizes_match_source_md(split: str, form: str, sizes: dict) -> None:
-    data = load_geoquery(_need("geoquery"), split, form)
+def test_geoquery_split_sizes_match_source_md(split: str, form: str, sizes: dict, shared_data) -> None:
+    data = load_geoquery(shared_data("geoquery"), split, form)
     assert data.sizes() == sizes
     assert data.name == f"geoquery-{split}-{form}"
     # Every placeholder is substituted: none of the names are left in questions or meaning representations.
@@ -71,21 +61,21 @@ def test_geoquery_split_sizes_match_source_md(split: str, form: str, sizes: dict
             assert "var0" not in text and "state_name0" not in text and "city_name0" not in text
 
 
-def test_geoquery_query_split_separates_meaning_templates() -> None:
+def test_geoquery_query_split_separates_meaning_templates(shared_data) -> None:
     """The query split: no (placeholder) meaning representation is both in train and test."""
-    entries = json.loads((_need("geoquery") / "geography-logic.json").read_text(encoding="utf-8"))
+    entries = json.loads((shared_data("geoquery") / "geography-logic.json").read_text(encoding="utf-8"))
     train = {e["logic"][0] for e in entries if e["query-split"] == "train"}
     test = {e["logic"][0] for e in entries if e["query-split"] == "test"}
     assert not train & test
-    data = load_geoquery(_need("geoquery"), "query", "logic")
+    data = load_geoquery(shared_data("geoquery"), "query", "logic")
     assert (
         "what is the capital of california",
         "( A , ( _capital ( A ) , _loc ( A , B ) , _const ( B , _stateid ( california ) ) ) )",
     ) in data.test
 
 
-def test_geoquery_sql_substitutes_inside_quotes() -> None:
-    data = load_geoquery(_need("geoquery"), "question", "sql")
+def test_geoquery_sql_substitutes_inside_quotes(shared_data) -> None:
+    data = load_geoquery(shared_data("geoquery"), "question", "sql")
     _, target = next(p for p in data.valid if p[0] == "what is the biggest city in arizona")
     assert target == (
         "SELECT CITYalias0.CITY_NAME FROM CITY AS CITYalias0 WHERE CITYalias0.POPULATION = ( SELECT "
@@ -94,11 +84,11 @@ def test_geoquery_sql_substitutes_inside_quotes() -> None:
     )
 
 
-def test_geoquery_unknown_split_or_form_lists_valid_ones() -> None:
+def test_geoquery_unknown_split_or_form_lists_valid_ones(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="valid splits: question, query"):
-        load_geoquery(DATA_DIR / "geoquery", "random")
+        load_geoquery(tmp_path, "random")  # refused before any file is read
     with pytest.raises(ValueError, match="valid forms: logic, sql"):
-        load_geoquery(DATA_DIR / "geoquery", "query", "lambda")
+        load_geoquery(tmp_path, "query", "lambda")
 
 
 def test_geoquery_missing_and_malformed(tmp_path: Path) -> None:

@@ -6,16 +6,11 @@ from pathlib import Path
 
 import pytest
 
-# ../shared/data/glue from the repository root (tests/glue/ is two levels below it).
-GLUE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "glue"
-
 
 @pytest.fixture(scope="session")
-def glue_dir() -> Path:
-    """../shared/data/glue (SST-2, MRPC, RTE, STS-B); skips when absent."""
-    if not (GLUE_DIR / "RTE" / "train.tsv").is_file():
-        pytest.skip(f"shared GLUE data not found at {GLUE_DIR} (see shared/data/glue/SOURCE.md)")
-    return GLUE_DIR
+def glue_dir(shared_data) -> Path:
+    """../shared/data/glue (SST-2, MRPC, RTE, STS-B); skips where ../shared/data is absent."""
+    return shared_data("glue", "RTE/train.tsv")
 
 
 @pytest.fixture(scope="session")

