@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from deltamix.errors import DataFormatError
-from deltamix.io import append_jsonl, atomic_path, atomic_write_json, read_jsonl
+from deltamix.io import _umask, append_jsonl, atomic_folder, atomic_path, atomic_write_json, read_jsonl
 
 
 def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
@@ -50,3 +50,20 @@ def test_read_jsonl_names_bad_line(tmp_path: Path) -> None:
     path.write_text('{"a": 1}\n{"a": \n')
     with pytest.raises(DataFormatError, match=r"scan.jsonl, line 2"):
         read_jsonl(path)
+
+
+def test_atomic_folder_appears_whole_or_not_at_all(tmp_path: Path) -> None:
+    target = tmp_path / "model"
+    with pytest.raises(RuntimeError, match="interrupted"), atomic_folder(target) as staging:
+        (staging / "half.txt").write_text("half", encoding="utf-8")
+        assert not target.exists()  # nothing visible while it is being written
+        raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor its staging copy
+    target.mkdir()  # an empty folder may be replaced
+    with atomic_folder(target) as staging:
+        (staging / "done.txt").write_text("done", encoding="utf-8")
+    assert [path.name for path in target.iterdir()] == ["done.txt"]
+    assert target.stat().st_mode & 0o777 == 0o777 & ~_umask()
+    with pytest.raises(FileExistsError, match="not an empty folder"), atomic_folder(target):
+        pass
+    assert [path.name for path in target.iterdir()] == ["done.txt"]

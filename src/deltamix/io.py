@@ -38,6 +38,32 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; on success it is renamed onto ``path``.
+
+    ``path`` must be missing or an empty folder (renaming onto it is atomic): readers see no folder or
+    the complete one. On an exception the temporary folder is removed and ``path`` is untouched.
+
+    Raises:
+        FileExistsError: ``path`` exists and is not an empty folder.
+    """
+    import shutil
+
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise FileExistsError(f"{path}: exists and is not an empty folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield staging
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it owner-only; give it an ordinary mode
+        os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def _umask() -> int:
     """The process's umask (reading it means setting it; set it straight back)."""
     mask = os.umask(0o022)

@@ -4,9 +4,12 @@ new examples exactly as the run scored its dev set, for a diff (RTE) and a dense
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from deltamix.cli.main import main
 from deltamix.data.glue import get_task, load_glue
@@ -95,3 +98,54 @@ def test_bad_input_is_named(rte_diff_run, tmp_path: Path, capsys) -> None:
     classifier = TaskClassifier.load(run_dir, device="cpu")
     with pytest.raises(ValueError, match=r"rte takes 2 text\(s\) per example"):
         classifier.predict(["a single sentence"])
+
+
+def test_export_writes_a_plain_transformers_folder_with_the_same_outputs(
+    rte_diff_run, tmp_path: Path
+) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    run_dir, record = rte_diff_run
+    folder = tmp_path / "rte-model"
+    assert main(["diffprune", "export", str(run_dir), "--output-dir", str(folder)]) == 0
+    names = {path.name for path in folder.iterdir()}
+    assert {"model.safetensors", "config.json", "deltamix.json", "tokenizer.json"} <= names
+    assert not [name for name in names if name.endswith((".bin", ".pt", ".pkl"))]  # no pickle
+    provenance = json.loads((folder / "deltamix.json").read_text(encoding="utf-8"))
+    assert provenance["task"] == "rte" and provenance["method"] == "diffprune"
+    assert provenance["dev_metrics"] == pytest.approx(record["metrics"])
+
+    pairs = [("A dog runs in the park.", "An animal moves."), ("It rains.", "The sun shines today.")]
+    classifier = TaskClassifier.load(run_dir, device="cpu")
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert tokenizer.model_max_length == classifier.max_length
+    assert model.config.id2label == dict(enumerate(get_task("rte").label_names))
+    encoded = tokenizer(*map(list, zip(*pairs, strict=True)), padding=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**encoded).logits.numpy()
+    np.testing.assert_allclose(logits, classifier.logits(pairs), atol=1e-6)
+    classify = pipeline("text-classification", model=model, tokenizer=tokenizer, device="cpu")
+    labels = [classify({"text": a, "text_pair": b})["label"] for a, b in pairs]
+    assert labels == classifier.predict(pairs)
+
+
+def test_export_refuses_a_used_folder_and_leaves_nothing_on_failure(
+    rte_diff_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir, _ = rte_diff_run
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "keep.txt").write_text("mine", encoding="utf-8")
+    assert main(["diffprune", "export", str(run_dir), "--output-dir", str(used)]) == 2
+    assert [path.name for path in used.iterdir()] == ["keep.txt"]
+
+    classifier = TaskClassifier.load(run_dir, device="cpu")
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(classifier.tokenizer, "save_pretrained", fail)
+    with pytest.raises(OSError, match="disk full"):
+        classifier.save_pretrained(tmp_path / "new")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["used"]  # no folder, no staging left

@@ -127,6 +127,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--batch-size", type=positive_int, default=64, help="examples per batch (64)")
     predict.set_defaults(func=run_predict_command)
 
+    export = commands.add_parser(
+        "export",
+        help="save a finished GLUE run's model as a standalone Hugging Face model folder",
+        description="Write the model a finished `deltamix diffprune glue` run was scored with (base model "
+        "plus its diff and head, or its PEFT adapter merged, or its trained tensors) as an ordinary "
+        "transformers folder: model.safetensors, config.json with the label names, the tokenizer, and "
+        "deltamix.json naming the run. AutoModelForSequenceClassification.from_pretrained and "
+        "pipeline('text-classification') load it without deltamix. The folder is written atomically and "
+        "must not exist yet (or be empty).",
+    )
+    export.add_argument("run", type=existing_dir, help="the --output-dir of a finished GLUE run")
+    export.add_argument("--output-dir", type=Path, required=True, help="the new model folder")
+    export.set_defaults(func=run_export_command)
+
 
 def run_glue_command(args: argparse.Namespace) -> int:
     from deltamix.glue.run import GlueRunConfig, run_glue
@@ -208,4 +222,17 @@ def run_predict_command(args: argparse.Namespace) -> int:
     )
     where = f" -> {args.output}" if args.output is not None else ""
     print(f"{classifier.task.name}: {len(examples)} examples in {seconds:.1f} s{where}", file=sys.stderr)
+    return 0
+
+
+def run_export_command(args: argparse.Namespace) -> int:
+    from deltamix.glue.classify import TaskClassifier
+
+    classifier = TaskClassifier.load(args.run, device="cpu")
+    folder = classifier.save_pretrained(args.output_dir)
+    size = sum(path.stat().st_size for path in folder.iterdir()) / 1e6
+    print(
+        f"{classifier.task.name} ({classifier.source['method']}): a transformers model folder of {size:.1f} MB "
+        f"-> {folder}\n  load it with AutoModelForSequenceClassification.from_pretrained({str(folder)!r})"
+    )
     return 0

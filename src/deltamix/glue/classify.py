@@ -9,6 +9,12 @@ run tokenized its dev set (its ``max_length``).
 >>> classifier = TaskClassifier.load("runs/glue/mrpc/diffprune/seed0")   # doctest: +SKIP
 >>> classifier.predict([("The cat sat.", "A cat was sitting.")])        # doctest: +SKIP
 ['equivalent']
+>>> classifier.save_pretrained("mrpc-model")  # a plain transformers model folder  # doctest: +SKIP
+
+`TaskClassifier.save_pretrained` writes the merged model (base + diff, or adapter merged) as an ordinary
+Hugging Face folder (safetensors, config with the task's label names, tokenizer), the counterpart of
+PEFT's ``merge_and_unload``: ``AutoModelForSequenceClassification.from_pretrained`` and
+``pipeline("text-classification", ...)`` load it with no deltamix installed.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ class TaskClassifier:
         max_length: most tokens per example (longer inputs are truncated, as in training).
         batch_size: examples per forward pass.
         device: where to run (default: CUDA if available, else CPU).
+        source: where the model came from (`load` fills it: run folder, method, base model, seed, dev
+            metrics); `save_pretrained` writes it to ``deltamix.json``.
     """
 
     def __init__(
@@ -48,6 +56,7 @@ class TaskClassifier:
         max_length: int = 128,
         batch_size: int = 64,
         device: torch.device | str | None = None,
+        source: dict[str, Any] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -57,6 +66,7 @@ class TaskClassifier:
         self.task = task
         self.max_length = max_length
         self.batch_size = batch_size
+        self.source = dict(source or {})
 
     @classmethod
     def load(
@@ -91,7 +101,16 @@ class TaskClassifier:
         finally:
             hf_logging.set_verbosity(verbosity)
         tokenizer = AutoTokenizer.from_pretrained(config["model_path"])
-        return cls(model, tokenizer, spec, config["max_length"], batch_size, device)
+        record = done["record"]
+        source = {
+            "run": str(run_dir.resolve()),
+            "method": config["method"],
+            "base_model": record.get("model", config["model_path"]),
+            "seed": config["seed"],
+            "dev_metrics": record.get("metrics", done.get("metrics")),
+            "git_commit": record.get("git_commit"),
+        }
+        return cls(model, tokenizer, spec, config["max_length"], batch_size, device, source)
 
     @torch.no_grad()
     def logits(self, examples: Sequence[Example]) -> np.ndarray:
@@ -118,10 +137,39 @@ class TaskClassifier:
         names = self.task.label_names
         return [names[index] for index in logits.argmax(axis=1)]
 
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write the model as a standalone Hugging Face folder, atomically: all of it or nothing.
+
+        ``model.safetensors`` and ``config.json`` (label names in ``id2label``) from the model's own
+        ``save_pretrained``, the tokenizer (its ``model_max_length`` set to this classifier's
+        ``max_length``, so a ``pipeline`` truncates as training did), and ``deltamix.json``: the task
+        and `source` (run folder, method, base model, seed, dev metrics).
+
+        Raises:
+            DeltamixError: ``folder`` exists and is not empty (nothing is overwritten).
+        """
+        from deltamix.io import atomic_folder, atomic_write_json
+
+        folder = Path(folder)
+        try:
+            with atomic_folder(folder) as staging:
+                self.model.save_pretrained(str(staging), safe_serialization=True)
+                max_length = self.tokenizer.model_max_length
+                self.tokenizer.model_max_length = self.max_length
+                try:
+                    self.tokenizer.save_pretrained(str(staging))
+                finally:
+                    self.tokenizer.model_max_length = max_length
+                atomic_write_json(staging / "deltamix.json", {"task": self.task.name, **self.source})
+        except FileExistsError as error:
+            raise DeltamixError(f"{error}; choose a new folder (nothing is overwritten)") from None
+        return folder
+
 
 def read_examples(source: str | Path | BinaryIO, task: GlueTask) -> list[tuple[str, ...]]:
-    """Examples from a UTF-8 text file or binary stream (``sys.stdin.buffer``): one per line, the task's text columns separated by tabs
-    (one column for CoLA and SST-2, two for the pair tasks); no header.
+    """Examples from a UTF-8 text file or binary stream (``sys.stdin.buffer``): one per line, the
+    task's text columns separated by tabs (one column for CoLA and SST-2, two for the pair tasks); no
+    header.
 
     Raises:
         DataFormatError: naming the file and line, for a missing file, bad UTF-8, a line with another
