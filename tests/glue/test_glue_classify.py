@@ -149,3 +149,17 @@ def test_export_refuses_a_used_folder_and_leaves_nothing_on_failure(
     with pytest.raises(OSError, match="disk full"):
         classifier.save_pretrained(tmp_path / "new")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["used"]  # no folder, no staging left
+
+
+def test_an_exported_stsb_model_gives_the_raw_score_in_a_pipeline(stsb_full_run, tmp_path: Path) -> None:
+    from transformers import pipeline
+
+    run_dir, _ = stsb_full_run
+    classifier = TaskClassifier.load(run_dir, device="cpu")
+    folder = classifier.save_pretrained(tmp_path / "stsb-model")
+    score = pipeline("text-classification", model=str(folder), device="cpu")
+    pair = ("A man plays a guitar.", "Someone is playing music.")
+    result = score({"text": pair[0], "text_pair": pair[1]}, function_to_apply="none")
+    assert result["score"] == pytest.approx(classifier.predict([pair])[0], abs=1e-5)
+    default = score({"text": pair[0], "text_pair": pair[1]})  # problem_type regression: no sigmoid
+    assert default["score"] == pytest.approx(result["score"], abs=1e-5)

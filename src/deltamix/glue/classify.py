@@ -140,7 +140,8 @@ class TaskClassifier:
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write the model as a standalone Hugging Face folder, atomically: all of it or nothing.
 
-        ``model.safetensors`` and ``config.json`` (label names in ``id2label``) from the model's own
+        ``model.safetensors`` and ``config.json`` (label names in ``id2label``; ``problem_type``
+        ``regression`` for STS-B, so a pipeline returns the raw score) from the model's own
         ``save_pretrained``, the tokenizer (its ``model_max_length`` set to this classifier's
         ``max_length``, so a ``pipeline`` truncates as training did), and ``deltamix.json``: the task
         and `source` (run folder, method, base model, seed, dev metrics).
@@ -153,6 +154,10 @@ class TaskClassifier:
         folder = Path(folder)
         try:
             with atomic_folder(folder) as staging:
+                # So a pipeline returns STS-B's raw score, not a sigmoid of it, and labels' softmax otherwise.
+                self.model.config.problem_type = (
+                    "regression" if self.task.is_regression else "single_label_classification"
+                )
                 self.model.save_pretrained(str(staging), safe_serialization=True)
                 max_length = self.tokenizer.model_max_length
                 self.tokenizer.model_max_length = self.max_length
