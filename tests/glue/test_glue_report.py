@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deltamix.report.glue import column_scores, kind_of, layer_of, render
+from deltamix.report.glue import column_scores, kind_of, layer_of, render, sparsity_position
 
 
 def _record(task: str, method: str, seed: int, metrics: dict[str, float], **extra) -> dict:
@@ -168,3 +168,34 @@ def test_structured_runs_are_labelled_with_their_penalty_form(tmp_path: Path) ->
         "--method diffprune-structured --seed 0 --l0-lambda 1e-05 --structured-penalty product` |" in markdown
     )
     assert "--method diffprune-structured --seed 0 --l0-lambda 2e-07 --structured-penalty sum` |" in markdown
+
+
+def test_sparsity_plot_keeps_one_colour_per_method_and_spaces_the_grid_evenly(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import matplotlib.pyplot as plt
+
+    closed = []
+    monkeypatch.setattr(plt, "close", closed.append)  # keep the figures to look at them
+    records = [
+        _record("mrpc", "full", 0, {"score": 0.83}),
+        _record("rte", "full", 0, {"score": 0.53}),
+        _record("mrpc", "diffprune", 0, {"score": 0.80}, target_sparsity=0.001),
+        _record("mrpc", "diffprune", 0, {"score": 0.82}),
+        _record("rte", "diffprune", 0, {"score": 0.54}),
+        _record("rte", "diffprune", 1, {"score": 0.52}),
+        _record("rte", "diffprune-nonadaptive", 0, {"score": 0.50}),
+    ]
+    render(records, tmp_path)
+    figure = next(f for f in closed if f.axes and f.axes[0].get_title() == "mrpc")
+    colours: dict[str, set] = {}
+    for ax in figure.axes:
+        for container in ax.containers:
+            colours.setdefault(container.get_label(), set()).add(container.lines[0].get_color())
+    assert set(colours) == {"full", "diffprune", "diffprune-nonadaptive"}
+    assert all(len(found) == 1 for found in colours.values())  # the same colour in both panels
+    assert len({next(iter(found)) for found in colours.values()}) == 3  # and a different one per method
+    legend = figure.legends[0]
+    assert [text.get_text() for text in legend.get_texts()] == ["full", "diffprune", "diffprune-nonadaptive"]
+    assert [sparsity_position(s) for s in (0.001, 0.0025, 0.005, 0.01, 1.0)] == [0, 1, 2, 3, 4]
+    assert 2 < sparsity_position(0.007) < 3

@@ -224,8 +224,25 @@ def _reproduce(records: list[dict[str, Any]]) -> str:
     return markdown_table(["method", "task", "t", "seeds", "command (first seed)"], rows)
 
 
+def sparsity_position(sparsity: float) -> float:
+    """Where ``sparsity`` sits on the plot's x axis: the index of its `SPARSITY_GRID` entry (evenly
+    spaced, so 0.1-1% are not squeezed against 100%), log-interpolated between entries.
+
+    >>> sparsity_position(0.005), sparsity_position(1.0)
+    (2.0, 4.0)
+    """
+    import numpy as np
+
+    grid = np.log(np.asarray(SPARSITY_GRID))
+    return float(np.interp(np.log(sparsity), grid, np.arange(len(SPARSITY_GRID))))
+
+
 def _sparsity_plot(records: list[dict[str, Any]], out_dir: Path, slug: str) -> str | None:
-    """Dev score vs target sparsity per task (diff pruning methods, full fine-tuning at 100%)."""
+    """Dev score vs target sparsity per task (diff pruning methods, full fine-tuning at 100%).
+
+    One colour per method in every panel and one legend for the figure; the methods at one sparsity
+    are spread a little sideways so their error bars (sd over seeds) do not hide each other.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -236,26 +253,39 @@ def _sparsity_plot(records: list[dict[str, Any]], out_dir: Path, slug: str) -> s
     if len(sparsities) < 2:
         return None
     tasks = sorted({r["task"] for r in curves})
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.2), squeeze=False)
+    methods = sorted({r["method"] for r in curves}, key=_method_order)
+    colours = {method: plt.get_cmap("tab10")(i % 10) for i, method in enumerate(methods)}
+    spread = 0.3 / max(1, len(methods) - 1)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.0), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
-        for method, runs in sorted(
-            group_by([r for r in curves if r["task"] == task], lambda r: r["method"]).items()
-        ):
-            points = group_by(runs, lambda r: 1.0 if r["method"] == "full" else r["target_sparsity"])
+        by_method = group_by([r for r in curves if r["task"] == task], lambda r: r["method"])
+        for rank, method in enumerate(methods):
+            if method not in by_method:
+                continue
+            points = group_by(
+                by_method[method], lambda r: 1.0 if r["method"] == "full" else r["target_sparsity"]
+            )
             xs = sorted(points)
-            means = [100 * statistics.mean(r["metrics"]["score"] for r in points[x]) for x in xs]
-            sds = [
-                100 * statistics.stdev(r["metrics"]["score"] for r in points[x]) if len(points[x]) > 1 else 0
-                for x in xs
-            ]
-            ax.errorbar([100 * x for x in xs], means, yerr=sds, marker="o", capsize=3, label=method)
-        ax.set_xscale("log")
-        ax.set_xticks([100 * s for s in SPARSITY_GRID], [f"{100 * s:g}%" for s in SPARSITY_GRID])
+            scores = [[100 * r["metrics"]["score"] for r in points[x]] for x in xs]
+            offset = (rank - (len(methods) - 1) / 2) * spread
+            ax.errorbar(
+                [sparsity_position(x) + offset for x in xs],
+                [statistics.mean(values) for values in scores],
+                yerr=[statistics.stdev(values) if len(values) > 1 else 0.0 for values in scores],
+                marker="o",
+                capsize=3,
+                color=colours[method],
+                label=method,
+            )
+        ax.set_xticks(range(len(SPARSITY_GRID)), [f"{100 * s:g}%" for s in SPARSITY_GRID])
+        ax.set_xlim(-0.5, len(SPARSITY_GRID) - 0.5)
         ax.set_title(task)
         ax.set_xlabel("target sparsity (share of parameters kept)")
         ax.set_ylabel("dev score")
-    axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
+        ax.grid(axis="y", alpha=0.3)
+    handles = [plt.Line2D([], [], color=colours[m], marker="o", linestyle="-", label=m) for m in methods]
+    fig.legend(handles=handles, loc="lower center", ncol=min(3, len(methods)), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.06 * ((len(methods) + 2) // 3) + 0.02, 1, 1))
     path = out_dir / f"glue_sparsity_{slug}.png"
     with atomic_path(path) as tmp:  # a reader never sees half a PNG
         fig.savefig(tmp, format="png", dpi=120)
