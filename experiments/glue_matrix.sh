@@ -8,7 +8,9 @@
 #          $METHODS / $SEEDS: a subset, e.g. METHODS="diffprune diffprune-structured" SEEDS="0 1")
 # Start one copy per core (or several per GPU): the copies share one queue, each run claimed with
 # flock. Finished runs (run_done.json) are skipped; an interrupted run resumes from its last
-# checkpoint when a copy reaches it again.
+# checkpoint when a copy reaches it again. Diff pruning runs keep their first stage
+# (--keep-first-stage, ~180 MB for MiniLM), so experiments/glue_sparsity.sh can sweep the target
+# sparsity from them without training that stage again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data="${GLUE_DIR:-../shared/data/glue}"
@@ -28,8 +30,10 @@ for task in "${tasks[@]}"; do
       if ! flock -n "$lock"; then exec {lock}>&-; continue; fi  # another copy is running it
       if [ ! -f "$out/run_done.json" ]; then
         echo "== $(date +%H:%M:%S) $task $method seed $seed"
+        keep=()
+        case "$method" in diffprune*) keep=(--keep-first-stage) ;; esac
         "${deltamix[@]}" diffprune glue --task "$task" --method "$method" --seed "$seed" \
-          --data-dir "$data" --output-dir "$out" || echo "!! $task $method seed $seed failed"
+          --data-dir "$data" --output-dir "$out" "${keep[@]}" || echo "!! $task $method seed $seed failed"
       fi
       exec {lock}>&-
     done

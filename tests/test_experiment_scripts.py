@@ -136,3 +136,41 @@ def test_multi30k_matrix_default_queue_and_longer_budget(tmp_path):
     assert {_value(c, "--lr-schedule") for c in calls} == {"constant"}
     # the 3-epoch runs are finished and a longer budget does not count as them
     assert _run(script, fake, SEEDS="0 1") == []
+
+
+@pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
+def test_glue_matrix_keeps_the_first_stage_of_diff_pruning_runs_only(tmp_path):
+    script, fake = _project(tmp_path, "glue_matrix.sh")
+    calls = _run(script, fake, METHODS="diffprune diffprune-nonadaptive lora", SEEDS="0", GLUE_DIR="d")
+    kept = {_value(c, "--method"): "--keep-first-stage" in c for c in calls}
+    assert kept == {"diffprune": True, "diffprune-nonadaptive": True, "lora": False}
+
+
+@pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
+def test_glue_sparsity_sweep_trains_each_first_stage_once(tmp_path):
+    script, fake = _project(tmp_path, "glue_sparsity.sh")
+    # The matrix run of rte seed 0 kept its L0 stage; mrpc's did not.
+    (tmp_path / "runs/glue/rte/diffprune/seed0/l0").mkdir(parents=True)
+    (tmp_path / "runs/glue/rte/diffprune/seed0/l0/stage_done.json").write_text("{}")
+    keeps = 'case "$(tail -n 1 "$(dirname "$0")/calls.log")" in *--keep-first-stage*) '
+    keeps += 'mkdir -p "$out/l0"; echo {} > "$out/l0/stage_done.json";; esac'
+    fake.write_text(FAKE_DELTAMIX + keeps + "\n")  # a kept stage, as deltamix leaves it
+    calls = _run(script, fake, METHODS="diffprune", SPARSITIES="0.001 0.01", GLUE_DIR="d")
+    runs = [
+        (_value(c, "--task"), _value(c, "--target-sparsity"), c[c.index("--target-sparsity") + 6 :])
+        for c in calls
+    ]
+    sweep = "runs/glue-sparsity/mrpc/diffprune/seed0/t0.001"
+    assert [(task, t) for task, t, _ in runs] == [
+        ("mrpc", "0.001"),
+        ("mrpc", "0.01"),
+        ("rte", "0.001"),
+        ("rte", "0.01"),
+    ]
+    assert [reuse for _, _, reuse in runs] == [
+        ["--keep-first-stage"],  # mrpc: the first point trains the stage and keeps it
+        ["--first-stage-from", sweep],
+        ["--first-stage-from", "runs/glue/rte/diffprune/seed0"],  # rte: the matrix run's
+        ["--first-stage-from", "runs/glue/rte/diffprune/seed0"],
+    ]
+    assert _run(script, fake, METHODS="diffprune", SPARSITIES="0.001 0.01") == []  # all finished

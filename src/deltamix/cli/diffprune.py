@@ -92,6 +92,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     glue.add_argument("--max-steps", type=positive_int, help="optimizer steps per stage (smoke tests)")
     glue.add_argument("--logging-steps", type=positive_int, default=50)
     glue.add_argument("--keep-checkpoints", action="store_true", help="keep stage checkpoints after success")
+    glue.add_argument(
+        "--keep-first-stage",
+        action="store_true",
+        help="diff pruning: keep the first stage's final state (~8 bytes per base parameter) so that runs "
+        "at other --target-sparsity values can start from it (--first-stage-from)",
+    )
+    glue.add_argument(
+        "--first-stage-from",
+        type=existing_dir,
+        help="diff pruning: a run folder kept with --keep-first-stage, of the same settings but the target "
+        "sparsity and fixed-mask ones; its first stage is taken instead of trained (a sparsity sweep "
+        "trains it once)",
+    )
     glue.set_defaults(func=run_glue_command)
 
     serve = commands.add_parser(
@@ -173,6 +186,8 @@ def run_glue_command(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         logging_steps=args.logging_steps,
         keep_checkpoints=args.keep_checkpoints,
+        keep_first_stage=args.keep_first_stage,
+        first_stage_from=str(args.first_stage_from) if args.first_stage_from else None,
     )
     record = run_glue(config)
     if record:  # only the main process of a multi-GPU run has one

@@ -58,7 +58,13 @@ from deltamix.glue.methods import (
     prepare_peft,
     split_parameters,
 )
-from deltamix.glue.stages import run_stage, train_diffprune
+from deltamix.glue.stages import (
+    adopt_first_stage,
+    first_stage_name,
+    remove_checkpoints,
+    run_stage,
+    train_diffprune,
+)
 from deltamix.io import atomic_path, atomic_write_json
 from deltamix.metrics import glue_metrics, task_score
 from deltamix.records import RESULTS_DIR, commit_record, finish_commit, make_record
@@ -137,6 +143,23 @@ class GlueRunConfig:
     max_steps: int | None = field(default=None, metadata={"help": "cap on optimizer steps per stage (tests)"})
     logging_steps: int = field(default=50, metadata={"help": "log the training loss every N steps"})
     keep_checkpoints: bool = field(default=False, metadata={"help": "keep stage checkpoints after success"})
+    keep_first_stage: bool = field(
+        default=False,
+        metadata={
+            "help": "diff pruning: keep the first stage's final state (L0, or full fine-tuning for the "
+            "non-adaptive baseline; about 8 bytes per base parameter) after success, so that runs at other "
+            "target sparsities can start from it (first_stage_from)"
+        },
+    )
+    first_stage_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "diff pruning: a finished run folder, kept with keep_first_stage, whose first stage "
+            "this run takes instead of training its own; it must match this run in every setting the "
+            "first stage depends on (all but the target sparsity and the fixed-mask stage's). A sparsity "
+            "sweep then trains the first stage once"
+        },
+    )
 
     def __post_init__(self) -> None:
         self.task = get_task(self.task).name
@@ -166,6 +189,10 @@ class GlueRunConfig:
             )
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.first_stage_from is not None and self.method not in DIFF_METHODS:
+            raise ValueError(
+                f"first_stage_from applies to the diff pruning methods only, not {self.method!r}"
+            )
         if self.output_dir is None:
             name = f"{self.method}-t{self.target_sparsity:g}" + (f"-lr{self.lr:g}" if self.lr else "")
             self.output_dir = str(Path("runs/glue") / self.task / name / f"seed{self.seed}")
@@ -356,7 +383,9 @@ def tensor_stats(model: nn.Module, base: dict[str, torch.Tensor]) -> dict[str, l
 
 
 # Fields that may change between an interrupted run and its restart.
-_RESTART_FREE = ("keep_checkpoints", "logging_steps", "results_dir", "eval_batch_size")
+_RESTART_FREE = ("keep_checkpoints", "keep_first_stage", "logging_steps", "results_dir", "eval_batch_size")
+# Settings added after runs were started, with the value those runs had (see check_same_run).
+_ADDED_SINCE = {"keep_first_stage": False, "first_stage_from": None}
 
 
 def run_glue(config: GlueRunConfig) -> dict[str, Any]:
@@ -392,7 +421,7 @@ def run_glue(config: GlueRunConfig) -> dict[str, Any]:
         "train_examples": len(train),
         "eval_examples": {split: len(d) for split, d in evals.items()},
     }
-    check_same_run(out_dir / "config.json", resolved, _RESTART_FREE)
+    check_same_run(out_dir / "config.json", resolved, _RESTART_FREE, _ADDED_SINCE)
     done_marker = out_dir / RUN_DONE
     if main_process:
         finish_commit(done_marker)  # a run killed while committing its record completes it here
@@ -403,6 +432,9 @@ def run_glue(config: GlueRunConfig) -> dict[str, Any]:
     if main_process:
         atomic_write_json(out_dir / "config.json", resolved)
     data = (train, evals, tokenizer)
+    if config.first_stage_from is not None and main_process:
+        adopt_first_stage(Path(config.first_stage_from), out_dir, resolved)
+    PartialState().wait_for_everyone()
     if config.method in DIFF_METHODS:
         _, logs, prepared = train_diffprune(config, model, data, mask_epochs)
     else:
@@ -460,7 +492,9 @@ def run_glue(config: GlueRunConfig) -> dict[str, Any]:
     if not config.keep_checkpoints:
         for log in logs:
             stage_dir = out_dir / log["stage"]
-            if stage_dir.is_dir():
+            if config.keep_first_stage and log["stage"] == first_stage_name(config.method):
+                remove_checkpoints(stage_dir)  # its final state and marker stay, for first_stage_from
+            elif stage_dir.is_dir():
                 shutil.rmtree(stage_dir)
     logger.info("%s %s seed %d: %s", spec.name, config.method, config.seed, metrics)
     return record

@@ -33,6 +33,19 @@ logger = logging.getLogger(__name__)
 
 _DONE = "stage_done.json"
 _FINAL = "final_state.safetensors"
+# The resolved settings a diff pruning run's first stage depends on: a run may take another run's first
+# stage (`adopt_first_stage`) only if these are equal. Not among them: the target sparsity and the
+# fixed-mask stage's settings, which act after the first stage.
+FIRST_STAGE_SETTINGS = (
+    "task", "method", "model_path", "data_dir", "seed", "max_length", "batch_size", "epochs", "resolved_lr",
+    "alpha_lr", "head_lr", "resolved_l0_lambda", "structured_penalty", "max_grad_norm", "weight_decay",
+    "warmup_ratio", "max_train_examples", "max_eval_examples", "max_steps", "train_examples",
+)  # fmt: skip
+
+
+def first_stage_name(method: str) -> str:
+    """The folder of a diff pruning method's first stage: ``full-ft`` (non-adaptive) or ``l0``."""
+    return "full-ft" if method == "diffprune-nonadaptive" else "l0"
 
 
 def compute_metrics_fn(task: str):
@@ -129,6 +142,56 @@ def run_stage(
         atomic_write_json(done, log)
     trainer.accelerator.wait_for_everyone()
     return log
+
+
+def adopt_first_stage(source: Path, out_dir: Path, settings: dict[str, Any]) -> None:
+    """Copy the finished first stage of run folder ``source`` into ``out_dir``, so `run_stage` loads it
+    instead of training (a sparsity sweep trains the first stage once). Nothing to do if ``out_dir``
+    already holds a finished first stage.
+
+    Args:
+        source: a run folder whose first stage was kept (``keep_first_stage``).
+        out_dir: this run's folder.
+        settings: this run's resolved settings (its ``config.json``).
+
+    Raises:
+        DeltamixError: ``source`` holds no kept first stage, or its settings differ from ``settings``
+            in one of `FIRST_STAGE_SETTINGS` (each named, with both values).
+    """
+    from deltamix.run_folder import setting_differences
+
+    name = first_stage_name(settings["method"])
+    target = out_dir / name
+    if (target / _DONE).is_file():
+        return
+    stage = source / name
+    if not (stage / _DONE).is_file() or not (stage / _FINAL).is_file():
+        raise DeltamixError(
+            f"{source}: holds no finished, kept {name} stage ({name}/{_DONE} and {name}/{_FINAL}); "
+            "run it with --keep-first-stage, then start other target sparsities from it"
+        )
+    try:
+        theirs = json.loads((source / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise DeltamixError(f"{source / 'config.json'}: unreadable ({error})") from error
+    ours = {key: settings.get(key) for key in FIRST_STAGE_SETTINGS}
+    differ = setting_differences(theirs, json.loads(json.dumps(ours, default=str)))
+    if differ:
+        raise DeltamixError(
+            f"{source}: its {name} stage was trained with other settings than this run's "
+            f"({'; '.join(differ)}); only the target sparsity and the fixed-mask settings may differ"
+        )
+    log = {**json.loads((stage / _DONE).read_text(encoding="utf-8")), "reused_from": str(source)}
+    with atomic_path(target / _FINAL) as tmp:
+        shutil.copyfile(stage / _FINAL, tmp)
+    atomic_write_json(target / _DONE, log)  # last: the marker says the stage is complete
+    logger.info("took the %s stage of %s (trained once, reused here)", name, source)
+
+
+def remove_checkpoints(stage_dir: Path) -> None:
+    """Delete a finished stage's ``checkpoint-*`` folders, keeping its final state and marker."""
+    for checkpoint in stage_dir.glob("checkpoint-*"):
+        shutil.rmtree(checkpoint, ignore_errors=True)
 
 
 def last_complete_checkpoint(stage_dir: Path, remove_partial: bool = False) -> str | None:
@@ -254,7 +317,7 @@ def train_diffprune(config: GlueRunConfig, model: nn.Module, data, mask_epochs: 
     dp_config = _diff_config(config, model)
     stage1_config = dp_config.to_dict()
     wrapped = DiffPruningModel(model, dp_config)
-    first = "full-ft" if config.method == "diffprune-nonadaptive" else "l0"
+    first = first_stage_name(config.method)
     logs = [run_stage(first, config, wrapped, data, config.resolved_lr(), config.epochs, False, trainer_cls)]
     start = time.perf_counter()
     nonzero, budget = wrapped.nnz(), diff_budget(model, config.target_sparsity)

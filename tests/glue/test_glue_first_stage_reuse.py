@@ -1,0 +1,104 @@
+"""A sparsity sweep trains diff pruning's first stage once: `--keep-first-stage` / `--first-stage-from`.
+
+On a tiny BERT and the shared RTE data: a run started from another run's kept L0 stage gives the same
+diff, bit for bit, as a run that trains that stage itself; mismatched settings and a folder without a
+kept stage are refused, naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from deltamix.cli.main import main
+from deltamix.errors import DeltamixError
+from deltamix.glue.run import GlueRunConfig, run_glue
+
+QUICK = {"max_train_examples": 16, "max_eval_examples": 16, "max_steps": 2, "logging_steps": 1, "lr": 1e-3}
+
+
+def _config(model: Path, glue: Path, out: Path, **kwargs) -> GlueRunConfig:
+    settings = {"task": "rte", "method": "diffprune", **QUICK, **kwargs}
+    return GlueRunConfig(
+        model=str(model),
+        data_dir=str(glue),
+        output_dir=str(out),
+        results_dir=str(out.parent / "results"),
+        **settings,
+    )
+
+
+@pytest.mark.parametrize(("method", "first"), [("diffprune", "l0"), ("diffprune-nonadaptive", "full-ft")])
+def test_a_run_from_a_kept_first_stage_equals_one_that_trains_it(
+    method: str, first: str, tiny_model_dir: Path, glue_dir: Path, tmp_path: Path
+) -> None:
+    source = _config(
+        tiny_model_dir, glue_dir, tmp_path / "t1", method=method, target_sparsity=0.01, keep_first_stage=True
+    )
+    run_glue(source)
+    kept = tmp_path / "t1" / first
+    assert sorted(path.name for path in kept.iterdir()) == ["final_state.safetensors", "stage_done.json"]
+
+    reused = run_glue(
+        _config(
+            tiny_model_dir,
+            glue_dir,
+            tmp_path / "t2",
+            method=method,
+            target_sparsity=0.02,
+            first_stage_from=str(source.output_dir),
+        )
+    )
+    scratch = run_glue(
+        _config(tiny_model_dir, glue_dir, tmp_path / "t2-scratch", method=method, target_sparsity=0.02)
+    )
+    for name, tensor in load_file(str(tmp_path / "t2-scratch" / "diff.safetensors")).items():
+        assert load_file(str(tmp_path / "t2" / "diff.safetensors"))[name].equal(tensor), name
+    assert reused["metrics"] == scratch["metrics"]
+    assert reused["stages"][0]["stage"] == first
+    assert reused["stages"][0]["reused_from"] == str(source.output_dir)
+    assert "reused_from" not in scratch["stages"][0]
+    assert not (tmp_path / "t2" / first).exists()  # only the source keeps it
+
+
+def test_mismatched_settings_and_a_folder_without_a_kept_stage_are_refused(
+    tiny_model_dir: Path, glue_dir: Path, tmp_path: Path, capsys
+) -> None:
+    source = _config(tiny_model_dir, glue_dir, tmp_path / "src", keep_first_stage=True)
+    run_glue(source)
+    other_seed = _config(tiny_model_dir, glue_dir, tmp_path / "b", seed=1, first_stage_from=source.output_dir)
+    with pytest.raises(DeltamixError, match=r"other settings than this run's \(seed: 0 there, 1 now\)"):
+        run_glue(other_seed)
+    assert not (tmp_path / "b" / "l0").exists() and not (tmp_path / "b" / "diff.safetensors").exists()
+    other_lambda = _config(
+        tiny_model_dir, glue_dir, tmp_path / "c", l0_lambda=1e-3, first_stage_from=source.output_dir
+    )
+    with pytest.raises(DeltamixError, match=r"resolved_l0_lambda"):
+        run_glue(other_lambda)
+    # A fixed-mask setting may differ.
+    run_glue(
+        _config(tiny_model_dir, glue_dir, tmp_path / "d", mask_lr=1e-4, first_stage_from=source.output_dir)
+    )
+
+    plain = _config(tiny_model_dir, glue_dir, tmp_path / "plain")
+    run_glue(plain)  # the stages are deleted after success
+    with pytest.raises(DeltamixError, match=r"holds no finished, kept l0 stage"):
+        run_glue(_config(tiny_model_dir, glue_dir, tmp_path / "e", first_stage_from=plain.output_dir))
+    with pytest.raises(ValueError, match="diff pruning methods only"):
+        _config(tiny_model_dir, glue_dir, tmp_path / "f", method="lora", first_stage_from=plain.output_dir)
+    argv = ["diffprune", "glue", "--task", "rte", "--model", str(tiny_model_dir), "--data-dir", str(glue_dir)]
+    argv += [
+        "--output-dir",
+        str(tmp_path / "g"),
+        "--max-steps",
+        "1",
+        "--first-stage-from",
+        str(tmp_path / "nope"),
+    ]
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert "does not exist" in capsys.readouterr().err
+    assert json.loads((tmp_path / "src" / "l0" / "stage_done.json").read_text())["stage"] == "l0"
