@@ -19,7 +19,9 @@ def test_nan_loss_stops_the_run_keeping_the_last_good_checkpoint(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture,
+    shared_data,
 ) -> None:
+    glue = shared_data("glue", "RTE/train.tsv")
     original = DiffPruningTrainer.compute_loss
     seen: list[int] = []
 
@@ -33,7 +35,7 @@ def test_nan_loss_stops_the_run_keeping_the_last_good_checkpoint(
 
     monkeypatch.setattr(DiffPruningTrainer, "compute_loss", diverging)
     run = tmp_path / "run"
-    code = main(_argv(tiny_bert, run, tmp_path / "results"))
+    code = main(_argv(tiny_bert, glue, run, tmp_path / "results"))
     error = capsys.readouterr().err
     assert code == 2
     assert "training loss became nan at step 4" in error and "l0/checkpoint-2" in error, error
