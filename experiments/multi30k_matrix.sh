@@ -6,9 +6,11 @@
 #   usage: experiments/multi30k_matrix.sh   (data: ../shared/data/multi30k or $MULTI30K_DIR;
 #          $DELTAMIX: the command to run, default .venv/bin/deltamix)
 # A longer budget or a subset: $EPOCHS (default 3), $AVERAGE_LAST (default 2), $WARMUP_STEPS
-# (default 400) and $LR_SCHEDULE (constant or inverse-sqrt, the authors' fairseq schedule; default
-# constant) change the recipe; the folder names each value that differs from these defaults
-# (runs/multi30k/AUGMENT-small[-eEPOCHS][-avgN][-wuSTEPS][-inverse-sqrt]-seedN), so two recipes never share a folder
+# (default 400), $LR_SCHEDULE (constant or inverse-sqrt, the authors' fairseq schedule; default
+# constant) and $TRAIN_LIMIT (train on the first N pairs only: a low-resource setting, where the
+# baseline overfits sooner; default all 29,000) change the recipe; the folder names each value that
+# differs from these defaults
+# (runs/multi30k/AUGMENT-small[-eEPOCHS][-avgN][-wuSTEPS][-inverse-sqrt][-nN]-seedN), so two recipes never share a folder
 # (and the run refuses a folder started with other settings). $AUGMENTS and $SEEDS pick settings, e.g.
 # EPOCHS=8 AVERAGE_LAST=3 AUGMENTS="none seqmix" SEEDS=0. The default recipe of `deltamix seqmix
 # translate`: EPOCHS=15 AVERAGE_LAST=5 WARMUP_STEPS=1000.
@@ -23,6 +25,7 @@ epochs="${EPOCHS:-3}"
 average_last="${AVERAGE_LAST:-2}"
 warmup_steps="${WARMUP_STEPS:-400}"
 lr_schedule="${LR_SCHEDULE:-constant}"
+train_limit="${TRAIN_LIMIT:-}"
 read -r -a seeds <<< "${SEEDS:-0 1 2}"
 read -r -a augments <<< "${AUGMENTS:-none seqmix word-dropout switchout}"
 budget=""  # the recipe values that differ from the defaults above, in the folder name
@@ -30,6 +33,8 @@ budget=""  # the recipe values that differ from the defaults above, in the folde
 [ "$average_last" != 2 ] && budget+="-avg$average_last"
 [ "$warmup_steps" != 400 ] && budget+="-wu$warmup_steps"
 [ "$lr_schedule" != constant ] && budget+="-$lr_schedule"
+limit=()
+if [ -n "$train_limit" ]; then budget+="-n$train_limit"; limit=(--train-limit "$train_limit"); fi
 queue=()  # baseline and SeqMix for every seed first, then the other settings
 for seed in "${seeds[@]}"; do
   for augment in "${augments[@]}"; do
@@ -52,7 +57,7 @@ for entry in "${queue[@]}"; do
     echo "== $(date +%H:%M:%S) multi30k $augment seed $seed"
     OMP_NUM_THREADS=1 "${deltamix[@]}" seqmix translate --dataset multi30k --data-dir "$data" \
       --augment "$augment" --seed "$seed" --epochs "$epochs" --warmup-steps "$warmup_steps" --average-last "$average_last" \
-      --lr-schedule "$lr_schedule" --threads 1 --output-dir "$out"
+      --lr-schedule "$lr_schedule" "${limit[@]}" --threads 1 --output-dir "$out"
   fi
   exec {lock}>&-
 done

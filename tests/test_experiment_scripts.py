@@ -134,6 +134,11 @@ def test_multi30k_matrix_default_queue_and_longer_budget(tmp_path):
         ("runs/multi30k/none-small-wu1000-inverse-sqrt-seed0", "inverse-sqrt")
     ]
     assert {_value(c, "--lr-schedule") for c in calls} == {"constant"}
+    assert not any("--train-limit" in c for c in calls)
+    small = _run(script, fake, EPOCHS="40", TRAIN_LIMIT="5000", AUGMENTS="none", SEEDS="0")
+    assert [(_value(c, "--output-dir"), _value(c, "--train-limit")) for c in small] == [
+        ("runs/multi30k/none-small-e40-n5000-seed0", "5000")
+    ]
     # the 3-epoch runs are finished and a longer budget does not count as them
     assert _run(script, fake, SEEDS="0 1") == []
 
