@@ -186,7 +186,14 @@ def test_sparsity_plot_keeps_one_colour_per_method_and_spaces_the_grid_evenly(
         _record("rte", "diffprune", 1, {"score": 0.52}),
         _record("rte", "diffprune-nonadaptive", 0, {"score": 0.50}),
     ]
-    render(records, tmp_path)
+    old, new = {"resolved_l0_lambda": 1e-5}, {"resolved_l0_lambda": 2e-7}
+    for record in records[2:5]:
+        record.update(config=new, finished_at="2026-11-26")
+    records.append(  # a superseded lambda: a row of its own in the table, not in the plot
+        _record("rte", "diffprune", 2, {"score": 0.40}, config=old, finished_at="2026-11-25")
+    )
+    markdown = render(records, tmp_path)
+    assert "| diffprune (lambda 1e-05) |" in markdown
     figure = next(f for f in closed if f.axes and f.axes[0].get_title() == "mrpc")
     colours: dict[str, set] = {}
     for ax in figure.axes:

@@ -241,14 +241,20 @@ def _sparsity_plot(records: list[dict[str, Any]], out_dir: Path, slug: str) -> s
     """Dev score vs target sparsity per task (diff pruning methods, full fine-tuning at 100%).
 
     One colour per method in every panel and one legend for the figure; the methods at one sparsity
-    are spread a little sideways so their error bars (sd over seeds) do not hide each other.
+    are spread a little sideways so their error bars (sd over seeds) do not hide each other. Runs of a
+    superseded L0 setting (relabelled by `label_superseded_lambdas`) are left out.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = [r for r in records if r["method"].startswith("diffprune") or r["method"] == "full"]
+    curves = [  # the current settings only: rows of a superseded lambda stay in the table
+        r
+        for r in records
+        if (r["method"].startswith("diffprune") or r["method"] == "full")
+        and _base_method(r["method"]) == r["method"]
+    ]
     sparsities = {1.0 if r["method"] == "full" else r.get("target_sparsity") for r in curves}
     if len(sparsities) < 2:
         return None
@@ -408,6 +414,10 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
             lines.append(_storage_table(main))
         plot = _sparsity_plot(model_records, out_dir, slug)
         if plot:
+            lines.append(
+                "Dev score vs target sparsity (mean and sd over seeds; full fine-tuning at 100%; runs of "
+                "superseded L0 settings are in the table only):\n"
+            )
             lines.append(f"![dev score vs target sparsity]({plot})\n")
         for method in ("diffprune", "diffprune-structured"):
             plot = _location_plot(model_records, method, out_dir, slug)
