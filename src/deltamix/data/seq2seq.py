@@ -88,11 +88,11 @@ class Seq2SeqData:
 # ----------------------------------------------------------------------------- low-level reading
 
 
-def _read_bytes(source: Path | BinaryIO) -> bytes:
+def _read_bytes(source: str | Path | BinaryIO) -> bytes:
     """The bytes of ``source`` (a file, decompressed if its name ends in ``.gz``, or a binary stream)."""
-    if not isinstance(source, Path):
+    if hasattr(source, "read"):
         return source.read()
-    path = source
+    path = Path(source)
     if not path.is_file():
         raise DataFormatError(path, "file not found")
     try:
@@ -107,9 +107,9 @@ def _read_bytes(source: Path | BinaryIO) -> bytes:
     return data
 
 
-def source_name(source: Path | BinaryIO) -> str:
+def source_name(source: str | Path | BinaryIO) -> str:
     """How errors name ``source``: the file's path, or a stream's name (``<stdin>`` for standard input)."""
-    return str(source) if isinstance(source, Path) else str(getattr(source, "name", "<stream>"))
+    return str(getattr(source, "name", "<stream>")) if hasattr(source, "read") else str(source)
 
 
 def read_lines(source: str | Path | BinaryIO) -> list[str]:
@@ -123,7 +123,6 @@ def read_lines(source: str | Path | BinaryIO) -> list[str]:
         DataFormatError: file missing or unreadable, not UTF-8 (with the line), or an empty line;
             a stream is named by its ``name`` (``<stdin>``).
     """
-    source = source if hasattr(source, "read") else Path(source)
     lines = []
     for number, raw in decode_lines(source):
         text = raw.strip()
@@ -157,7 +156,7 @@ def read_parallel(source_path: str | Path, target_path: str | Path) -> list[Pair
     return list(zip(sources, targets, strict=True))
 
 
-def decode_lines(source: Path | BinaryIO) -> list[tuple[int, str]]:
+def decode_lines(source: str | Path | BinaryIO) -> list[tuple[int, str]]:
     """(line number, text) of the lines of a UTF-8 file or binary stream, empty ones included
     (unstripped); a final newline does not start another line."""
     data = _read_bytes(source)

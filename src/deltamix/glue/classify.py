@@ -182,7 +182,6 @@ def read_examples(source: str | Path | BinaryIO, task: GlueTask) -> list[tuple[s
     """
     from deltamix.data.seq2seq import decode_lines, source_name
 
-    source = source if hasattr(source, "read") else Path(source)
     path = source_name(source)
     columns = len(task.text_columns)
     examples = []

@@ -432,9 +432,10 @@ def run_glue(config: GlueRunConfig) -> dict[str, Any]:
     if main_process:
         atomic_write_json(out_dir / "config.json", resolved)
     data = (train, evals, tokenizer)
-    if config.first_stage_from is not None and main_process:
-        adopt_first_stage(Path(config.first_stage_from), out_dir, resolved)
-    PartialState().wait_for_everyone()
+    if config.first_stage_from is not None:
+        if main_process:
+            adopt_first_stage(Path(config.first_stage_from), out_dir, resolved)
+        PartialState().wait_for_everyone()
     if config.method in DIFF_METHODS:
         _, logs, prepared = train_diffprune(config, model, data, mask_epochs)
     else:

@@ -237,6 +237,11 @@ def sparsity_position(sparsity: float) -> float:
     return float(np.interp(np.log(sparsity), grid, np.arange(len(SPARSITY_GRID))))
 
 
+def _plotted_sparsity(record: dict[str, Any]) -> float:
+    """The sparsity a run is plotted at: full fine-tuning at 100%, diff pruning at its target."""
+    return 1.0 if record["method"] == "full" else record["target_sparsity"]
+
+
 def _sparsity_plot(records: list[dict[str, Any]], out_dir: Path, slug: str) -> str | None:
     """Dev score vs target sparsity per task (diff pruning methods, full fine-tuning at 100%).
 
@@ -255,7 +260,7 @@ def _sparsity_plot(records: list[dict[str, Any]], out_dir: Path, slug: str) -> s
         if (r["method"].startswith("diffprune") or r["method"] == "full")
         and _base_method(r["method"]) == r["method"]
     ]
-    sparsities = {1.0 if r["method"] == "full" else r.get("target_sparsity") for r in curves}
+    sparsities = {_plotted_sparsity(r) for r in curves}
     if len(sparsities) < 2:
         return None
     tasks = sorted({r["task"] for r in curves})
@@ -268,9 +273,7 @@ def _sparsity_plot(records: list[dict[str, Any]], out_dir: Path, slug: str) -> s
         for rank, method in enumerate(methods):
             if method not in by_method:
                 continue
-            points = group_by(
-                by_method[method], lambda r: 1.0 if r["method"] == "full" else r["target_sparsity"]
-            )
+            points = group_by(by_method[method], _plotted_sparsity)
             xs = sorted(points)
             scores = [[100 * r["metrics"]["score"] for r in points[x]] for x in xs]
             offset = (rank - (len(methods) - 1) / 2) * spread
