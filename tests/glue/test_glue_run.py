@@ -101,8 +101,9 @@ def test_regression_task_and_structured(stsb_run) -> None:
     assert record["method_details"]["diffprune_config"]["structured_penalty"] == "sum"
 
 
-def test_serving_all_tasks_from_one_bank_matches_runs(rte_run, stsb_run, capsys) -> None:
+def test_serving_all_tasks_from_one_bank_matches_runs(rte_run, stsb_run, tmp_path: Path, capsys) -> None:
     from deltamix.glue.serve import serve
+    from deltamix.report import glue_serve
 
     results = serve(
         [Path(rte_run[0].output_dir), Path(stsb_run[0].output_dir)], max_eval_examples=16, rounds=2
@@ -110,10 +111,41 @@ def test_serving_all_tasks_from_one_bank_matches_runs(rte_run, stsb_run, capsys)
     assert results["all_match"], results
     assert set(results["tasks"]) == {"rte", "stsb"}
     assert results["tasks"]["stsb"]["rounds"][0] == results["tasks"]["stsb"]["rounds"][1]
-    code = main(
-        ["diffprune", "serve", "--runs", rte_run[0].output_dir, "--max-eval-examples", "16", "--rounds", "1"]
-    )
-    assert code == 0 and "same as its run" in capsys.readouterr().out
+
+    runs = [rte_run[0].output_dir, stsb_run[0].output_dir]
+    argv = ["diffprune", "serve", "--runs", *runs, "--max-eval-examples", "16", "--rounds", "2"]
+    assert main([*argv, "--results-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "rte (diffprune, seed 0)" in out and "same as its run" in out and "median" in out
+    records = read_jsonl(tmp_path / "glue-serve.jsonl")
+    assert [r["task"] for r in records] == ["rte", "stsb"]
+    assert len({r["serve_id"] for r in records}) == 1
+    by_task = {r["task"]: r for r in records}
+    assert by_task["stsb"]["method"] == "diffprune-structured"
+    assert by_task["stsb"]["metrics"] == stsb_run[1]["metrics"] == by_task["stsb"]["run_metrics"]
+    assert by_task["rte"]["metrics"] == rte_run[1]["metrics"]
+    assert all(r["matches"] and r["max_abs_diff"] == 0.0 and r["switches"] == 4 for r in records)
+    assert by_task["rte"]["file_bytes"] == (Path(runs[0]) / "diff.safetensors").stat().st_size
+
+    markdown = glue_serve.render(records, tmp_path)
+    assert "### 2 tasks on" in markdown and "first 16 dev examples, 2 rounds" in markdown
+    assert "| rte | diffprune (seed 0) |" in markdown and "| yes |" in markdown
+
+
+def test_serve_record_shows_a_task_whose_metrics_differ(rte_run, tmp_path: Path, capsys) -> None:
+    """A served task that does not reproduce its run exits 1, and its record and report say so."""
+    from deltamix.report import glue_serve
+
+    run = tmp_path / "run"
+    shutil.copytree(rte_run[0].output_dir, run)
+    stored = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({k: v + 0.25 for k, v in stored.items()}))
+    argv = ["diffprune", "serve", "--runs", str(run), "--max-eval-examples", "16", "--rounds", "1"]
+    assert main([*argv, "--results-dir", str(tmp_path)]) == 1
+    assert "DIFFERS from its run by 2.50e-01" in capsys.readouterr().out
+    (record,) = read_jsonl(tmp_path / "glue-serve.jsonl")
+    assert not record["matches"] and record["max_abs_diff"] == pytest.approx(0.25)
+    assert "| **no** |" in glue_serve.render([record], tmp_path)
 
 
 def test_serve_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:

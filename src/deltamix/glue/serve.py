@@ -5,15 +5,20 @@ One copy of the base model is loaded; each run's diff, with its dense head, goes
 for MNLI, 2 otherwise); the bank installs each diff's own head on activation. Switching task =
 ``bank.activate(task)`` (revert one sparse diff and head, apply another, O(nnz + head)). Each task is
 evaluated on its dev set and compared with the metrics its own run stored (``metrics.json``).
+`serve_records` turns the result into results records (``results/glue-serve.jsonl``, one per task),
+which ``deltamix report`` shows next to the runs' own numbers.
 
 >>> results = serve([Path("runs/glue/rte/diffprune-t0.005/seed0"), ...], data_dir="glue_data")  # doctest: +SKIP
+>>> records = serve_records(results)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import statistics
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,9 @@ from typing import Any
 import torch
 
 from deltamix.errors import DeltamixError
+from deltamix.records import make_record
+
+SERVE_EXPERIMENT = "glue-serve"
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +80,9 @@ def serve(
         tolerance: largest allowed difference to a run's stored metrics.
 
     Returns:
-        ``{"tasks": {name: {"metrics", "expected", "max_abs_diff", "matches", "eval_seconds"}},
-        "switch_seconds": [...], "base_params", "stored_nnz", "all_match"}``.
+        ``{"tasks": {name: {"metrics", "expected", "max_abs_diff", "matches", "eval_seconds", "rounds",
+        "run_dir", "method", "seed", "model", "diff_bytes", "nnz"}}, "switch_seconds": [...],
+        "base_params", "stored_nnz", "all_match", "settings"}``.
 
     Raises:
         DeltamixError: a folder is not a finished diffprune run, runs use different base models, or
@@ -83,7 +92,7 @@ def serve(
 
     from deltamix.data.glue import get_task
     from deltamix.diffprune import DiffBank, SparseDiff
-    from deltamix.glue.run import GlueRunConfig, evaluate, load_classifier, prepare_data
+    from deltamix.glue.run import DEFAULT_MODEL_NAME, GlueRunConfig, evaluate, load_classifier, prepare_data
 
     if not run_dirs:
         raise ValueError("serve needs at least one run folder")
@@ -106,11 +115,12 @@ def serve(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     base.to(device).eval()
     bank = DiffBank(base)
-    served, evals_by_task, stored_nnz = [], {}, 0
+    served, evals_by_task, stored_nnz, diffs = [], {}, 0, {}
     for run_dir, config, expected, diff_path in runs:
         spec = get_task(config["task"])
         diff = SparseDiff.load(diff_path)
         stored_nnz += diff.nnz
+        diffs[spec.name] = {"diff_bytes": diff_path.stat().st_size, "nnz": diff.nnz}
         bank.add(spec.name, diff)
         run_config = GlueRunConfig(
             task=spec.name,
@@ -134,20 +144,79 @@ def serve(
             metrics = evaluate(task.task, base, evals_by_task[task.name], tokenizer, eval_batch_size)
             seconds = time.perf_counter() - start
             compared = {k: v for k, v in task.expected.items() if k in metrics}
-            worst = max((abs(metrics[k] - v) for k, v in compared.items()), default=float("nan"))
-            entry = results["tasks"].setdefault(task.name, {"rounds": []})
+            worst = max((abs(metrics[k] - v) for k, v in compared.items()), default=None)
+            entry = results["tasks"].setdefault(task.name, {"rounds": [], "max_abs_diff": None})
+            if entry["max_abs_diff"] is not None and worst is not None:  # the worst over all rounds
+                worst = max(worst, entry["max_abs_diff"])
             entry["rounds"].append(metrics)
             entry.update(
                 metrics=metrics,
                 expected=task.expected,
                 max_abs_diff=worst,
-                matches=bool(compared) and worst <= tolerance,
+                matches=worst is not None and worst <= tolerance,
                 eval_seconds=seconds,
                 run_dir=str(task.run_dir),
+                method=task.config.get("method"),
+                seed=task.config.get("seed"),
+                model=task.config.get("model") or DEFAULT_MODEL_NAME,
+                **diffs[task.name],
             )
             logger.info("%s: %s (stored run: %s)", task.name, metrics, compared)
     bank.activate(None)
     results["base_params"] = sum(p.numel() for p in base.parameters())
     results["stored_nnz"] = stored_nnz
     results["all_match"] = all(entry["matches"] for entry in results["tasks"].values())
+    results["settings"] = {
+        "runs": [str(d) for d in run_dirs],
+        "data_dir": None if data_dir is None else str(data_dir),
+        "eval_batch_size": eval_batch_size,
+        "max_eval_examples": max_eval_examples,
+        "rounds": rounds,
+        "tolerance": tolerance,
+        "device": device.type,
+    }
     return results
+
+
+def serve_records(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One results record per served task (experiment ``glue-serve``) from a `serve` result.
+
+    Each record's metrics are those the task scored from the shared bank in the last round;
+    ``run_metrics`` are the ones its own run stored, ``max_abs_diff`` and ``matches`` compare them.
+    The records of one call share a ``serve_id`` and name all ``served_tasks``, the median switch time
+    over every ``activate`` call, and the bytes of the diff files and of the base model in fp32.
+    """
+    serve_id = uuid.uuid4().hex
+    tasks = sorted(results["tasks"])
+    switch_ms = [1000 * s for s in results["switch_seconds"]]
+    records = []
+    for name in tasks:
+        entry = results["tasks"][name]
+        records.append(
+            make_record(
+                SERVE_EXPERIMENT,
+                name,
+                str(entry["method"]),
+                int(entry["seed"]) if entry["seed"] is not None else 0,
+                entry["metrics"],
+                "score" if "score" in entry["metrics"] else sorted(entry["metrics"])[0],
+                results["settings"],
+                model=entry["model"],
+                stored_fraction=entry["nnz"] / results["base_params"],
+                file_bytes=entry["diff_bytes"],
+                eval_seconds=entry["eval_seconds"],
+                run_dir=entry["run_dir"],
+                run_metrics=entry["expected"],
+                max_abs_diff=entry["max_abs_diff"],
+                matches=entry["matches"],
+                rounds_metrics=entry["rounds"],
+                serve_id=serve_id,
+                served_tasks=tasks,
+                switches=len(switch_ms),
+                switch_ms_median=statistics.median(switch_ms),
+                switch_ms_max=max(switch_ms),
+                base_params=results["base_params"],
+                base_fp32_bytes=4 * results["base_params"],
+            )
+        )
+    return records
