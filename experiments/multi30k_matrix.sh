@@ -11,7 +11,9 @@
 # baseline overfits sooner; default all 29,000) change the recipe; the folder names each value that
 # differs from these defaults
 # (runs/multi30k/AUGMENT-small[-eEPOCHS][-avgN][-wuSTEPS][-inverse-sqrt][-nN]-seedN), so two recipes never share a folder
-# (and the run refuses a folder started with other settings). $AUGMENTS and $SEEDS pick settings, e.g.
+# (and the run refuses a folder started with other settings). $PARTNER_EXTENT=main gives the SeqMix
+# runs (seqmix, seqmix-hard) the authors' partner extent (--partner-extent main; folder AUGMENT-main-...);
+# the other members do not mix with a partner and keep their folders, so one baseline serves both. $AUGMENTS and $SEEDS pick settings, e.g.
 # EPOCHS=8 AVERAGE_LAST=3 AUGMENTS="none seqmix" SEEDS=0. The default recipe of `deltamix seqmix
 # translate`: EPOCHS=15 AVERAGE_LAST=5 WARMUP_STEPS=1000.
 # Start one copy per core: the copies share one queue (each run is claimed with flock), baseline and
@@ -26,6 +28,7 @@ average_last="${AVERAGE_LAST:-2}"
 warmup_steps="${WARMUP_STEPS:-400}"
 lr_schedule="${LR_SCHEDULE:-constant}"
 train_limit="${TRAIN_LIMIT:-}"
+partner_extent="${PARTNER_EXTENT:-union}"
 read -r -a seeds <<< "${SEEDS:-0 1 2}"
 read -r -a augments <<< "${AUGMENTS:-none seqmix word-dropout switchout}"
 budget=""  # the recipe values that differ from the defaults above, in the folder name
@@ -49,7 +52,11 @@ done
 mkdir -p runs/multi30k
 for entry in "${queue[@]}"; do
   IFS=: read -r augment seed <<< "$entry"
-  out="runs/multi30k/$augment-small$budget-seed$seed"
+  name="$augment" extent=()
+  case "$augment" in seqmix|seqmix-hard)
+    if [ "$partner_extent" != union ]; then name+="-$partner_extent"; extent=(--partner-extent "$partner_extent"); fi ;;
+  esac
+  out="runs/multi30k/$name-small$budget-seed$seed"
   [ -f "$out/metrics.json" ] && continue
   exec {lock}> "$out.lock"
   if ! flock -n "$lock"; then exec {lock}>&-; continue; fi  # another copy is running it
@@ -57,7 +64,7 @@ for entry in "${queue[@]}"; do
     echo "== $(date +%H:%M:%S) multi30k $augment seed $seed"
     OMP_NUM_THREADS=1 "${deltamix[@]}" seqmix translate --dataset multi30k --data-dir "$data" \
       --augment "$augment" --seed "$seed" --epochs "$epochs" --warmup-steps "$warmup_steps" --average-last "$average_last" \
-      --lr-schedule "$lr_schedule" "${limit[@]}" --threads 1 --output-dir "$out"
+      --lr-schedule "$lr_schedule" "${limit[@]}" "${extent[@]}" --threads 1 --output-dir "$out"
   fi
   exec {lock}>&-
 done

@@ -139,6 +139,17 @@ def test_multi30k_matrix_default_queue_and_longer_budget(tmp_path):
     assert [(_value(c, "--output-dir"), _value(c, "--train-limit")) for c in small] == [
         ("runs/multi30k/none-small-e40-n5000-seed0", "5000")
     ]
+    # the authors' partner extent: its own SeqMix folders; the baseline's folder is the usual one
+    authors = _run(script, fake, PARTNER_EXTENT="main", AUGMENTS="none seqmix", SEEDS="2")
+    extents = [
+        (_value(c, "--output-dir"), "--partner-extent" in c and _value(c, "--partner-extent"))
+        for c in authors
+    ]
+    assert extents == [
+        ("runs/multi30k/none-small-seed2", False),
+        ("runs/multi30k/seqmix-main-small-seed2", "main"),
+    ]
+    assert not any("--partner-extent" in c for c in calls)
     # the 3-epoch runs are finished and a longer budget does not count as them
     assert _run(script, fake, SEEDS="0 1") == []
 

@@ -77,6 +77,7 @@ def test_commands_and_defaults() -> None:
         (["parse"], "--data-dir"),
         (["train", "--train", "absent.tsv", "--valid", "a", "--test", "a"], "does not exist"),
         (["translate", "--lr-schedule", "cosine"], "invalid choice: 'cosine'"),
+        (["translate", "--partner-extent", "partner"], "invalid choice: 'partner'"),
     ],
 )
 def test_bad_arguments_rejected_at_parse_time(
@@ -168,6 +169,37 @@ def test_an_interrupted_run_folder_of_other_settings_is_refused(tmp_path: Path) 
     with pytest.raises(DeltamixError, match=r"run.lr: 0.001 there, 0.01 now"):
         run_text(restart)
     assert not (out / "metrics.json").exists()
+
+
+def test_partner_extent_reaches_the_record_and_older_folders_count_as_union(tmp_path: Path) -> None:
+    """--partner-extent main is recorded; a folder started before the setting existed (no such key) is a
+    union run: it resumes under the default and refuses main by name."""
+    data = tmp_path / "pairs.tsv"
+    data.write_text(
+        "".join(f"{s}\t{t}\n" for s, t in [("walk", "WALK"), ("jump twice", "JUMP JUMP")] * 4),
+        encoding="utf-8",
+    )
+    results = tmp_path / "results"
+    argv = [
+        "train", "--train", str(data), "--valid", str(data), "--test", str(data), "--metric", "exact_match",
+        "--augment", "seqmix", "--partner-extent", "main", "--max-steps", "2", "--max-output-length", "4",
+        "--threads", "1", "--output-dir", str(tmp_path / "run"), "--results-dir", str(results),
+    ]  # fmt: skip
+    assert _run(argv) == 0
+    (record,) = read_jsonl(results / "parsing.jsonl")
+    assert record["config"]["seqmix"]["partner_extent"] == "main"
+    assert record["config"]["run"]["partner_extent"] == "main"
+
+    files = {"train_file": str(data), "valid_file": str(data), "test_file": str(data)}
+    out = tmp_path / "old"
+    started = TextRunConfig(kind="train", metric="exact_match", max_steps=2, output_dir=out, **files)
+    settings = _run_settings(started)
+    del settings["partner_extent"]
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"run": settings}), encoding="utf-8")
+    restart = TextRunConfig(**{**vars(started), "partner_extent": "main"})
+    with pytest.raises(DeltamixError, match=r"run.partner_extent: 'union' there, 'main' now"):
+        run_text(restart)
 
 
 def test_translate_multi30k_slice_with_checkpoint_averaging(tmp_path: Path, shared_data) -> None:
@@ -291,6 +323,34 @@ def test_translation_report_one_table_per_budget_and_schedule_shortest_first(tmp
         "**multi30k-de-en** (model: transformer-small, 15 epochs, inverse-sqrt lr)",
     ]
     assert "| none | 41.0 (1) |" in text.split("inverse-sqrt lr)")[1]
+
+
+def test_translation_report_gives_non_default_augmentation_settings_their_own_row(tmp_path: Path) -> None:
+    """A SeqMix run with the authors' partner extent is not averaged with the default ones; older records
+    (no such key) and settings that do not concern the member (alpha of word dropout) keep the plain name."""
+
+    def run(method: str, seed: int, value: float, **seqmix) -> dict:
+        record = _record("multi30k-de-en", method, seed, value, "bleu")
+        return {**record, "config": {**record["config"], "seqmix": {"variant": method, **seqmix}}}
+
+    records = [
+        run("none", 0, 40.0, partner_extent="main"),
+        run("seqmix", 0, 39.0),  # recorded before partner_extent existed
+        run("seqmix", 1, 39.4, partner_extent="union", alpha=0.1),
+        run("seqmix", 0, 41.0, partner_extent="main"),
+        run("seqmix", 0, 38.0, alpha=0.5, partner="length"),
+        run("word-dropout", 0, 37.0, alpha=0.5, word_dropout_p=0.1),
+    ]
+    text = translation_report.render(records, tmp_path)
+    assert "| none | 40.0 (1) | – |" in text
+    assert "| seqmix | 39.2 ± 0.3 (2) | -0.8 |" in text
+    assert "| seqmix (partner_extent main) | 41.0 (1) | +1.0 |" in text
+    assert "| seqmix (alpha 0.5, partner length) | 38.0 (1) | -2.0 |" in text
+    assert "| word-dropout | 37.0 (1) |" in text
+    rows = [
+        line.split(" | ")[0] for line in text.splitlines() if line.startswith("| ") and "BLEU" not in line
+    ]
+    assert rows.index("| none") < rows.index("| word-dropout") < rows.index("| seqmix")
 
 
 def test_parsing_report_shows_percent(tmp_path: Path) -> None:

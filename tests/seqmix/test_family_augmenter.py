@@ -92,6 +92,35 @@ def test_soft_seqmix_uses_one_partner_and_one_lambda_per_pair(partner: str) -> N
     assert torch.equal(out.src.mask, src.ne(PAD) | src[index].ne(PAD))
 
 
+@pytest.mark.parametrize("variant", ["seqmix", "seqmix-hard"])
+def test_partner_extent_main_keeps_nothing_of_the_partner_beyond_the_main_example(variant: str) -> None:
+    """The authors' fairseq code: masks and loss follow the main example; within it, the same draw."""
+    src, tgt_in, labels = _batch(16, seed=11)
+    union = _augmenter(variant, alpha=0.5)(src, tgt_in, labels, _gen(12))
+    main = _augmenter(variant, alpha=0.5, partner_extent="main")(src, tgt_in, labels, _gen(12))
+    for mixed, plain in ((main.src, src), (main.tgt_in, tgt_in)):
+        assert not (mixed.mask & plain.eq(PAD)).any()  # no position beyond the main example
+        assert (union.src.mask & src.eq(PAD)).any()
+        if variant == "seqmix":  # (a hard mix may also choose a shorter partner's pad inside it)
+            assert torch.equal(mixed.mask, plain.ne(PAD))
+    if variant == "seqmix":
+        index = _partner_index(labels, union.partner_labels)
+        longer = labels[index].ne(PAD) & labels.eq(PAD)
+        assert longer.any()  # the batch has partners longer than their main example
+        assert union.partner_labels[longer].ne(PAD).all() and main.partner_labels[longer].eq(PAD).all()
+        inside = labels.ne(PAD)
+        assert torch.equal(main.partner_labels[inside], union.partner_labels[inside])
+        assert torch.equal(main.src.partner_ids[src.ne(PAD)], union.src.partner_ids[src.ne(PAD)])
+        # The loss counts no partner token outside the main target: the same as union's on a batch cut to it.
+        lprobs = torch.randn(16, labels.shape[1], 20).log_softmax(-1)
+        union.partner_labels = union.partner_labels.masked_fill(~inside, PAD)
+        assert torch.equal(seqmix_loss(lprobs, main, 0.1, PAD), seqmix_loss(lprobs, union, 0.1, PAD))
+    else:
+        assert main.partner_labels is None
+        assert torch.equal(main.labels[labels.ne(PAD)], union.labels[labels.ne(PAD)])
+        assert main.labels[labels.eq(PAD)].eq(PAD).all() and union.labels[labels.eq(PAD)].ne(PAD).any()
+
+
 def test_soft_seqmix_with_lambda_one_is_exactly_the_unmixed_batch() -> None:
     """With alpha -> 0+ and max(l, 1 - l), lambda is 1 in float32: every tensor matches the plain batch."""
     src, tgt_in, labels = _batch(8, seed=5)
@@ -191,7 +220,7 @@ def test_bad_inputs_raise_value_errors() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("variant", "mixup"), ("partner", "nearest"), ("alpha", 0.0), ("word_dropout_p", 1.5),
+    [("variant", "mixup"), ("partner", "nearest"), ("partner_extent", "partner"), ("alpha", 0.0), ("word_dropout_p", 1.5),
      ("switchout_tau", -1.0), ("switchout_tau_target", -0.5), ("label_smoothing", 1.0)],
 )  # fmt: skip
 def test_config_validation(field: str, value) -> None:

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deltamix.cli import seqmix_text
 from deltamix.io import read_jsonl
-from deltamix.seqmix import lr_schedule
 from deltamix.seqmix.lr_schedule import lr_factor
 
 from .test_trainer import _trainer, scan_slice  # noqa: F401 (a fixture)
@@ -34,12 +32,6 @@ def test_bad_schedules_are_refused() -> None:
         lr_factor(1, 10, "cosine")
     with pytest.raises(ValueError, match=r"needs warmup_steps >= 1 \(--warmup-steps\), got 0"):
         lr_factor(1, 0, "inverse-sqrt")
-
-
-def test_the_cli_offers_the_librarys_schedules() -> None:
-    """The CLI keeps its own copy (so that --help does not import torch); both must agree."""
-    assert seqmix_text.LR_SCHEDULES == lr_schedule.LR_SCHEDULES
-    assert seqmix_text.DEFAULT_LR_SCHEDULE == lr_schedule.DEFAULT_LR_SCHEDULE
 
 
 def test_trainer_follows_the_schedule_across_a_resume(scan_slice, tmp_path: Path) -> None:  # noqa: F811

@@ -19,10 +19,12 @@ from deltamix.cli.args import (
 if TYPE_CHECKING:
     from deltamix.seqmix.text_run import TextRunResult
 
-# Kept in sync with deltamix.seqmix.config.VARIANTS (not imported here so that `deltamix --help` stays fast).
+# Copies of the choices of deltamix.seqmix.config and .lr_schedule, not imported here so that
+# `deltamix --help` stays fast; tests/cli/test_cli_choice_copies.py checks that they agree.
 AUGMENTATIONS = ("none", "seqmix", "seqmix-hard", "word-dropout", "switchout")
 PARTNERS = ("shuffle", "length")
-# Kept in sync with deltamix.seqmix.lr_schedule (tests/cli/test_seqmix_text.py checks both copies).
+PARTNER_EXTENTS = ("union", "main")
+DEFAULT_PARTNER_EXTENT = "union"
 LR_SCHEDULES = ("constant", "inverse-sqrt")
 DEFAULT_LR_SCHEDULE = "constant"
 
@@ -41,6 +43,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
     aug.add_argument(
         "--partner", choices=PARTNERS, default="shuffle", help="partner choice (default: shuffle)"
+    )
+    aug.add_argument(
+        "--partner-extent",
+        choices=PARTNER_EXTENTS,
+        default=DEFAULT_PARTNER_EXTENT,
+        help="SeqMix positions a longer partner covers: union (both sequences', default) or main (the main "
+        "example's only, as the authors' fairseq code)",
     )
     aug.add_argument(
         "--word-dropout-p", type=probability, default=0.1, help="word dropout probability (default: 0.1)"
@@ -238,6 +247,7 @@ def _common_config(args: argparse.Namespace) -> dict:
         "augment": args.augment,
         "alpha": args.alpha,
         "partner": args.partner,
+        "partner_extent": args.partner_extent,
         "word_dropout_p": args.word_dropout_p,
         "switchout_tau": args.switchout_tau,
         "label_smoothing": args.label_smoothing,

@@ -5,7 +5,7 @@ The benchmark section is also written into the project README between the marker
 numbers are generated from records too.
 
 Each experiment has a module here (``glue``, ``glue_serve``, ``scan``, ``translation``,
-``translation_curves``, ``parsing``, ``bench``) with
+``translation_curves``, ``seqmix_partners``, ``parsing``, ``bench``) with
 ``render(records: list[dict], out_dir: Path) -> str``: it may write plots into ``out_dir`` and returns
 a Markdown section. Experiments without records are left out.
 """
@@ -19,7 +19,16 @@ from pathlib import Path
 from deltamix.io import atomic_write_text, read_jsonl
 from deltamix.report import glue_search
 
-EXPERIMENTS = ("scan", "glue", "glue-serve", "translation", "translation-curves", "parsing", "bench")
+EXPERIMENTS = (
+    "scan",
+    "glue",
+    "glue-serve",
+    "translation",
+    "translation-curves",
+    "seqmix-partners",
+    "parsing",
+    "bench",
+)
 
 
 BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"

@@ -11,13 +11,41 @@ from pathlib import Path
 from typing import Any
 
 from deltamix.report.common import group_by, markdown_table, mean_sd
+from deltamix.seqmix.config import SeqMixConfig
 
 BASELINE = "none"
 _METHOD_ORDER = ("none", "word-dropout", "switchout", "seqmix", "seqmix-hard")
 
 
-def _method_key(method: str) -> tuple[int, str]:
-    return (_METHOD_ORDER.index(method) if method in _METHOD_ORDER else len(_METHOD_ORDER), method)
+# The SeqMixConfig fields that change what each family member computes; a record whose value differs
+# from the default is shown as its own row, e.g. "seqmix (partner_extent main)".
+_MEMBER_SETTINGS = {
+    "seqmix": ("alpha", "use_max_lambda", "partner", "partner_extent", "mix_target_input"),
+    "seqmix-hard": ("alpha", "use_max_lambda", "partner", "partner_extent", "mix_target_input"),
+    "word-dropout": ("word_dropout_p", "mix_target_input"),
+    "switchout": ("switchout_tau", "switchout_tau_target", "mix_target_input"),
+}
+
+
+def method_label(record: dict[str, Any]) -> str:
+    """The record's method, followed by each augmentation setting of its member that is not the default.
+
+    Records made before a setting existed lack it and count as its default.
+    """
+    method = str(record.get("method"))
+    seqmix = (record.get("config") or {}).get("seqmix") or {}
+    fields = SeqMixConfig.__dataclass_fields__
+    changed = [
+        f"{name} {seqmix[name]}"
+        for name in _MEMBER_SETTINGS.get(method, ())
+        if name in seqmix and seqmix[name] != fields[name].default
+    ]
+    return f"{method} ({', '.join(changed)})" if changed else method
+
+
+def _method_key(label: str) -> tuple[int, str]:
+    method = label.split(" (")[0]
+    return (_METHOD_ORDER.index(method) if method in _METHOD_ORDER else len(_METHOD_ORDER), label)
 
 
 def _command(records: list[dict[str, Any]]) -> str:
@@ -67,7 +95,7 @@ def method_tables(
     for (task, model, budget), task_records in sorted(  # longer budgets after shorter ones
         by_task.items(), key=lambda item: (str(item[0][0]), str(item[0][1]), item[0][2])
     ):
-        by_method = group_by(task_records, lambda r: r.get("method"))
+        by_method = group_by(task_records, method_label)
         baseline = by_method.get(BASELINE)
         baseline_mean = statistics.mean(r["main_value"] for r in baseline) * scale if baseline else None
         rows = []

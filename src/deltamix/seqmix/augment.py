@@ -15,6 +15,9 @@ Per-variant semantics (see docs/seqmix.md):
   on the source and on the target (decoder input and labels replaced together, as in SwitchOut, which
   trains on the sampled pair (x^, y^)).
 
+A partner longer than its main example counts at every position of either (``partner_extent="union"``,
+the default) or only at the main example's positions (``"main"``, the authors' fairseq code).
+
 Hard members (seqmix-hard, word dropout, SwitchOut) have weights in {0, 1}, so their mixture is a real
 token sequence: it is returned as plain `MixedTokens` (no partner) and plain labels, which every model
 accepts and which costs one embedding lookup.
@@ -150,21 +153,29 @@ class SeqMixAugmenter:
         )
         return partner, lam
 
+    def _partner_of(self, ids: Tensor, partner: Tensor) -> Tensor:
+        """The partners' rows of ``ids`` [B, T]; with ``partner_extent="main"`` cut to each main row's
+        non-pad positions (pad elsewhere), so nothing of a longer partner lies beyond the main sequence."""
+        # index_select, not ids[partner]: advanced indexing is ~100x slower on a busy multi-threaded CPU.
+        rows = ids.index_select(0, partner)
+        if self.config.partner_extent == "main":
+            rows = rows.masked_fill(ids.eq(self.pad_id), self.pad_id)
+        return rows
+
     def _soft(
         self, src_ids: Tensor, tgt_in: Tensor, labels: Tensor, generator: torch.Generator | None
     ) -> MixedBatch:
-        # index_select, not ids[partner]: advanced indexing is ~100x slower on a busy multi-threaded CPU.
         partner, lam = self._partners_and_lambda(labels, generator)
-        src = mixing.soft_mix(src_ids, src_ids.index_select(0, partner), lam, self.pad_id)
+        src = mixing.soft_mix(src_ids, self._partner_of(src_ids, partner), lam, self.pad_id)
         if self.config.mix_target_input:
-            tgt = mixing.soft_mix(tgt_in, tgt_in.index_select(0, partner), lam, self.pad_id)
+            tgt = mixing.soft_mix(tgt_in, self._partner_of(tgt_in, partner), lam, self.pad_id)
         else:
             tgt = MixedTokens.plain(tgt_in, self.pad_id)
         return MixedBatch(
             src=src,
             tgt_in=tgt,
             labels=labels,
-            partner_labels=labels.index_select(0, partner),
+            partner_labels=self._partner_of(labels, partner),
             label_weight=lam.unsqueeze(1).expand_as(labels),  # B -> B x T
         )
 
@@ -174,11 +185,11 @@ class SeqMixAugmenter:
         partner, lam = self._partners_and_lambda(labels, generator)
         take_src = mixing.bernoulli_mask(lam, tuple(src_ids.shape), generator)  # B x S
         take_label = mixing.bernoulli_mask(lam, tuple(labels.shape), generator)  # B x T
-        new_src = mixing.hard_mix(src_ids, src_ids.index_select(0, partner), take_src, self.pad_id)
-        new_labels = mixing.hard_mix(labels, labels.index_select(0, partner), take_label, self.pad_id)
+        new_src = mixing.hard_mix(src_ids, self._partner_of(src_ids, partner), take_src, self.pad_id)
+        new_labels = mixing.hard_mix(labels, self._partner_of(labels, partner), take_label, self.pad_id)
         if self.config.mix_target_input:
             new_tgt_in = mixing.hard_mix(
-                tgt_in, tgt_in.index_select(0, partner), mixing.shift_right(take_label), self.pad_id
+                tgt_in, self._partner_of(tgt_in, partner), mixing.shift_right(take_label), self.pad_id
             )
         else:
             new_tgt_in = tgt_in

@@ -11,8 +11,17 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from deltamix.seqmix.lr_schedule import DEFAULT_LR_SCHEDULE
+
 VARIANTS = ("none", "seqmix", "seqmix-hard", "word-dropout", "switchout")
 PARTNERS = ("shuffle", "length")
+# How far a partner reaches: the union of the two sequences' positions, or the main sequence's only.
+PARTNER_EXTENTS = ("union", "main")
+DEFAULT_PARTNER_EXTENT = "union"  # also what every run recorded before the choice existed used
+
+# Seq2seq run settings added after run folders existed (see deltamix.run_folder.check_same_run): the
+# value those runs trained with, so that they resume under the default and refuse any other value.
+SETTINGS_ADDED_SINCE = {"lr_schedule": DEFAULT_LR_SCHEDULE, "partner_extent": DEFAULT_PARTNER_EXTENT}
 
 
 @dataclass
@@ -52,6 +61,16 @@ class SeqMixConfig:
             "or 'length' (a partner of similar target length, the paper's appendix for translation)."
         },
     )
+    partner_extent: str = field(
+        default=DEFAULT_PARTNER_EXTENT,
+        metadata={
+            "help": "Where a SeqMix partner (soft or hard) counts when it is longer than the main example: "
+            "'union' (every position of either sequence: attention covers the longer one and the loss "
+            "includes the partner's tokens beyond the main target's end) or 'main' (the authors' fairseq "
+            "code: only the main example's positions; the partner's tokens beyond them are dropped from "
+            "the input, the attention mask and the loss)."
+        },
+    )
     mix_target_input: bool = field(
         default=True,
         metadata={
@@ -89,6 +108,8 @@ class SeqMixConfig:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.partner not in PARTNERS:
             raise ValueError(f"partner must be one of {PARTNERS}, got {self.partner!r}")
+        if self.partner_extent not in PARTNER_EXTENTS:
+            raise ValueError(f"partner_extent must be one of {PARTNER_EXTENTS}, got {self.partner_extent!r}")
         if not self.alpha > 0:
             raise ValueError(f"alpha must be > 0 (Beta(alpha, alpha)), got {self.alpha}")
         if not 0.0 <= self.word_dropout_p <= 1.0:

@@ -15,9 +15,6 @@ import math
 
 LR_SCHEDULES = ("constant", "inverse-sqrt")
 DEFAULT_LR_SCHEDULE = "constant"  # also what every run recorded before the choice existed used
-# For run folders started before the setting existed (see deltamix.run_folder.check_same_run): the
-# value they trained with, so that they resume under the default and refuse any other schedule.
-SETTINGS_ADDED_SINCE = {"lr_schedule": DEFAULT_LR_SCHEDULE}
 
 
 def lr_factor(update: int, warmup: int, schedule: str) -> float:

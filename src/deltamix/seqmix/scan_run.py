@@ -31,7 +31,7 @@ from deltamix.errors import DataFormatError
 from deltamix.io import atomic_write_json, atomic_write_text
 from deltamix.records import commit_record, make_record
 from deltamix.run_folder import finished_metrics
-from deltamix.seqmix.lr_schedule import SETTINGS_ADDED_SINCE
+from deltamix.seqmix.config import SETTINGS_ADDED_SINCE
 from deltamix.seqmix.trainer import (
     Seq2SeqTrainer,
     Seq2SeqTrainingConfig,

@@ -44,7 +44,8 @@ from deltamix.io import atomic_path, atomic_write_json, atomic_write_text
 from deltamix.metrics_seq2seq import corpus_bleu, exact_match
 from deltamix.records import commit_record, make_record
 from deltamix.run_folder import finished_metrics
-from deltamix.seqmix.lr_schedule import DEFAULT_LR_SCHEDULE, LR_SCHEDULES, SETTINGS_ADDED_SINCE, lr_factor
+from deltamix.seqmix.config import DEFAULT_PARTNER_EXTENT, PARTNER_EXTENTS, SETTINGS_ADDED_SINCE
+from deltamix.seqmix.lr_schedule import DEFAULT_LR_SCHEDULE, LR_SCHEDULES, lr_factor
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +129,10 @@ class TextRunConfig:
     augment: str = field(default="seqmix", metadata={"help": f"one of {AUGMENTATIONS}"})
     alpha: float = field(default=0.1, metadata={"help": "lambda ~ Beta(alpha, alpha)"})
     partner: str = field(default="shuffle", metadata={"help": "shuffle or length"})
+    partner_extent: str = field(
+        default=DEFAULT_PARTNER_EXTENT,
+        metadata={"help": f"SeqMix partner beyond the main example: {' or '.join(PARTNER_EXTENTS)}"},
+    )
     word_dropout_p: float = field(default=0.1, metadata={"help": "word dropout probability"})
     switchout_tau: float = field(default=1.0, metadata={"help": "SwitchOut temperature"})
     label_smoothing: float | None = field(default=None, metadata={"help": "label smoothing"})
@@ -476,6 +481,7 @@ def run_text(config: TextRunConfig) -> TextRunResult:
         variant=config.augment,
         alpha=config.alpha,
         partner=config.partner,
+        partner_extent=config.partner_extent,
         word_dropout_p=config.word_dropout_p,
         switchout_tau=config.switchout_tau,
         label_smoothing=config.label_smoothing,
