@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -39,3 +41,17 @@ def averaged_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[t
     args = parser.parse_args(argv)
     assert args.func(args) == 0
     return out, pairs
+
+
+@pytest.fixture(scope="session")
+def experiment_script():
+    """Loads ``experiments/<name>.py`` as a module (the experiment scripts are not a package)."""
+
+    def load(name: str) -> ModuleType:
+        path = Path(__file__).resolve().parents[2] / "experiments" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

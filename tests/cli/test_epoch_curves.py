@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -13,19 +12,10 @@ from deltamix.data.tokenization import load_tokenizer
 from deltamix.io import read_jsonl
 from deltamix.seqmix.trainer import load_model
 
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "epoch_curves.py"
 
-
-def _script():
-    spec = importlib.util.spec_from_file_location("epoch_curves", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_one_record_per_run_with_a_row_per_snapshot(averaged_run, tmp_path: Path) -> None:
+def test_one_record_per_run_with_a_row_per_snapshot(averaged_run, experiment_script, tmp_path: Path) -> None:
     run_dir, pairs = averaged_run
-    script = _script()
+    script = experiment_script("epoch_curves")
     script.main([str(run_dir), "--results-dir", str(tmp_path)])
     (record,) = read_jsonl(tmp_path / "translation-curves.jsonl")
     assert record["experiment"] == "translation-curves" and record["task"] == "pairs"
@@ -47,11 +37,11 @@ def test_one_record_per_run_with_a_row_per_snapshot(averaged_run, tmp_path: Path
     assert 0.0 <= first["valid_token_accuracy"] <= 1.0 and first["valid_tokens"] > len(pairs)
 
 
-def test_the_report_shows_each_run_by_epoch(averaged_run, tmp_path: Path) -> None:
+def test_the_report_shows_each_run_by_epoch(averaged_run, experiment_script, tmp_path: Path) -> None:
     from deltamix.report import generate_report
 
     run_dir, _ = averaged_run
-    _script().main([str(run_dir), "--results-dir", str(tmp_path)])
+    experiment_script("epoch_curves").main([str(run_dir), "--results-dir", str(tmp_path)])
     (record,) = read_jsonl(tmp_path / "translation-curves.jsonl")
     text = generate_report(tmp_path, readme=None).read_text(encoding="utf-8")
     assert "## Validation loss over the last epochs" in text and "### pairs, 3 epochs" in text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,19 +13,12 @@ from deltamix.data.tokenization import load_tokenizer
 from deltamix.io import read_jsonl
 from deltamix.seqmix import SeqMixAugmenter, SeqMixConfig
 
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "partner_overhang.py"
 
-
-def _script():
-    spec = importlib.util.spec_from_file_location("partner_overhang", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_one_record_per_run_counting_the_union_only_positions(averaged_run, tmp_path: Path) -> None:
+def test_one_record_per_run_counting_the_union_only_positions(
+    averaged_run, experiment_script, tmp_path: Path
+) -> None:
     run_dir, pairs = averaged_run
-    _script().main([str(run_dir), "--results-dir", str(tmp_path)])
+    experiment_script("partner_overhang").main([str(run_dir), "--results-dir", str(tmp_path)])
     (record,) = read_jsonl(tmp_path / "seqmix-partners.jsonl")
     assert record["experiment"] == "seqmix-partners" and record["method"] == "seqmix"
     metrics = record["metrics"]
@@ -60,11 +52,11 @@ def test_one_record_per_run_counting_the_union_only_positions(averaged_run, tmp_
     assert metrics["tgt_overhang"] == pytest.approx(extra["tgt_in"] / main["tgt_in"])
 
 
-def test_the_report_shows_each_run(averaged_run, tmp_path: Path) -> None:
+def test_the_report_shows_each_run(averaged_run, experiment_script, tmp_path: Path) -> None:
     from deltamix.report import generate_report
 
     run_dir, _ = averaged_run
-    _script().main([str(run_dir), "--results-dir", str(tmp_path)])
+    experiment_script("partner_overhang").main([str(run_dir), "--results-dir", str(tmp_path)])
     (record,) = read_jsonl(tmp_path / "seqmix-partners.jsonl")
     text = generate_report(tmp_path, readme=None).read_text(encoding="utf-8")
     assert "## SeqMix partners beyond the main example" in text
