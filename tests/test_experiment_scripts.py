@@ -190,3 +190,29 @@ def test_glue_sparsity_sweep_trains_each_first_stage_once(tmp_path):
         ["--first-stage-from", "runs/glue/rte/diffprune/seed0"],
     ]
     assert _run(script, fake, METHODS="diffprune", SPARSITIES="0.001 0.01") == []  # all finished
+
+
+def test_geoquery_matrix_queue_and_the_authors_partner_extent(tmp_path):
+    script, fake = _project(tmp_path, "geoquery_matrix.sh")
+    calls = _run(script, fake, SEEDS="0")
+    assert [(_value(c, "--split"), _value(c, "--augment"), _value(c, "--output-dir")) for c in calls] == [
+        ("query", "none", "runs/geoquery/query-logic/none-lstm-seed0"),
+        ("query", "seqmix", "runs/geoquery/query-logic/seqmix-lstm-seed0"),
+        ("question", "none", "runs/geoquery/question-logic/none-lstm-seed0"),
+        ("question", "seqmix", "runs/geoquery/question-logic/seqmix-lstm-seed0"),
+    ]
+    assert not any("--partner-extent" in c for c in calls)
+    # The authors' extent: new SeqMix folders; the finished baselines are not run again.
+    authors = _run(script, fake, SEEDS="0 1", PARTNER_EXTENT="main")
+    extents = [
+        (_value(c, "--output-dir"), "--partner-extent" in c and _value(c, "--partner-extent"))
+        for c in authors
+    ]
+    assert extents == [
+        ("runs/geoquery/query-logic/seqmix-main-lstm-seed0", "main"),
+        ("runs/geoquery/question-logic/seqmix-main-lstm-seed0", "main"),
+        ("runs/geoquery/query-logic/none-lstm-seed1", False),
+        ("runs/geoquery/query-logic/seqmix-main-lstm-seed1", "main"),
+        ("runs/geoquery/question-logic/none-lstm-seed1", False),
+        ("runs/geoquery/question-logic/seqmix-main-lstm-seed1", "main"),
+    ]
