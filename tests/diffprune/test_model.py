@@ -284,3 +284,37 @@ def test_include_exclude_and_bad_dense_modules() -> None:
         DiffPruningModel(CASES["mlp"].build(), DiffPruningConfig(dense_modules=["head"]))
     with pytest.raises(ValueError, match="no parameter is gated"):
         DiffPruningModel(CASES["mlp"].build(), DiffPruningConfig(include=["nothing-matches"]))
+
+
+def test_a_bf16_base_trains_fp32_diff_values_through_the_rounded_theta() -> None:
+    """The diff's trainable values are the fp32 master copy; the forward sees theta rounded to bf16, so a
+    delta below half a bf16 step of its weight changes no output yet still gets its gradient."""
+    torch.manual_seed(0)
+    base = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2)).to(
+        torch.bfloat16
+    )
+    before = {name: p.detach().clone() for name, p in base.named_parameters()}
+    dp = DiffPruningModel(base, DiffPruningConfig(dense_modules=["2"], target_sparsity=0.25))
+    x = torch.randn(4, 8, dtype=torch.bfloat16)
+    plain = base(x)
+    assert dp.w.dtype == dp.alpha.dtype == torch.float32
+    with torch.no_grad():
+        dp.w.fill_(1e-6)  # far below half a bf16 step of weights of size ~0.1
+        dp.eval()
+        assert torch.equal(dp(x), plain)
+    dp.train()
+    optimizer = torch.optim.AdamW(dp.optimizer_param_groups())
+    for _ in range(2):
+        loss = dp(x).float().pow(2).mean() + 1e-3 * dp.l0_penalty()
+        optimizer.zero_grad()
+        loss.backward()
+        assert dp.w.grad.dtype == torch.float32 and dp.w.grad.abs().sum() > 0
+        assert torch.isfinite(dp.alpha.grad).all()
+        optimizer.step()
+    dp.project_()
+    loss = dp(x).float().pow(2).mean()
+    loss.backward()
+    assert dp.kept_values.dtype == torch.float32 and dp.kept_values.grad.abs().sum() > 0
+    for name, p in base.named_parameters():
+        if not name.startswith("2."):
+            assert p.dtype == torch.bfloat16 and torch.equal(p, before[name])  # the base stays as loaded
