@@ -148,6 +148,28 @@ def test_serve_record_shows_a_task_whose_metrics_differ(rte_run, tmp_path: Path,
     assert "| **no** |" in glue_serve.render([record], tmp_path)
 
 
+def test_serve_on_other_dev_examples_than_the_run_compares_nothing(rte_run, tmp_path: Path, capsys) -> None:
+    """The run scored 16 dev examples; serving 8 cannot be compared with it, which is not a failure."""
+    from deltamix.report import glue_serve
+
+    argv = [
+        "diffprune",
+        "serve",
+        "--runs",
+        rte_run[0].output_dir,
+        "--max-eval-examples",
+        "8",
+        "--rounds",
+        "1",
+    ]
+    assert main([*argv, "--results-dir", str(tmp_path)]) == 0
+    assert "not compared: its run scored another set of dev examples" in capsys.readouterr().out
+    (record,) = read_jsonl(tmp_path / "glue-serve.jsonl")
+    assert record["matches"] is None and record["max_abs_diff"] is None
+    assert record["run_metrics"] == rte_run[1]["metrics"]
+    assert "| not compared |" in glue_serve.render([record], tmp_path)
+
+
 def test_serve_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     from deltamix.errors import DeltamixError
     from deltamix.glue.serve import serve

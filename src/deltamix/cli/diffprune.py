@@ -221,8 +221,8 @@ def run_serve_command(args: argparse.Namespace) -> int:
         metrics = ", ".join(f"{k} {100 * v:.2f}" for k, v in record["metrics"].items())
         if record["matches"]:
             verdict = "same as its run"
-        elif record["max_abs_diff"] is None:
-            verdict = "its run stored no such metrics"
+        elif record["matches"] is None:
+            verdict = "not compared: its run scored another set of dev examples"
         else:
             verdict = f"DIFFERS from its run by {record['max_abs_diff']:.2e}"
         print(f"{record['task']} ({record['method']}, seed {record['seed']}): {metrics} ({verdict})")

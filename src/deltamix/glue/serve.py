@@ -74,8 +74,8 @@ def serve(
             at most once.
         data_dir: GLUE TSV folder (None = the Hub), as for the runs.
         eval_batch_size: evaluation batch size.
-        max_eval_examples: evaluate on the first N dev examples (then stored metrics are not compared
-            unless the runs used the same N).
+        max_eval_examples: evaluate on the first N dev examples (a run that scored another set of
+            dev examples is not compared: its ``matches`` and ``max_abs_diff`` are None).
         rounds: how many times to cycle through all tasks (>1 shows switching back and forth is exact).
         tolerance: largest allowed difference to a run's stored metrics.
 
@@ -143,7 +143,9 @@ def serve(
             start = time.perf_counter()
             metrics = evaluate(task.task, base, evals_by_task[task.name], tokenizer, eval_batch_size)
             seconds = time.perf_counter() - start
-            compared = {k: v for k, v in task.expected.items() if k in metrics}
+            # Comparable only when the run scored the same dev examples (its own max_eval_examples).
+            same_examples = task.config.get("max_eval_examples") == max_eval_examples
+            compared = {k: v for k, v in task.expected.items() if k in metrics} if same_examples else {}
             worst = max((abs(metrics[k] - v) for k, v in compared.items()), default=None)
             entry = results["tasks"].setdefault(task.name, {"rounds": [], "max_abs_diff": None})
             if entry["max_abs_diff"] is not None and worst is not None:  # the worst over all rounds
@@ -153,7 +155,7 @@ def serve(
                 metrics=metrics,
                 expected=task.expected,
                 max_abs_diff=worst,
-                matches=worst is not None and worst <= tolerance,
+                matches=None if worst is None else worst <= tolerance,
                 eval_seconds=seconds,
                 run_dir=str(task.run_dir),
                 method=task.config.get("method"),
@@ -165,7 +167,8 @@ def serve(
     bank.activate(None)
     results["base_params"] = sum(p.numel() for p in base.parameters())
     results["stored_nnz"] = stored_nnz
-    results["all_match"] = all(entry["matches"] for entry in results["tasks"].values())
+    # Tasks that could not be compared (other dev examples than their run's) do not count against it.
+    results["all_match"] = all(entry["matches"] is not False for entry in results["tasks"].values())
     results["settings"] = {
         "runs": [str(d) for d in run_dirs],
         "data_dir": None if data_dir is None else str(data_dir),
@@ -182,7 +185,8 @@ def serve_records(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One results record per served task (experiment ``glue-serve``) from a `serve` result.
 
     Each record's metrics are those the task scored from the shared bank in the last round;
-    ``run_metrics`` are the ones its own run stored, ``max_abs_diff`` and ``matches`` compare them.
+    ``run_metrics`` are the ones its own run stored, ``max_abs_diff`` and ``matches`` compare them
+    (None where the run scored other dev examples than this call).
     The records of one call share a ``serve_id`` and name all ``served_tasks``, the median switch time
     over every ``activate`` call, and the bytes of the diff files and of the base model in fp32.
     """

@@ -28,7 +28,8 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
         "its head) to one `DiffBank` and evaluates the tasks one after another, switching with "
         "`bank.activate`, for several rounds. served: the dev metrics (x 100) from the shared model; "
         "run: those the run stored when it finished; |Δ|: the largest difference over all rounds "
-        "and metrics (0 means bit-identical metrics).\n"
+        "and metrics (0 means bit-identical metrics; not compared where the call scored other dev "
+        "examples than the run).\n"
     ]
     calls = group_by(records, lambda record: record["serve_id"])
     for _, group in sorted(calls.items(), key=lambda item: item[1][0]["finished_at"], reverse=True):
@@ -41,7 +42,7 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
                 _metrics_text(record["metrics"]),
                 _metrics_text(record["run_metrics"]),
                 "–" if record["max_abs_diff"] is None else f"{record['max_abs_diff']:.1e}",
-                "yes" if record["matches"] else "**no**",
+                {True: "yes", False: "**no**", None: "not compared"}[record["matches"]],
                 f"{record['file_bytes'] / 1e6:.3f}",
             ]
             for record in group
