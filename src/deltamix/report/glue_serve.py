@@ -27,7 +27,7 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
         "`deltamix diffprune serve --runs DIR...` loads the base model once, adds each run's diff (with "
         "its head) to one `DiffBank` and evaluates the tasks one after another, switching with "
         "`bank.activate`, for several rounds. served: the dev metrics (x 100) from the shared model; "
-        "run: those the run stored when it finished; |Δ|: the largest difference over all rounds "
+        "run: those the run stored when it finished; max Δ: the largest absolute difference over all rounds "
         "and metrics (0 means bit-identical metrics; not compared where the call scored other dev "
         "examples than the run).\n"
     ]
@@ -55,8 +55,8 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
         parts.append(
             f"### {len(group)} tasks on {first['model']} ({first['finished_at'][:10]}, {dev}, "
             f"{settings['rounds']} rounds, {settings['device']})\n\n"
-            + markdown_table(["task", "diff", "served", "run", "|Δ|", "same", "diff MB"], rows)
-            + f"\n\nSwitches: {first['switches']}, median {first['switch_ms_median']:.1f} ms, slowest "
+            + markdown_table(["task", "diff", "served", "run", "max Δ", "same", "diff MB"], rows)
+            + f"\nSwitches: {first['switches']}, median {first['switch_ms_median']:.1f} ms, slowest "
             f"{first['switch_ms_max']:.1f} ms (revert one diff and head, apply the next). Storage: one "
             f"fp32 base model ({base_mb:.1f} MB) plus {len(group)} diffs ({diffs_mb:.2f} MB) = "
             f"{base_mb + diffs_mb:.1f} MB, against {len(group) * base_mb:.1f} MB for one fine-tuned model "
