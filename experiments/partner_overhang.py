@@ -33,6 +33,7 @@ from deltamix.data.tokenization import load_tokenizer
 from deltamix.records import append_record, make_record
 from deltamix.seqmix import SeqMixAugmenter, SeqMixConfig
 from deltamix.seqmix.text_run import TextRunConfig, load_data
+from deltamix.seqmix.trainer import augmentation_seed
 
 
 def overhang(run_dir: Path) -> tuple[dict[str, float], dict]:
@@ -63,7 +64,7 @@ def overhang(run_dir: Path) -> tuple[dict[str, float], dict]:
         batch = collate_examples(
             [dataset[i] for i in indices], tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id
         )
-        seed = (config.seed * 1_000_003 + step) * 1009  # as Seq2SeqTrainer._train_step draws it
+        seed = augmentation_seed(config.seed, step)  # the generator the trainer drew this step with
         mixed = {
             extent: augmenter(
                 batch["src_ids"], batch["tgt_in"], batch["labels"], torch.Generator().manual_seed(seed)

@@ -12,6 +12,7 @@ from deltamix.data.batching import BucketBatchSampler, Seq2SeqDataset, collate_e
 from deltamix.data.tokenization import load_tokenizer
 from deltamix.io import read_jsonl
 from deltamix.seqmix import SeqMixAugmenter, SeqMixConfig
+from deltamix.seqmix.trainer import augmentation_seed
 
 
 def test_one_record_per_run_counting_the_union_only_positions(
@@ -43,7 +44,7 @@ def test_one_record_per_run_counting_the_union_only_positions(
         batch = collate_examples(
             [dataset[i] for i in indices], tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id
         )
-        generator = torch.Generator().manual_seed(step * 1009)  # seed 0's draw
+        generator = torch.Generator().manual_seed(augmentation_seed(0, step))
         mixed = augmenter(batch["src_ids"], batch["tgt_in"], batch["labels"], generator)
         for key, tokens in (("src_ids", mixed.src), ("tgt_in", mixed.tgt_in)):
             extra[key] += int((tokens.mask & batch[key].eq(tokenizer.pad_id)).sum())

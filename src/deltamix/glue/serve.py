@@ -115,11 +115,10 @@ def serve(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     base.to(device).eval()
     bank = DiffBank(base)
-    served, evals_by_task, stored_nnz, diffs = [], {}, 0, {}
+    served, evals_by_task, diffs = [], {}, {}
     for run_dir, config, expected, diff_path in runs:
         spec = get_task(config["task"])
         diff = SparseDiff.load(diff_path)
-        stored_nnz += diff.nnz
         diffs[spec.name] = {"diff_bytes": diff_path.stat().st_size, "nnz": diff.nnz}
         bank.add(spec.name, diff)
         run_config = GlueRunConfig(
@@ -166,7 +165,7 @@ def serve(
             logger.info("%s: %s (stored run: %s)", task.name, metrics, compared)
     bank.activate(None)
     results["base_params"] = sum(p.numel() for p in base.parameters())
-    results["stored_nnz"] = stored_nnz
+    results["stored_nnz"] = sum(entry["nnz"] for entry in diffs.values())
     # Tasks that could not be compared (other dev examples than their run's) do not count against it.
     results["all_match"] = all(entry["matches"] is not False for entry in results["tasks"].values())
     results["settings"] = {

@@ -170,6 +170,16 @@ def configure_threads(num_threads: int | None = None) -> int:
     return torch.get_num_threads()
 
 
+def augmentation_seed(seed: int, step: int) -> int:
+    """The seed of the generator that draws the augmentation of optimizer step ``step`` (1-based).
+
+    It depends on the run's seed and the step only, so every process draws the mixing of the whole
+    global batch, a resumed run draws what an uninterrupted one would, and a replay (e.g.
+    experiments/partner_overhang.py) can reproduce a run's draws.
+    """
+    return (seed * 1_000_003 + step) * 1009
+
+
 def plain_batch(src_ids: Tensor, tgt_in: Tensor, labels: Tensor, pad_id: int) -> MixedBatch:
     """An unaugmented `MixedBatch` of padded ids ([B, S], [B, T], [B, T])."""
     return MixedBatch(
@@ -311,8 +321,7 @@ class Seq2SeqTrainer:
         if self.augmenter is None:
             mixed = plain_batch(src_ids, tgt_in, labels, self.pad_id)
         else:
-            # Seeded by (seed, step) only: every process draws the mixing of the whole global batch.
-            seed = (self.config.seed * 1_000_003 + step) * 1009
+            seed = augmentation_seed(self.config.seed, step)
             generator = torch.Generator(device=src_ids.device).manual_seed(seed)
             mixed = self.augmenter(src_ids, tgt_in, labels, generator)
         world = self.accelerator.num_processes
