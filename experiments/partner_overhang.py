@@ -38,7 +38,14 @@ from deltamix.seqmix.trainer import augmentation_seed
 
 def overhang(run_dir: Path) -> tuple[dict[str, float], dict]:
     """(metrics, the run's settings with its data's name) for one run folder."""
-    settings = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise SystemExit(
+            f"{run_dir}: no config.json (not a run folder of deltamix seqmix translate|parse|train)"
+        )
+    settings = json.loads(path.read_text(encoding="utf-8"))
+    if "seqmix" not in settings or "run" not in settings:
+        raise SystemExit(f"{path}: not the config of a deltamix seqmix translate|parse|train run")
     config = TextRunConfig(**settings["run"])
     seqmix = SeqMixConfig.from_dict(settings["seqmix"])
     if seqmix.variant not in ("seqmix", "seqmix-hard"):

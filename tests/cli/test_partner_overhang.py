@@ -62,3 +62,12 @@ def test_the_report_shows_each_run(averaged_run, experiment_script, tmp_path: Pa
     text = generate_report(tmp_path, readme=None).read_text(encoding="utf-8")
     assert "## SeqMix partners beyond the main example" in text
     assert f"| pairs | {run_dir} | 0.00% | {100 * record['metrics']['tgt_overhang']:.2f}% |" in text
+
+
+def test_a_folder_that_is_not_a_seqmix_run_is_refused_by_name(experiment_script, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=r"no config\.json"):
+        experiment_script("partner_overhang").main([str(tmp_path), "--results-dir", str(tmp_path)])
+    (tmp_path / "config.json").write_text(json.dumps({"task": "rte"}), encoding="utf-8")
+    with pytest.raises(SystemExit, match="not the config of a deltamix seqmix"):
+        experiment_script("partner_overhang").main([str(tmp_path), "--results-dir", str(tmp_path)])
+    assert not (tmp_path / "seqmix-partners.jsonl").exists()
