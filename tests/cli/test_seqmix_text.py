@@ -325,6 +325,40 @@ def test_translation_report_one_table_per_budget_and_schedule_shortest_first(tmp
     assert "| none | 41.0 (1) |" in text.split("inverse-sqrt lr)")[1]
 
 
+def test_translation_report_never_averages_runs_with_another_recipe(tmp_path: Path) -> None:
+    """Same budget, another warm-up or dropout: own tables, whose titles name what differs."""
+
+    def run(seed: int, value: float, warmup: int, dropout: float | None) -> dict:
+        record = _record("multi30k-de-en", "none", seed, value, "bleu")
+        model = {} if dropout is None else {"dropout": dropout, "pad_id": seed}  # ids never separate
+        training = {"warmup_steps": warmup, "seed": seed, "log_interval": 10 + seed}
+        return {**record, "config": {**record["config"], "training": training, "model": model}}
+
+    records = [
+        run(0, 40.0, 1000, 0.2),
+        run(1, 41.0, 1000, 0.2),
+        run(0, 30.0, 400, 0.2),
+        run(0, 20.0, 1000, None),
+    ]
+    text = translation_report.render(records, tmp_path)
+    titles = [line for line in text.splitlines() if line.startswith("**multi30k-de-en**")]
+    assert sorted(titles) == sorted(
+        [
+            "**multi30k-de-en** (model: transformer-small, 15 epochs; dropout 0.2, warmup_steps 1000)",
+            "**multi30k-de-en** (model: transformer-small, 15 epochs; dropout 0.2, warmup_steps 400)",
+            "**multi30k-de-en** (model: transformer-small, 15 epochs; dropout not recorded, warmup_steps 1000)",
+        ]
+    )
+    assert (
+        "| none | 40.5 ± 0.7 (2) |" in text
+        and "| none | 30.0 (1) |" in text
+        and "| none | 20.0 (1) |" in text
+    )
+    # One recipe for the task: the title names no settings.
+    single = translation_report.render(records[:2], tmp_path)
+    assert "**multi30k-de-en** (model: transformer-small, 15 epochs)" in single
+
+
 def test_translation_report_gives_non_default_augmentation_settings_their_own_row(tmp_path: Path) -> None:
     """A SeqMix run with the authors' partner extent is not averaged with the default ones; older records
     (no such key) and settings that do not concern the member (alpha of word dropout) keep the plain name."""

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 from pathlib import Path
@@ -71,6 +72,56 @@ def _budget(record: dict[str, Any]) -> tuple[str, float, str]:
     return ("budget not recorded", 0.0, schedule)
 
 
+# Resolved settings that do not change what a run learns or how it is scored (or that the budget
+# already names); every other training, decoding and model setting separates tables.
+_NOT_RECIPE = {
+    "training": {
+        "seed",
+        "log_interval",
+        "checkpoint_interval",
+        "eval_batch_size",
+        "epochs",
+        "max_steps",
+        "lr_schedule",
+    },
+    "model": {"bos_id", "eos_id", "pad_id"},
+}
+
+
+def _recipe(record: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The run's recipe besides its budget, as sorted (setting, JSON value) pairs: the resolved
+    training settings, the number of averaged checkpoints and the model's hyperparameters.
+
+    Two runs with the same budget but, say, another warm-up or dropout are never averaged together.
+    """
+    config = record.get("config") or {}
+    settings: dict[str, Any] = {}
+    for section in ("training", "model"):
+        for name, value in (config.get(section) or {}).items():
+            if name not in _NOT_RECIPE[section]:
+                settings[name] = value
+    average_last = (config.get("run") or {}).get("average_last")
+    if average_last is not None:
+        settings["average_last"] = average_last
+    return tuple(sorted((name, json.dumps(value, sort_keys=True)) for name, value in settings.items()))
+
+
+def _recipe_labels(recipes: list[tuple[tuple[str, str], ...]]) -> dict[tuple[tuple[str, str], ...], str]:
+    """For the recipes of one task's tables, a title suffix naming the settings that differ between them
+    ("average_last 5, warmup_steps 1000"); empty when the task has one recipe."""
+    given = [dict(recipe) for recipe in recipes]
+    names = sorted({name for settings in given for name in settings})
+    varying = [n for n in names if len({settings.get(n) for settings in given}) > 1]
+
+    def shown(settings: dict[str, str], name: str) -> str:
+        return f"{name} {json.loads(settings[name])}" if name in settings else f"{name} not recorded"
+
+    return {
+        recipe: ", ".join(shown(settings, n) for n in varying)
+        for recipe, settings in zip(recipes, given, strict=True)
+    }
+
+
 def _budget_label(budget: tuple[str, float, str]) -> str:
     """A table title's budget: "15 epochs", "2000 steps, inverse-sqrt lr" (constant is not named)."""
     unit, amount, schedule = budget
@@ -81,8 +132,9 @@ def _budget_label(budget: tuple[str, float, str]) -> str:
 def method_tables(
     records: list[dict[str, Any]], metric_label: str, scale: float, note_key: str | None = None
 ) -> str:
-    """One Markdown table per (task, model, training budget): a row per method with mean ± sd of
-    ``main_value`` (runs with different budgets are never averaged together).
+    """One Markdown table per (task, model, training budget, recipe): a row per method with mean ± sd of
+    ``main_value``. Runs with different budgets or settings are never averaged together; a title names
+    the settings in which its task's tables differ.
 
     Args:
         records: results records (`deltamix.records.make_record`).
@@ -91,9 +143,15 @@ def method_tables(
         note_key: a record key whose (first) value is printed under each table (e.g. the BLEU signature).
     """
     parts = []
-    by_task = group_by(records, lambda r: (r.get("task"), r.get("model"), _budget(r)))
-    for (task, model, budget), task_records in sorted(  # longer budgets after shorter ones
-        by_task.items(), key=lambda item: (str(item[0][0]), str(item[0][1]), item[0][2])
+    by_table = group_by(records, lambda r: (r.get("task"), r.get("model"), _budget(r), _recipe(r)))
+    recipes_of_task = group_by(list(by_table), lambda key: (key[0], key[1]))
+    recipe_label = {
+        (task, model, recipe): label
+        for (task, model), keys in recipes_of_task.items()
+        for recipe, label in _recipe_labels(sorted({key[3] for key in keys})).items()
+    }
+    for (task, model, budget, recipe), task_records in sorted(  # longer budgets after shorter ones
+        by_table.items(), key=lambda item: (str(item[0][0]), str(item[0][1]), item[0][2], item[0][3])
     ):
         by_method = group_by(task_records, method_label)
         baseline = by_method.get(BASELINE)
@@ -108,7 +166,9 @@ def method_tables(
             seconds = [r["train_seconds"] for r in group if r.get("train_seconds") is not None]
             minutes = f"{statistics.mean(seconds) / 60:.1f}" if seconds else "–"
             rows.append([method, mean_sd(values, scale=scale), delta, seeds, minutes, _command(group)])
-        parts.append(f"**{task}** (model: {model}, {_budget_label(budget)})\n")
+        settings = recipe_label[(task, model, recipe)]
+        title = _budget_label(budget) + (f"; {settings}" if settings else "")
+        parts.append(f"**{task}** (model: {model}, {title})\n")
         parts.append(
             markdown_table(
                 ["method", f"{metric_label} mean ± sd (n)", "Δ vs none", "seeds", "train min", "command"],
