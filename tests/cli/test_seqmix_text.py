@@ -387,6 +387,16 @@ def test_translation_report_gives_non_default_augmentation_settings_their_own_ro
     assert rows.index("| none") < rows.index("| word-dropout") < rows.index("| seqmix")
 
 
+def test_translation_report_labels_old_records_by_the_value_they_trained_with(monkeypatch) -> None:
+    """A record from before a setting existed counts as that setting's old value, not today's default:
+    were the default partner extent ever changed, the old (union) runs would get their own row."""
+    old = _record("multi30k-de-en", "seqmix", 0, 39.0, "bleu")
+    old["config"] = {**old["config"], "seqmix": {"variant": "seqmix"}}  # no partner_extent key
+    assert translation_report.method_label(old) == "seqmix"
+    monkeypatch.setitem(translation_report.SETTINGS_ADDED_SINCE, "partner_extent", "main")
+    assert translation_report.method_label(old) == "seqmix (partner_extent main)"
+
+
 def test_parsing_report_shows_percent(tmp_path: Path) -> None:
     records = [
         _record("geoquery-query-logic", "none", s, v, "exact_match") for s, v in ((0, 0.40), (1, 0.42))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from deltamix.report.common import group_by, markdown_table, mean_sd
-from deltamix.seqmix.config import SeqMixConfig
+from deltamix.seqmix.config import SETTINGS_ADDED_SINCE, SeqMixConfig
 
 BASELINE = "none"
 _METHOD_ORDER = ("none", "word-dropout", "switchout", "seqmix", "seqmix-hard")
@@ -31,16 +31,17 @@ _MEMBER_SETTINGS = {
 def method_label(record: dict[str, Any]) -> str:
     """The record's method, followed by each augmentation setting of its member that is not the default.
 
-    Records made before a setting existed lack it and count as its default.
+    Records made before a setting existed lack it and count as the value those runs trained with
+    (`SETTINGS_ADDED_SINCE`), whatever the default is now.
     """
     method = str(record.get("method"))
     seqmix = (record.get("config") or {}).get("seqmix") or {}
     fields = SeqMixConfig.__dataclass_fields__
-    changed = [
-        f"{name} {seqmix[name]}"
-        for name in _MEMBER_SETTINGS.get(method, ())
-        if name in seqmix and seqmix[name] != fields[name].default
-    ]
+    changed = []
+    for name in _MEMBER_SETTINGS.get(method, ()):
+        value = seqmix.get(name, SETTINGS_ADDED_SINCE.get(name, fields[name].default))
+        if value != fields[name].default:
+            changed.append(f"{name} {value}")
     return f"{method} ({', '.join(changed)})" if changed else method
 
 

@@ -11,17 +11,17 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from deltamix.seqmix.lr_schedule import DEFAULT_LR_SCHEDULE
-
 VARIANTS = ("none", "seqmix", "seqmix-hard", "word-dropout", "switchout")
 PARTNERS = ("shuffle", "length")
 # How far a partner reaches: the union of the two sequences' positions, or the main sequence's only.
 PARTNER_EXTENTS = ("union", "main")
-DEFAULT_PARTNER_EXTENT = "union"  # also what every run recorded before the choice existed used
+DEFAULT_PARTNER_EXTENT = "union"
 
-# Seq2seq run settings added after run folders existed (see deltamix.run_folder.check_same_run): the
-# value those runs trained with, so that they resume under the default and refuse any other value.
-SETTINGS_ADDED_SINCE = {"lr_schedule": DEFAULT_LR_SCHEDULE, "partner_extent": DEFAULT_PARTNER_EXTENT}
+# Seq2seq run settings added after run folders and records existed (see
+# deltamix.run_folder.check_same_run and the report's method labels): the value those runs trained
+# with, written out rather than taken from the current defaults, so that a later change of a default
+# never relabels them. Old folders resume under that value and refuse any other.
+SETTINGS_ADDED_SINCE = {"lr_schedule": "constant", "partner_extent": "union"}
 
 
 @dataclass

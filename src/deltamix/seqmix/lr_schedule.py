@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 LR_SCHEDULES = ("constant", "inverse-sqrt")
-DEFAULT_LR_SCHEDULE = "constant"  # also what every run recorded before the choice existed used
+DEFAULT_LR_SCHEDULE = "constant"
 
 
 def lr_factor(update: int, warmup: int, schedule: str) -> float:
