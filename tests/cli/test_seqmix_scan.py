@@ -8,6 +8,7 @@ import pytest
 
 from deltamix.cli.main import main
 from deltamix.io import read_jsonl
+from deltamix.seqmix.scan_run import ScanRunConfig
 
 TINY = ["--hidden-size", "16", "--embedding-dim", "8", "--train-limit", "100", "--test-limit", "5"]
 
@@ -25,6 +26,7 @@ TINY = ["--hidden-size", "16", "--embedding-dim", "8", "--train-limit", "100", "
         ["--lr", "abc"],
         ["--model", "transformer", "--embedding-dim", "8"],
         ["--model", "transformer", "--hidden-size", "30"],  # not divisible by the 4 heads
+        ["--partner-extent", "both"],
     ],
 )
 def test_bad_arguments_are_rejected_at_parse_time(
@@ -65,3 +67,22 @@ def test_tiny_run_end_to_end(capsys: pytest.CaptureFixture, tmp_path: Path) -> N
     assert main([*argv, "--lr", "0.5"]) == 2
     assert "other settings (training.learning_rate: 0.001 there, 0.5 now)" in capsys.readouterr().err
     assert len(read_jsonl(tmp_path / "results" / "scan.jsonl")) == 1
+
+
+def test_the_authors_partner_extent_reaches_the_augmenter_record_and_folder(
+    capsys: pytest.CaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--partner-extent main` trains geca+seqmix's SeqMix with it, records it, and names the default
+    folder after it; GECA alone (no partner) keeps the plain folder name."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["seqmix", "scan", "--augment", "geca+seqmix", "--partner-extent", "main", "--steps", "1", *TINY]
+    assert main([*argv, "--results-dir", "results"]) == 0
+    [record] = read_jsonl(tmp_path / "results" / "scan.jsonl")
+    assert record["config"]["seqmix"]["partner_extent"] == "main"
+    assert record["config"]["run"]["partner_extent"] == "main"
+    assert (tmp_path / "runs/scan/addprim_jump/geca+seqmix-main-lstm-seed0/metrics.json").is_file()
+    config = ScanRunConfig(augment="geca", partner_extent="main")
+    assert config.resolved_output_dir() == Path("runs/scan/addprim_jump/geca-lstm-seed0")
+    with pytest.raises(ValueError, match="unknown partner extent 'both'"):
+        ScanRunConfig(partner_extent="both")
+    capsys.readouterr()

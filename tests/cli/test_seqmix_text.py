@@ -446,3 +446,13 @@ def test_translate_with_a_hugging_face_t5_from_a_local_path(tmp_path: Path) -> N
     expected = (tmp_path / "run" / "predictions.test.txt").read_text(encoding="utf-8").splitlines()
     assert predictor.predict(["ein Hund läuft", "zwei Hunde"]) == expected
     assert predictor.settings.max_length == 4
+
+
+def test_default_run_folders_name_a_non_default_partner_extent() -> None:
+    """Runs with the two extents never share a default folder; members without a partner keep theirs."""
+    mixed = TextRunConfig(kind="translate", augment="seqmix-hard", partner_extent="main")
+    plain = TextRunConfig(kind="translate", augment="none", partner_extent="main")
+    default = TextRunConfig(kind="translate", augment="seqmix")
+    assert mixed.resolved_output_dir("t").name == "seqmix-hard-main-transformer-small-seed0"
+    assert plain.resolved_output_dir("t").name == "none-transformer-small-seed0"
+    assert default.resolved_output_dir("t").name == "seqmix-transformer-small-seed0"

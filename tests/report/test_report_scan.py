@@ -34,3 +34,22 @@ def test_render_tables_means_and_plots(tmp_path: Path) -> None:
     assert "99.0" not in text and "1 quick run(s)" in text
     assert (tmp_path / "scan_lstm_1500.png").stat().st_size > 0
     assert (tmp_path / "scan_lstm_9000.png").stat().st_size > 0
+
+
+def test_a_run_with_a_non_default_member_setting_gets_its_own_row(tmp_path: Path) -> None:
+    """SeqMix with the authors' partner extent (also inside geca+seqmix) is never averaged with the
+    default runs; GECA alone has no SeqMix setting to show."""
+
+    def run(method: str, seed: int, value: float, variant: str, **seqmix) -> dict:
+        record = _record(method, "addprim_jump", seed, value)
+        return {**record, "config": {**record["config"], "seqmix": {"variant": variant, **seqmix}}}
+
+    records = [
+        run("geca+seqmix", 0, 0.7, "seqmix"),
+        run("geca+seqmix", 1, 0.9, "seqmix", partner_extent="main"),
+        run("geca", 0, 0.6, "none", partner_extent="main"),
+    ]
+    text = render(records, tmp_path)
+    assert "| geca+seqmix | 70.0 (1) [98] |" in text
+    assert "| geca+seqmix (partner_extent main) | 90.0 (1) |" in text
+    assert "| geca | 60.0 (1) [87] |" in text

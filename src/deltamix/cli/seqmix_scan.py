@@ -17,6 +17,7 @@ from deltamix.cli.args import (
 )
 from deltamix.models.lstm import LSTMSeq2SeqConfig
 from deltamix.models.transformer import TransformerSeq2SeqConfig
+from deltamix.seqmix.config import DEFAULT_PARTNER_EXTENT, PARTNER_EXTENTS
 from deltamix.seqmix.scan_run import (
     AUGMENTATIONS,
     DEFAULT_STEPS,
@@ -52,7 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", choices=MODELS, default="lstm", help="model (default: %(default)s)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument(
-        "--output-dir", type=output_dir, help="run folder (default: runs/scan/SPLIT/AUGMENT-MODEL-seedS)"
+        "--output-dir",
+        type=output_dir,
+        help="run folder (default: runs/scan/SPLIT/AUGMENT[-main]-MODEL-seedS)",
     )
     parser.add_argument(
         "--results-dir", type=output_dir, default="results", help="records folder (default: %(default)s)"
@@ -72,6 +75,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--seqmix-alpha", type=positive_float, default=0.1, help="Beta(a, a) of SeqMix (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--partner-extent",
+        choices=PARTNER_EXTENTS,
+        default=DEFAULT_PARTNER_EXTENT,
+        help="SeqMix positions a longer partner covers: union (both sequences', default) or main (the main "
+        "example's only, as the authors' fairseq code)",
     )
     parser.add_argument(
         "--geca-ratio",
@@ -144,6 +154,7 @@ def _run(args: argparse.Namespace) -> int:
         results_dir=str(args.results_dir),
         training=training,
         seqmix_alpha=args.seqmix_alpha,
+        partner_extent=args.partner_extent,
         geca_ratio=args.geca_ratio,
         model_config=model_config,
         train_limit=args.train_limit,

@@ -14,6 +14,7 @@ from typing import Any
 
 from deltamix.io import atomic_path
 from deltamix.report.common import group_by, markdown_table, mean_sd
+from deltamix.report.translation import method_label
 from deltamix.seqmix.scan_run import AUGMENTATIONS, SPLITS
 
 # Exact match (%) reported by Guo, Kim and Rush (2020) / Andreas (2020) for the LSTM SCAN model.
@@ -81,7 +82,7 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
     for (model, steps), group in sorted(group_by(full, _budget).items()):
         cells: dict[tuple[str, str], list[float]] = {}
         for record in group:
-            cells.setdefault((record["method"], record["task"]), []).append(record["main_value"])
+            cells.setdefault((method_label(record), record["task"]), []).append(record["main_value"])
         methods = [m for m in AUGMENTATIONS if any(k[0] == m for k in cells)]
         methods += sorted({m for m, _ in cells} - set(methods))
         splits = [s for s in SPLITS if any(k[1] == s for k in cells)]

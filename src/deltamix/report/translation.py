@@ -36,9 +36,10 @@ def method_label(record: dict[str, Any]) -> str:
     """
     method = str(record.get("method"))
     seqmix = (record.get("config") or {}).get("seqmix") or {}
+    member = str(seqmix.get("variant", method))  # SCAN's geca+seqmix trains the seqmix member
     fields = SeqMixConfig.__dataclass_fields__
     changed = []
-    for name in _MEMBER_SETTINGS.get(method, ()):
+    for name in _MEMBER_SETTINGS.get(member, ()):
         value = seqmix.get(name, SETTINGS_ADDED_SINCE.get(name, fields[name].default))
         if value != fields[name].default:
             changed.append(f"{name} {value}")

@@ -16,6 +16,23 @@ PARTNERS = ("shuffle", "length")
 # How far a partner reaches: the union of the two sequences' positions, or the main sequence's only.
 PARTNER_EXTENTS = ("union", "main")
 DEFAULT_PARTNER_EXTENT = "union"
+# The members that mix each example with a partner (the others ignore partner settings).
+MIXING_VARIANTS = ("seqmix", "seqmix-hard")
+
+
+def partner_extent_suffix(variant: str, partner_extent: str) -> str:
+    """``"-main"`` for a mixing member run with a non-default partner extent, else ``""``: default run
+    folder names carry it, so runs with the two extents never share a folder.
+
+    >>> partner_extent_suffix("seqmix", "main"), partner_extent_suffix("none", "main")
+    ('-main', '')
+    """
+    return (
+        f"-{partner_extent}"
+        if variant in MIXING_VARIANTS and partner_extent != DEFAULT_PARTNER_EXTENT
+        else ""
+    )
+
 
 # Seq2seq run settings added after run folders and records existed (see
 # deltamix.run_folder.check_same_run and the report's method labels): the value those runs trained

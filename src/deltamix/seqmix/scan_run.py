@@ -31,7 +31,12 @@ from deltamix.errors import DataFormatError
 from deltamix.io import atomic_write_json, atomic_write_text
 from deltamix.records import commit_record, make_record
 from deltamix.run_folder import finished_metrics
-from deltamix.seqmix.config import SETTINGS_ADDED_SINCE
+from deltamix.seqmix.config import (
+    DEFAULT_PARTNER_EXTENT,
+    PARTNER_EXTENTS,
+    SETTINGS_ADDED_SINCE,
+    partner_extent_suffix,
+)
 from deltamix.seqmix.trainer import (
     Seq2SeqTrainer,
     Seq2SeqTrainingConfig,
@@ -75,6 +80,13 @@ class ScanRunConfig:
     results_dir: str = field(default="results", metadata={"help": "where results/scan.jsonl lives"})
     training: Seq2SeqTrainingConfig = field(default_factory=default_training)
     seqmix_alpha: float = field(default=0.1, metadata={"help": "SeqMix lambda ~ Beta(alpha, alpha)"})
+    partner_extent: str = field(
+        default=DEFAULT_PARTNER_EXTENT,
+        metadata={
+            "help": "positions a longer SeqMix partner covers: union (both sequences') or main (the main "
+            "example's only, as the authors' fairseq code); see SeqMixConfig.partner_extent"
+        },
+    )
     geca_ratio: float = field(
         default=0.3,
         metadata={
@@ -103,6 +115,10 @@ class ScanRunConfig:
             raise ValueError(f"unknown augmentation {self.augment!r}; valid: {', '.join(AUGMENTATIONS)}")
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; valid: {', '.join(MODELS)}")
+        if self.partner_extent not in PARTNER_EXTENTS:
+            raise ValueError(
+                f"unknown partner extent {self.partner_extent!r}; valid: {', '.join(PARTNER_EXTENTS)}"
+            )
         if not 0 < self.geca_ratio < 1:
             raise ValueError(f"geca_ratio must be in (0, 1), got {self.geca_ratio}")
         for name in ("train_limit", "test_limit"):
@@ -113,7 +129,8 @@ class ScanRunConfig:
     def resolved_output_dir(self) -> Path:
         if self.output_dir is not None:
             return Path(self.output_dir)
-        return Path("runs") / "scan" / self.split / f"{self.augment}-{self.model}-seed{self.seed}"
+        name = self.augment + partner_extent_suffix(self.seqmix_variant, self.partner_extent)
+        return Path("runs") / "scan" / self.split / f"{name}-{self.model}-seed{self.seed}"
 
     @property
     def seqmix_variant(self) -> str:
@@ -238,6 +255,7 @@ def run_scan(config: ScanRunConfig) -> ScanRunResult:
     seqmix = SeqMixConfig(
         variant=config.seqmix_variant,
         alpha=config.seqmix_alpha,
+        partner_extent=config.partner_extent,
         label_smoothing=config.training.label_smoothing,
     )
     augmenter = None

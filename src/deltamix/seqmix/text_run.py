@@ -44,7 +44,12 @@ from deltamix.io import atomic_path, atomic_write_json, atomic_write_text
 from deltamix.metrics_seq2seq import corpus_bleu, exact_match
 from deltamix.records import commit_record, make_record
 from deltamix.run_folder import finished_metrics
-from deltamix.seqmix.config import DEFAULT_PARTNER_EXTENT, PARTNER_EXTENTS, SETTINGS_ADDED_SINCE
+from deltamix.seqmix.config import (
+    DEFAULT_PARTNER_EXTENT,
+    PARTNER_EXTENTS,
+    SETTINGS_ADDED_SINCE,
+    partner_extent_suffix,
+)
 from deltamix.seqmix.lr_schedule import DEFAULT_LR_SCHEDULE, LR_SCHEDULES, lr_factor
 
 logger = logging.getLogger(__name__)
@@ -225,7 +230,8 @@ class TextRunConfig:
         if self.output_dir is not None:
             return Path(self.output_dir)
         model = self.model_label().replace("/", "--")
-        return Path("runs") / self.experiment / task / f"{self.augment}-{model}-seed{self.seed}"
+        name = self.augment + partner_extent_suffix(self.augment, self.partner_extent)
+        return Path("runs") / self.experiment / task / f"{name}-{model}-seed{self.seed}"
 
 
 @dataclass
