@@ -131,8 +131,36 @@ def _budget_label(budget: tuple[str, float, str]) -> str:
     return label if schedule == "constant" else f"{label}, {schedule} lr"
 
 
+def _seeds_above(group: list[dict[str, Any]], baseline: list[dict[str, Any]] | None) -> str:
+    """ "k of n": in how many of the seeds that both ran the method scored above the baseline."""
+    if not baseline:
+        return "–"
+    base = {r.get("seed"): r["main_value"] for r in baseline}
+    shared = [r for r in group if r.get("seed") in base]
+    if not shared:
+        return "–"
+    return f"{sum(r['main_value'] > base[r.get('seed')] for r in shared)} of {len(shared)}"
+
+
+def _goal_line(deltas: dict[str, float], margin: float, unit: str) -> str | None:
+    """Whether each SeqMix (soft) row's mean is ``margin`` above the baseline's (``margin`` 0: any gain)."""
+    rows = {label: d for label, d in deltas.items() if label.split(" (")[0] == "seqmix"}
+    if not rows:
+        return None
+    goal = f"SeqMix at least +{margin:g} above `none`" if margin > 0 else "a gain of SeqMix over `none`"
+    verdicts = [
+        f"{label} {d:+.1f}: {'met' if (d >= margin if margin > 0 else d > 0) else 'not met'}"
+        for label, d in rows.items()
+    ]
+    return f"Goal, {goal} on the mean ({unit}): " + "; ".join(verdicts) + ".\n"
+
+
 def method_tables(
-    records: list[dict[str, Any]], metric_label: str, scale: float, note_key: str | None = None
+    records: list[dict[str, Any]],
+    metric_label: str,
+    scale: float,
+    note_key: str | None = None,
+    goal_margin: float | None = None,
 ) -> str:
     """One Markdown table per (task, model, training budget, recipe): a row per method with mean ± sd of
     ``main_value``. Runs with different budgets or settings are never averaged together; a title names
@@ -143,6 +171,8 @@ def method_tables(
         metric_label: the column title of the main metric.
         scale: factor applied to ``main_value`` for display (100 for a fraction shown as %).
         note_key: a record key whose (first) value is printed under each table (e.g. the BLEU signature).
+        goal_margin: when given, a line under each table with a baseline says whether each SeqMix row's
+            mean is at least this far above the baseline's (0: any gain), in the table's units.
     """
     parts = []
     by_table = group_by(records, lambda r: (r.get("task"), r.get("model"), _budget(r), _recipe(r)))
@@ -158,25 +188,39 @@ def method_tables(
         by_method = group_by(task_records, method_label)
         baseline = by_method.get(BASELINE)
         baseline_mean = statistics.mean(r["main_value"] for r in baseline) * scale if baseline else None
-        rows = []
+        rows, deltas = [], {}
         for method in sorted(by_method, key=lambda m: _method_key(str(m))):
             group = by_method[method]
             values = [r["main_value"] for r in group]
             mean = statistics.mean(values) * scale
-            delta = "–" if baseline_mean is None or method == BASELINE else f"{mean - baseline_mean:+.1f}"
+            delta, above = "–", "–"
+            if baseline_mean is not None and method != BASELINE:
+                deltas[method] = mean - baseline_mean
+                delta, above = f"{deltas[method]:+.1f}", _seeds_above(group, baseline)
             seeds = ", ".join(str(s) for s in sorted(r.get("seed") for r in group))
             seconds = [r["train_seconds"] for r in group if r.get("train_seconds") is not None]
             minutes = f"{statistics.mean(seconds) / 60:.1f}" if seconds else "–"
-            rows.append([method, mean_sd(values, scale=scale), delta, seeds, minutes, _command(group)])
+            rows.append([method, mean_sd(values, scale=scale), delta, above, seeds, minutes, _command(group)])
         settings = recipe_label[(task, model, recipe)]
         title = _budget_label(budget) + (f"; {settings}" if settings else "")
         parts.append(f"**{task}** (model: {model}, {title})\n")
         parts.append(
             markdown_table(
-                ["method", f"{metric_label} mean ± sd (n)", "Δ vs none", "seeds", "train min", "command"],
+                [
+                    "method",
+                    f"{metric_label} mean ± sd (n)",
+                    "Δ vs none",
+                    "above none (seeds)",
+                    "seeds",
+                    "train min",
+                    "command",
+                ],
                 rows,
             )
         )
+        goal = None if goal_margin is None else _goal_line(deltas, goal_margin, metric_label)
+        if goal:
+            parts.append(goal)
         if note_key:
             notes = sorted({str(r[note_key]) for r in task_records if r.get(note_key)})
             if notes:
@@ -192,7 +236,9 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
     return (
         "## Translation (SeqMix)\n\n"
         "Test BLEU (sacrebleu on detokenized output, its signature under each table), mean ± sd over "
-        "seeds (n = number of seeds); Δ is the difference of means from `none` (no augmentation). "
-        "The command of each row is one run's, with its seed as `<seed>`.\n\n"
-        + method_tables(records, "BLEU", 1.0, note_key="bleu_signature")
+        "seeds (n = number of seeds); Δ is the difference of means from `none` (no augmentation); "
+        "above none: in how many of the seeds both ran the method scored higher. The command of each "
+        "row is one run's, with its seed as `<seed>`. The goal line checks SeqMix against the goal of "
+        "+0.5 BLEU over the baseline (the paper reports about +1.0).\n\n"
+        + method_tables(records, "BLEU", 1.0, note_key="bleu_signature", goal_margin=0.5)
     )
