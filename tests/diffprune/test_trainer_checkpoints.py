@@ -121,3 +121,49 @@ def test_state_file_for_another_model_is_rejected_untouched(tmp_path) -> None:
         DiffPruningTrainer(
             model=_model(), args=_args(tmp_path / "x", 2), train_dataset=token_dataset()
         ).train(resume_from_checkpoint=str(tmp_path))
+
+
+@pytest.mark.parametrize("apart", [False, True])
+def test_gate_gradients_clipped_with_the_rest_or_apart(tmp_path, apart: bool) -> None:
+    """By default one clip scales all gradients alike; ``clip_gates_apart`` (the authors' code) clips
+    the gates and the rest each to max_grad_norm, so large w gradients leave the gates' step alone."""
+    dp = _model()
+    dp.diff_config.clip_gates_apart = apart
+    trainer = DiffPruningTrainer(
+        model=dp, args=_args(tmp_path, 1, max_grad_norm=1.0), train_dataset=token_dataset()
+    )
+    trainer.create_optimizer()
+    rest = [p for g in trainer.optimizer.param_groups if g["name"] != "gates" for p in g["params"]]
+    for p in rest:
+        p.grad = torch.full_like(p, 10.0)
+    dp.alpha.grad = torch.full_like(dp.alpha, 0.5 / dp.alpha.numel() ** 0.5)  # norm 0.5
+    before = torch.cat([p.grad.flatten() for p in [*rest, dp.alpha]]).norm()
+    returned = trainer._clip_grad_norm(trainer.model)
+    assert torch.allclose(torch.as_tensor(returned, dtype=before.dtype), before)
+    rest_norm = torch.cat([p.grad.flatten() for p in rest]).norm()
+    gate_norm = dp.alpha.grad.norm()
+    if apart:
+        assert torch.allclose(rest_norm, torch.tensor(1.0), atol=1e-4)
+        assert torch.allclose(gate_norm, torch.tensor(0.5))  # below the limit: untouched
+    else:
+        total = torch.sqrt(rest_norm**2 + gate_norm**2)
+        assert torch.allclose(total, torch.tensor(1.0), atol=1e-4)
+        assert torch.allclose(gate_norm, 0.5 / before, rtol=1e-4)  # the same factor as w's gradients
+
+
+def test_the_trainer_loop_clips_through_our_override(tmp_path, monkeypatch) -> None:
+    """Guards the override's name: the Trainer's training step must call `_clip_grad_norm`."""
+    calls = []
+    original = DiffPruningTrainer._clip_grad_norm
+
+    def counting(self, model):
+        calls.append(self.diff_model.stage)
+        return original(self, model)
+
+    monkeypatch.setattr(DiffPruningTrainer, "_clip_grad_norm", counting)
+    dp = _model(structured=True)
+    dp.diff_config.clip_gates_apart = True
+    DiffPruningTrainer(
+        model=dp, args=_args(tmp_path, 2, max_grad_norm=1.0), train_dataset=token_dataset()
+    ).train()
+    assert calls == ["l0", "l0"]

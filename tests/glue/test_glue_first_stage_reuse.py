@@ -82,6 +82,20 @@ def test_mismatched_settings_and_a_folder_without_a_kept_stage_are_refused(
     run_glue(
         _config(tiny_model_dir, glue_dir, tmp_path / "d", mask_lr=1e-4, first_stage_from=source.output_dir)
     )
+    # A first stage from before clip_gates_apart existed clipped all gradients together: a default run
+    # takes it, a run that clips the gates apart does not.
+    config_path = Path(source.output_dir) / "config.json"
+    old = json.loads(config_path.read_text(encoding="utf-8"))
+    del old["clip_gates_apart"]
+    config_path.write_text(json.dumps(old), encoding="utf-8")
+    run_glue(
+        _config(tiny_model_dir, glue_dir, tmp_path / "d2", mask_lr=2e-4, first_stage_from=source.output_dir)
+    )
+    apart = _config(
+        tiny_model_dir, glue_dir, tmp_path / "d3", clip_gates_apart=True, first_stage_from=source.output_dir
+    )
+    with pytest.raises(DeltamixError, match=r"clip_gates_apart: False there, True now"):
+        run_glue(apart)
 
     plain = _config(tiny_model_dir, glue_dir, tmp_path / "plain")
     run_glue(plain)  # the stages are deleted after success

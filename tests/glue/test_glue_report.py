@@ -170,6 +170,26 @@ def test_structured_runs_are_labelled_with_their_penalty_form(tmp_path: Path) ->
     assert "--method diffprune-structured --seed 0 --l0-lambda 2e-07 --structured-penalty sum` |" in markdown
 
 
+def test_runs_with_the_gates_clipped_apart_get_their_own_row(tmp_path: Path) -> None:
+    """The authors' clipping is another recipe: never averaged with the default runs (older records,
+    without the key, clipped all together)."""
+    joint = _record(
+        "rte", "diffprune", 0, {"accuracy": 0.5, "score": 0.5}, config={"resolved_l0_lambda": 2e-7}
+    )
+    apart = _record(
+        "rte",
+        "diffprune",
+        1,
+        {"accuracy": 0.6, "score": 0.6},
+        config={"resolved_l0_lambda": 2e-7, "clip_gates_apart": True},
+        finished_at="2026-11-26T03:00:00",
+    )
+    joint["finished_at"] = "2026-11-27T03:00:00"  # the newest run keeps the plain name
+    markdown = render([joint, apart], tmp_path)
+    assert "| diffprune | 0.5% | 50.0 (1) |" in markdown
+    assert "| diffprune (lambda 2e-07, gates clipped apart) | 0.5% | 60.0 (1) |" in markdown
+
+
 def test_sparsity_plot_keeps_one_colour_per_method_and_spaces_the_grid_evenly(
     tmp_path: Path, monkeypatch
 ) -> None:

@@ -39,7 +39,13 @@ def rte_run(tiny_model_dir: Path, glue_dir: Path, tmp_path_factory: pytest.TempP
 def stsb_run(tiny_model_dir: Path, glue_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("stsb")
     config = _config(
-        tiny_model_dir, glue_dir, out, task="stsb", method="diffprune-structured", target_sparsity=0.01
+        tiny_model_dir,
+        glue_dir,
+        out,
+        task="stsb",
+        method="diffprune-structured",
+        target_sparsity=0.01,
+        clip_gates_apart=True,  # the authors' clipping, end to end
     )
     return config, run_glue(config)
 
@@ -99,6 +105,8 @@ def test_regression_task_and_structured(stsb_run) -> None:
     # the structured penalty form the run used is on record (the authors' sum by default)
     assert record["config"]["structured_penalty"] == "sum"
     assert record["method_details"]["diffprune_config"]["structured_penalty"] == "sum"
+    assert record["config"]["clip_gates_apart"] is True
+    assert record["method_details"]["diffprune_config"]["clip_gates_apart"] is True
 
 
 def test_serving_all_tasks_from_one_bank_matches_runs(rte_run, stsb_run, tmp_path: Path, capsys) -> None:
@@ -264,3 +272,29 @@ def test_diff_pruning_defaults_paper_or_embedded_minilm_from_the_search() -> Non
     assert GlueRunConfig(task="rte", method="bitfit").resolved_lr() == 1e-3
     with pytest.raises(ValueError, match="structured_penalty"):
         GlueRunConfig(task="rte", method="diffprune-structured", structured_penalty="mean")
+
+
+def test_cli_flag_clip_gates_apart_reaches_the_run_config(monkeypatch, tmp_path: Path) -> None:
+    import deltamix.glue.run as glue_run
+
+    seen = []
+
+    def fake_run(config):
+        seen.append(config)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(glue_run, "run_glue", fake_run)
+    argv = [
+        "diffprune",
+        "glue",
+        "--task",
+        "rte",
+        "--data-dir",
+        str(tmp_path),
+        "--output-dir",
+        str(tmp_path / "o"),
+    ]
+    for flag, expected in (([], False), (["--clip-gates-apart"], True)):
+        with pytest.raises(SystemExit):
+            main([*argv, *flag])
+        assert seen.pop().clip_gates_apart is expected

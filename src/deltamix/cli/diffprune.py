@@ -84,6 +84,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     glue.add_argument("--eval-batch-size", type=positive_int, default=64)
     glue.add_argument("--max-length", type=positive_int, default=128)
     glue.add_argument("--max-grad-norm", type=non_negative_float, default=1.0)
+    glue.add_argument(
+        "--clip-gates-apart",
+        action="store_true",
+        help="L0 stage: clip the gates' gradients apart from w and the head, each to --max-grad-norm, as "
+        "the authors' code does (default: one clip over all)",
+    )
     glue.add_argument("--weight-decay", type=non_negative_float, default=0.0)
     glue.add_argument("--warmup-ratio", type=unit_interval, default=0.0)
     glue.add_argument("--max-train-examples", type=positive_int, help="seeded random training subset")
@@ -184,6 +190,7 @@ def run_glue_command(args: argparse.Namespace) -> int:
         l0_lambda=args.l0_lambda,
         structured_penalty=args.structured_penalty,
         max_grad_norm=args.max_grad_norm,
+        clip_gates_apart=args.clip_gates_apart,
         weight_decay=args.weight_decay,
         warmup_ratio=args.warmup_ratio,
         max_train_examples=args.max_train_examples,

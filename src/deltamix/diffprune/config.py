@@ -88,6 +88,14 @@ class DiffPruningConfig:
     weight_decay: float = field(
         default=0.0, metadata={"help": "AdamW weight decay of w and the dense modules"}
     )
+    clip_gates_apart: bool = field(
+        default=False,
+        metadata={
+            "help": "DiffPruningTrainer, L0 stage: clip the gates' gradient norm (alpha and group gates) "
+            "apart from that of w and the dense modules, each to max_grad_norm, as the authors' code does; "
+            "False (default) clips all together, the Trainer's own clip"
+        },
+    )
     eval_gate: str = field(
         default="deterministic",
         metadata={

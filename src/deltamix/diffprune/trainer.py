@@ -3,6 +3,9 @@
 What it adds to ``transformers.Trainer`` (everything else, including gradient clipping with
 ``max_grad_norm``, mixed precision, accumulation and distributed runs, is the Trainer's own):
 
+- with ``DiffPruningConfig(clip_gates_apart=True)`` the L0 stage clips the gates' gradients apart from
+  the rest, each to ``max_grad_norm`` (the authors' code); by default the Trainer clips all together;
+
 - the loss is ``task loss + l0_lambda * model.l0_penalty()`` while the model is in its L0 stage
   (after ``project_()`` the penalty is 0 and only the task loss is used);
 - the optimizer is AdamW over ``model.optimizer_param_groups()`` (w, gates alpha, dense head, or the
@@ -33,6 +36,7 @@ import os
 from typing import Any
 
 import torch
+from accelerate.utils import DistributedType
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from transformers import Trainer
@@ -43,6 +47,8 @@ from deltamix.errors import DiffFormatError
 from deltamix.io import atomic_path
 
 logger = logging.getLogger(__name__)
+# Distributed types whose gradients are plain tensors on each process (after DDP's all-reduce).
+_PLAIN_GRADIENTS = (DistributedType.NO, DistributedType.MULTI_GPU, DistributedType.MULTI_CPU)
 
 DIFF_FILE_NAME = "diff.safetensors"
 STATE_FILE_NAME = "diffprune_state.safetensors"
@@ -79,6 +85,27 @@ class DiffPruningTrainer(Trainer):
     def diff_model(self) -> DiffPruningModel:
         """The DiffPruningModel being trained (unwrapped from DDP or other wrappers)."""
         return self.model
+
+    def _clip_grad_norm(self, model: torch.nn.Module) -> torch.Tensor:
+        """The Trainer's clip, or with ``diff_config.clip_gates_apart`` in the L0 stage two clips, each to
+        ``max_grad_norm``: the gates (the ``"gates"`` optimizer group) and everything else.
+
+        Returns the norm over all gradients before clipping (what the Trainer logs).
+        """
+        gates = [g for g in self.optimizer.param_groups if g.get("name") == "gates"]
+        if not (self.diff_model.diff_config.clip_gates_apart and gates):
+            return super()._clip_grad_norm(model)
+        if self.accelerator.distributed_type not in _PLAIN_GRADIENTS:
+            raise ValueError(
+                f"clip_gates_apart supports plain, DDP and multi-CPU runs, not {self.accelerator.distributed_type}"
+            )
+        self.accelerator.unscale_gradients()  # fp16: once per step, before any norm is taken
+        rest = [g for g in self.optimizer.param_groups if g.get("name") != "gates"]
+        norms = [
+            torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], self.args.max_grad_norm)
+            for groups in (gates, rest)
+        ]
+        return torch.stack(norms).norm()
 
     def _set_signature_columns_if_needed(self) -> None:
         if self._signature_columns is None:

@@ -135,6 +135,13 @@ class GlueRunConfig:
         },
     )
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
+    clip_gates_apart: bool = field(
+        default=False,
+        metadata={
+            "help": "L0 stage: clip the gates' gradients apart from w and the head, each to max_grad_norm "
+            "(the authors' code); default one clip over all; see DiffPruningConfig.clip_gates_apart"
+        },
+    )
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     warmup_ratio: float = field(default=0.0, metadata={"help": "linear warmup share of the steps"})
     max_train_examples: int | None = field(
@@ -388,7 +395,7 @@ def tensor_stats(model: nn.Module, base: dict[str, torch.Tensor]) -> dict[str, l
 # Fields that may change between an interrupted run and its restart.
 _RESTART_FREE = ("keep_checkpoints", "keep_first_stage", "logging_steps", "results_dir", "eval_batch_size")
 # Settings added after runs were started, with the value those runs had (see check_same_run).
-_ADDED_SINCE = {"keep_first_stage": False, "first_stage_from": None}
+ADDED_SINCE = {"keep_first_stage": False, "first_stage_from": None, "clip_gates_apart": False}
 
 
 def run_glue(config: GlueRunConfig) -> dict[str, Any]:
@@ -424,7 +431,7 @@ def run_glue(config: GlueRunConfig) -> dict[str, Any]:
         "train_examples": len(train),
         "eval_examples": {split: len(d) for split, d in evals.items()},
     }
-    check_same_run(out_dir / "config.json", resolved, _RESTART_FREE, _ADDED_SINCE)
+    check_same_run(out_dir / "config.json", resolved, _RESTART_FREE, ADDED_SINCE)
     done_marker = out_dir / RUN_DONE
     if main_process:
         finish_commit(done_marker)  # a run killed while committing its record completes it here

@@ -38,7 +38,8 @@ _FINAL = "final_state.safetensors"
 # fixed-mask stage's settings, which act after the first stage.
 FIRST_STAGE_SETTINGS = (
     "task", "method", "model_path", "data_dir", "seed", "max_length", "batch_size", "epochs", "resolved_lr",
-    "alpha_lr", "head_lr", "resolved_l0_lambda", "structured_penalty", "max_grad_norm", "weight_decay",
+    "alpha_lr", "head_lr", "resolved_l0_lambda", "structured_penalty", "max_grad_norm", "clip_gates_apart",
+    "weight_decay",
     "warmup_ratio", "max_train_examples", "max_eval_examples", "max_steps", "train_examples",
 )  # fmt: skip
 
@@ -158,6 +159,7 @@ def adopt_first_stage(source: Path, out_dir: Path, settings: dict[str, Any]) -> 
         DeltamixError: ``source`` holds no kept first stage, or its settings differ from ``settings``
             in one of `FIRST_STAGE_SETTINGS` (each named, with both values).
     """
+    from deltamix.glue.run import ADDED_SINCE
     from deltamix.run_folder import setting_differences
 
     name = first_stage_name(settings["method"])
@@ -175,7 +177,7 @@ def adopt_first_stage(source: Path, out_dir: Path, settings: dict[str, Any]) -> 
     except (OSError, ValueError) as error:
         raise DeltamixError(f"{source / 'config.json'}: unreadable ({error})") from error
     ours = {key: settings.get(key) for key in FIRST_STAGE_SETTINGS}
-    differ = setting_differences(theirs, json.loads(json.dumps(ours, default=str)))
+    differ = setting_differences(theirs, json.loads(json.dumps(ours, default=str)), added_since=ADDED_SINCE)
     if differ:
         raise DeltamixError(
             f"{source}: its {name} stage was trained with other settings than this run's "
@@ -296,6 +298,7 @@ def _diff_config(config: GlueRunConfig, model: nn.Module):
         target_sparsity=config.target_sparsity,
         structured=config.method == "diffprune-structured",
         structured_penalty=config.structured_penalty,
+        clip_gates_apart=config.clip_gates_apart,
         learn_gates=config.method != "diffprune-nonadaptive",
         l0_lambda=config.resolved_l0_lambda(),
         dense_modules=head_module_names(model),

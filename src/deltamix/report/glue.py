@@ -68,22 +68,30 @@ def _l0_lambda(record: dict[str, Any]) -> float | None:
     return record.get("config", {}).get("resolved_l0_lambda")
 
 
-def _l0_setting(record: dict[str, Any]) -> tuple[float, str | None] | None:
-    """(lambda, structured penalty form or None) of an L0 run; None for other methods.
+def _l0_setting(record: dict[str, Any]) -> tuple[float, str | None, bool] | None:
+    """(lambda, structured penalty form or None, gates clipped apart) of an L0 run; None for other
+    methods.
 
-    Structured runs recorded before ``structured_penalty`` existed used the paper's product.
+    Structured runs recorded before ``structured_penalty`` existed used the paper's product; runs
+    recorded before ``clip_gates_apart`` existed clipped all gradients together.
     """
     lam = _l0_lambda(record)
     if lam is None:
         return None
+    config = record.get("config", {})
+    apart = bool(config.get("clip_gates_apart", False))
     if _base_method(record["method"]) != "diffprune-structured":
-        return (lam, None)
-    return (lam, record.get("config", {}).get("structured_penalty", "product"))
+        return (lam, None, apart)
+    return (lam, config.get("structured_penalty", "product"), apart)
 
 
-def _setting_text(setting: tuple[float, str | None]) -> str:
-    lam, penalty = setting
-    return f"lambda {lam:g}" + (f", {penalty} penalty" if penalty else "")
+def _setting_text(setting: tuple[float, str | None, bool]) -> str:
+    lam, penalty, apart = setting
+    return (
+        f"lambda {lam:g}"
+        + (f", {penalty} penalty" if penalty else "")
+        + (", gates clipped apart" if apart else "")
+    )
 
 
 def label_superseded_lambdas(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -94,7 +102,7 @@ def label_superseded_lambdas(records: list[dict[str, Any]]) -> list[dict[str, An
     so the table's plain row and the claims are about the current setting; each other setting gets
     its own labelled row instead of being averaged in.
     """
-    newest: dict[str, tuple[str, tuple[float, str | None]]] = {}
+    newest: dict[str, tuple[str, tuple[float, str | None, bool]]] = {}
     for record in records:
         setting = _l0_setting(record)
         if setting is not None:
