@@ -8,7 +8,14 @@ import pytest
 
 from deltamix.io import append_jsonl
 from deltamix.records import make_record
-from deltamix.report import BENCH_END, BENCH_START, generate_report, replace_marked_block
+from deltamix.report import (
+    BENCH_END,
+    BENCH_START,
+    CLAIMS_END,
+    CLAIMS_START,
+    generate_report,
+    replace_marked_block,
+)
 
 
 def test_replace_marked_block_keeps_the_rest() -> None:
@@ -27,3 +34,28 @@ def test_report_writes_results_readme_and_readme_block(tmp_path: Path) -> None:
     assert "switch_ms" in path.read_text()
     text = readme.read_text()
     assert text.startswith("# project\n") and "switch-time" in text and "3.500" in text
+
+
+def test_report_writes_the_claims_at_a_glance_into_both_readmes(tmp_path: Path) -> None:
+    """Each table's goal verdict is summarised at the top of results/README.md and in the README's
+    claims block, from the records alone."""
+    for method, seed, bleu in (
+        ("none", 0, 30.0),
+        ("none", 1, 31.0),
+        ("seqmix", 0, 31.5),
+        ("seqmix", 1, 31.0),
+    ):
+        record = make_record("translation", "multi30k-de-en", method, seed, {"bleu": bleu}, "bleu", {})
+        record["model"] = "transformer-small"
+        record["config"] = {"run": {"epochs": 15}}
+        append_jsonl(tmp_path / "results" / "translation.jsonl", record)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# project\n{CLAIMS_START}\nold\n{CLAIMS_END}\nrest\n")
+    text = generate_report(tmp_path / "results", readme=readme).read_text()
+    line = (
+        "- multi30k-de-en (model: transformer-small, 15 epochs): SeqMix at least +0.5 above `none` on the "
+        "mean (BLEU): seqmix +0.8: met."
+    )
+    assert "## Claims and goals at a glance" in text and line in text
+    assert text.index("at a glance") < text.index("## Translation")
+    assert readme.read_text() == f"# project\n{CLAIMS_START}\n{line}\n{CLAIMS_END}\nrest\n"

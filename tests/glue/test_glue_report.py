@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deltamix.report.glue import column_scores, kind_of, layer_of, render, sparsity_position
+from deltamix.report.glue import column_scores, kind_of, layer_of, render, sparsity_position, summary
 
 
 def _record(task: str, method: str, seed: int, metrics: dict[str, float], **extra) -> dict:
@@ -63,6 +63,9 @@ def test_render_table_average_storage_claims_and_plots(tmp_path: Path) -> None:
     assert "| diffprune | 0.5% | – | 60.0 (1) | – |" in markdown  # 1% run is not in the main table
     assert "structured diff pruning within 1 point of full fine-tuning" in markdown
     assert "(Δ -0.5 over rte): **holds**" in markdown
+    [line] = summary(records)  # the same claim, named by its model, for the summary at the top
+    assert line.startswith("GLUE dev, tiny: structured diff pruning within 1 point of full fine-tuning")
+    assert line.endswith("(Δ -0.5 over rte): **holds**") and line.removeprefix("GLUE dev, tiny: ") in markdown
     assert "| full | 2/2 | 0.001 | 0.00 | 0.0 | 24.75% |" in markdown  # 2 x 1000 bytes vs 2 x 4 x 1010
     assert "`deltamix diffprune glue --task rte --method full --seed 0`" in markdown
     assert (tmp_path / "glue_sparsity_tiny.png").is_file()

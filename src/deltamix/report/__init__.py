@@ -1,8 +1,10 @@
 """`deltamix report`: results/README.md, tables and plots, generated from the results records only.
 
 The benchmark section is also written into the project README between the markers
-``<!-- bench:start -->`` and ``<!-- bench:end -->`` (when the README has them), so the README's
-numbers are generated from records too.
+``<!-- bench:start -->`` and ``<!-- bench:end -->``, and the claims and goals at a glance (each
+module's ``summary(records) -> list[str]``, where it has one) between ``<!-- claims:start -->`` and
+``<!-- claims:end -->`` (when the README has them), so the README's numbers are generated from
+records too.
 
 Each experiment has a module here (``glue``, ``glue_serve``, ``scan``, ``translation``,
 ``translation_curves``, ``seqmix_partners``, ``parsing``, ``bench``) with
@@ -32,6 +34,7 @@ EXPERIMENTS = (
 
 
 BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
+CLAIMS_START, CLAIMS_END = "<!-- claims:start -->", "<!-- claims:end -->"
 
 
 def replace_marked_block(text: str, content: str, start: str = BENCH_START, end: str = BENCH_END) -> str:
@@ -65,6 +68,7 @@ def generate_report(results_dir: str | Path = "results", readme: str | Path | No
         f"({time.strftime('%Y-%m-%d')}); do not edit by hand. Each record holds the command "
         "that produced it, its resolved config, library versions and git commit.\n",
     ]
+    claims: list[str] = []
     for experiment in EXPERIMENTS:
         records = read_jsonl(results_dir / f"{experiment}.jsonl")
         search = (
@@ -77,11 +81,24 @@ def generate_report(results_dir: str | Path = "results", readme: str | Path | No
         if search:
             section += "\n" + glue_search.render(search)
         sections.append(section)
+        if records and hasattr(module, "summary"):
+            claims += module.summary(records)
         if experiment == "bench" and readme is not None and Path(readme).is_file():
             text = Path(readme).read_text(encoding="utf-8")
             if BENCH_START in text:
                 section = section.replace("## Benchmarks", "", 1).replace("\n### ", "\n#### ")
                 atomic_write_text(readme, replace_marked_block(text, section))
+    if claims:
+        bullets = "\n".join(f"- {line}" for line in claims) + "\n"
+        sections.insert(
+            2,
+            "## Claims and goals at a glance\n\nThe papers' claims and our goals, checked against the "
+            "tables below (each line names its table):\n\n" + bullets,
+        )
+        if readme is not None and Path(readme).is_file():
+            text = Path(readme).read_text(encoding="utf-8")
+            if CLAIMS_START in text:
+                atomic_write_text(readme, replace_marked_block(text, bullets, CLAIMS_START, CLAIMS_END))
     path = results_dir / "README.md"
     atomic_write_text(path, "\n".join(sections))
     return path

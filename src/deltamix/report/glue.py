@@ -436,3 +436,14 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
                 lines.append(f"![where {method}'s non-zeros are]({plot})\n")
         lines += ["How to reproduce each row:\n", _reproduce(model_records)]
     return "\n".join(lines)
+
+
+def summary(records: list[dict[str, Any]]) -> list[str]:
+    """The claim lines of each model's main table (as `render` prints them), prefixed with the model."""
+    lines = []
+    for model, model_records in group_by(records, lambda r: r.get("model") or "?").items():
+        main = [r for r in label_superseded_lambdas(model_records) if _in_main_table(r)]
+        if main:
+            _, scores, columns = _score_table(main)
+            lines += [f"GLUE dev, {model}: {claim.removeprefix('- ')}" for claim in _claims(scores, columns)]
+    return lines

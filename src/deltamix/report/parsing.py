@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from deltamix.report.translation import method_tables
+from deltamix.report.translation import goal_summary, method_tables
 
 
 def render(records: list[dict[str, Any]], out_dir: Path) -> str:
@@ -23,3 +23,8 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
         "goal line checks SeqMix for a gain over the baseline.\n\n"
         + method_tables(records, "exact match %", 100.0, goal_margin=0.0)
     )
+
+
+def summary(records: list[dict[str, Any]]) -> list[str]:
+    """The goal lines of the parsing tables: does SeqMix gain over the baseline (see `goal_summary`)."""
+    return goal_summary(records, "exact match %", 100.0, 0.0)
