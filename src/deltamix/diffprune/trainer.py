@@ -3,9 +3,6 @@
 What it adds to ``transformers.Trainer`` (everything else, including gradient clipping with
 ``max_grad_norm``, mixed precision, accumulation and distributed runs, is the Trainer's own):
 
-- with ``DiffPruningConfig(clip_gates_apart=True)`` the L0 stage clips the gates' gradients apart from
-  the rest, each to ``max_grad_norm`` (the authors' code); by default the Trainer clips all together;
-
 - the loss is ``task loss + l0_lambda * model.l0_penalty()`` while the model is in its L0 stage
   (after ``project_()`` the penalty is 0 and only the task loss is used);
 - the optimizer is AdamW over ``model.optimizer_param_groups()`` (w, gates alpha, dense head, or the
@@ -13,6 +10,8 @@ What it adds to ``transformers.Trainer`` (everything else, including gradient cl
 - the learning-rate schedule (``lr_scheduler_type``, warmup) applies to every group but the gates,
   whose learning rate stays constant, as in the authors' code;
 - columns and labels are matched against the wrapped model's ``forward``;
+- with ``DiffPruningConfig(clip_gates_apart=True)`` the L0 stage clips the gates' gradients apart from
+  the rest, each to ``max_grad_norm`` (the authors' code); by default the Trainer clips all together;
 - ``save_model`` and every checkpoint write the exported diff (``diff.safetensors``; left out of
   L0-stage checkpoints, where it is redundant and up to ~6 bytes x d) and the trainable state (``diffprune_state.safetensors``: w, alpha, group gates and the dense head, or in
   the fixed-mask stage the kept values and indices plus the head), never the frozen base; so
