@@ -93,7 +93,7 @@ def curve(run_dir: Path, batch_size: int) -> tuple[dict, list[dict], dict]:
         "best_snapshot_step": float(best["step"]),
         "snapshots": float(len(rows)),
     }
-    return metrics, rows, {**settings, "task": data.name}
+    return metrics, rows, {**settings, "task": config.record_task(data.name)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
                 "run_dir": str(run_dir),
                 "run": run,
                 "training": settings.get("training"),
+                "seqmix": settings.get("seqmix"),  # the run's resolved augmentation (report labels)
                 "batch_size": args.batch_size,
             },
             eval_seconds=time.perf_counter() - started,

@@ -99,7 +99,7 @@ def overhang(run_dir: Path) -> tuple[dict[str, float], dict]:
         "src_tokens": counts["src_main"],
         "tgt_tokens": counts["tgt_main"],
     }
-    return metrics, {**settings, "task": data.name}
+    return metrics, {**settings, "task": config.record_task(data.name)}
 
 
 def main(argv: list[str] | None = None) -> None:

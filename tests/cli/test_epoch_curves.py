@@ -48,3 +48,28 @@ def test_the_report_shows_each_run_by_epoch(averaged_run, experiment_script, tmp
     first, last = record["snapshots"]
     row = f"| {record['method']} (seed 0) | {first['valid_nll']:.4f} | {last['valid_nll']:.4f} |"
     assert row in text and "| run | epoch 2 | epoch 3 | mean of snapshots | Δ |" in text
+
+
+def test_records_carry_the_runs_augmentation_and_task_for_the_report(
+    averaged_run, experiment_script, tmp_path: Path
+) -> None:
+    """A curve record holds the run's resolved SeqMix config, so the report labels a run with the
+    authors' partner extent as such; a run on a slice of the data is its own task."""
+    import json
+
+    from deltamix.report import translation_curves
+    from deltamix.seqmix.text_run import TextRunConfig
+
+    run_dir, _ = averaged_run
+    experiment_script("epoch_curves").main([str(run_dir), "--results-dir", str(tmp_path)])
+    (record,) = read_jsonl(tmp_path / "translation-curves.jsonl")
+    assert record["config"]["seqmix"] == json.loads((run_dir / "config.json").read_text())["seqmix"]
+    main = {
+        **record,
+        "config": {**record["config"], "seqmix": {**record["config"]["seqmix"], "partner_extent": "main"}},
+    }
+    text = translation_curves.render([record, main], tmp_path)
+    assert "| seqmix (seed 0) |" in text and "| seqmix (partner_extent main) (seed 0) |" in text
+    config = TextRunConfig(kind="translate", train_limit=5000)
+    assert config.record_task("multi30k-de-en") == "multi30k-de-en (train[:5000])"
+    assert TextRunConfig(kind="translate").record_task("multi30k-de-en") == "multi30k-de-en"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from deltamix.report.common import markdown_table
-from deltamix.report.translation import _budget, _budget_label, _method_key
+from deltamix.report.translation import _budget, _budget_label, _method_key, method_label
 
 
 def render(records: list[dict[str, Any]], out_dir: Path) -> str:
@@ -41,11 +41,11 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
         rows = []
         for record, curve in sorted(
             zip(group, per_epoch, strict=True),
-            key=lambda pair: (_method_key(pair[0]["method"]), pair[0]["seed"]),
+            key=lambda pair: (_method_key(method_label(pair[0])), pair[0]["seed"]),
         ):
             metrics = record["metrics"]
             rows.append(
-                [f"{record['method']} (seed {record['seed']})"]
+                [f"{method_label(record)} (seed {record['seed']})"]
                 + [f"{curve[e]:.4f}" if e in curve else "–" for e in epochs]
                 + [
                     f"{metrics['valid_nll_averaged']:.4f}",

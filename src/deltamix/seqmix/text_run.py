@@ -226,6 +226,11 @@ class TextRunConfig:
             return f"transformer-{self.model_size}"
         return self.model
 
+    def record_task(self, data_name: str) -> str:
+        """The task name of this run's records: a run on a slice of the training data is another task
+        (``"multi30k-de-en (train[:5000])"``), never mixed into the full-data tables."""
+        return data_name if self.train_limit is None else f"{data_name} (train[:{self.train_limit}])"
+
     def resolved_output_dir(self, task: str) -> Path:
         if self.output_dir is not None:
             return Path(self.output_dir)
@@ -428,10 +433,8 @@ def run_text(config: TextRunConfig) -> TextRunResult:
     )
 
     data = load_data(config)
-    # A run on a slice of the training data is a different task in the records (never mixed into
-    # the full-data tables).
+    task = config.record_task(data.name)
     limited = config.train_limit is not None
-    task = f"{data.name} (train[:{config.train_limit}])" if limited else data.name
     out = config.resolved_output_dir(f"{data.name}-n{config.train_limit}" if limited else data.name)
     settings = {"run": _run_settings(config)}
     saved = finished_metrics(out, settings, _RESTART_FREE, SETTINGS_ADDED_SINCE)
