@@ -150,7 +150,7 @@ def _goal_verdicts(deltas: dict[str, float], margin: float, unit: str) -> str | 
         return None
     goal = f"SeqMix at least +{margin:g} above `none`" if margin > 0 else "a gain of SeqMix over `none`"
     verdicts = [
-        f"{label} {d:+.1f}: {'met' if (d >= margin if margin > 0 else d > 0) else 'not met'}"
+        f"{label} {d:+.2f}: {'met' if (d >= margin if margin > 0 else d > 0) else 'not met'}"
         for label, d in rows.items()
     ]
     return f"{goal} on the mean ({unit}): " + "; ".join(verdicts) + "."
