@@ -54,7 +54,7 @@ def test_report_writes_the_claims_at_a_glance_into_both_readmes(tmp_path: Path) 
     text = generate_report(tmp_path / "results", readme=readme).read_text()
     line = (
         "- multi30k-de-en (model: transformer-small, 15 epochs): SeqMix at least +0.5 above `none` on the "
-        "mean (BLEU): seqmix +0.75: met."
+        "mean (BLEU): seqmix +0.75 (2 vs 2 seeds): met."
     )
     assert "## Claims and goals at a glance" in text and line in text
     assert text.index("at a glance") < text.index("## Translation")

@@ -294,7 +294,10 @@ def test_translation_report_means_deltas_and_commands(tmp_path: Path) -> None:
     assert "| none | 31.0 ± 1.0 (3) | – | – | 0, 1, 2 | 2.0 |" in text
     # seqmix is above none in every seed (32.0 > 30.0, 32.5 > 32.0, 33.0 > 31.0)
     assert "| seqmix | 32.5 ± 0.5 (3) | +1.5 | 3 of 3 | 0, 1, 2 |" in text
-    assert "Goal, SeqMix at least +0.5 above `none` on the mean (BLEU): seqmix +1.50: met." in text
+    assert (
+        "Goal, SeqMix at least +0.5 above `none` on the mean (BLEU): seqmix +1.50 (3 vs 3 seeds): met."
+        in text
+    )
     assert (
         "`deltamix seqmix translate --augment seqmix --seed <seed> --output-dir runs/seqmix-seed<seed>`"
         in text
@@ -384,8 +387,8 @@ def test_translation_report_gives_non_default_augmentation_settings_their_own_ro
     assert "| seqmix (alpha 0.5, partner length) | 38.0 (1) | -2.0 |" in text
     assert "| word-dropout | 37.0 (1) |" in text
     assert (
-        "Goal, SeqMix at least +0.5 above `none` on the mean (BLEU): seqmix -0.80: not met; "
-        "seqmix (alpha 0.5, partner length) -2.00: not met; seqmix (partner_extent main) +1.00: met."
+        "Goal, SeqMix at least +0.5 above `none` on the mean (BLEU): seqmix -0.80 (2 vs 1 seeds): not met; "
+        "seqmix (alpha 0.5, partner length) -2.00 (1 vs 1 seeds): not met; seqmix (partner_extent main) +1.00 (1 vs 1 seeds): met."
     ) in text
     rows = [
         line.split(" | ")[0] for line in text.splitlines() if line.startswith("| ") and "BLEU" not in line
@@ -411,7 +414,10 @@ def test_parsing_report_shows_percent(tmp_path: Path) -> None:
     text = parsing_report.render(records, tmp_path)
     assert "| none | 41.0 ± 1.4 (2) | – |" in text
     assert "| seqmix | 45.0 (1) | +4.0 |" in text
-    assert "Goal, a gain of SeqMix over `none` on the mean (exact match %): seqmix +4.00: met." in text
+    assert (
+        "Goal, a gain of SeqMix over `none` on the mean (exact match %): seqmix +4.00 (1 vs 2 seeds): met."
+        in text
+    )
     # A run with another budget goes to its own table, not into these means.
     other = _record("geoquery-query-logic", "none", 3, 0.9, "exact_match")
     other["config"] = {"run": {"epochs": None, "max_steps": 50}}

@@ -142,16 +142,17 @@ def _seeds_above(group: list[dict[str, Any]], baseline: list[dict[str, Any]] | N
     return f"{sum(r['main_value'] > base[r.get('seed')] for r in shared)} of {len(shared)}"
 
 
-def _goal_verdicts(deltas: dict[str, float], margin: float, unit: str) -> str | None:
+def _goal_verdicts(deltas: dict[str, tuple[float, str]], margin: float, unit: str) -> str | None:
     """Whether each SeqMix (soft) row's mean is ``margin`` above the baseline's (``margin`` 0: any gain),
-    as one sentence; None when the table has no SeqMix row with a baseline."""
+    as one sentence; None when the table has no SeqMix row with a baseline. ``deltas``: label ->
+    (Δ of means, "n vs m seeds")."""
     rows = {label: d for label, d in deltas.items() if label.split(" (")[0] == "seqmix"}
     if not rows:
         return None
     goal = f"SeqMix at least +{margin:g} above `none`" if margin > 0 else "a gain of SeqMix over `none`"
     verdicts = [
-        f"{label} {d:+.2f}: {'met' if (d >= margin if margin > 0 else d > 0) else 'not met'}"
-        for label, d in rows.items()
+        f"{label} {d:+.2f} ({seeds}): {'met' if (d >= margin if margin > 0 else d > 0) else 'not met'}"
+        for label, (d, seeds) in rows.items()
     ]
     return f"{goal} on the mean ({unit}): " + "; ".join(verdicts) + "."
 
@@ -177,8 +178,11 @@ def _tables(records: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any
     return tables
 
 
-def _rows(table_records: list[dict[str, Any]], scale: float) -> tuple[list[list[str]], dict[str, float]]:
-    """A table's rows (one per method label, baseline first) and each method's Δ of means vs the baseline."""
+def _rows(
+    table_records: list[dict[str, Any]], scale: float
+) -> tuple[list[list[str]], dict[str, tuple[float, str]]]:
+    """A table's rows (one per method label, baseline first) and, per method with a baseline, its Δ of
+    means vs the baseline and the runs behind it ("3 vs 3 seeds")."""
     by_method = group_by(table_records, method_label)
     baseline = by_method.get(BASELINE)
     baseline_mean = statistics.mean(r["main_value"] for r in baseline) * scale if baseline else None
@@ -189,8 +193,8 @@ def _rows(table_records: list[dict[str, Any]], scale: float) -> tuple[list[list[
         mean = statistics.mean(values) * scale
         delta, above = "–", "–"
         if baseline_mean is not None and method != BASELINE:
-            deltas[method] = mean - baseline_mean
-            delta, above = f"{deltas[method]:+.1f}", _seeds_above(group, baseline)
+            deltas[method] = (mean - baseline_mean, f"{len(group)} vs {len(baseline)} seeds")
+            delta, above = f"{mean - baseline_mean:+.1f}", _seeds_above(group, baseline)
         seeds = ", ".join(str(s) for s in sorted(r.get("seed") for r in group))
         seconds = [r["train_seconds"] for r in group if r.get("train_seconds") is not None]
         minutes = f"{statistics.mean(seconds) / 60:.1f}" if seconds else "–"
