@@ -59,3 +59,16 @@ def test_report_writes_the_claims_at_a_glance_into_both_readmes(tmp_path: Path) 
     assert "## Claims and goals at a glance" in text and line in text
     assert text.index("at a glance") < text.index("## Translation")
     assert readme.read_text() == f"# project\n{CLAIMS_START}\n{line}\n{CLAIMS_END}\nrest\n"
+
+
+def test_report_command_prints_the_claims(tmp_path: Path, monkeypatch, capsys) -> None:
+    from deltamix.cli.main import main
+
+    monkeypatch.chdir(tmp_path)  # the command rewrites ./README.md's marked blocks: keep it here
+    for method, bleu in (("none", 30.0), ("seqmix", 29.0)):
+        record = make_record("translation", "t", method, 0, {"bleu": bleu}, "bleu", {})
+        append_jsonl(tmp_path / "results" / "translation.jsonl", record)
+    assert main(["report", "--results-dir", "results"]) == 0
+    out = capsys.readouterr().out
+    assert "Claims and goals at a glance:" in out and "seqmix -1.00 (1 vs 1 seeds): not met." in out
+    assert "wrote results/README.md" in out

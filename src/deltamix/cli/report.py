@@ -18,8 +18,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deltamix.report import generate_report
+    from deltamix.report import claims_at_a_glance, generate_report
 
     path = generate_report(args.results_dir)
+    claims = claims_at_a_glance(args.results_dir)
+    if claims:
+        print("Claims and goals at a glance:")
+        for line in claims:
+            print(f"  - {line.replace('**', '')}")
     print(f"wrote {path}")
     return 0

@@ -50,6 +50,18 @@ def replace_marked_block(text: str, content: str, start: str = BENCH_START, end:
     return f"{head}{start}\n{content.strip()}\n{end}{tail}"
 
 
+def claims_at_a_glance(results_dir: str | Path = "results") -> list[str]:
+    """The papers' claims and our goals checked against the records of ``results_dir``: each report
+    module's ``summary(records)`` lines (GLUE claims, SeqMix goals per table), in report order."""
+    lines: list[str] = []
+    for experiment in EXPERIMENTS:
+        records = read_jsonl(Path(results_dir) / f"{experiment}.jsonl")
+        module = importlib.import_module(f"deltamix.report.{experiment.replace('-', '_')}")
+        if records and hasattr(module, "summary"):
+            lines += module.summary(records)
+    return lines
+
+
 def generate_report(results_dir: str | Path = "results", readme: str | Path | None = "README.md") -> Path:
     """Regenerate ``results_dir/README.md`` (and its plots) from ``results_dir/*.jsonl``.
 
@@ -68,7 +80,6 @@ def generate_report(results_dir: str | Path = "results", readme: str | Path | No
         f"({time.strftime('%Y-%m-%d')}); do not edit by hand. Each record holds the command "
         "that produced it, its resolved config, library versions and git commit.\n",
     ]
-    claims: list[str] = []
     for experiment in EXPERIMENTS:
         records = read_jsonl(results_dir / f"{experiment}.jsonl")
         search = (
@@ -81,13 +92,12 @@ def generate_report(results_dir: str | Path = "results", readme: str | Path | No
         if search:
             section += "\n" + glue_search.render(search)
         sections.append(section)
-        if records and hasattr(module, "summary"):
-            claims += module.summary(records)
         if experiment == "bench" and readme is not None and Path(readme).is_file():
             text = Path(readme).read_text(encoding="utf-8")
             if BENCH_START in text:
                 section = section.replace("## Benchmarks", "", 1).replace("\n### ", "\n#### ")
                 atomic_write_text(readme, replace_marked_block(text, section))
+    claims = claims_at_a_glance(results_dir)
     if claims:
         bullets = "\n".join(f"- {line}" for line in claims) + "\n"
         sections.insert(
