@@ -62,10 +62,13 @@ def test_render_table_average_storage_claims_and_plots(tmp_path: Path) -> None:
     assert "| full | 0.5% | 85.0 (1) | 71.0 ± 1.4 (2) | 78.0 |" in markdown  # avg = (85 + 71) / 2
     assert "| diffprune | 0.5% | – | 60.0 (1) | – |" in markdown  # 1% run is not in the main table
     assert "structured diff pruning within 1 point of full fine-tuning" in markdown
-    assert "(Δ -0.5 over rte): **holds**" in markdown
+    assert "(Δ -0.5 over rte; seeds rte 1 vs 2): **holds**" in markdown
     [line] = summary(records)  # the same claim, named by its model, for the summary at the top
     assert line.startswith("GLUE dev, tiny: structured diff pruning within 1 point of full fine-tuning")
-    assert line.endswith("(Δ -0.5 over rte): **holds**") and line.removeprefix("GLUE dev, tiny: ") in markdown
+    assert (
+        line.endswith("(Δ -0.5 over rte; seeds rte 1 vs 2): **holds**")
+        and line.removeprefix("GLUE dev, tiny: ") in markdown
+    )
     assert "| full | 2/2 | 0.001 | 0.00 | 0.0 | 24.75% |" in markdown  # 2 x 1000 bytes vs 2 x 4 x 1010
     assert "`deltamix diffprune glue --task rte --method full --seed 0`" in markdown
     assert (tmp_path / "glue_sparsity_tiny.png").is_file()

@@ -199,9 +199,10 @@ def _claims(table: dict[str, dict[str, list[float]]], columns: list[str]) -> lis
         b = statistics.mean(statistics.mean(table[other][c]) for c in common)
         delta = 100 * (a - b)
         verdict = "holds" if delta > margin else "does not hold"
+        seeds = ", ".join(f"{c} {len(table[ours][c])} vs {len(table[other][c])}" for c in common)
         lines.append(
             f"- {claim}: {ours} {100 * a:.1f} vs {other} {100 * b:.1f} "
-            f"(Δ {delta:+.1f} over {', '.join(common)}): **{verdict}**"
+            f"(Δ {delta:+.1f} over {', '.join(common)}; seeds {seeds}): **{verdict}**"
         )
     return lines
 
