@@ -24,7 +24,8 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
         "Per-token NLL (nats) of the validation references under each kept epoch snapshot (teacher "
         "forcing, no augmentation, no label smoothing), then of their mean (the model the run was "
         "scored with); Δ = last snapshot - first. A falling baseline curve means the run is still "
-        "under-trained, where a regulariser has little to correct. Produced by "
+        "under-trained, where a regulariser has little to correct; a rising one, that it has begun to "
+        "overfit. Produced by "
         "`python experiments/epoch_curves.py RUN...`.\n"
     ]
     groups: dict[tuple[str, tuple], list[dict[str, Any]]] = {}
