@@ -32,6 +32,7 @@ from deltamix.data.batching import BucketBatchSampler, Seq2SeqDataset, collate_e
 from deltamix.data.tokenization import load_tokenizer
 from deltamix.records import append_record, make_record
 from deltamix.seqmix import SeqMixAugmenter, SeqMixConfig
+from deltamix.seqmix.config import MIXING_VARIANTS
 from deltamix.seqmix.text_run import TextRunConfig, load_data
 from deltamix.seqmix.trainer import augmentation_seed
 
@@ -48,7 +49,7 @@ def overhang(run_dir: Path) -> tuple[dict[str, float], dict]:
         raise SystemExit(f"{path}: not the config of a deltamix seqmix translate|parse|train run")
     config = TextRunConfig(**settings["run"])
     seqmix = SeqMixConfig.from_dict(settings["seqmix"])
-    if seqmix.variant not in ("seqmix", "seqmix-hard"):
+    if seqmix.variant not in MIXING_VARIANTS:
         raise SystemExit(f"{run_dir}: a {seqmix.variant} run mixes with no partner from the batch")
     data = load_data(config)
     train = data.train[: config.train_limit] if config.train_limit else data.train

@@ -55,11 +55,14 @@ def claims_at_a_glance(results_dir: str | Path = "results") -> list[str]:
     module's ``summary(records)`` lines (GLUE claims, SeqMix goals per table), in report order."""
     lines: list[str] = []
     for experiment in EXPERIMENTS:
-        records = read_jsonl(Path(results_dir) / f"{experiment}.jsonl")
-        module = importlib.import_module(f"deltamix.report.{experiment.replace('-', '_')}")
-        if records and hasattr(module, "summary"):
-            lines += module.summary(records)
+        lines += _summary(experiment, read_jsonl(Path(results_dir) / f"{experiment}.jsonl"))
     return lines
+
+
+def _summary(experiment: str, records: list[dict]) -> list[str]:
+    """The experiment's ``summary(records)`` lines, or none (no records, or a module without one)."""
+    module = importlib.import_module(f"deltamix.report.{experiment.replace('-', '_')}")
+    return module.summary(records) if records and hasattr(module, "summary") else []
 
 
 def generate_report(results_dir: str | Path = "results", readme: str | Path | None = "README.md") -> Path:
@@ -80,8 +83,10 @@ def generate_report(results_dir: str | Path = "results", readme: str | Path | No
         f"({time.strftime('%Y-%m-%d')}); do not edit by hand. Each record holds the command "
         "that produced it, its resolved config, library versions and git commit.\n",
     ]
+    claims: list[str] = []  # claims_at_a_glance's lines, from the records read here
     for experiment in EXPERIMENTS:
         records = read_jsonl(results_dir / f"{experiment}.jsonl")
+        claims += _summary(experiment, records)
         search = (
             read_jsonl(results_dir / glue_search.SEARCH_DIR / "glue.jsonl") if experiment == "glue" else []
         )
@@ -97,7 +102,6 @@ def generate_report(results_dir: str | Path = "results", readme: str | Path | No
             if BENCH_START in text:
                 section = section.replace("## Benchmarks", "", 1).replace("\n### ", "\n#### ")
                 atomic_write_text(readme, replace_marked_block(text, section))
-    claims = claims_at_a_glance(results_dir)
     if claims:
         bullets = "\n".join(f"- {line}" for line in claims) + "\n"
         sections.insert(
