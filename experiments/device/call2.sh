@@ -8,6 +8,10 @@
 #   glue-sparsity: experiments/glue_sparsity.sh with $TASKS (default "mrpc rte"), $METHODS, $SEEDS,
 #     $SPARSITIES (the first point of each sweep trains the first stage, the others reuse it)
 #   multi30k: experiments/multi30k_matrix.sh with $EPOCHS, $AVERAGE_LAST, $WARMUP_STEPS, $AUGMENTS, $SEEDS
+# $COPIES (default 8) and $THREADS (OMP threads per copy, default 2) share the machine's 16 cores. The
+# call ends when every copy is done or SECONDS have passed. With THEN_SPARSITY=1 a glue queue that ends
+# with at least $MIN_SPARSITY_SECONDS (default 150) left goes on with glue-sparsity on the same tasks and
+# seeds, reusing the first stages the matrix runs kept on this machine.
 set -u
 usage="usage: bash experiments/device/call2.sh SECONDS glue|glue-sparsity|multi30k"
 [ $# -eq 2 ] || { echo "$usage"; exit 2; }
@@ -21,22 +25,37 @@ cat "$stash/weights.1" .device/part2/weights.2 > "$model/model.safetensors"
 [ "$(sha256sum "$model/model.safetensors" | cut -d' ' -f1)" = "$(cat "$stash/weights.sha256")" ] \
   || { echo "reassembled weights do not match"; exit 4; }
 mkdir -p ../shared/data && cp -r "$stash/data/." ../shared/data/
-export PYTHONPATH=$site:$PWD/src DELTAMIX="python3 -m deltamix.cli.main" OMP_NUM_THREADS=2
+export PYTHONPATH=$site:$PWD/src DELTAMIX="python3 -m deltamix.cli.main" OMP_NUM_THREADS=${THREADS:-2}
 export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 mkdir -p results "$stash/logs"
-for i in $(seq "${COPIES:-8}"); do
-  if [ "$queue" = glue ]; then
-    bash experiments/glue_matrix.sh ${TASKS:-rte mrpc stsb} > "$stash/logs/worker$i.log" 2>&1 &
-  elif [ "$queue" = glue-sparsity ]; then
-    bash experiments/glue_sparsity.sh ${TASKS:-mrpc rte} > "$stash/logs/worker$i.log" 2>&1 &
-  else
-    bash experiments/multi30k_matrix.sh > "$stash/logs/worker$i.log" 2>&1 &
-  fi
-  sleep 2
-done
-sleep "$seconds"
+declare -A lines_before  # the records files' lengths now: only those that grow come back (8 files at most)
+for file in results/*.jsonl; do lines_before[$file]=$(wc -l < "$file"); done
+deadline=$((SECONDS + seconds))
+start_copies() {  # start_copies QUEUE: $COPIES copies of QUEUE's script in the background
+  local i
+  for i in $(seq "${COPIES:-8}"); do
+    case "$1" in
+      glue) bash experiments/glue_matrix.sh ${TASKS:-rte mrpc stsb} ;;
+      glue-sparsity) bash experiments/glue_sparsity.sh ${TASKS:-mrpc rte} ;;
+      multi30k) bash experiments/multi30k_matrix.sh ;;
+    esac > "$stash/logs/$1-worker$i.log" 2>&1 &
+    sleep 2
+  done
+}
+wait_copies() {  # until every copy has exited or the deadline has passed
+  while [ -n "$(jobs -rp)" ] && [ "$SECONDS" -lt "$deadline" ]; do sleep 5; done
+}
+start_copies "$queue"
+wait_copies
+if [ "$queue" = glue ] && [ "${THEN_SPARSITY:-0}" = 1 ] \
+  && [ $((deadline - SECONDS)) -ge "${MIN_SPARSITY_SECONDS:-150}" ]; then
+  echo "glue queue done with $((deadline - SECONDS)) s left: glue-sparsity"
+  start_copies glue-sparsity
+  wait_copies
+fi
 pkill -f "experiments/(glue_matrix|glue_sparsity|multi30k_matrix).sh"; pkill -f deltamix.cli.main; sleep 3
-for file in results/*.jsonl; do cp "$file" "$OUT/"; done
-wc -l results/*.jsonl
+for file in results/*.jsonl; do
+  [ "$(wc -l < "$file")" -gt "${lines_before[$file]:-0}" ] && cp "$file" "$OUT/" && wc -l "$file"
+done
 tar czf "$OUT/worker_logs.tgz" -C "$stash" logs
-grep -hE "^(==|!!)" "$stash"/logs/worker*.log | sort | tail -60
+grep -hE "^(==|!!)" "$stash"/logs/*worker*.log | sort | tail -60
