@@ -220,6 +220,11 @@ def test_sparsity_plot_keeps_one_colour_per_method_and_spaces_the_grid_evenly(
     )
     markdown = render(records, tmp_path)
     assert "| diffprune (lambda 1e-05) |" in markdown
+    # the numbers behind the plot, the number of seeds in each cell; the superseded run left out
+    assert "| task | method | 0.1% | 0.5% | 100% |" in markdown
+    assert "| mrpc | diffprune | 80.0 (1) | 82.0 (1) | – |" in markdown
+    assert "| rte | diffprune | – | 53.0 ± 1.4 (2) | – |" in markdown
+    assert "| rte | full | – | – | 53.0 (1) |" in markdown
     figure = next(f for f in closed if f.axes and f.axes[0].get_title() == "mrpc")
     colours: dict[str, set] = {}
     for ax in figure.axes:

@@ -251,6 +251,35 @@ def _plotted_sparsity(record: dict[str, Any]) -> float:
     return 1.0 if record["method"] == "full" else record["target_sparsity"]
 
 
+def _curve_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs of the sparsity curves: diff pruning methods and full fine-tuning, current settings
+    only (rows of a superseded lambda, relabelled by `label_superseded_lambdas`, stay in the table)."""
+    return [
+        r
+        for r in records
+        if (r["method"].startswith("diffprune") or r["method"] == "full")
+        and _base_method(r["method"]) == r["method"]
+    ]
+
+
+def _sparsity_table(records: list[dict[str, Any]]) -> str | None:
+    """The numbers behind the sparsity plot: one row per task and method, one column per target
+    sparsity, each cell mean ± sd (seeds), so a point of one seed is told from a mean of several."""
+    curves = _curve_records(records)
+    sparsities = sorted({_plotted_sparsity(r) for r in curves})
+    if len(sparsities) < 2:
+        return None
+    rows = []
+    for (task, method), runs in sorted(
+        group_by(curves, lambda r: (r["task"], r["method"])).items(),
+        key=lambda item: (item[0][0], _method_order(item[0][1])),
+    ):
+        points = group_by(runs, _plotted_sparsity)
+        cells = [mean_sd([r["metrics"]["score"] for r in points.get(x, [])], 100) for x in sparsities]
+        rows.append([task, method, *cells])
+    return markdown_table(["task", "method", *(f"{100 * x:g}%" for x in sparsities)], rows)
+
+
 def _sparsity_plot(records: list[dict[str, Any]], out_dir: Path, slug: str) -> str | None:
     """Dev score vs target sparsity per task (diff pruning methods, full fine-tuning at 100%).
 
@@ -263,12 +292,7 @@ def _sparsity_plot(records: list[dict[str, Any]], out_dir: Path, slug: str) -> s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = [  # the current settings only: rows of a superseded lambda stay in the table
-        r
-        for r in records
-        if (r["method"].startswith("diffprune") or r["method"] == "full")
-        and _base_method(r["method"]) == r["method"]
-    ]
+    curves = _curve_records(records)
     sparsities = {_plotted_sparsity(r) for r in curves}
     if len(sparsities) < 2:
         return None
@@ -431,6 +455,7 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
                 "superseded L0 settings are in the table only):\n"
             )
             lines.append(f"![dev score vs target sparsity]({plot})\n")
+            lines.append(_sparsity_table(model_records) or "")
         for method in ("diffprune", "diffprune-structured"):
             plot = _location_plot(model_records, method, out_dir, slug)
             if plot:
