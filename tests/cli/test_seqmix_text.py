@@ -299,8 +299,8 @@ def test_translation_report_means_deltas_and_commands(tmp_path: Path) -> None:
         in text
     )
     assert (
-        "`deltamix seqmix translate --augment seqmix --seed <seed> --output-dir runs/seqmix-seed<seed>`"
-        in text
+        "`deltamix seqmix translate --augment seqmix --seed <seed> --output-dir runs/seqmix-seed<seed>"
+        " --partner-extent union`" in text
     )
     assert "tok:13a" in text
     # Rows are ordered baseline first whatever the record order.
@@ -404,6 +404,28 @@ def test_translation_report_labels_old_records_by_the_value_they_trained_with(mo
     assert translation_report.method_label(old) == "seqmix"
     monkeypatch.setitem(translation_report.SETTINGS_ADDED_SINCE, "partner_extent", "main")
     assert translation_report.method_label(old) == "seqmix (partner_extent main)"
+
+
+def test_report_commands_name_the_settings_whose_default_may_change() -> None:
+    """A row's command writes out the lr schedule and (for a mixing member) the partner extent the run
+    trained with, so it keeps reproducing the run after a default changes; flags already given stay."""
+    old = _record("multi30k-de-en", "seqmix", 0, 39.0, "bleu")
+    old["command"] = "deltamix seqmix translate --augment seqmix --seed 0"
+    old["config"] = {"run": {"kind": "translate"}, "training": {}, "seqmix": {"variant": "seqmix"}}
+    assert translation_report._command([old]) == (
+        "`deltamix seqmix translate --augment seqmix --seed <seed> --lr-schedule constant --partner-extent union`"
+    )
+    new = {**old, "command": "deltamix seqmix translate --augment seqmix --seed 1 --partner-extent main"}
+    new["config"] = {
+        "run": {"kind": "translate"},
+        "training": {"lr_schedule": "inverse-sqrt"},
+        "seqmix": {"variant": "seqmix", "partner_extent": "main"},
+    }
+    assert translation_report._command([new]) == (
+        "`deltamix seqmix translate --augment seqmix --seed <seed> --partner-extent main --lr-schedule inverse-sqrt`"
+    )
+    baseline = {**old, "method": "none", "config": {**old["config"], "seqmix": {"variant": "none"}}}
+    assert translation_report._command([baseline]).endswith("--lr-schedule constant`")  # no partner
 
 
 def test_parsing_report_shows_percent(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from deltamix.report.common import group_by, markdown_table, mean_sd
-from deltamix.seqmix.config import SETTINGS_ADDED_SINCE, SeqMixConfig
+from deltamix.seqmix.config import MIXING_VARIANTS, SETTINGS_ADDED_SINCE, SeqMixConfig
 
 BASELINE = "none"
 _METHOD_ORDER = ("none", "word-dropout", "switchout", "seqmix", "seqmix-hard")
@@ -51,9 +51,29 @@ def _method_key(label: str) -> tuple[int, str]:
     return (_METHOD_ORDER.index(method) if method in _METHOD_ORDER else len(_METHOD_ORDER), label)
 
 
+def _pinned_settings(record: dict[str, Any]) -> list[str]:
+    """Flags for the `SETTINGS_ADDED_SINCE` settings that the record's command leaves to the default
+    (``--lr-schedule constant``, and ``--partner-extent union`` for a mixing member): the values the
+    run trained with, written out so that its command keeps reproducing it after a default changes."""
+    command = str(record.get("command") or "")
+    config = record.get("config") or {}
+    seqmix = config.get("seqmix") or {}
+    training = config.get("training") or {}
+    flags = []
+    if "--lr-schedule" not in command and "kind" in (config.get("run") or {}):  # a text run (run_text)
+        flags += ["--lr-schedule", str(training.get("lr_schedule", SETTINGS_ADDED_SINCE["lr_schedule"]))]
+    if "--partner-extent" not in command and seqmix.get("variant", record.get("method")) in MIXING_VARIANTS:
+        flags += [
+            "--partner-extent",
+            str(seqmix.get("partner_extent", SETTINGS_ADDED_SINCE["partner_extent"])),
+        ]
+    return flags
+
+
 def _command(records: list[dict[str, Any]]) -> str:
-    """The command of the group's first record, its seed replaced by ``<seed>`` (in the run folder too)."""
-    command = str(records[0].get("command") or "")
+    """The command of the group's first record, its seed replaced by ``<seed>`` (in the run folder
+    too), with the settings it left to a default that may change written out (`_pinned_settings`)."""
+    command = " ".join([str(records[0].get("command") or ""), *_pinned_settings(records[0])]).strip()
     command = re.sub(r"(--seed[ =])\d+", r"\1<seed>", command)
     command = re.sub(r"(-seed)\d+(?=[/\s]|$)", r"\1<seed>", command)  # runs/.../AUGMENT-MODEL-seed0
     return f"`{command}`" if command else "–"
