@@ -178,7 +178,7 @@ def test_structured_runs_are_labelled_with_their_penalty_form(tmp_path: Path) ->
 
 def test_runs_with_the_gates_clipped_apart_get_their_own_row(tmp_path: Path) -> None:
     """The authors' clipping is another recipe: never averaged with the default runs (older records,
-    without the key, clipped all together)."""
+    without the key, clipped all together), and never the plain row while default runs exist."""
     joint = _record(
         "rte", "diffprune", 0, {"accuracy": 0.5, "score": 0.5}, config={"resolved_l0_lambda": 2e-7}
     )
@@ -190,9 +190,24 @@ def test_runs_with_the_gates_clipped_apart_get_their_own_row(tmp_path: Path) -> 
         config={"resolved_l0_lambda": 2e-7, "clip_gates_apart": True},
         finished_at="2026-11-26T03:00:00",
     )
-    joint["finished_at"] = "2026-11-27T03:00:00"  # the newest run keeps the plain name
-    markdown = render([joint, apart], tmp_path)
+    for joint_finished in ("2026-11-27T03:00:00", "2026-11-25T03:00:00"):  # newer or older than apart
+        joint["finished_at"] = joint_finished
+        markdown = render([joint, apart], tmp_path)
+        # the default setting keeps the plain name, however recent the exploratory run
+        assert "| diffprune | 0.5% | 50.0 (1) |" in markdown
+        assert "| diffprune (lambda 2e-07, gates clipped apart) | 0.5% | 60.0 (1) |" in markdown
+        assert "diffprune lambda 2e-07." in markdown  # the plain row's settings line: no clipping apart
+    # a later run with an explicit, non-default lambda gets its own row too
+    larger = _record(
+        "rte", "diffprune", 2, {"accuracy": 0.7, "score": 0.7}, config={"resolved_l0_lambda": 1e-6}
+    )
+    larger["finished_at"] = "2026-11-28T03:00:00"
+    markdown = render([joint, apart, larger], tmp_path)
     assert "| diffprune | 0.5% | 50.0 (1) |" in markdown
+    assert "| diffprune (lambda 1e-06) | 0.5% | 70.0 (1) |" in markdown
+    # with no run at today's default, the newest run's setting is the plain row
+    markdown = render([apart, larger], tmp_path)
+    assert "| diffprune | 0.5% | 70.0 (1) |" in markdown
     assert "| diffprune (lambda 2e-07, gates clipped apart) | 0.5% | 60.0 (1) |" in markdown
 
 

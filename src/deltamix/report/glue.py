@@ -94,25 +94,49 @@ def _setting_text(setting: tuple[float, str | None, bool]) -> str:
     )
 
 
-def label_superseded_lambdas(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``records`` with the L0 runs of an older setting relabelled ``method (lambda X[, P penalty])``.
+def default_l0_setting(record: dict[str, Any]) -> tuple[float, str | None, bool]:
+    """The L0 setting that ``deltamix diffprune glue`` gives the record's method and model today, with
+    no L0 flags: the embedded MiniLM's or the paper's lambda, the default penalty form, joint clipping."""
+    from deltamix.glue.run import GlueRunConfig
 
-    When a method has runs at several resolved ``l0_lambda`` values (a default changed), or structured
-    runs with both penalty forms, the runs with the setting of its newest run keep the method's name,
-    so the table's plain row and the claims are about the current setting; each other setting gets
-    its own labelled row instead of being averaged in.
+    config = record.get("config", {})
+    defaults = GlueRunConfig(
+        task=record["task"], method=_base_method(record["method"]), model=config.get("model")
+    )
+    structured = _base_method(record["method"]) == "diffprune-structured"
+    return (
+        defaults.resolved_l0_lambda(),
+        defaults.structured_penalty if structured else None,
+        defaults.clip_gates_apart,
+    )
+
+
+def label_superseded_lambdas(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` with the L0 runs of other settings relabelled ``method (lambda X[, P penalty][, gates
+    clipped apart])``.
+
+    The runs with today's default setting (`default_l0_setting`) keep the method's name, so the
+    table's plain row and the claims are about what the command does without L0 flags; an old default
+    (a default changed) or an exploratory setting (``--l0-lambda``, ``--clip-gates-apart``) gets its own
+    labelled row instead of being averaged in. A method with no run at today's default keeps the
+    setting of its newest run as the plain row.
     """
+    current: dict[str, tuple[float, str | None, bool]] = {}
     newest: dict[str, tuple[str, tuple[float, str | None, bool]]] = {}
     for record in records:
         setting = _l0_setting(record)
-        if setting is not None:
-            stamp = record.get("finished_at", "")
-            if record["method"] not in newest or stamp > newest[record["method"]][0]:
-                newest[record["method"]] = (stamp, setting)
+        if setting is None:
+            continue
+        if setting == default_l0_setting(record):
+            current[record["method"]] = setting
+        stamp = record.get("finished_at", "")
+        if record["method"] not in newest or stamp > newest[record["method"]][0]:
+            newest[record["method"]] = (stamp, setting)
     out = []
     for record in records:
         setting = _l0_setting(record)
-        if setting is not None and setting != newest[record["method"]][1]:
+        plain = current.get(record["method"], newest.get(record["method"], ("", None))[1])
+        if setting is not None and setting != plain:
             record = {**record, "method": f"{record['method']} ({_setting_text(setting)})"}
         out.append(record)
     return out
