@@ -275,32 +275,38 @@ def _plotted_sparsity(record: dict[str, Any]) -> float:
     return 1.0 if record["method"] == "full" else record["target_sparsity"]
 
 
-def _curve_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The runs of the sparsity curves: diff pruning methods and full fine-tuning, current settings
-    only (rows of a superseded lambda, relabelled by `label_superseded_lambdas`, stay in the table)."""
-    return [
+def _curve_points(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[float, list[float]]] | None:
+    """(task, method) -> plotted sparsity -> dev scores x 100 (one per seed) of the sparsity curves:
+    diff pruning methods and full fine-tuning, current settings only (rows of a superseded lambda,
+    relabelled by `label_superseded_lambdas`, stay in the table). None with fewer than two sparsities."""
+    curves = [
         r
         for r in records
         if (r["method"].startswith("diffprune") or r["method"] == "full")
         and _base_method(r["method"]) == r["method"]
     ]
+    if len({_plotted_sparsity(r) for r in curves}) < 2:
+        return None
+    return {
+        key: {
+            x: [100 * r["metrics"]["score"] for r in at_x]
+            for x, at_x in group_by(runs, _plotted_sparsity).items()
+        }
+        for key, runs in group_by(curves, lambda r: (r["task"], r["method"])).items()
+    }
 
 
 def _sparsity_table(records: list[dict[str, Any]]) -> str | None:
     """The numbers behind the sparsity plot: one row per task and method, one column per target
     sparsity, each cell mean ± sd (seeds), so a point of one seed is told from a mean of several."""
-    curves = _curve_records(records)
-    sparsities = sorted({_plotted_sparsity(r) for r in curves})
-    if len(sparsities) < 2:
+    points = _curve_points(records)
+    if points is None:
         return None
-    rows = []
-    for (task, method), runs in sorted(
-        group_by(curves, lambda r: (r["task"], r["method"])).items(),
-        key=lambda item: (item[0][0], _method_order(item[0][1])),
-    ):
-        points = group_by(runs, _plotted_sparsity)
-        cells = [mean_sd([r["metrics"]["score"] for r in points.get(x, [])], 100) for x in sparsities]
-        rows.append([task, method, *cells])
+    sparsities = sorted({x for by_sparsity in points.values() for x in by_sparsity})
+    rows = [
+        [task, method, *(mean_sd(points[task, method].get(x, [])) for x in sparsities)]
+        for task, method in sorted(points, key=lambda key: (key[0], _method_order(key[1])))
+    ]
     return markdown_table(["task", "method", *(f"{100 * x:g}%" for x in sparsities)], rows)
 
 
@@ -316,23 +322,20 @@ def _sparsity_plot(records: list[dict[str, Any]], out_dir: Path, slug: str) -> s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = _curve_records(records)
-    sparsities = {_plotted_sparsity(r) for r in curves}
-    if len(sparsities) < 2:
+    points = _curve_points(records)
+    if points is None:
         return None
-    tasks = sorted({r["task"] for r in curves})
-    methods = sorted({r["method"] for r in curves}, key=_method_order)
+    tasks = sorted({task for task, _ in points})
+    methods = sorted({method for _, method in points}, key=_method_order)
     colours = {method: plt.get_cmap("tab10")(i % 10) for i, method in enumerate(methods)}
     spread = 0.3 / max(1, len(methods) - 1)
     fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.0), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
-        by_method = group_by([r for r in curves if r["task"] == task], lambda r: r["method"])
         for rank, method in enumerate(methods):
-            if method not in by_method:
+            if (task, method) not in points:
                 continue
-            points = group_by(by_method[method], _plotted_sparsity)
-            xs = sorted(points)
-            scores = [[100 * r["metrics"]["score"] for r in points[x]] for x in xs]
+            xs = sorted(points[task, method])
+            scores = [points[task, method][x] for x in xs]
             offset = (rank - (len(methods) - 1) / 2) * spread
             ax.errorbar(
                 [sparsity_position(x) + offset for x in xs],
