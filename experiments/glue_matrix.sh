@@ -5,7 +5,8 @@
 # seven methods at the 0.5% budget. Records go to results/glue.jsonl.
 #   usage: experiments/glue_matrix.sh [TASK ...]   (default: rte mrpc stsb; data: ../shared/data/glue
 #          or $GLUE_DIR; $DELTAMIX: the command to run, default .venv/bin/deltamix;
-#          $METHODS / $SEEDS: a subset, e.g. METHODS="diffprune diffprune-structured" SEEDS="0 1")
+#          $METHODS / $SEEDS: a subset, e.g. METHODS="diffprune diffprune-structured" SEEDS="0 1";
+#          $GLUE_ARGS: more flags for every run, e.g. GLUE_ARGS="--save-steps 1000" for SST-2 on a CPU)
 # Start one copy per core (or several per GPU): the copies share one queue, each run claimed with
 # flock. Finished runs (run_done.json) are skipped; an interrupted run resumes from its last
 # checkpoint when a copy reaches it again. Diff pruning runs keep their first stage
@@ -19,6 +20,7 @@ tasks=("${@:-rte mrpc stsb}")
 read -r -a tasks <<< "${tasks[*]}"
 read -r -a methods <<< "${METHODS:-full diffprune diffprune-structured diffprune-nonadaptive bitfit lora shira}"
 read -r -a seeds <<< "${SEEDS:-0 1 2}"
+read -r -a extra <<< "${GLUE_ARGS:-}"
 mkdir -p runs/glue
 for task in "${tasks[@]}"; do
   for seed in "${seeds[@]}"; do
@@ -33,7 +35,7 @@ for task in "${tasks[@]}"; do
         keep=()
         case "$method" in diffprune*) keep=(--keep-first-stage) ;; esac
         "${deltamix[@]}" diffprune glue --task "$task" --method "$method" --seed "$seed" \
-          --data-dir "$data" --output-dir "$out" "${keep[@]}" || echo "!! $task $method seed $seed failed"
+          --data-dir "$data" --output-dir "$out" "${keep[@]}" "${extra[@]}" || echo "!! $task $method seed $seed failed"
       fi
       exec {lock}>&-
     done

@@ -24,6 +24,7 @@ BAD = [
     (["--mask-epochs", "0"], "argument --mask-epochs: must be > 0"),
     (["--max-steps", "-5"], "argument --max-steps: must be > 0"),
     (["--max-steps", "2.5"], "argument --max-steps: expected a whole number"),
+    (["--save-steps", "0"], "argument --save-steps: must be > 0"),
     (["--batch-size", "0"], "argument --batch-size: must be > 0"),
     (["--seed", "-1"], "argument --seed: must be >= 0"),
     (["--lr", "inf"], "argument --lr: must be > 0 and finite"),

@@ -96,6 +96,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     glue.add_argument("--max-eval-examples", type=positive_int, help="first N dev examples only")
     glue.add_argument("--max-steps", type=positive_int, help="optimizer steps per stage (smoke tests)")
     glue.add_argument("--logging-steps", type=positive_int, default=50)
+    glue.add_argument(
+        "--save-steps",
+        type=positive_int,
+        help="also checkpoint every N optimizer steps inside an epoch, so that a long stage (SST-2, a "
+        "preemptible machine) resumes mid-epoch after an interruption (default: at each epoch's end)",
+    )
     glue.add_argument("--keep-checkpoints", action="store_true", help="keep stage checkpoints after success")
     glue.add_argument(
         "--keep-first-stage",
@@ -197,6 +203,7 @@ def run_glue_command(args: argparse.Namespace) -> int:
         max_eval_examples=args.max_eval_examples,
         max_steps=args.max_steps,
         logging_steps=args.logging_steps,
+        save_steps=args.save_steps,
         keep_checkpoints=args.keep_checkpoints,
         keep_first_stage=args.keep_first_stage,
         first_stage_from=str(args.first_stage_from) if args.first_stage_from else None,

@@ -152,6 +152,13 @@ class GlueRunConfig:
     )
     max_steps: int | None = field(default=None, metadata={"help": "cap on optimizer steps per stage (tests)"})
     logging_steps: int = field(default=50, metadata={"help": "log the training loss every N steps"})
+    save_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "also checkpoint every N optimizer steps inside an epoch, so that an interrupted long "
+            "stage resumes mid-epoch (None: at the end of each epoch only); does not change the result"
+        },
+    )
     keep_checkpoints: bool = field(default=False, metadata={"help": "keep stage checkpoints after success"})
     keep_first_stage: bool = field(
         default=False,
@@ -179,7 +186,7 @@ class GlueRunConfig:
         for name in ("max_length", "batch_size", "eval_batch_size", "epochs", "logging_steps"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("mask_epochs", "max_train_examples", "max_eval_examples", "max_steps"):
+        for name in ("mask_epochs", "max_train_examples", "max_eval_examples", "max_steps", "save_steps"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be > 0, got {value}")
@@ -393,7 +400,9 @@ def tensor_stats(model: nn.Module, base: dict[str, torch.Tensor]) -> dict[str, l
 
 
 # Fields that may change between an interrupted run and its restart.
-_RESTART_FREE = ("keep_checkpoints", "keep_first_stage", "logging_steps", "results_dir", "eval_batch_size")
+_RESTART_FREE = (
+    "keep_checkpoints", "keep_first_stage", "logging_steps", "results_dir", "eval_batch_size", "save_steps",
+)  # fmt: skip
 # Settings added after runs were started, with the value those runs had (see check_same_run).
 ADDED_SINCE = {"keep_first_stage": False, "first_stage_from": None, "clip_gates_apart": False}
 

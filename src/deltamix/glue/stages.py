@@ -1,6 +1,7 @@
 """The Trainer stages of a GLUE run: one stage on transformers' Trainer, and diff pruning's three.
 
-Each stage runs in ``output_dir/<stage>/`` and is evaluated on dev after every epoch. A finished stage
+Each stage runs in ``output_dir/<stage>/`` and is evaluated on dev and checkpointed after every epoch
+(and every ``save_steps`` optimizer steps, if set: stage_callbacks.py). A finished stage
 leaves ``stage_done.json`` and ``final_state.safetensors`` (for diff pruning only the trainable state,
 see ``DiffPruningTrainer``); running again loads that state, and an unfinished stage resumes from its
 last checkpoint (``resume_from_checkpoint``). A non-finite training loss stops the stage with
@@ -104,6 +105,8 @@ def run_stage(
     """
     from transformers import DataCollatorWithPadding, Trainer
 
+    from deltamix.glue.stage_callbacks import SaveEveryStepsCallback, StageClock
+
     stage_dir = Path(config.output_dir) / name
     done = stage_dir / _DONE
     if done.is_file():
@@ -125,12 +128,14 @@ def run_stage(
     trainer.accelerator.wait_for_everyone()
     if last is not None:
         logger.info("stage %s: resuming from %s", name, last)
-    start = time.perf_counter()
+    if config.save_steps is not None and config.max_steps is None:
+        trainer.add_callback(SaveEveryStepsCallback(config.save_steps))
+    clock = StageClock(last)
+    trainer.add_callback(clock)
     trainer.train(resume_from_checkpoint=last)
-    seconds = time.perf_counter() - start
     log = {
         "stage": name,
-        "seconds": seconds,
+        **clock.summary(),
         "lr": lr,
         "epochs": epochs,
         "steps": trainer.state.global_step,
