@@ -252,3 +252,52 @@ def test_sparsity_plot_keeps_one_colour_per_method_and_spaces_the_grid_evenly(
     assert [text.get_text() for text in legend.get_texts()] == ["full", "diffprune", "diffprune-nonadaptive"]
     assert [sparsity_position(s) for s in (0.001, 0.0025, 0.005, 0.01, 1.0)] == [0, 1, 2, 3, 4]
     assert 2 < sparsity_position(0.007) < 3
+
+
+def test_other_l0_settings_are_compared_run_by_run_with_the_default_of_the_same_task_and_seed(
+    tmp_path: Path,
+) -> None:
+    """A labelled setting is paired with the default run of its task and seed only; unpaired runs are left out."""
+
+    def run(task: str, seed: int, score: float, nonzero: int, l0_score: float, **config) -> dict:
+        return _record(
+            task,
+            "diffprune",
+            seed,
+            {"pearson": score, "score": score},
+            config={"resolved_l0_lambda": 2e-7, **config},
+            stages=[
+                {"stage": "l0"},
+                {"stage": "projection", "nonzero_before": nonzero},
+                {"stage": "fixed-mask"},
+            ],
+            dev_history={
+                "l0": [{"epoch": 1.0, "eval_validation_score": 0.1}, {"eval_validation_score": l0_score}]
+            },
+        )
+
+    records = [
+        run("stsb", 0, 0.80, 250, 0.86),
+        run("stsb", 1, 0.81, 240, 0.87),
+        run("stsb", 0, 0.84, 60, 0.87, resolved_l0_lambda=1e-6),
+        run("stsb", 1, 0.80, 50, 0.85, resolved_l0_lambda=1e-6),
+        run("stsb", 2, 0.99, 40, 0.99, resolved_l0_lambda=1e-6),  # no default run of seed 2: not paired
+        run("mrpc", 0, 0.70, 30, 0.75, clip_gates_apart=True),  # no default MRPC run: not paired
+    ]
+    markdown = render(records, tmp_path)
+    assert (
+        "| diffprune (lambda 1e-06) | stsb | 0 | 80.0 | 84.0 | +4.0 | 25.0% → 6.0% | 86.0 → 87.0 |"
+        in markdown
+    )
+    assert (
+        "| diffprune (lambda 1e-06) | stsb | 1 | 81.0 | 80.0 | -1.0 | 24.0% → 5.0% | 87.0 → 85.0 |"
+        in markdown
+    )
+    paired = markdown.split("run by run")[1].split("Storage")[0]
+    assert "| stsb | 2 |" not in paired and "| mrpc |" not in paired
+    assert (
+        "- diffprune with lambda 1e-06: Δ +1.5 on average over 2 paired runs (stsb), higher in 1 of 2"
+        in markdown
+    )
+    # without any pair there is no such section
+    assert "run by run" not in render(records[:2], tmp_path)

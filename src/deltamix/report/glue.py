@@ -20,6 +20,7 @@ from deltamix.glue.methods import L0_METHODS, METHODS
 from deltamix.io import atomic_path
 from deltamix.metrics import GLUE_AVERAGE_COLUMNS
 from deltamix.report.common import group_by, markdown_table, mean_sd
+from deltamix.report.glue_settings import render_paired_settings
 
 logger = logging.getLogger(__name__)
 
@@ -473,6 +474,15 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
             claims = _claims(scores, columns)
             if claims:
                 lines += ["Claims (averages over the columns both methods have):\n", *claims, ""]
+            paired = render_paired_settings(main)
+            if paired:
+                lines += [
+                    "Other L0 settings against the plain row's, run by run (same task and seed; dev score "
+                    "x 100; non-zero after L0: share of the body's parameters the L0 stage left non-zero "
+                    "before the projection to the target; dev after L0: the dense gated diff's score "
+                    "then):\n",
+                    paired,
+                ]
             lines += ["Storage (file bytes as written; fp32 full model = 4 bytes per parameter):\n"]
             lines.append(_storage_table(main))
         plot = _sparsity_plot(model_records, out_dir, slug)
