@@ -298,3 +298,33 @@ def test_cli_flag_clip_gates_apart_reaches_the_run_config(monkeypatch, tmp_path:
         with pytest.raises(SystemExit):
             main([*argv, *flag])
         assert seen.pop().clip_gates_apart is expected
+
+
+def test_a_target_density_run_records_its_multipliers_and_gets_its_own_report_row(
+    tiny_model_dir: Path, glue_dir: Path, tmp_path: Path
+) -> None:
+    from deltamix.report.glue import render
+
+    config = _config(
+        tiny_model_dir, glue_dir, tmp_path, task="rte", method="diffprune", l0_target_density=0.3
+    )
+    record = run_glue(config)
+    assert record["config"]["l0_target_density"] == 0.3
+    projection = next(stage for stage in record["stages"] if stage["stage"] == "projection")
+    assert 0 < projection["expected_density"] <= 1 and len(projection["lagrange_multipliers"]) == 2
+    assert record["method_details"]["diffprune_config"]["target_density"] == 0.3
+    # alone it is the plain row, its setting named; beside a run at the default lambda, its own row
+    assert "unlabelled diff pruning rows: diffprune target density 30%." in render(
+        [record], tmp_path / "report"
+    )
+    default = {**record, "seed": 1, "config": {**record["config"], "l0_target_density": None}}
+    assert "| diffprune (target density 30%) |" in render([record, default], tmp_path / "report")
+    with pytest.raises(ValueError, match="l0_target_density applies to the methods with learned gates"):
+        _config(
+            tiny_model_dir,
+            glue_dir,
+            tmp_path,
+            task="rte",
+            method="diffprune-nonadaptive",
+            l0_target_density=0.3,
+        )

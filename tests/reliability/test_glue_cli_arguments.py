@@ -25,6 +25,7 @@ BAD = [
     (["--max-steps", "-5"], "argument --max-steps: must be > 0"),
     (["--max-steps", "2.5"], "argument --max-steps: expected a whole number"),
     (["--save-steps", "0"], "argument --save-steps: must be > 0"),
+    (["--l0-target-density", "1"], "argument --l0-target-density: must be in (0, 1)"),
     (["--batch-size", "0"], "argument --batch-size: must be > 0"),
     (["--seed", "-1"], "argument --seed: must be >= 0"),
     (["--lr", "inf"], "argument --lr: must be > 0 and finite"),

@@ -12,6 +12,7 @@ from deltamix.cli.args import (
     input_file,
     non_negative_float,
     non_negative_int,
+    open_unit_interval,
     output_dir,
     positive_float,
     positive_int,
@@ -72,6 +73,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--l0-lambda",
         type=non_negative_float,
         help="L0 penalty weight (default 1.25e-7, the paper's; 2e-7 for the embedded MiniLM)",
+    )
+    glue.add_argument(
+        "--l0-target-density",
+        type=open_unit_interval,
+        help="diffprune / diffprune-structured: hold the L0 stage's expected share of non-zero entries at "
+        "this value (e.g. 0.02) with learned Lagrange multipliers instead of the fixed --l0-lambda (beyond "
+        "the paper; see docs/diffprune.md)",
+    )
+    glue.add_argument(
+        "--multiplier-lr",
+        type=positive_float,
+        default=0.05,
+        help="learning rate of the Lagrange multipliers of --l0-target-density (0.05)",
     )
     glue.add_argument(
         "--structured-penalty",
@@ -194,6 +208,8 @@ def run_glue_command(args: argparse.Namespace) -> int:
         head_lr=args.head_lr,
         mask_lr=args.mask_lr,
         l0_lambda=args.l0_lambda,
+        l0_target_density=args.l0_target_density,
+        multiplier_lr=args.multiplier_lr,
         structured_penalty=args.structured_penalty,
         max_grad_norm=args.max_grad_norm,
         clip_gates_apart=args.clip_gates_apart,

@@ -53,6 +53,24 @@ class DiffPruningConfig:
     l0_lambda: float = field(
         default=1.25e-7, metadata={"help": "weight of the expected-L0 penalty (on the sum over parameters)"}
     )
+    target_density: float | None = field(
+        default=None,
+        metadata={
+            "help": "L0 stage: hold the expected share of non-zero gates at this value with a Lagrangian "
+            "whose multipliers are learned (density_control.py) instead of the fixed l0_lambda, which is "
+            "then unused; None (default) is the paper's fixed lambda"
+        },
+    )
+    density_warmup: float = field(
+        default=0.5,
+        metadata={
+            "help": "share of the L0 stage's steps over which the asked density falls from 1 to target_density"
+        },
+    )
+    multiplier_learning_rate: float = field(
+        default=0.05,
+        metadata={"help": "AdamW learning rate (constant) of the two Lagrange multipliers of target_density"},
+    )
     alpha_init: float = field(default=5.0, metadata={"help": "initial gate log-odds alpha"})
     stretch_left: float = field(
         default=-1.5, metadata={"help": "left stretch limit l of the hard-concrete (< 0)"}
@@ -123,11 +141,19 @@ class DiffPruningConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if self.target_density is not None:
+            if not 0.0 < self.target_density < 1.0:
+                raise ValueError(f"target_density must be in (0, 1), got {self.target_density}")
+            if not self.learn_gates:
+                raise ValueError("target_density needs learned gates (learn_gates=True)")
+        if not 0.0 <= self.density_warmup <= 1.0:
+            raise ValueError(f"density_warmup must be in [0, 1], got {self.density_warmup}")
         for name in (
             "learning_rate",
             "alpha_learning_rate",
             "fixed_mask_learning_rate",
             "dense_learning_rate",
+            "multiplier_learning_rate",
         ):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0.0):

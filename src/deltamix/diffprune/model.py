@@ -29,12 +29,15 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from deltamix.diffprune.config import DiffPruningConfig
+from deltamix.diffprune.density_control import MULTIPLIERS_KEY, ascend
 from deltamix.diffprune.fingerprint import fingerprint
 from deltamix.diffprune.fused import deterministic_delta, expected_l0_chunked, gated_thetas
 from deltamix.diffprune.hard_concrete import deterministic_gate, prob_nonzero, sample_gate
 from deltamix.diffprune.projection import num_kept, topk_indices
 from deltamix.diffprune.sparse_diff import SparseDiff
 from deltamix.diffprune.workspace import Workspace
+
+_L0_STATE = ("w", "alpha", "group_alpha", MULTIPLIERS_KEY)  # the trainable tensors of the first stage
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +111,12 @@ class DiffPruningModel(nn.Module):
                 self.group_alpha = nn.Parameter(
                     torch.full((len(spans),), float(config.alpha_init), device=device)
                 )
+        # With a target density, the L0 stage's two Lagrange multipliers (density_control.py), raised by
+        # gradient ascent: the hook negates their gradient before the optimizer's descent step.
+        self.lagrange_multipliers: nn.Parameter | None = None
+        if config.learn_gates and config.target_density is not None:
+            self.lagrange_multipliers = nn.Parameter(torch.zeros(2, device=device))
+            self.lagrange_multipliers.register_hook(ascend)
         self.kept_values: nn.Parameter | None = None
         self.register_buffer("kept_indices", None)
         self._kept_local: list[tuple[_Span, Tensor, int, int]] = []
@@ -344,6 +353,7 @@ class DiffPruningModel(nn.Module):
         self._penalty_cache = None
         self.alpha = None
         self.group_alpha = None
+        self.lagrange_multipliers = None
         self._workspace.clear()
 
     @torch.no_grad()
@@ -459,12 +469,13 @@ class DiffPruningModel(nn.Module):
     def trainable_state_dict(self) -> dict[str, Tensor]:
         """Everything training changes, and nothing of the frozen base: what a checkpoint must hold.
 
-        Keys: L0 / dense-diff stage ``w`` (d,), ``alpha`` (d,), ``group_alpha`` (num tensors,);
+        Keys: L0 / dense-diff stage ``w`` (d,), ``alpha`` (d,), ``group_alpha`` (num tensors,),
+        ``lagrange_multipliers`` (2,) with a target density;
         fixed-mask stage ``kept_values`` (k,) and ``kept_indices`` (k,) int64; both stages
         ``dense/<param name>`` for the head. Tensors are detached and contiguous (not copies).
         """
         state: dict[str, Tensor] = {}
-        for key in ("w", "alpha", "group_alpha", "kept_values", "kept_indices"):
+        for key in ("w", "alpha", "group_alpha", MULTIPLIERS_KEY, "kept_values", "kept_indices"):
             value = getattr(self, key)
             if value is not None:
                 state[key] = value.detach().contiguous()
@@ -489,7 +500,7 @@ class DiffPruningModel(nn.Module):
         if fixed:
             expected = {"kept_values", "kept_indices"}
         else:
-            expected = {k for k in ("w", "alpha", "group_alpha") if getattr(self, k) is not None}
+            expected = {k for k in _L0_STATE if getattr(self, k) is not None}
             if self.kept_values is not None:
                 raise ValueError("the model is in its fixed-mask stage; an L0-stage state cannot be loaded")
         expected |= {f"dense/{n}" for n in self.dense_names}
@@ -511,9 +522,7 @@ class DiffPruningModel(nn.Module):
             ):
                 raise ValueError(f"kept_indices must be strictly increasing in [0, {self.num_gated})")
         else:
-            targets.update(
-                {k: getattr(self, k) for k in ("w", "alpha", "group_alpha") if getattr(self, k) is not None}
-            )
+            targets.update({k: getattr(self, k) for k in _L0_STATE if getattr(self, k) is not None})
         for key, target in targets.items():
             if tuple(state[key].shape) != tuple(target.shape):
                 raise ValueError(
@@ -544,7 +553,8 @@ class DiffPruningModel(nn.Module):
         Groups (empty ones left out), each with a ``"name"``:
         ``"diff"`` (w, or kept_values after project_, with ``fixed_mask_learning_rate``),
         ``"gates"`` (alpha and group alphas; ``"constant_lr": True`` so a scheduler keeps it fixed,
-        no weight decay) and ``"dense"`` (the head).
+        no weight decay), ``"multipliers"`` (the Lagrange multipliers of a target density: constant lr,
+        no weight decay, ascent) and ``"dense"`` (the head).
         """
         cfg = self.diff_config
         groups: list[dict[str, Any]] = []
@@ -573,6 +583,16 @@ class DiffPruningModel(nn.Module):
                         "name": "gates",
                         "params": gates,
                         "lr": cfg.alpha_learning_rate,
+                        "weight_decay": 0.0,
+                        "constant_lr": True,
+                    }
+                )
+            if self.lagrange_multipliers is not None:
+                groups.append(
+                    {
+                        "name": "multipliers",
+                        "params": [self.lagrange_multipliers],
+                        "lr": cfg.multiplier_learning_rate,
                         "weight_decay": 0.0,
                         "constant_lr": True,
                     }

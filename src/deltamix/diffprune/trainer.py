@@ -4,7 +4,9 @@ What it adds to ``transformers.Trainer`` (everything else, including gradient cl
 ``max_grad_norm``, mixed precision, accumulation and distributed runs, is the Trainer's own):
 
 - the loss is ``task loss + l0_lambda * model.l0_penalty()`` while the model is in its L0 stage
-  (after ``project_()`` the penalty is 0 and only the task loss is used);
+  (after ``project_()`` the penalty is 0 and only the task loss is used); with
+  ``DiffPruningConfig(target_density=...)`` a Lagrangian term holds the expected density at the
+  target instead (density_control.py);
 - the optimizer is AdamW over ``model.optimizer_param_groups()`` (w, gates alpha, dense head, or the
   kept entries after projection) with the config's learning rates;
 - the learning-rate schedule (``lr_scheduler_type``, warmup) applies to every group but the gates,
@@ -41,6 +43,7 @@ from safetensors.torch import save_file
 from transformers import Trainer
 from transformers.utils import can_return_loss, find_labels
 
+from deltamix.diffprune.density_control import annealed_target, lagrangian_term
 from deltamix.diffprune.model import DiffPruningModel
 from deltamix.errors import DiffFormatError
 from deltamix.io import atomic_path
@@ -118,16 +121,35 @@ class DiffPruningTrainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
     ) -> Any:
-        """The Trainer's task loss plus ``l0_lambda * l0_penalty()`` in the L0 stage (training only)."""
+        """The Trainer's task loss plus, in the L0 stage (training only), ``l0_lambda * l0_penalty()`` or,
+        with a ``target_density``, the Lagrangian term of density_control.py."""
         loss, outputs = super().compute_loss(
             model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
         )
-        dp = self.diff_model
-        if dp.training and dp.stage == "l0" and dp.diff_config.l0_lambda > 0:
+        dp, cfg = self.diff_model, self.diff_model.diff_config
+        if dp.training and dp.stage == "l0" and dp.lagrange_multipliers is not None:
             penalty = dp.l0_penalty()
             self.last_l0_penalty = float(penalty.detach())
-            loss = loss + dp.diff_config.l0_lambda * penalty.to(loss.dtype)
+            progress = self.state.global_step / max(self.state.max_steps, 1)
+            target = annealed_target(cfg.target_density, progress, cfg.density_warmup)
+            term = lagrangian_term(penalty / dp.num_gated, target, dp.lagrange_multipliers)
+            loss = loss + term.to(loss.dtype)
+        elif dp.training and dp.stage == "l0" and cfg.l0_lambda > 0:
+            penalty = dp.l0_penalty()
+            self.last_l0_penalty = float(penalty.detach())
+            loss = loss + cfg.l0_lambda * penalty.to(loss.dtype)
         return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        """Trainer's log; training-loss entries of the L0 stage add the expected density E[L0] / d of
+        the last step and, with a target density, the Lagrange multipliers ``lambda_1``, ``lambda_2``."""
+        dp = self.diff_model
+        if "loss" in logs and dp.stage == "l0" and self.last_l0_penalty is not None:
+            logs = {**logs, "expected_density": self.last_l0_penalty / dp.num_gated}
+            if dp.lagrange_multipliers is not None:
+                first, second = (float(v) for v in dp.lagrange_multipliers.detach().cpu())
+                logs.update(lambda_1=first, lambda_2=second)
+        super().log(logs, *args, **kwargs)
 
     def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
         """AdamW over ``optimizer_param_groups()`` (betas, eps from TrainingArguments).

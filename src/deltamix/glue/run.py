@@ -46,6 +46,7 @@ from deltamix.glue.methods import (
     DEFAULT_LR,
     DENSE_METHODS,
     DIFF_METHODS,
+    L0_METHODS,
     MINILM_DIFF_LR,
     MINILM_FULL_LR,
     MINILM_L0_LAMBDA,
@@ -127,6 +128,17 @@ class GlueRunConfig:
             "MiniLM, from the search in docs/glue.md)"
         },
     )
+    l0_target_density: float | None = field(
+        default=None,
+        metadata={
+            "help": "diff pruning (not non-adaptive): hold the L0 stage's expected share of non-zero entries "
+            "at this value with learned Lagrange multipliers instead of the fixed l0_lambda (beyond the "
+            "paper; diffprune/density_control.py); None: the fixed lambda"
+        },
+    )
+    multiplier_lr: float = field(
+        default=0.05, metadata={"help": "learning rate of the Lagrange multipliers of l0_target_density"}
+    )
     structured_penalty: str = field(
         default="sum",
         metadata={
@@ -206,6 +218,15 @@ class GlueRunConfig:
             )
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.l0_target_density is not None:
+            if not 0 < self.l0_target_density < 1:
+                raise ValueError(f"l0_target_density must be in (0, 1), got {self.l0_target_density}")
+            if self.method not in L0_METHODS:
+                raise ValueError(
+                    f"l0_target_density applies to the methods with learned gates {L0_METHODS}, not {self.method!r}"
+                )
+        if not self.multiplier_lr > 0:
+            raise ValueError(f"multiplier_lr must be > 0, got {self.multiplier_lr}")
         if self.first_stage_from is not None and self.method not in DIFF_METHODS:
             raise ValueError(
                 f"first_stage_from applies to the diff pruning methods only, not {self.method!r}"
@@ -404,7 +425,10 @@ _RESTART_FREE = (
     "keep_checkpoints", "keep_first_stage", "logging_steps", "results_dir", "eval_batch_size", "save_steps",
 )  # fmt: skip
 # Settings added after runs were started, with the value those runs had (see check_same_run).
-ADDED_SINCE = {"keep_first_stage": False, "first_stage_from": None, "clip_gates_apart": False}
+ADDED_SINCE = {
+    "keep_first_stage": False, "first_stage_from": None, "clip_gates_apart": False, "l0_target_density": None,
+    "multiplier_lr": 0.05,
+}  # fmt: skip
 
 
 def run_glue(config: GlueRunConfig) -> dict[str, Any]:

@@ -40,7 +40,7 @@ _FINAL = "final_state.safetensors"
 FIRST_STAGE_SETTINGS = (
     "task", "method", "model_path", "data_dir", "seed", "max_length", "batch_size", "epochs", "resolved_lr",
     "alpha_lr", "head_lr", "resolved_l0_lambda", "structured_penalty", "max_grad_norm", "clip_gates_apart",
-    "weight_decay",
+    "l0_target_density", "multiplier_lr", "weight_decay",
     "warmup_ratio", "max_train_examples", "max_eval_examples", "max_steps", "train_examples",
 )  # fmt: skip
 
@@ -306,6 +306,8 @@ def _diff_config(config: GlueRunConfig, model: nn.Module):
         clip_gates_apart=config.clip_gates_apart,
         learn_gates=config.method != "diffprune-nonadaptive",
         l0_lambda=config.resolved_l0_lambda(),
+        target_density=config.l0_target_density,
+        multiplier_learning_rate=config.multiplier_lr,
         dense_modules=head_module_names(model),
         learning_rate=config.resolved_lr(),
         alpha_learning_rate=config.alpha_lr,
@@ -328,6 +330,12 @@ def train_diffprune(config: GlueRunConfig, model: nn.Module, data, mask_epochs: 
     first = first_stage_name(config.method)
     logs = [run_stage(first, config, wrapped, data, config.resolved_lr(), config.epochs, False, trainer_cls)]
     start = time.perf_counter()
+    gates = {}
+    if wrapped.alpha is not None:  # what the L0 stage ended with: E[L0] / d, and the multipliers if any
+        with torch.no_grad():
+            gates["expected_density"] = float(wrapped.l0_penalty()) / wrapped.num_gated
+        if wrapped.lagrange_multipliers is not None:
+            gates["lagrange_multipliers"] = wrapped.lagrange_multipliers.detach().cpu().tolist()
     nonzero, budget = wrapped.nnz(), diff_budget(model, config.target_sparsity)
     # project_ warns when nonzero < budget (gates closed early) and fills the rest by |w|, then gate.
     wrapped.project_(config.target_sparsity)
@@ -337,6 +345,7 @@ def train_diffprune(config: GlueRunConfig, model: nn.Module, data, mask_epochs: 
             "seconds": time.perf_counter() - start,
             "nonzero_before": nonzero,
             "kept": budget,
+            **gates,
         }
     )
     # The fixed-mask stage fine-tunes the kept entries and the head together at the stage's rate.

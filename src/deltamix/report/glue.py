@@ -69,9 +69,12 @@ def _l0_lambda(record: dict[str, Any]) -> float | None:
     return record.get("config", {}).get("resolved_l0_lambda")
 
 
-def _l0_setting(record: dict[str, Any]) -> tuple[float, str | None, bool] | None:
-    """(lambda, structured penalty form or None, gates clipped apart) of an L0 run; None for other
-    methods.
+L0Setting = tuple[float | None, str | None, bool, float | None]
+
+
+def _l0_setting(record: dict[str, Any]) -> L0Setting | None:
+    """(lambda, structured penalty form or None, gates clipped apart, target density or None) of an L0
+    run; None for other methods. With a target density the lambda is unused and given as None.
 
     Structured runs recorded before ``structured_penalty`` existed used the paper's product; runs
     recorded before ``clip_gates_apart`` existed clipped all gradients together.
@@ -81,21 +84,27 @@ def _l0_setting(record: dict[str, Any]) -> tuple[float, str | None, bool] | None
         return None
     config = record.get("config", {})
     apart = bool(config.get("clip_gates_apart", False))
+    density = config.get("l0_target_density")
+    lam = None if density is not None else lam
     if _base_method(record["method"]) != "diffprune-structured":
-        return (lam, None, apart)
-    return (lam, config.get("structured_penalty", "product"), apart)
+        return (lam, None, apart, density)
+    return (lam, config.get("structured_penalty", "product"), apart, density)
 
 
-def _setting_text(setting: tuple[float, str | None, bool]) -> str:
-    lam, penalty, apart = setting
-    return (
-        f"lambda {lam:g}"
-        + (f", {penalty} penalty" if penalty else "")
-        + (", gates clipped apart" if apart else "")
+def _setting_text(setting: L0Setting) -> str:
+    lam, penalty, apart, density = setting
+    return ", ".join(
+        part
+        for part in (
+            f"lambda {lam:g}" if lam is not None else f"target density {100 * density:g}%",
+            f"{penalty} penalty" if penalty else "",
+            "gates clipped apart" if apart else "",
+        )
+        if part
     )
 
 
-def default_l0_setting(record: dict[str, Any]) -> tuple[float, str | None, bool]:
+def default_l0_setting(record: dict[str, Any]) -> L0Setting:
     """The L0 setting that ``deltamix diffprune glue`` gives the record's method and model today, with
     no L0 flags: the embedded MiniLM's or the paper's lambda, the default penalty form, joint clipping."""
     from deltamix.glue.run import GlueRunConfig
@@ -109,6 +118,7 @@ def default_l0_setting(record: dict[str, Any]) -> tuple[float, str | None, bool]
         defaults.resolved_l0_lambda(),
         defaults.structured_penalty if structured else None,
         defaults.clip_gates_apart,
+        defaults.l0_target_density,
     )
 
 
@@ -122,8 +132,8 @@ def label_superseded_lambdas(records: list[dict[str, Any]]) -> list[dict[str, An
     labelled row instead of being averaged in. A method with no run at today's default keeps the
     setting of its newest run as the plain row.
     """
-    current: dict[str, tuple[float, str | None, bool]] = {}
-    newest: dict[str, tuple[str, tuple[float, str | None, bool]]] = {}
+    current: dict[str, L0Setting] = {}
+    newest: dict[str, tuple[str, L0Setting]] = {}
     for record in records:
         setting = _l0_setting(record)
         if setting is None:
@@ -244,7 +254,11 @@ def _reproduce(records: list[dict[str, Any]]) -> str:
             parts[0] = Path(parts[0]).name
         # Name the L0 setting the run used even where it was the default: defaults change.
         setting = _l0_setting(runs[0])
-        if setting is not None and not any(p.startswith("--l0-lambda") for p in parts):
+        if (
+            setting is not None
+            and setting[0] is not None
+            and not any(p.startswith(("--l0-lambda", "--l0-target-density")) for p in parts)
+        ):
             parts += ["--l0-lambda", f"{setting[0]:g}"]
         if (
             setting is not None
