@@ -216,3 +216,34 @@ def test_geoquery_matrix_queue_and_the_authors_partner_extent(tmp_path):
         ("runs/geoquery/question-logic/none-lstm-seed1", False),
         ("runs/geoquery/question-logic/seqmix-main-lstm-seed1", "main"),
     ]
+
+
+@pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
+def test_glue_matrix_passes_glue_args_to_every_run(tmp_path):
+    script, fake = _project(tmp_path, "glue_matrix.sh")
+    calls = _run(script, fake, METHODS="full diffprune", SEEDS="0", GLUE_ARGS="--save-steps 1000")
+    assert len(calls) == 6 and all(_value(c, "--save-steps") == "1000" for c in calls)
+
+
+@pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
+def test_glue_queue_runs_each_line_once_in_order(tmp_path):
+    script, fake = _project(tmp_path, "glue_queue.sh")
+    queue = tmp_path / "experiments" / "settings.txt"
+    queue.write_text(
+        "# a comment, then a blank line\n\n"
+        "a|--task rte --method diffprune --seed 0 --clip-gates-apart --output-dir runs/x/a\n"
+        "b|--task mrpc --method lora --seed 1 --output-dir runs/x/b\n"
+    )
+    log = fake.parent / "calls.log"
+    env = {**os.environ, "DELTAMIX": str(fake), "GLUE_DIR": "my/glue"}
+    subprocess.run(["bash", str(script), str(queue)], env=env, check=True, capture_output=True)
+    calls = [line.split() for line in log.read_text().splitlines()]
+    assert [_value(c, "--output-dir") for c in calls] == ["runs/x/a", "runs/x/b"]
+    assert ["--keep-first-stage" in c for c in calls] == [True, False]
+    assert "--clip-gates-apart" in calls[0] and {_value(c, "--data-dir") for c in calls} == {"my/glue"}
+    assert sorted(p.name for p in (tmp_path / "runs/queue/settings").glob("*.done")) == ["a.done", "b.done"]
+    log.unlink()
+    subprocess.run(["bash", str(script), str(queue)], env=env, check=True, capture_output=True)
+    assert not log.exists()  # both finished: nothing starts again
+    missing = subprocess.run(["bash", str(script), "nope.txt"], env=env, capture_output=True, text=True)
+    assert missing.returncode == 2 and "no such queue file: nope.txt" in missing.stderr

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Run the GLUE runs listed in a queue file, one after another; start one copy per core and the copies
+# share the queue (each entry claimed with flock, finished ones skipped), as glue_matrix.sh does for
+# the main matrix. For one-off comparisons (L0 settings, seeds) whose runs are not a full matrix.
+#   usage: experiments/glue_queue.sh QUEUE_FILE
+#   A queue line is `NAME|ARGUMENTS OF deltamix diffprune glue` (blank lines and # comments skipped);
+#   every run gets --keep-first-stage (diff pruning) and --data-dir (../shared/data/glue or $GLUE_DIR).
+#   $DELTAMIX: the command to run, default .venv/bin/deltamix. Claims and done markers go to
+#   runs/queue/<queue name>/; an interrupted run resumes from its last checkpoint when a copy reaches
+#   it again (the run folder is the --output-dir its line names).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+queue="${1:?usage: experiments/glue_queue.sh QUEUE_FILE}"
+[ -f "$queue" ] || { echo "no such queue file: $queue" >&2; exit 2; }
+data="${GLUE_DIR:-../shared/data/glue}"
+read -r -a deltamix <<< "${DELTAMIX:-.venv/bin/deltamix}"
+state="runs/queue/$(basename "$queue" .txt)"
+mkdir -p "$state"
+while IFS='|' read -r name args; do
+  case "$name" in ''|'#'*) continue ;; esac
+  [ -f "$state/$name.done" ] && continue
+  exec {lock}> "$state/$name.lock"
+  if ! flock -n "$lock"; then exec {lock}>&-; continue; fi  # another copy is running it
+  read -r -a arguments <<< "$args"
+  keep=()
+  case " $args " in *" --method diffprune"*) keep=(--keep-first-stage) ;; esac
+  echo "== $(date +%H:%M:%S) $name"
+  if "${deltamix[@]}" diffprune glue "${arguments[@]}" "${keep[@]}" --data-dir "$data"; then
+    touch "$state/$name.done"
+  else
+    echo "!! $name failed"
+  fi
+  exec {lock}>&-
+done < "$queue"
