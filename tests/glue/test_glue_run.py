@@ -314,11 +314,17 @@ def test_a_target_density_run_records_its_multipliers_and_gets_its_own_report_ro
     assert 0 < projection["expected_density"] <= 1 and len(projection["lagrange_multipliers"]) == 2
     assert record["method_details"]["diffprune_config"]["target_density"] == 0.3
     # alone it is the plain row, its setting named; beside a run at the default lambda, its own row
-    assert "unlabelled diff pruning rows: diffprune target density 30%." in render(
+    assert "unlabelled diff pruning rows: diffprune target density 30%, multiplier lr 0.05." in render(
         [record], tmp_path / "report"
     )
     default = {**record, "seed": 1, "config": {**record["config"], "l0_target_density": None}}
-    assert "| diffprune (target density 30%) |" in render([record, default], tmp_path / "report")
+    assert "| diffprune (target density 30%, multiplier lr 0.05) |" in render(
+        [record, default], tmp_path / "report"
+    )
+    faster = {**record, "seed": 2, "config": {**record["config"], "multiplier_lr": 0.2}}
+    assert "| diffprune (target density 30%, multiplier lr 0.2) |" in render(
+        [record, default, faster], tmp_path / "r"
+    )
     with pytest.raises(ValueError, match="l0_target_density applies to the methods with learned gates"):
         _config(
             tiny_model_dir,

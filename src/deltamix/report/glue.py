@@ -69,12 +69,14 @@ def _l0_lambda(record: dict[str, Any]) -> float | None:
     return record.get("config", {}).get("resolved_l0_lambda")
 
 
-L0Setting = tuple[float | None, str | None, bool, float | None]
+# (lambda, structured penalty, gates clipped apart, (target density, multiplier lr) or None)
+L0Setting = tuple[float | None, str | None, bool, tuple[float, float] | None]
 
 
 def _l0_setting(record: dict[str, Any]) -> L0Setting | None:
-    """(lambda, structured penalty form or None, gates clipped apart, target density or None) of an L0
-    run; None for other methods. With a target density the lambda is unused and given as None.
+    """(lambda, structured penalty form or None, gates clipped apart, (target density, multiplier
+    learning rate) or None) of an L0 run; None for other methods. With a target density the lambda is
+    unused and given as None.
 
     Structured runs recorded before ``structured_penalty`` existed used the paper's product; runs
     recorded before ``clip_gates_apart`` existed clipped all gradients together.
@@ -85,7 +87,8 @@ def _l0_setting(record: dict[str, Any]) -> L0Setting | None:
     config = record.get("config", {})
     apart = bool(config.get("clip_gates_apart", False))
     density = config.get("l0_target_density")
-    lam = None if density is not None else lam
+    if density is not None:
+        density, lam = (density, config.get("multiplier_lr", 0.05)), None
     if _base_method(record["method"]) != "diffprune-structured":
         return (lam, None, apart, density)
     return (lam, config.get("structured_penalty", "product"), apart, density)
@@ -96,7 +99,9 @@ def _setting_text(setting: L0Setting) -> str:
     return ", ".join(
         part
         for part in (
-            f"lambda {lam:g}" if lam is not None else f"target density {100 * density:g}%",
+            f"lambda {lam:g}"
+            if density is None
+            else f"target density {100 * density[0]:g}%, multiplier lr {density[1]:g}",
             f"{penalty} penalty" if penalty else "",
             "gates clipped apart" if apart else "",
         )
@@ -118,7 +123,7 @@ def default_l0_setting(record: dict[str, Any]) -> L0Setting:
         defaults.resolved_l0_lambda(),
         defaults.structured_penalty if structured else None,
         defaults.clip_gates_apart,
-        defaults.l0_target_density,
+        None if defaults.l0_target_density is None else (defaults.l0_target_density, defaults.multiplier_lr),
     )
 
 
