@@ -313,6 +313,8 @@ def test_a_target_density_run_records_its_multipliers_and_gets_its_own_report_ro
     projection = next(stage for stage in record["stages"] if stage["stage"] == "projection")
     assert 0 < projection["expected_density"] <= 1 and len(projection["lagrange_multipliers"]) == 2
     assert record["method_details"]["diffprune_config"]["target_density"] == 0.3
+    gates = record["stages"][0]["gate_history"]  # logged every step here (logging_steps 1)
+    assert [entry["step"] for entry in gates] == [1, 2] and all(len(entry) == 4 for entry in gates)
     # alone it is the plain row, its setting named; beside a run at the default lambda, its own row
     assert "unlabelled diff pruning rows: diffprune target density 30%, multiplier lr 0.05." in render(
         [record], tmp_path / "report"

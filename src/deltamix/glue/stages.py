@@ -143,6 +143,13 @@ def run_stage(
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "history": [e for e in trainer.state.log_history if any(k.endswith("_score") for k in e)],
     }
+    gates = [  # the L0 stage's expected density (and multipliers) at each logging step
+        {k: e[k] for k in ("step", "expected_density", "lambda_1", "lambda_2") if k in e}
+        for e in trainer.state.log_history
+        if "expected_density" in e
+    ]
+    if gates:
+        log["gate_history"] = gates
     if trainer.is_world_process_zero():
         _save_final(model, stage_dir / _FINAL)
         atomic_write_json(done, log)
