@@ -157,3 +157,22 @@ def token_dataset(unused_text: bool = False):
     if unused_text:
         columns["text"] = ["unused column"] * 16
     return Dataset.from_dict(columns)
+
+
+def trainer_args(out_dir, steps: int, logging_steps: int = 1):
+    """TrainingArguments for a short CPU run without checkpoints: batch 4, linear decay, clip 1.0, seed 0."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(out_dir),
+        max_steps=steps,
+        per_device_train_batch_size=4,
+        lr_scheduler_type="linear",
+        max_grad_norm=1.0,
+        logging_steps=logging_steps,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+    )

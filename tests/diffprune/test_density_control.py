@@ -4,27 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffprune_cases import CASES, token_dataset
-from transformers import TrainingArguments
+from diffprune_cases import CASES, token_dataset, trainer_args
 
 from deltamix.diffprune import DiffPruningConfig, DiffPruningModel
 from deltamix.diffprune.density_control import annealed_target, lagrangian_term
 from deltamix.diffprune.trainer import DiffPruningTrainer
-
-
-def _args(tmp_path, steps: int) -> TrainingArguments:
-    return TrainingArguments(
-        output_dir=str(tmp_path),
-        max_steps=steps,
-        per_device_train_batch_size=4,
-        max_grad_norm=1.0,
-        logging_steps=10,
-        save_strategy="no",
-        report_to=[],
-        use_cpu=True,
-        seed=0,
-        disable_tqdm=True,
-    )
 
 
 def _model(**config) -> DiffPruningModel:
@@ -51,7 +35,9 @@ def test_lagrangian_term_value_and_gradients() -> None:
 
 def test_the_multipliers_rise_by_gradient_ascent_while_the_density_is_above_the_target(tmp_path) -> None:
     dp = _model(target_density=0.2, density_warmup=0.0, multiplier_learning_rate=0.01)
-    trainer = DiffPruningTrainer(model=dp, args=_args(tmp_path, steps=1), train_dataset=token_dataset())
+    trainer = DiffPruningTrainer(
+        model=dp, args=trainer_args(tmp_path, 1, logging_steps=10), train_dataset=token_dataset()
+    )
     trainer.train()
     groups = {g["name"]: g for g in trainer.optimizer.param_groups}
     assert groups["multipliers"]["params"] == [dp.lagrange_multipliers]
@@ -63,12 +49,16 @@ def test_the_l0_stage_ends_near_the_target_density(tmp_path) -> None:
     """Without a penalty the gates stay open; with the Lagrangian the expected density follows the target."""
     steps, target = 200, 0.3
     free = _model(l0_lambda=0.0)
-    DiffPruningTrainer(model=free, args=_args(tmp_path / "free", 40), train_dataset=token_dataset()).train()
+    DiffPruningTrainer(
+        model=free, args=trainer_args(tmp_path / "free", 40, logging_steps=10), train_dataset=token_dataset()
+    ).train()
     # The gates (Adam, lr 0.1) move fast: the multipliers need a fast rate too, and the steps after the
     # warmup to settle (with 120 steps the density overshoots to 0.08 and has no time to come back).
     held = _model(target_density=target, density_warmup=0.5, multiplier_learning_rate=0.2)
     trainer = DiffPruningTrainer(
-        model=held, args=_args(tmp_path / "held", steps), train_dataset=token_dataset()
+        model=held,
+        args=trainer_args(tmp_path / "held", steps, logging_steps=10),
+        train_dataset=token_dataset(),
     )
     trainer.train()
     with torch.no_grad():

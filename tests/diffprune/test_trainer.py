@@ -4,27 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffprune_cases import CASES, token_dataset
-from transformers import TrainingArguments
+from diffprune_cases import CASES, token_dataset, trainer_args
 
 from deltamix.diffprune import DiffPruningConfig, DiffPruningModel, SparseDiff
 from deltamix.diffprune.trainer import DIFF_FILE_NAME, DiffPruningTrainer
-
-
-def _args(tmp_path, steps: int) -> TrainingArguments:
-    return TrainingArguments(
-        output_dir=str(tmp_path),
-        max_steps=steps,
-        per_device_train_batch_size=4,
-        lr_scheduler_type="linear",
-        max_grad_norm=1.0,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        use_cpu=True,
-        seed=0,
-        disable_tqdm=True,
-    )
 
 
 def test_three_stage_recipe_with_trainer(tmp_path) -> None:
@@ -33,7 +16,7 @@ def test_three_stage_recipe_with_trainer(tmp_path) -> None:
     )
     dp = DiffPruningModel(CASES["bert"].build(), config)
     trainer = DiffPruningTrainer(
-        model=dp, args=_args(tmp_path, steps=4), train_dataset=token_dataset(unused_text=True)
+        model=dp, args=trainer_args(tmp_path, steps=4), train_dataset=token_dataset(unused_text=True)
     )
 
     # The loss is the task loss plus lambda times the expected L0 penalty.
@@ -54,7 +37,7 @@ def test_three_stage_recipe_with_trainer(tmp_path) -> None:
     dp.project_()
     kept_before = dp.current_delta()
     stage2 = DiffPruningTrainer(
-        model=dp, args=_args(tmp_path, steps=2), train_dataset=token_dataset(unused_text=True)
+        model=dp, args=trainer_args(tmp_path, steps=2), train_dataset=token_dataset(unused_text=True)
     )
     stage2.train()
     assert {g["name"] for g in stage2.optimizer.param_groups} == {"diff", "dense"}
@@ -68,4 +51,4 @@ def test_three_stage_recipe_with_trainer(tmp_path) -> None:
 
 def test_trainer_needs_a_diff_pruning_model(tmp_path) -> None:
     with pytest.raises(ValueError, match="DiffPruningModel"):
-        DiffPruningTrainer(model=CASES["bert"].build(), args=_args(tmp_path, steps=1))
+        DiffPruningTrainer(model=CASES["bert"].build(), args=trainer_args(tmp_path, steps=1))

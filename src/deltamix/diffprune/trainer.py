@@ -127,17 +127,17 @@ class DiffPruningTrainer(Trainer):
             model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
         )
         dp, cfg = self.diff_model, self.diff_model.diff_config
-        if dp.training and dp.stage == "l0" and dp.lagrange_multipliers is not None:
+        multipliers = dp.lagrange_multipliers
+        if dp.training and dp.stage == "l0" and (multipliers is not None or cfg.l0_lambda > 0):
             penalty = dp.l0_penalty()
             self.last_l0_penalty = float(penalty.detach())
-            progress = self.state.global_step / max(self.state.max_steps, 1)
-            target = annealed_target(cfg.target_density, progress, cfg.density_warmup)
-            term = lagrangian_term(penalty / dp.num_gated, target, dp.lagrange_multipliers)
-            loss = loss + term.to(loss.dtype)
-        elif dp.training and dp.stage == "l0" and cfg.l0_lambda > 0:
-            penalty = dp.l0_penalty()
-            self.last_l0_penalty = float(penalty.detach())
-            loss = loss + cfg.l0_lambda * penalty.to(loss.dtype)
+            if multipliers is None:
+                term = cfg.l0_lambda * penalty.to(loss.dtype)
+            else:
+                progress = self.state.global_step / max(self.state.max_steps, 1)
+                target = annealed_target(cfg.target_density, progress, cfg.density_warmup)
+                term = lagrangian_term(penalty / dp.num_gated, target, multipliers).to(loss.dtype)
+            loss = loss + term
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:

@@ -42,7 +42,7 @@ class SaveEveryStepsCallback(TrainerCallback):
 class StageClock(TrainerCallback):
     """A stage's training seconds, summed over the processes that ran it (each resume is a segment).
 
-    Each checkpoint gets ``stage_clock.json``: the seconds and segments up to that checkpoint. A
+    Each checkpoint gets ``stage_clock.json`` (:meth:`summary` at that checkpoint). A
     process resuming from a checkpoint without it (written by a version before this clock, or killed
     between the checkpoint and this file) counts from zero and says so in ``seconds_complete``.
     """
@@ -53,7 +53,7 @@ class StageClock(TrainerCallback):
             try:
                 saved = json.loads((Path(resumed_from) / CLOCK_FILE).read_text(encoding="utf-8"))
                 self.prior_seconds, self.prior_segments = float(saved["seconds"]), int(saved["segments"])
-                self.complete = bool(saved.get("complete", True))
+                self.complete = bool(saved.get("seconds_complete", True))
             except (OSError, ValueError, KeyError, TypeError):
                 self.prior_segments, self.complete = 1, False
         self.start = time.perf_counter()
@@ -74,13 +74,5 @@ class StageClock(TrainerCallback):
         if state.is_world_process_zero:
             checkpoint = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
             if checkpoint.is_dir():
-                summary = self.summary()
-                atomic_write_json(
-                    checkpoint / CLOCK_FILE,
-                    {
-                        "seconds": summary["seconds"],
-                        "segments": summary["segments"],
-                        "complete": self.complete,
-                    },
-                )
+                atomic_write_json(checkpoint / CLOCK_FILE, self.summary())
         return control

@@ -20,7 +20,7 @@ from deltamix.glue.methods import L0_METHODS, METHODS
 from deltamix.io import atomic_path
 from deltamix.metrics import GLUE_AVERAGE_COLUMNS
 from deltamix.report.common import group_by, markdown_table, mean_sd
-from deltamix.report.glue_settings import render_paired_settings
+from deltamix.report.glue_settings import base_method, render_paired_settings
 
 logger = logging.getLogger(__name__)
 
@@ -52,19 +52,14 @@ def _in_main_table(record: dict[str, Any]) -> bool:
     return record["method"] in _SPARSITY_FREE or abs(record.get("target_sparsity", 0) - MAIN_SPARSITY) < 1e-12
 
 
-def _base_method(method: str) -> str:
-    """The method of a row label: "diffprune" for "diffprune (lambda 1e-05)" (see label_superseded_lambdas)."""
-    return method.split(" (")[0]
-
-
 def _method_order(method: str) -> tuple[int, str]:
-    base = _base_method(method)  # a relabelled row sorts next to its method's
+    base = base_method(method)  # a relabelled row sorts next to its method's
     return (METHODS.index(base) if base in METHODS else len(METHODS), method)
 
 
 def _l0_lambda(record: dict[str, Any]) -> float | None:
     """The L0 penalty weight a run used (None for methods without one or records before it was kept)."""
-    if _base_method(record["method"]) not in L0_METHODS:  # relabelled rows too
+    if base_method(record["method"]) not in L0_METHODS:  # relabelled rows too
         return None
     return record.get("config", {}).get("resolved_l0_lambda")
 
@@ -88,8 +83,8 @@ def _l0_setting(record: dict[str, Any]) -> L0Setting | None:
     apart = bool(config.get("clip_gates_apart", False))
     density = config.get("l0_target_density")
     if density is not None:
-        density, lam = (density, config.get("multiplier_lr", 0.05)), None
-    if _base_method(record["method"]) != "diffprune-structured":
+        density, lam = (density, config["multiplier_lr"]), None
+    if base_method(record["method"]) != "diffprune-structured":
         return (lam, None, apart, density)
     return (lam, config.get("structured_penalty", "product"), apart, density)
 
@@ -116,9 +111,9 @@ def default_l0_setting(record: dict[str, Any]) -> L0Setting:
 
     config = record.get("config", {})
     defaults = GlueRunConfig(
-        task=record["task"], method=_base_method(record["method"]), model=config.get("model")
+        task=record["task"], method=base_method(record["method"]), model=config.get("model")
     )
-    structured = _base_method(record["method"]) == "diffprune-structured"
+    structured = base_method(record["method"]) == "diffprune-structured"
     return (
         defaults.resolved_l0_lambda(),
         defaults.structured_penalty if structured else None,
@@ -303,7 +298,7 @@ def _curve_points(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[f
         r
         for r in records
         if (r["method"].startswith("diffprune") or r["method"] == "full")
-        and _base_method(r["method"]) == r["method"]
+        and base_method(r["method"]) == r["method"]
     ]
     if len({_plotted_sparsity(r) for r in curves}) < 2:
         return None
@@ -483,7 +478,7 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
             settings = {  # the unlabelled rows' settings (all runs of such a row share one)
                 r["method"]: setting
                 for r in main
-                if _base_method(r["method"]) == r["method"] and (setting := _l0_setting(r)) is not None
+                if base_method(r["method"]) == r["method"] and (setting := _l0_setting(r)) is not None
             }
             if settings:
                 shown = ", ".join(

@@ -19,7 +19,8 @@ from deltamix.glue.methods import L0_METHODS
 from deltamix.report.common import markdown_table
 
 
-def _base(method: str) -> str:
+def base_method(method: str) -> str:
+    """The method of a row label: "diffprune" for "diffprune (lambda 1e-05)" (see label_superseded_lambdas)."""
     return method.split(" (")[0]
 
 
@@ -69,11 +70,11 @@ def paired_setting_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     plain = {
         (r["method"], *_key(r)): r
         for r in records
-        if r["method"] in L0_METHODS and _base(r["method"]) == r["method"]
+        if r["method"] in L0_METHODS and base_method(r["method"]) == r["method"]
     }
     pairs = []
     for record in records:
-        base = _base(record["method"])
+        base = base_method(record["method"])
         if base == record["method"] or base not in L0_METHODS:
             continue
         default = plain.get((base, *_key(record)))
