@@ -67,3 +67,24 @@ def test_serve_rejects_a_file_as_run_folder_and_no_rounds(a_file: Path, capsys) 
     with pytest.raises(SystemExit):
         main(["diffprune", "serve", "--runs", str(a_file.parent), "--rounds", "0"])
     assert "argument --rounds: must be > 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--method", "diffprune-nonadaptive", "--l0-target-density", "0.02"],
+            "l0_target_density applies to",
+        ),
+        (["--method", "lora", "--first-stage-from", "."], "first_stage_from applies to the diff pruning"),
+    ],
+)
+def test_glue_flags_of_another_method_get_a_clear_error(
+    args: list[str], message: str, tmp_path: Path, capsys
+) -> None:
+    """Flags valid alone but not with this method: one error line, exit 2, no run folder written."""
+    out = tmp_path / "run"
+    status = main(["diffprune", "glue", "--task", "rte", "--output-dir", str(out), *args])
+    error = capsys.readouterr().err
+    assert status == 2 and error.startswith("deltamix: error: diffprune glue: ") and message in error
+    assert "Traceback" not in error and not out.exists()

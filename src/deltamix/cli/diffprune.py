@@ -187,43 +187,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_glue_command(args: argparse.Namespace) -> int:
+    from deltamix.errors import DeltamixError
     from deltamix.glue.run import GlueRunConfig, run_glue
 
-    config = GlueRunConfig(
-        task=args.task,
-        method=args.method,
-        model=args.model,
-        data_dir=None if args.data_dir is None else str(args.data_dir),
-        seed=args.seed,
-        output_dir=None if args.output_dir is None else str(args.output_dir),
-        results_dir=str(args.results_dir),
-        target_sparsity=args.target_sparsity,
-        max_length=args.max_length,
-        batch_size=args.batch_size,
-        eval_batch_size=args.eval_batch_size,
-        epochs=args.epochs,
-        mask_epochs=args.mask_epochs,
-        lr=args.lr,
-        alpha_lr=args.alpha_lr,
-        head_lr=args.head_lr,
-        mask_lr=args.mask_lr,
-        l0_lambda=args.l0_lambda,
-        l0_target_density=args.l0_target_density,
-        multiplier_lr=args.multiplier_lr,
-        structured_penalty=args.structured_penalty,
-        max_grad_norm=args.max_grad_norm,
-        clip_gates_apart=args.clip_gates_apart,
-        weight_decay=args.weight_decay,
-        warmup_ratio=args.warmup_ratio,
-        max_train_examples=args.max_train_examples,
-        max_eval_examples=args.max_eval_examples,
-        max_steps=args.max_steps,
-        logging_steps=args.logging_steps,
-        save_steps=args.save_steps,
-        keep_checkpoints=args.keep_checkpoints,
-        keep_first_stage=args.keep_first_stage,
-        first_stage_from=str(args.first_stage_from) if args.first_stage_from else None,
-    )
+    try:
+        config = GlueRunConfig(
+            task=args.task,
+            method=args.method,
+            model=args.model,
+            data_dir=None if args.data_dir is None else str(args.data_dir),
+            seed=args.seed,
+            output_dir=None if args.output_dir is None else str(args.output_dir),
+            results_dir=str(args.results_dir),
+            target_sparsity=args.target_sparsity,
+            max_length=args.max_length,
+            batch_size=args.batch_size,
+            eval_batch_size=args.eval_batch_size,
+            epochs=args.epochs,
+            mask_epochs=args.mask_epochs,
+            lr=args.lr,
+            alpha_lr=args.alpha_lr,
+            head_lr=args.head_lr,
+            mask_lr=args.mask_lr,
+            l0_lambda=args.l0_lambda,
+            l0_target_density=args.l0_target_density,
+            multiplier_lr=args.multiplier_lr,
+            structured_penalty=args.structured_penalty,
+            max_grad_norm=args.max_grad_norm,
+            clip_gates_apart=args.clip_gates_apart,
+            weight_decay=args.weight_decay,
+            warmup_ratio=args.warmup_ratio,
+            max_train_examples=args.max_train_examples,
+            max_eval_examples=args.max_eval_examples,
+            max_steps=args.max_steps,
+            logging_steps=args.logging_steps,
+            save_steps=args.save_steps,
+            keep_checkpoints=args.keep_checkpoints,
+            keep_first_stage=args.keep_first_stage,
+            first_stage_from=str(args.first_stage_from) if args.first_stage_from else None,
+        )
+    except ValueError as error:  # settings that conflict only together, e.g. a flag of another method
+        raise DeltamixError(f"diffprune glue: {error}") from None
     record = run_glue(config)
     if record:  # only the main process of a multi-GPU run has one
         metrics = ", ".join(f"{k} {100 * v:.2f}" for k, v in record["metrics"].items())
