@@ -301,3 +301,19 @@ def test_other_l0_settings_are_compared_run_by_run_with_the_default_of_the_same_
     )
     # without any pair there is no such section
     assert "run by run" not in render(records[:2], tmp_path)
+
+
+def test_a_task_run_for_some_methods_only_adds_an_average_over_the_shared_columns(tmp_path: Path) -> None:
+    records = [
+        _record("rte", "full", 0, {"accuracy": 0.70, "score": 0.70}),
+        _record("mrpc", "full", 0, {"accuracy": 0.80, "f1": 0.90, "score": 0.85}),
+        _record("rte", "bitfit", 0, {"accuracy": 0.60, "score": 0.60}),
+        _record("mrpc", "bitfit", 0, {"accuracy": 0.80, "f1": 0.80, "score": 0.80}),
+        _record("sst2", "bitfit", 0, {"accuracy": 0.90, "score": 0.90}),
+    ]
+    markdown = render(records, tmp_path)
+    assert "| method | stored | sst2 | mrpc | rte | avg | avg mrpc, rte |" in markdown
+    assert "| full | 0.5% | – | 85.0 (1) | 70.0 (1) | – | 77.5 |" in markdown
+    assert "| bitfit | 0.5% | 90.0 (1) | 80.0 (1) | 60.0 (1) | 76.7 | 70.0 |" in markdown
+    complete = render([r for r in records if r["task"] != "sst2"], tmp_path)
+    assert "| method | stored | mrpc | rte | avg |" in complete  # no second average when nothing is missing
