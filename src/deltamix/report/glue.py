@@ -170,21 +170,23 @@ def _average(scores: dict[str, list[float]], columns: list[str]) -> float | None
     return statistics.mean(statistics.mean(scores[c]) for c in averaged)
 
 
-def _shared_columns(table: dict[str, dict[str, list[float]]], columns: list[str]) -> list[str]:
-    """The averaged columns that every plain method row (no L0-setting label) has.
+def _shared_columns(table: dict[str, dict[str, list[float]]], averaged: list[str]) -> list[str]:
+    """The ``averaged`` columns (those of the GLUE average) that every plain method row (no L0-setting
+    label) has.
 
     While a task is run for some methods only (SST-2 takes days on a CPU), the full GLUE average is
     missing from most rows; the average over these columns keeps the rows comparable meanwhile.
     """
     plain = [row for method, row in table.items() if base_method(method) == method]
-    return [c for c in columns if c in GLUE_AVERAGE_COLUMNS and all(c in row for row in plain)]
+    return [c for c in averaged if all(c in row for row in plain)]
 
 
 def _score_table(records: list[dict[str, Any]]) -> tuple[str, dict[str, dict[str, list[float]]], list[str]]:
     table = _per_column(records)
     columns = [c for c in _COLUMNS if any(c in row for row in table.values())]
-    shared = _shared_columns(table, columns)
-    partial = 0 < len(shared) < len([c for c in columns if c in GLUE_AVERAGE_COLUMNS])
+    averaged = [c for c in columns if c in GLUE_AVERAGE_COLUMNS]
+    shared = _shared_columns(table, averaged)
+    partial = 0 < len(shared) < len(averaged)
     rows = []
     for method in sorted(table, key=_method_order):
         stored = [r["stored_fraction"] for r in records if r["method"] == method and r.get("stored_fraction")]
