@@ -317,3 +317,31 @@ def test_a_task_run_for_some_methods_only_adds_an_average_over_the_shared_column
     assert "| bitfit | 0.5% | 90.0 (1) | 80.0 (1) | 60.0 (1) | 76.7 | 70.0 |" in markdown
     complete = render([r for r in records if r["task"] != "sst2"], tmp_path)
     assert "| method | stored | mrpc | rte | avg |" in complete  # no second average when nothing is missing
+
+
+def test_other_l0_settings_are_compared_with_peft_on_the_shared_tasks(tmp_path: Path) -> None:
+    """The goal beyond the paper, per labelled setting: only settings run on every task of the plain rows."""
+
+    def l0_run(task: str, score: float, **config) -> dict:
+        return _record(
+            task,
+            "diffprune",
+            0,
+            {"accuracy": score, "score": score},
+            config={"resolved_l0_lambda": 2e-7, "multiplier_lr": 0.05, **config},
+            finished_at="2026-11-26T10:00:00",
+        )
+
+    records = [
+        *(_record(t, "lora", 0, {"accuracy": 0.70, "score": 0.70}) for t in ("rte", "mrpc")),
+        *(l0_run(t, 0.60) for t in ("rte", "mrpc")),
+        *(l0_run(t, 0.74, l0_target_density=0.02) for t in ("rte", "mrpc")),
+        l0_run("rte", 0.90, l0_lambda=1e-6, resolved_l0_lambda=1e-6),  # RTE only: no goal line
+    ]
+    markdown = render(records, tmp_path)
+    assert "diff pruning above LoRA at the same budget: diffprune 60.0 vs lora 70.0" in markdown
+    assert (
+        "- above LoRA at the same budget: diffprune (target density 2%, multiplier lr 0.05) 74.0 vs lora 70.0 "
+        "(Δ +4.0 over mrpc, rte; seeds mrpc 1 vs 1, rte 1 vs 1): **holds**"
+    ) in markdown
+    assert "diffprune (lambda 1e-06) 90.0 vs lora" not in markdown
