@@ -16,7 +16,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from deltamix.glue.methods import L0_METHODS, METHODS
+from deltamix.glue.methods import L0_METHODS, METHODS, PEFT_METHODS
 from deltamix.io import atomic_path
 from deltamix.metrics import GLUE_AVERAGE_COLUMNS
 from deltamix.report.common import group_by, markdown_table, mean_sd
@@ -181,7 +181,11 @@ def _shared_columns(table: dict[str, dict[str, list[float]]], averaged: list[str
     return [c for c in averaged if all(c in row for row in plain)]
 
 
-def _score_table(records: list[dict[str, Any]]) -> tuple[str, dict[str, dict[str, list[float]]], list[str]]:
+def _score_table(
+    records: list[dict[str, Any]],
+) -> tuple[str, dict[str, dict[str, list[float]]], list[str], list[str]]:
+    """The main table's markdown, its scores (method -> column -> one per seed), its columns, and the
+    columns of the GLUE average every plain row has (`_shared_columns`)."""
     table = _per_column(records)
     columns = [c for c in _COLUMNS if any(c in row for row in table.values())]
     averaged = [c for c in columns if c in GLUE_AVERAGE_COLUMNS]
@@ -200,7 +204,7 @@ def _score_table(records: list[dict[str, Any]]) -> tuple[str, dict[str, dict[str
             ]
         )
     header = ["method", "stored", *columns, "avg", *([f"avg {', '.join(shared)}"] if partial else [])]
-    return markdown_table(header, rows), table, columns
+    return markdown_table(header, rows), table, columns, shared
 
 
 def _storage_table(records: list[dict[str, Any]]) -> str:
@@ -262,23 +266,22 @@ def _claims(
     return lines
 
 
-def _setting_goal_claims(table: dict[str, dict[str, list[float]]], columns: list[str]) -> list[str]:
-    """The goal beyond the paper (diff pruning above every PEFT method at the same budget) for each
-    labelled L0 setting of diff pruning (e.g. "diffprune (target density 2%)") that has every column all
-    plain rows have, over those columns, as `_claims` words it."""
-    shared = _shared_columns(table, [c for c in columns if c in GLUE_AVERAGE_COLUMNS])
+def _setting_goal_claims(table: dict[str, dict[str, list[float]]], shared: list[str]) -> list[str]:
+    """The goal beyond the paper (the `_CLAIMS` of diff pruning against the PEFT methods) for each
+    labelled L0 setting of diff pruning (e.g. "diffprune (target density 2%)") that has all the
+    ``shared`` columns (those every plain row has), over those columns."""
+    if not shared:
+        return []
     settings = sorted(
         m
         for m in table
-        if m != "diffprune"
-        and base_method(m) == "diffprune"
-        and shared
-        and all(c in table[m] for c in shared)
+        if m != "diffprune" and base_method(m) == "diffprune" and all(c in table[m] for c in shared)
     )
     claims = tuple(
-        (setting, peft, f"above {name} at the same budget", 0.0)
+        (setting, other, text.removeprefix("diff pruning "), margin)
         for setting in settings
-        for peft, name in (("lora", "LoRA"), ("shira", "SHiRA"), ("supertuning", "SuperTuning"))
+        for ours, other, text, margin in _CLAIMS
+        if ours == "diffprune" and other in PEFT_METHODS
     )
     return _claims(table, shared, claims)
 
@@ -506,7 +509,7 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
         lines.append(f"### {model}\n")
         slug = re.sub(r"[^A-Za-z0-9]+", "-", model).strip("-")[-40:] or "model"
         if main:
-            table, scores, columns = _score_table(main)
+            table, scores, columns, shared = _score_table(main)
             lines += [
                 f"Dev score x 100, mean ± sd (seeds) at target sparsity {100 * MAIN_SPARSITY:g}% "
                 "(full, last-layer and BitFit have their own size). A task's score is the mean of its "
@@ -539,7 +542,7 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
                     "then):\n",
                     paired,
                 ]
-            goal = _setting_goal_claims(scores, columns)
+            goal = _setting_goal_claims(scores, shared)
             if goal:
                 lines += [
                     "Other L0 settings against the PEFT baselines (the goal beyond the paper; settings run on "
@@ -571,6 +574,6 @@ def summary(records: list[dict[str, Any]]) -> list[str]:
     for model, model_records in group_by(records, lambda r: r.get("model") or "?").items():
         main = [r for r in label_superseded_lambdas(model_records) if _in_main_table(r)]
         if main:
-            _, scores, columns = _score_table(main)
+            _, scores, columns, _ = _score_table(main)
             lines += [f"GLUE dev, {model}: {claim.removeprefix('- ')}" for claim in _claims(scores, columns)]
     return lines
