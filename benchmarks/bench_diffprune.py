@@ -2,12 +2,15 @@
 
 Each (model, method) runs in a fresh process so that peak memory (VmHWM, reset after setup) is its
 own. Methods: full fine-tuning (AdamW on every parameter), the L0 stage of diff pruning (and of
-structured diff pruning, with a group gate per tensor) and the fixed-mask stage after projection to
-the target sparsity; all on the same random batch. Results are
-appended to results/bench.jsonl (one record per table row) and rendered by `deltamix report`.
+structured diff pruning, with a group gate per tensor; and with every input-embedding row computed,
+``embedding_rows_only=False``, to measure what computing only the looked-up rows saves) and the
+fixed-mask stage after projection to the target sparsity; all on the same random batch. Results are
+appended to results/bench.jsonl (one record per table row) and rendered by `deltamix report`. The
+step-time records of a sequence length other than 128 get their own task (``...-seq24``): short
+sentences (SST-2's are ~24 tokens) leave the per-parameter work a larger share of a step.
 
     python benchmarks/bench_diffprune.py                      # MiniLM and BERT-base, 8 x 128
-    python benchmarks/bench_diffprune.py --models minilm --steps 5
+    python benchmarks/bench_diffprune.py --models minilm --rounds 7 --seq-len 24 --no-switch
 """
 
 from __future__ import annotations
@@ -26,7 +29,13 @@ from typing import Any
 
 logger = logging.getLogger("bench_diffprune")
 
-METHODS = ("full-ft", "diff-pruning-l0", "diff-pruning-structured-l0", "diff-pruning-fixed-mask")
+METHODS = (
+    "full-ft",
+    "diff-pruning-l0",
+    "diff-pruning-every-row-l0",  # the L0 stage computing every input-embedding row (embedding_rows_only off)
+    "diff-pruning-structured-l0",
+    "diff-pruning-fixed-mask",
+)
 MODELS = ("minilm", "bert-base")
 
 
@@ -103,6 +112,7 @@ def _setup(model_name: str, method: str, args: dict[str, Any]) -> dict[str, Any]
         dense_modules=["classifier"],
         target_sparsity=args["sparsity"],
         structured=method == "diff-pruning-structured-l0",
+        embedding_rows_only=method != "diff-pruning-every-row-l0",
     )
     if method == "full-ft":
         runner = model
@@ -392,6 +402,11 @@ def _switch_only(args: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in records if not r["task"].startswith("diffprune-train")]
 
 
+def _train_task(model_name: str, seq_len: int) -> str:
+    """The step-time benchmark's record task: the default 8 x 128 batch unnamed, other lengths named."""
+    return f"diffprune-train-{model_name}" + ("" if seq_len == 128 else f"-seq{seq_len}")
+
+
 def _records(
     results: list[dict[str, Any]], timings: dict[str, Any], args: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -427,7 +442,7 @@ def _records(
             records.append(
                 make_record(
                     "bench",
-                    f"diffprune-train-{model_name}",
+                    _train_task(model_name, args["seq_len"]),
                     method,
                     args["seed"],
                     metrics,

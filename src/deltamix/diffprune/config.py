@@ -129,6 +129,16 @@ class DiffPruningConfig:
             "per gated parameter, stay allocated between steps); False allocates them every step"
         },
     )
+    embedding_rows_only: bool = field(
+        default=True,
+        metadata={
+            "help": "L0 stage, with gradients: draw gates and compose theta only at the rows of the input "
+            "word embeddings that the batch's input_ids (and the pad id) look up; the other rows cannot "
+            "reach the loss, so the result is the same (their w gets no gradient, their alpha the "
+            "penalty's alone) and a step is faster where the vocabulary is a large share of the "
+            "parameters (half of MiniLM's). Off for tied or shared embeddings and encoder-decoders"
+        },
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 < self.target_sparsity <= 1.0:

@@ -45,6 +45,48 @@ def _gate_(z: Tensor, alpha: Tensor, left: float, right: float, sample: bool) ->
     return z.mul_(right - left).add_(left).clamp_(0.0, 1.0)
 
 
+def _times(values: Tensor, group_gate: Tensor | None) -> Tensor:
+    """``values`` times the tensor's group gate in place (structured), or ``values`` unchanged."""
+    return values if group_gate is None else values.mul_(group_gate)
+
+
+def _row_gradient(grad: Tensor, row_ids: Tensor, entries: Tensor) -> Tensor:
+    """The incoming gradient of a row-restricted tensor at its rows ``row_ids``, flat, shape (m * width,), fp32.
+
+    ``grad`` is dense (entries gathered) or sparse COO over rows (``nn.Embedding(sparse=True)``: no
+    vocabulary-sized gradient is ever filled); rows it does not name get 0.
+    """
+    if not grad.is_sparse:
+        return grad.reshape(-1)[entries].float()
+    grad = grad.coalesce()
+    rows = torch.zeros(row_ids.numel(), grad.shape[1], dtype=torch.float32, device=grad.device)
+    rows[torch.searchsorted(row_ids, grad.indices()[0])] = grad.values().float()
+    return rows.reshape(-1)
+
+
+def _compose_rows_(
+    flat_theta: Tensor,
+    flat_base: Tensor,
+    w: Tensor,
+    alpha: Tensor,
+    start: int,
+    entries: Tensor,
+    left: float,
+    right: float,
+    sample: bool,
+    group_gate: Tensor | None,
+) -> Tensor:
+    """theta = base, then base + z * w [* zg] at ``entries`` only (shape (m,)); returns their gates z, shape (m,)."""
+    flat_theta.copy_(flat_base)
+    at = entries + start
+    z = _gate_(
+        torch.empty(entries.numel(), dtype=alpha.dtype, device=alpha.device), alpha[at], left, right, sample
+    )
+    product = _times(torch.mul(z, w[at]), group_gate).to(flat_theta.dtype)
+    flat_theta.index_copy_(0, entries, product.add_(flat_base[entries]))
+    return z
+
+
 @torch.no_grad()
 def deterministic_delta(
     w: Tensor, alpha: Tensor, left: float, right: float, offsets: Sequence[int]
@@ -79,6 +121,12 @@ class GatedTheta(torch.autograd.Function):
         offsets: start of each tensor in the flat vectors.
         penalty_shift: log(-l / r) to also compute the expected L0 norm of each tensor, or None.
         alive: a one-element list set to False when backward runs (the graph is then used up).
+        rows: ``(i, row_ids)``: of the 2-D tensor i only the rows ``row_ids`` (int64, sorted, unique,
+            shape (m,)) can reach the loss (the rows of an input embedding that the batch looks
+            up), or None. Only their gates are drawn and their theta composed; theta_i is base_i
+            elsewhere, the gradient of w there is 0 and that of alpha the penalty's alone (exact:
+            the loss does not depend on those entries). The penalty still covers every entry.
+            Tensor i's incoming gradient may be sparse (``nn.Embedding(sparse=True)``).
         *bases: the frozen base tensors, in the order of ``offsets`` (any float dtype, contiguous).
 
     Returns:
@@ -89,7 +137,7 @@ class GatedTheta(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx, w, alpha, group_z, workspace, left, right, sample, offsets, penalty_shift, alive, *bases
+        ctx, w, alpha, group_z, workspace, left, right, sample, offsets, penalty_shift, alive, rows, *bases
     ):
         thetas = []
         device = alpha.device
@@ -99,17 +147,27 @@ class GatedTheta(torch.autograd.Function):
         delta = (
             workspace.take("scratch_delta", (CHUNK,), alpha.dtype, device) if group_z is not None else None
         )
+        row_index, row_ids, row_entries, row_z = -1, None, None, None
+        if rows is not None:
+            row_index, row_ids = rows
+            width = bases[row_index].shape[1]
+            row_entries = (row_ids[:, None] * width + torch.arange(width, device=device)).reshape(-1)
         for index, (start, base) in enumerate(zip(offsets, bases, strict=True)):
             numel = base.numel()
             theta = workspace.take(("theta", index), base.shape, base.dtype, base.device)
             flat_theta, flat_base = theta.view(-1), base.reshape(-1)
+            if index == row_index:
+                row_z = _compose_rows_(flat_theta, flat_base, w, alpha, start, row_entries, left, right, sample,
+                                       None if group_z is None else group_z[index])  # fmt: skip
             for a in _chunks(numel):
                 b = min(a + CHUNK, numel)
                 lo, hi = start + a, start + b
-                z = _gate_(z_all[lo:hi], alpha[lo:hi], left, right, sample)
                 if penalty_shift is not None:  # the expected L0 of this chunk, while alpha is in cache
                     p = torch.sub(alpha[lo:hi], penalty_shift, out=scratch[: b - a]).sigmoid_()
                     penalty[index] += p.sum(dtype=torch.float64)
+                if index == row_index:
+                    continue
+                z = _gate_(z_all[lo:hi], alpha[lo:hi], left, right, sample)
                 if group_z is None:
                     # base + z * w: the product rounded to theta's dtype, then the sum (as base + delta)
                     torch.mul(z, w[lo:hi], out=flat_theta[a:b]).add_(flat_base[a:b])
@@ -117,7 +175,8 @@ class GatedTheta(torch.autograd.Function):
                     product = torch.mul(z, w[lo:hi], out=delta[: b - a])
                     torch.mul(product, group_z[index], out=flat_theta[a:b]).add_(flat_base[a:b])
             thetas.append(theta)
-        ctx.save_for_backward(w, alpha, z_all, group_z)
+        ctx.save_for_backward(w, alpha, z_all, group_z, row_ids, row_entries, row_z)
+        ctx.row_index = row_index
         ctx.workspace = workspace
         ctx.stretch = (left, right)
         ctx.penalty_shift = penalty_shift
@@ -129,7 +188,7 @@ class GatedTheta(torch.autograd.Function):
     def backward(ctx, *grads):
         *grads, grad_penalty = grads
         ctx.alive[0] = False  # this graph is used up; its penalty output cannot be reused
-        w, alpha, z_all, group_z = ctx.saved_tensors
+        w, alpha, z_all, group_z, row_ids, row_entries, row_z = ctx.saved_tensors
         with_penalty = grad_penalty is not None and ctx.penalty_shift is not None
         left, right = ctx.stretch
         need_w, need_alpha, need_group = ctx.needs_input_grad[:3]
@@ -147,8 +206,39 @@ class GatedTheta(torch.autograd.Function):
         for index, ((start, numel, _), grad) in enumerate(zip(ctx.spans, grads, strict=True)):
             if grad is None:  # this tensor did not reach the loss
                 grad = torch.zeros((), dtype=w.dtype, device=w.device).expand(numel)
-            flat_grad = grad.reshape(-1)
             zg = group_z[index] if group_z is not None else None
+            if index == ctx.row_index:
+                g = _row_gradient(grad, row_ids, row_entries)
+                rows_w = w[row_entries + start]
+                span = slice(start, start + numel)
+                if need_w:
+                    grad_w[span].zero_().index_copy_(0, row_entries, _times(torch.mul(g, row_z), zg))
+                if need_alpha or need_group:
+                    gw = torch.mul(g, rows_w)
+                    if need_group:
+                        grad_group[index] += torch.dot(gw, row_z).double()
+                if need_alpha:
+                    slope = torch.sub(left + right, row_z)
+                    torch.addcmul(offset, slope, row_z, value=scale, out=slope)
+                    torch.ops.aten.hardtanh_backward.grad_input(slope, row_z, 0.0, 1.0, grad_input=slope)
+                    from_loss = _times(gw, zg).mul_(slope)
+                    if with_penalty:
+                        for a in _chunks(numel):
+                            b = min(a + CHUNK, numel)
+                            p = torch.sub(
+                                alpha[start + a : start + b],
+                                ctx.penalty_shift,
+                                out=grad_alpha[start + a : start + b],
+                            )
+                            p.sigmoid_()
+                            torch.ops.aten.sigmoid_backward.grad_input(
+                                grad_penalty[index].expand_as(p), p, grad_input=p
+                            )
+                    else:
+                        grad_alpha[span].zero_()
+                    grad_alpha[span].index_add_(0, row_entries, from_loss)
+                continue
+            flat_grad = (grad.to_dense() if grad.is_sparse else grad).reshape(-1)
             for a in _chunks(numel):
                 b = min(a + CHUNK, numel)
                 lo, hi = start + a, start + b
@@ -178,7 +268,7 @@ class GatedTheta(torch.autograd.Function):
                         out.mul_(slope)
         if grad_group is not None:
             grad_group = grad_group.to(group_z.dtype)
-        return (grad_w, grad_alpha, grad_group, *([None] * 7), *([None] * len(ctx.spans)))
+        return (grad_w, grad_alpha, grad_group, *([None] * 8), *([None] * len(ctx.spans)))
 
 
 def gated_thetas(
@@ -193,6 +283,7 @@ def gated_thetas(
     alive: list[bool] | None = None,
     workspace: Workspace | None = None,
     group_z: Tensor | None = None,
+    rows: tuple[int, Tensor] | None = None,
 ) -> tuple[tuple[Tensor, ...], Tensor | None]:
     """(theta_i = base_i + z_i * w_i [* group_z_i] per tensor, expected L0 per tensor or None); see
     :class:`GatedTheta`.
@@ -203,7 +294,8 @@ def gated_thetas(
     penalty costs no d-sized tensor of its own): ``.sum()`` is the unstructured penalty; the
     structured one adds the group gates' P(z != 0) to it, or (the paper's product) weights each
     tensor's term by its group gate's P(z != 0) (see ``DiffPruningModel.l0_penalty``). ``group_z`` (shape (num tensors,),
-    differentiable) multiplies each tensor's diff (structured diff pruning). ``alive[0]`` turns
+    differentiable) multiplies each tensor's diff (structured diff pruning). ``rows = (i, row_ids)``
+    computes the 2-D tensor i at those rows only (see :class:`GatedTheta`). ``alive[0]`` turns
     False once the backward pass has run. Pass the same ``workspace`` every step to reuse its
     buffers (a new one each call allocates everything afresh).
     """
@@ -211,7 +303,7 @@ def gated_thetas(
     alive = alive if alive is not None else [True]
     workspace = workspace if workspace is not None else Workspace()
     *thetas, penalty = GatedTheta.apply(
-        w, alpha, group_z, workspace, left, right, sample, list(offsets), shift, alive, *bases
+        w, alpha, group_z, workspace, left, right, sample, list(offsets), shift, alive, rows, *bases
     )
     return tuple(thetas), penalty if with_penalty else None
 

@@ -52,6 +52,31 @@ class _Span:
     shape: tuple[int, ...]
 
 
+def _input_embedding(model: nn.Module, spans: list[_Span]) -> tuple[nn.Embedding, int] | None:
+    """(module, span index) of ``model``'s input word embeddings, if gated and looked up only at
+    input_ids; None otherwise (no ``get_input_embeddings``, not a plain ``nn.Embedding``, tied or
+    shared with another parameter such as an LM head, or an encoder-decoder, whose decoder reads
+    other ids).
+    """
+    getter = getattr(model, "get_input_embeddings", None)
+    try:
+        embedding = getter() if callable(getter) else None
+    except NotImplementedError:
+        return None
+    config = getattr(model, "config", None)
+    if not isinstance(embedding, nn.Embedding) or getattr(config, "is_encoder_decoder", False):
+        return None
+    if embedding.max_norm is not None or embedding.scale_grad_by_freq:
+        return None  # max_norm renormalises looked-up rows in place
+    names = [name for name, p in model.named_parameters(remove_duplicate=False) if p is embedding.weight]
+    if len(names) != 1:
+        return None
+    for index, span in enumerate(spans):
+        if span.name == names[0]:
+            return embedding, index
+    return None
+
+
 class DiffPruningModel(nn.Module):
     """Diff pruning around any ``nn.Module`` (a Hugging Face model or plain PyTorch).
 
@@ -101,6 +126,8 @@ class DiffPruningModel(nn.Module):
             offset += p.numel()
         self._spans: list[_Span] = spans
         self.num_gated = offset
+        # The input embedding's (module, span index): its rows are computed only where looked up.
+        self._embedding_rows_of = _input_embedding(model, spans) if config.embedding_rows_only else None
         device = next(iter(devices))
         self.w: nn.Parameter | None = nn.Parameter(torch.zeros(offset, device=device))
         self.alpha: nn.Parameter | None = None
@@ -210,8 +237,30 @@ class DiffPruningModel(nn.Module):
     def _sample_gates(self) -> bool:
         return self.training or self.diff_config.eval_gate == "sampled"
 
-    def _effective_params(self) -> dict[str, Tensor]:
-        """theta = base + delta for every gated tensor that has a diff."""
+    def _embedding_rows(self, kwargs: dict[str, Any]) -> tuple[int, Tensor] | None:
+        """(span index, sorted row ids) of the input-embedding rows this call looks up, for
+        `gated_thetas` ``rows``; None where every entry must be computed.
+
+        Only in the L0 stage with gradients enabled (a no-grad evaluation keeps the chunked path, so
+        ``merged()`` stays bit for bit the unmerged model) and with ``input_ids`` given by keyword.
+        """
+        found = self._embedding_rows_of
+        ids = kwargs.get("input_ids")
+        if found is None or not isinstance(ids, Tensor) or kwargs.get("inputs_embeds") is not None:
+            return None
+        if self.alpha is None or self.kept_values is not None or not torch.is_grad_enabled():
+            return None
+        embedding, index = found
+        rows = ids.reshape(-1)
+        if embedding.padding_idx is not None:  # a model may pad input_ids itself (Longformer)
+            rows = torch.cat([rows, rows.new_tensor([embedding.padding_idx])])
+        rows = torch.unique(rows.to(self.w.device))
+        if rows.numel() == 0 or int(rows[0]) < 0 or int(rows[-1]) >= embedding.num_embeddings:
+            return None  # out-of-range ids: let the model raise its own error
+        return index, rows
+
+    def _effective_params(self, rows: tuple[int, Tensor] | None = None) -> dict[str, Tensor]:
+        """theta = base + delta for every gated tensor that has a diff (``rows``: see `_embedding_rows`)."""
         base = dict(self.base_model.named_parameters())
         theta: dict[str, Tensor] = {}
         if self.kept_values is not None:
@@ -238,6 +287,7 @@ class DiffPruningModel(nn.Module):
                 alive=alive,
                 workspace=self._workspace if cfg.reuse_buffers else None,  # see workspace.py
                 group_z=self._group_gates(sample) if self.group_alpha is not None else None,
+                rows=rows,
             )
             # l0_penalty() uses this per-tensor expected L0 while alpha is unchanged (optimizer steps
             # bump its version) and the graph has not been used by a backward pass yet.
@@ -252,9 +302,16 @@ class DiffPruningModel(nn.Module):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Call the base model with theta = base + delta; same arguments and outputs as the base model."""
         self._check_usable()
-        return functional_call(
-            self.base_model, self._effective_params(), args, kwargs, tie_weights=True, strict=False
-        )
+        rows = self._embedding_rows(kwargs)
+        params = self._effective_params(rows)
+        if rows is None:
+            return functional_call(self.base_model, params, args, kwargs, tie_weights=True, strict=False)
+        embedding = self._embedding_rows_of[0]
+        sparse, embedding.sparse = embedding.sparse, True  # a gradient over the looked-up rows only
+        try:
+            return functional_call(self.base_model, params, args, kwargs, tie_weights=True, strict=False)
+        finally:
+            embedding.sparse = sparse
 
     def l0_penalty(self) -> Tensor:
         """The expected L0 norm of the gates (a scalar, differentiable in alpha).

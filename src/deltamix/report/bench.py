@@ -35,6 +35,7 @@ def _format(value: Any) -> str:
 # The performance targets of the issues: (benchmark task, method, metric, what it measures, at most).
 TARGETS = (
     ("diffprune-train-minilm", "diff-pruning-l0", "step_vs_full", "L0 step vs full fine-tuning, MiniLM", 1.3),
+    ("diffprune-train-minilm-seq24", "diff-pruning-l0", "step_vs_full", "L0 step vs full fine-tuning, MiniLM, 8 x 24 tokens", 1.3),
     ("diffprune-train-bert-base", "diff-pruning-l0", "step_vs_full", "L0 step vs full fine-tuning, BERT-base", 1.3),
     ("diffprune-train-minilm", "diff-pruning-fixed-mask", "step_vs_full", "fixed-mask step vs full FT, MiniLM", 1.1),
     ("diffprune-train-bert-base", "diff-pruning-fixed-mask", "step_vs_full", "fixed-mask step vs full FT, BERT-base", 1.1),

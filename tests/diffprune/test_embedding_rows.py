@@ -1,0 +1,159 @@
+"""The L0 stage computes the input embedding's diff only at the rows a batch looks up (embedding_rows_only).
+
+The other rows cannot reach the loss, so the result must be that of computing every entry: the same
+loss, the same gradients (w: 0 off the rows; alpha: the penalty's alone there).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from diffprune_cases import CASES
+
+import deltamix.diffprune.fused as fused
+from deltamix.diffprune import DiffPruningConfig, DiffPruningModel
+from deltamix.diffprune.hard_concrete import prob_nonzero
+
+L, R = -1.5, 1.5
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fused, "CHUNK", 37)  # chunk boundaries inside and across every tensor
+
+
+def _kernel_inputs():
+    g = torch.Generator().manual_seed(0)
+    bases = [torch.randn(3, 7, generator=g), torch.randn(12, 5, generator=g), torch.randn(9, generator=g)]
+    d = sum(b.numel() for b in bases)
+    w = torch.randn(d, generator=g).requires_grad_()
+    alpha = (torch.randn(d, generator=g) * 3).requires_grad_()
+    group_z = torch.rand(len(bases), generator=g).requires_grad_()
+    return bases, w, alpha, group_z, [0, 21, 81]
+
+
+@pytest.mark.parametrize("structured", [False, True])
+@pytest.mark.parametrize("sparse_gradient", [False, True])
+def test_the_kernel_at_some_rows_matches_every_entry(structured: bool, sparse_gradient: bool) -> None:
+    bases, w, alpha, group_z, offsets = _kernel_inputs()
+    looked_up = torch.tensor([0, 3, 3, 7, 11])  # tensor 1's rows the "batch" reads (one twice)
+    row_ids = torch.unique(looked_up)
+    values = torch.randn(looked_up.numel(), 5, generator=torch.Generator().manual_seed(1))
+    weights = [torch.randn(b.shape, generator=torch.Generator().manual_seed(i)) for i, b in enumerate(bases)]
+
+    def run(rows):
+        w.grad = alpha.grad = group_z.grad = None
+        thetas, penalty = fused.gated_thetas(
+            w, alpha, L, R, False, offsets, bases, with_penalty=True,
+            group_z=group_z if structured else None, rows=rows,
+        )  # fmt: skip
+        table = thetas[1]
+        if sparse_gradient:  # what nn.Embedding(sparse=True) sends back: a sparse gradient over rows
+            loss = (torch.nn.functional.embedding(looked_up, table, sparse=True) * values).sum()
+        else:
+            loss = (table[looked_up] * values).sum()
+        loss = loss + (thetas[0] * weights[0]).sum() + (thetas[2] * weights[2]).sum() + 3.0 * penalty.sum()
+        loss.backward()
+        grads = (w.grad.clone(), alpha.grad.clone(), group_z.grad.clone() if structured else None)
+        return [t.detach() for t in thetas], float(loss.detach()), grads
+
+    thetas_rows, loss_rows, grads_rows = run((1, row_ids))
+    thetas_all, loss_all, grads_all = run(None)
+    assert loss_rows == pytest.approx(loss_all, rel=1e-6)
+    assert torch.equal(thetas_rows[0], thetas_all[0]) and torch.equal(thetas_rows[2], thetas_all[2])
+    assert torch.allclose(thetas_rows[1][row_ids], thetas_all[1][row_ids], rtol=0, atol=1e-6)
+    others = torch.ones(12, dtype=torch.bool)
+    others[row_ids] = False
+    assert torch.equal(thetas_rows[1][others], bases[1][others])  # rows not looked up: the base
+    for got, expected in zip(grads_rows, grads_all, strict=True):
+        if expected is not None:
+            assert torch.allclose(got, expected, rtol=1e-5, atol=1e-6)
+    untouched = slice(21 + 5 * 1, 21 + 5 * 3)  # rows 1 and 2 of tensor 1
+    assert (grads_rows[0][untouched] == 0).all()
+    p = prob_nonzero(alpha.detach()[untouched], L, R)
+    assert torch.allclose(grads_rows[1][untouched], 3.0 * p * (1 - p), rtol=1e-5, atol=1e-7)
+
+
+def _bert_pair(structured: bool):
+    """The same tiny BERT wrapped twice: rows only, and every entry; spread-out diffs and gates."""
+    models = []
+    for rows_only in (True, False):
+        config = DiffPruningConfig(
+            dense_modules=["classifier"], structured=structured, embedding_rows_only=rows_only
+        )
+        model = DiffPruningModel(CASES["bert"].build(), config)
+        with torch.no_grad():
+            model.w.normal_(0, 0.01, generator=torch.Generator().manual_seed(1))
+            model.alpha.normal_(0, 2, generator=torch.Generator().manual_seed(2))
+        models.append(model)
+    return models
+
+
+def _ids() -> dict[str, torch.Tensor]:
+    ids = torch.tensor([[2, 5, 7, 9, 0, 0], [3, 5, 11, 13, 17, 0]])
+    return {"input_ids": ids, "attention_mask": (ids > 0).long(), "labels": torch.tensor([0, 2])}
+
+
+@pytest.mark.parametrize("structured", [False, True])
+def test_a_model_gets_the_same_loss_and_gradients_as_with_every_row(structured: bool, monkeypatch) -> None:
+    fast, reference = _bert_pair(structured)
+    assert fast._embedding_rows_of is not None and reference._embedding_rows_of is None
+    seen = []
+    kernel = fused.gated_thetas
+    monkeypatch.setattr(
+        "deltamix.diffprune.model.gated_thetas", lambda *a, **k: seen.append(k["rows"]) or kernel(*a, **k)
+    )
+    results = []
+    for model in (fast, reference):
+        model.eval()  # deterministic gates, no dropout; gradients on
+        loss = model(**_ids()).loss + 1e-3 * model.l0_penalty()
+        loss.backward()
+        grads = [p.grad for p in (model.w, model.alpha, model.group_alpha) if p is not None]
+        results.append((float(loss.detach()), grads))
+    assert seen[0] is not None and torch.equal(seen[0][1], torch.tensor([0, 2, 3, 5, 7, 9, 11, 13, 17]))
+    assert seen[1] is None
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-6)
+    for got, expected in zip(results[0][1], results[1][1], strict=True):
+        assert torch.allclose(got, expected, rtol=1e-5, atol=1e-8)
+    assert fast._embedding_rows_of[0].sparse is False  # restored after the call
+
+
+def test_training_steps_leave_the_unread_rows_to_the_penalty() -> None:
+    model, _ = _bert_pair(structured=False)
+    model.train()
+    lam = 1e-3
+    (model(**_ids()).loss + lam * model.l0_penalty()).backward()
+    _, index = model._embedding_rows_of
+    span = model._spans[index]
+    width = span.shape[1]
+    row = 40  # a row no input id reads
+    entries = slice(span.offset + row * width, span.offset + (row + 1) * width)
+    assert (model.w.grad[entries] == 0).all()
+    config = model.diff_config
+    p = prob_nonzero(model.alpha.detach()[entries], config.stretch_left, config.stretch_right)
+    assert torch.allclose(model.alpha.grad[entries], lam * p * (1 - p), rtol=1e-5, atol=1e-12)
+    read = slice(span.offset + 5 * width, span.offset + 6 * width)
+    assert (model.w.grad[read] != 0).any()
+
+
+def test_no_grad_evaluation_and_inputs_embeds_compute_every_row(monkeypatch) -> None:
+    model, _ = _bert_pair(structured=False)
+    seen = []
+    kernel = fused.gated_thetas
+    monkeypatch.setattr(
+        "deltamix.diffprune.model.gated_thetas", lambda *a, **k: seen.append(k["rows"]) or kernel(*a, **k)
+    )
+    model.eval()
+    with torch.no_grad():  # so that merged() stays bit for bit the unmerged model
+        model(**_ids())
+    batch = _ids()
+    embeds = model.base_model.get_input_embeddings()(batch.pop("input_ids"))
+    model(inputs_embeds=embeds, **batch)
+    assert seen == [None, None]
+
+
+@pytest.mark.parametrize("name", ["gpt2", "t5"])
+def test_tied_or_shared_embeddings_are_not_restricted(name: str) -> None:
+    """GPT-2's LM head is the embedding matrix (every row reaches the loss); T5's decoder reads other ids."""
+    model = DiffPruningModel(CASES[name].build(), DiffPruningConfig(dense_modules=CASES[name].dense_modules))
+    assert model._embedding_rows_of is None
