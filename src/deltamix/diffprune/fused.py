@@ -10,7 +10,8 @@ for backward) and the gradients; the expected-L0 penalty is computed in the same
 gradient added to alpha's in the same backward loop. Those d-sized tensors come from a
 :class:`~deltamix.diffprune.workspace.Workspace`, so a training loop that resets ``.grad`` to None
 between steps (Trainer, ``zero_grad()``) allocates none of them after the first step. No
-torch.compile.
+torch.compile. An input embedding can be restricted to the rows a batch looks up (``rows``): its
+other entries cannot reach the loss, so only the penalty is computed for them.
 
 For the same gate z, theta is bit-identical to the composed path (``gated_diff`` then
 ``param + delta``): the same float operations in the same order (a multiply then an add, never a
