@@ -208,7 +208,8 @@ class GatedTheta(torch.autograd.Function):
             if grad is None:  # this tensor did not reach the loss
                 grad = torch.zeros((), dtype=w.dtype, device=w.device).expand(numel)
             zg = group_z[index] if group_z is not None else None
-            if index == ctx.row_index:
+            if index == ctx.row_index:  # the loss reaches only these rows: w's gradient is 0 elsewhere,
+                # alpha's the penalty's alone (written chunk by chunk), plus the loss's at the rows
                 g = _row_gradient(grad, row_ids, row_entries)
                 rows_w = w[row_entries + start]
                 span = slice(start, start + numel)
