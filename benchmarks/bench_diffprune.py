@@ -3,8 +3,9 @@
 Each (model, method) runs in a fresh process so that peak memory (VmHWM, reset after setup) is its
 own. Methods: full fine-tuning (AdamW on every parameter), the L0 stage of diff pruning (and of
 structured diff pruning, with a group gate per tensor; and with every input-embedding row computed,
-``embedding_rows_only=False``, to measure what computing only the looked-up rows saves) and the
-fixed-mask stage after projection to the target sparsity; all on the same random batch. Results are
+``embedding_rows_only=False``, to measure what computing only the looked-up rows saves), the
+fixed-mask stage after projection to the target sparsity, and the non-adaptive baseline's first
+stage (a dense diff, theta = base + w); all on the same random batch. Results are
 appended to results/bench.jsonl (one record per table row) and rendered by `deltamix report`. The
 step-time records of a sequence length other than 128 get their own task (``...-seq24``): short
 sentences (SST-2's are ~24 tokens) leave the per-parameter work a larger share of a step.
@@ -35,6 +36,7 @@ METHODS = (
     "diff-pruning-every-row-l0",  # the L0 stage computing every input-embedding row (embedding_rows_only off)
     "diff-pruning-structured-l0",
     "diff-pruning-fixed-mask",
+    "nonadaptive-dense-diff",  # the non-adaptive baseline's first stage: theta = base + w, no gates
 )
 MODELS = ("minilm", "bert-base")
 
@@ -112,6 +114,7 @@ def _setup(model_name: str, method: str, args: dict[str, Any]) -> dict[str, Any]
         dense_modules=["classifier"],
         target_sparsity=args["sparsity"],
         structured=method == "diff-pruning-structured-l0",
+        learn_gates=method != "nonadaptive-dense-diff",
         embedding_rows_only=method != "diff-pruning-every-row-l0",
     )
     if method == "full-ft":
@@ -215,7 +218,7 @@ def measure(model_name: str, method: str, args: dict[str, Any]) -> dict[str, Any
         "reused_buffer_bytes": state["reused"],
         "floor_bytes": floor,
     }
-    if method != "full-ft":
+    if method not in ("full-ft", "nonadaptive-dense-diff"):  # no sparse diff to store yet
         result.update(_diff_measurements(model_name, runner, args))
     return result
 

@@ -12,6 +12,7 @@ from diffprune_cases import CASES
 
 import deltamix.diffprune.fused as fused
 from deltamix.diffprune import DiffPruningConfig, DiffPruningModel
+from deltamix.diffprune.dense_theta import dense_thetas
 from deltamix.diffprune.hard_concrete import prob_nonzero
 
 L, R = -1.5, 1.5
@@ -157,3 +158,47 @@ def test_tied_or_shared_embeddings_are_not_restricted(name: str) -> None:
     """GPT-2's LM head is the embedding matrix (every row reaches the loss); T5's decoder reads other ids."""
     model = DiffPruningModel(CASES[name].build(), DiffPruningConfig(dense_modules=CASES[name].dense_modules))
     assert model._embedding_rows_of is None
+
+
+@pytest.mark.parametrize("sparse_gradient", [False, True])
+def test_the_dense_diff_kernel_is_base_plus_w_bit_for_bit(sparse_gradient: bool) -> None:
+    """The non-adaptive baseline's first stage: theta and the gradient of w exactly as ``base + w``."""
+    bases, w, _, _, offsets = _kernel_inputs()
+    looked_up = torch.tensor([0, 3, 3, 7, 11])
+    values = torch.randn(looked_up.numel(), 5, generator=torch.Generator().manual_seed(1))
+    weights = [torch.randn(b.shape, generator=torch.Generator().manual_seed(i)) for i, b in enumerate(bases)]
+
+    def run(thetas, sparse: bool = False):
+        table = thetas[1]
+        if sparse:
+            loss = (torch.nn.functional.embedding(looked_up, table, sparse=True) * values).sum()
+        else:
+            loss = (table[looked_up] * values).sum()
+        ((thetas[0] * weights[0]).sum() + (thetas[2] * weights[2]).sum() + loss).backward()
+        grad, w.grad = w.grad.clone(), None
+        return grad
+
+    sizes = [b.numel() for b in bases]
+    composed = [b + part.view(b.shape) for b, part in zip(bases, w.split(sizes), strict=True)]
+    reference = run(composed)  # autograd's own path (a sparse gradient cannot pass its view)
+    for rows in (None, (1, torch.unique(looked_up))):
+        thetas = dense_thetas(w, offsets, bases, rows=rows)
+        assert torch.equal(thetas[0], composed[0]) and torch.equal(thetas[2], composed[2])
+        read = torch.unique(looked_up)
+        assert torch.equal(thetas[1][read], composed[1][read])
+        assert torch.equal(run(thetas, sparse_gradient), reference)
+
+
+def test_a_dense_diff_model_gets_the_same_gradients_as_with_every_row() -> None:
+    grads = []
+    for rows_only in (True, False):
+        config = DiffPruningConfig(
+            dense_modules=["classifier"], learn_gates=False, embedding_rows_only=rows_only
+        )
+        model = DiffPruningModel(CASES["bert"].build(), config)
+        with torch.no_grad():
+            model.w.normal_(0, 0.01, generator=torch.Generator().manual_seed(1))
+        model.eval()
+        model(**_ids()).loss.backward()
+        grads.append(model.w.grad)
+    assert torch.equal(grads[0], grads[1])

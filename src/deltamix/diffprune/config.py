@@ -132,11 +132,12 @@ class DiffPruningConfig:
     embedding_rows_only: bool = field(
         default=True,
         metadata={
-            "help": "L0 stage, with gradients: draw gates and compose theta only at the rows of the input "
-            "word embeddings that the batch's input_ids (and the pad id) look up; the other rows cannot "
-            "reach the loss, so the result is the same (their w gets no gradient, their alpha the "
-            "penalty's alone) and a step is faster where the vocabulary is a large share of the "
-            "parameters (half of MiniLM's). Off for tied or shared embeddings and encoder-decoders"
+            "help": "before the projection (L0 stage, or the dense diff of learn_gates=False), with "
+            "gradients: draw gates and compose theta only at the rows of the input word embeddings that "
+            "the batch's input_ids (and the padding id) look up; the other rows cannot reach the loss, so "
+            "the result is the same (their w gets no gradient, their alpha the penalty's alone) and a step "
+            "is faster where the vocabulary is a large share of the parameters (half of MiniLM's). Off "
+            "for tied or shared embeddings and encoder-decoders"
         },
     )
 

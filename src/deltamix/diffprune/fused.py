@@ -51,7 +51,7 @@ def _times(values: Tensor, group_gate: Tensor | None) -> Tensor:
     return values if group_gate is None else values.mul_(group_gate)
 
 
-def _row_gradient(grad: Tensor, row_ids: Tensor, entries: Tensor) -> Tensor:
+def row_gradient(grad: Tensor, row_ids: Tensor, entries: Tensor) -> Tensor:
     """The incoming gradient of a row-restricted tensor at its rows ``row_ids``, flat, shape (m * width,), fp32.
 
     ``grad`` is dense (entries gathered) or sparse COO over rows (``nn.Embedding(sparse=True)``: no
@@ -210,7 +210,7 @@ class GatedTheta(torch.autograd.Function):
             zg = group_z[index] if group_z is not None else None
             if index == ctx.row_index:  # the loss reaches only these rows: w's gradient is 0 elsewhere,
                 # alpha's the penalty's alone (written chunk by chunk), plus the loss's at the rows
-                g = _row_gradient(grad, row_ids, row_entries)
+                g = row_gradient(grad, row_ids, row_entries)
                 rows_w = w[row_entries + start]
                 span = slice(start, start + numel)
                 if need_w:

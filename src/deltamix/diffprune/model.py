@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from deltamix.diffprune.config import DiffPruningConfig
+from deltamix.diffprune.dense_theta import dense_thetas
 from deltamix.diffprune.density_control import MULTIPLIERS_KEY, ascend
 from deltamix.diffprune.fingerprint import fingerprint
 from deltamix.diffprune.fused import deterministic_delta, expected_l0_chunked, gated_thetas
@@ -241,14 +242,15 @@ class DiffPruningModel(nn.Module):
         """(span index, sorted row ids) of the input-embedding rows this call looks up, for
         `gated_thetas` ``rows``; None where every entry must be computed.
 
-        Only in the L0 stage with gradients enabled (a no-grad evaluation keeps the chunked path, so
-        ``merged()`` stays bit for bit the unmerged model) and with ``input_ids`` given by keyword.
+        Only before the projection (the L0 stage, or the non-adaptive baseline's dense diff), with
+        gradients enabled (a no-grad evaluation computes every entry, so ``merged()`` stays bit for
+        bit the unmerged model) and with ``input_ids`` given by keyword.
         """
         found = self._embedding_rows_of
         ids = kwargs.get("input_ids")
         if found is None or not isinstance(ids, Tensor) or kwargs.get("inputs_embeds") is not None:
             return None
-        if self.alpha is None or self.kept_values is not None or not torch.is_grad_enabled():
+        if self.w is None or self.kept_values is not None or not torch.is_grad_enabled():
             return None
         embedding, index = found
         rows = ids.reshape(-1)
@@ -270,9 +272,12 @@ class DiffPruningModel(nn.Module):
                 theta[span.name] = flat.index_add(0, local, values).view(span.shape)
             return theta
         cfg = self.diff_config
+        gated = [base[span.name] for span in self._spans]
+        gated = [p if p.is_contiguous() else p.contiguous() for p in gated]
+        offsets = [span.offset for span in self._spans]
+        workspace = self._workspace if cfg.reuse_buffers else None  # see workspace.py
         if self.alpha is not None:
             # L0 stage: the chunked kernel writes theta directly (see fused.py).
-            gated = [base[span.name] for span in self._spans]
             with_penalty, alive = torch.is_grad_enabled() and self.alpha.requires_grad, [True]
             sample = self._sample_gates()
             thetas, penalty = gated_thetas(
@@ -281,11 +286,11 @@ class DiffPruningModel(nn.Module):
                 cfg.stretch_left,
                 cfg.stretch_right,
                 sample,
-                [span.offset for span in self._spans],
-                [p if p.is_contiguous() else p.contiguous() for p in gated],
+                offsets,
+                gated,
                 with_penalty=with_penalty,
                 alive=alive,
-                workspace=self._workspace if cfg.reuse_buffers else None,  # see workspace.py
+                workspace=workspace,
                 group_z=self._group_gates(sample) if self.group_alpha is not None else None,
                 rows=rows,
             )
@@ -294,10 +299,8 @@ class DiffPruningModel(nn.Module):
             self._penalty_cache = (penalty, self.alpha._version, alive) if with_penalty else None
             return {span.name: theta for span, theta in zip(self._spans, thetas, strict=True)}
         # Dense-diff stage (no gates: the non-adaptive baseline's first stage): theta = base + w.
-        for span, part in zip(self._spans, self.w.split([s.numel for s in self._spans]), strict=True):
-            param = base[span.name]
-            theta[span.name] = param + part.view(span.shape).to(param.dtype)
-        return theta
+        thetas = dense_thetas(self.w, offsets, gated, workspace=workspace, rows=rows)
+        return {span.name: theta for span, theta in zip(self._spans, thetas, strict=True)}
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Call the base model with theta = base + delta; same arguments and outputs as the base model."""
