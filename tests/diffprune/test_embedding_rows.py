@@ -14,6 +14,7 @@ import deltamix.diffprune.fused as fused
 from deltamix.diffprune import DiffPruningConfig, DiffPruningModel
 from deltamix.diffprune.dense_theta import dense_thetas
 from deltamix.diffprune.hard_concrete import prob_nonzero
+from deltamix.diffprune.kept_theta import kept_thetas
 
 L, R = -1.5, 1.5
 
@@ -201,4 +202,49 @@ def test_a_dense_diff_model_gets_the_same_gradients_as_with_every_row() -> None:
         model.eval()
         model(**_ids()).loss.backward()
         grads.append(model.w.grad)
+    assert torch.equal(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("sparse_gradient", [False, True])
+def test_the_fixed_mask_kernel_is_index_add_bit_for_bit(sparse_gradient: bool) -> None:
+    """The fixed-mask stage: theta and the kept values' gradient exactly as ``base.index_add``."""
+    bases, *_ = _kernel_inputs()
+    bases = bases[:2]
+    pieces = [(torch.tensor([1, 4, 20]), 0, 3), (torch.tensor([0, 16, 17, 40, 59]), 3, 8)]  # 16, 17: row 3
+    values = torch.randn(8, generator=torch.Generator().manual_seed(3)).requires_grad_()
+    looked_up = torch.tensor([3, 3, 8, 11])  # rows 3, 8 and 11 of tensor 1 (kept: 16, 17 in row 3; 40, 59)
+    lookup_values = torch.randn(looked_up.numel(), 5, generator=torch.Generator().manual_seed(1))
+    weight = torch.randn(bases[0].shape, generator=torch.Generator().manual_seed(2))
+
+    def run(thetas, sparse: bool = False):
+        table = thetas[1]
+        read = torch.nn.functional.embedding(looked_up, table, sparse=True) if sparse else table[looked_up]
+        ((thetas[0] * weight).sum() + (read * lookup_values).sum()).backward()
+        grad, values.grad = values.grad.clone(), None
+        return grad
+
+    composed = [
+        b.reshape(-1).index_add(0, local, values[start:end]).view(b.shape)
+        for (local, start, end), b in zip(pieces, bases, strict=True)
+    ]
+    reference = run(composed)
+    assert reference[3] == 0 and reference[6:].abs().sum() > 0  # entry 0 of tensor 1 is in an unread row
+    thetas = kept_thetas(values, pieces, bases)
+    assert all(torch.equal(a, b) for a, b in zip(thetas, composed, strict=True))
+    assert torch.equal(run(thetas, sparse_gradient), reference)
+
+
+def test_a_fixed_mask_model_gets_the_same_gradients_with_a_sparse_embedding_gradient() -> None:
+    grads = []
+    for rows_only in (True, False):
+        config = DiffPruningConfig(
+            dense_modules=["classifier"], embedding_rows_only=rows_only, target_sparsity=0.3
+        )
+        model = DiffPruningModel(CASES["bert"].build(), config)
+        with torch.no_grad():
+            model.w.normal_(0, 0.01, generator=torch.Generator().manual_seed(1))
+        model.project_()
+        model.eval()
+        model(**_ids()).loss.backward()
+        grads.append(model.kept_values.grad)
     assert torch.equal(grads[0], grads[1])

@@ -34,6 +34,7 @@ from deltamix.diffprune.density_control import MULTIPLIERS_KEY, ascend
 from deltamix.diffprune.fingerprint import fingerprint
 from deltamix.diffprune.fused import deterministic_delta, expected_l0_chunked, gated_thetas
 from deltamix.diffprune.hard_concrete import deterministic_gate, prob_nonzero, sample_gate
+from deltamix.diffprune.kept_theta import kept_thetas
 from deltamix.diffprune.projection import num_kept, topk_indices
 from deltamix.diffprune.sparse_diff import SparseDiff
 from deltamix.diffprune.workspace import Workspace
@@ -242,21 +243,21 @@ class DiffPruningModel(nn.Module):
         """(span index, sorted row ids) of the input-embedding rows this call looks up, for
         `gated_thetas` ``rows``; None where every entry must be computed.
 
-        Only before the projection (the L0 stage, or the non-adaptive baseline's dense diff), with
-        gradients enabled (a no-grad evaluation computes every entry, so ``merged()`` stays bit for
-        bit the unmerged model) and with ``input_ids`` given by keyword.
+        Only with gradients enabled (a no-grad evaluation computes every entry, so ``merged()`` stays
+        bit for bit the unmerged model) and with ``input_ids`` given by keyword. The fixed-mask stage
+        computes every entry anyway; there the rows only switch the embedding's gradient to sparse.
         """
         found = self._embedding_rows_of
         ids = kwargs.get("input_ids")
         if found is None or not isinstance(ids, Tensor) or kwargs.get("inputs_embeds") is not None:
             return None
-        if self.w is None or self.kept_values is not None or not torch.is_grad_enabled():
+        if not torch.is_grad_enabled():
             return None
         embedding, index = found
         rows = ids.reshape(-1)
         if embedding.padding_idx is not None:  # a model may pad input_ids itself (Longformer)
             rows = torch.cat([rows, rows.new_tensor([embedding.padding_idx])])
-        rows = torch.unique(rows.to(self.w.device))
+        rows = torch.unique(rows.to(embedding.weight.device))
         if rows.numel() == 0 or int(rows[0]) < 0 or int(rows[-1]) >= embedding.num_embeddings:
             return None  # out-of-range ids: let the model raise its own error
         return index, rows
@@ -264,18 +265,17 @@ class DiffPruningModel(nn.Module):
     def _effective_params(self, rows: tuple[int, Tensor] | None = None) -> dict[str, Tensor]:
         """theta = base + delta for every gated tensor that has a diff (``rows``: see `_embedding_rows`)."""
         base = dict(self.base_model.named_parameters())
-        theta: dict[str, Tensor] = {}
-        if self.kept_values is not None:
-            for span, local, start, end in self._kept_local:
-                flat = base[span.name].view(-1)
-                values = self.kept_values[start:end].to(flat.dtype)
-                theta[span.name] = flat.index_add(0, local, values).view(span.shape)
-            return theta
         cfg = self.diff_config
+        workspace = self._workspace if cfg.reuse_buffers else None  # see workspace.py
+        if self.kept_values is not None:  # fixed-mask stage: base plus the kept values (kept_theta.py)
+            pieces = [(local, start, end) for _, local, start, end in self._kept_local]
+            kept = [base[span.name] for span, *_ in self._kept_local]
+            kept = [p if p.is_contiguous() else p.contiguous() for p in kept]
+            thetas = kept_thetas(self.kept_values, pieces, kept, workspace=workspace)
+            return {span.name: theta for (span, *_), theta in zip(self._kept_local, thetas, strict=True)}
         gated = [base[span.name] for span in self._spans]
         gated = [p if p.is_contiguous() else p.contiguous() for p in gated]
         offsets = [span.offset for span in self._spans]
-        workspace = self._workspace if cfg.reuse_buffers else None  # see workspace.py
         if self.alpha is not None:
             # L0 stage: the chunked kernel writes theta directly (see fused.py).
             with_penalty, alive = torch.is_grad_enabled() and self.alpha.requires_grad, [True]

@@ -1,0 +1,83 @@
+"""theta = base with the kept diff values added at their indices: the fixed-mask stage's forward.
+
+What autograd would do with ``base.index_add(0, local, values)`` per tensor costs, on CPU, a fresh
+copy of every tensor that has a kept entry (nearly all of them: d floats) every step, each first
+touch of a new page a fault. Here each theta is written into a reused
+:class:`~deltamix.diffprune.workspace.Workspace` buffer (one copy of the base, then the values
+added), and the gradient of the k kept values is gathered from theta's gradient, which may be sparse
+over rows (an input embedding switched to ``sparse=True``: no vocabulary-sized gradient is filled).
+The values are those of ``index_add``: the same single addition per kept entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from deltamix.diffprune.workspace import Workspace
+
+
+def _gather(grad: Tensor, local: Tensor) -> Tensor:
+    """``grad`` (dense, or sparse COO over the rows of a 2-D tensor) at flat indices ``local``, fp32, shape (k_i,)."""
+    if not grad.is_sparse:
+        return grad.reshape(-1)[local].float()
+    grad = grad.coalesce()
+    present = grad.indices()[0]  # sorted, unique rows that got a gradient
+    if present.numel() == 0:
+        return torch.zeros(local.numel(), dtype=torch.float32, device=grad.device)
+    width = grad.shape[1]
+    rows, columns = local // width, local % width
+    position = torch.searchsorted(present, rows).clamp_(max=present.numel() - 1)
+    found = present[position] == rows  # kept entries in rows the batch did not read get 0
+    return grad.values()[position, columns].float() * found
+
+
+class KeptTheta(torch.autograd.Function):
+    """theta_i = base_i with ``values[start_i:end_i]`` added at the flat indices ``local_i``.
+
+    Args (of ``apply``):
+        values: the kept diff values, shape (k,), fp32.
+        workspace: where each theta comes from (reused while idle).
+        pieces: for each tensor that has kept entries, ``(local indices (k_i,), start, end)`` into
+            ``values``.
+        *bases: those tensors' frozen base values, in the order of ``pieces`` (contiguous).
+
+    Returns:
+        One theta per base tensor, each of its base's shape and dtype.
+    """
+
+    @staticmethod
+    def forward(ctx, values, workspace, pieces, *bases):
+        thetas = []
+        for index, ((local, start, end), base) in enumerate(zip(pieces, bases, strict=True)):
+            theta = workspace.take(("kept_theta", index), base.shape, base.dtype, base.device)
+            flat = theta.view(-1)
+            flat.copy_(base.reshape(-1))
+            flat.index_add_(0, local, values[start:end].to(base.dtype))
+            thetas.append(theta)
+        ctx.pieces = pieces
+        ctx.values_meta = (values.numel(), values.dtype, values.device)
+        return tuple(thetas)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        numel, dtype, device = ctx.values_meta
+        grad_values = torch.zeros(numel, dtype=dtype, device=device)
+        for (local, start, end), grad in zip(ctx.pieces, grads, strict=True):
+            if grad is not None:
+                grad_values[start:end] = _gather(grad, local)
+        return (grad_values, None, None, *([None] * len(ctx.pieces)))
+
+
+def kept_thetas(
+    values: Tensor,
+    pieces: Sequence[tuple[Tensor, int, int]],
+    bases: Sequence[Tensor],
+    workspace: Workspace | None = None,
+) -> tuple[Tensor, ...]:
+    """theta_i = base_i plus the kept values at their indices (see :class:`KeptTheta`); pass the same
+    ``workspace`` every step to reuse its buffers (None allocates them afresh)."""
+    workspace = workspace if workspace is not None else Workspace()
+    return KeptTheta.apply(values, workspace, list(pieces), *bases)
