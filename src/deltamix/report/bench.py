@@ -38,6 +38,7 @@ TARGETS = (
     ("diffprune-train-minilm-seq24", "diff-pruning-l0", "step_vs_full", "L0 step vs full fine-tuning, MiniLM, 8 x 24 tokens", 1.3),
     ("diffprune-train-bert-base", "diff-pruning-l0", "step_vs_full", "L0 step vs full fine-tuning, BERT-base", 1.3),
     ("diffprune-train-minilm", "diff-pruning-fixed-mask", "step_vs_full", "fixed-mask step vs full FT, MiniLM", 1.1),
+    ("diffprune-train-minilm-seq24", "diff-pruning-fixed-mask", "step_vs_full", "fixed-mask step vs full FT, MiniLM, 8 x 24 tokens", 1.1),
     ("diffprune-train-bert-base", "diff-pruning-fixed-mask", "step_vs_full", "fixed-mask step vs full FT, BERT-base", 1.1),
     ("diffprune-file-minilm", "lossless", "bytes_per_nnz", "diff file bytes per non-zero (lossless)", 6.0),
     ("diffprune-switch-minilm", "switch", "ms", "task switch on MiniLM (ms)", 10.0),
