@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deltamix.report.glue import column_scores, kind_of, layer_of, render, sparsity_position, summary
+from deltamix.report.glue import (
+    column_scores,
+    kind_of,
+    latest_of_repeated_runs,
+    layer_of,
+    render,
+    sparsity_position,
+    summary,
+)
 
 
 def _record(task: str, method: str, seed: int, metrics: dict[str, float], **extra) -> dict:
@@ -345,3 +353,31 @@ def test_other_l0_settings_are_compared_with_peft_on_the_shared_tasks(tmp_path: 
         "(Δ +4.0 over mrpc, rte; seeds mrpc 1 vs 1, rte 1 vs 1): **holds**"
     ) in markdown
     assert "diffprune (lambda 1e-06) 90.0 vs lora" not in markdown
+
+
+def test_a_run_recorded_twice_counts_once(tmp_path: Path) -> None:
+    """The same settings and seed again (a deleted run folder, another machine): the latest record counts."""
+    config = {"lr": 1e-4, "epochs": 3, "output_dir": "runs/a", "save_steps": None}
+    first = _record(
+        "rte", "full", 0, {"accuracy": 0.5, "score": 0.5}, config=config, finished_at="2026-11-01"
+    )
+    again = _record(
+        "rte", "full", 0, {"accuracy": 0.7, "score": 0.7},
+        config={**config, "output_dir": "runs/b", "save_steps": 1000}, finished_at="2026-11-02",
+    )  # fmt: skip
+    other_seed = _record(
+        "rte", "full", 1, {"accuracy": 0.6, "score": 0.6}, config=config, finished_at="2026-11-01"
+    )
+    other_lr = _record(
+        "rte",
+        "full",
+        0,
+        {"accuracy": 0.2, "score": 0.2},
+        config={**config, "lr": 2e-5},
+        finished_at="2026-11-03",
+    )
+    kept, dropped = latest_of_repeated_runs([first, again, other_seed, other_lr])
+    assert dropped == 1 and kept == [again, other_seed, other_lr]
+    text = render([first, again, other_seed], tmp_path)
+    assert "1 record(s) repeat a run" in text
+    assert "65.0 ± 7.1 (2)" in text  # seeds 0 (the latest, 70) and 1 (60), not 50

@@ -421,7 +421,7 @@ def tensor_stats(model: nn.Module, base: dict[str, torch.Tensor]) -> dict[str, l
 
 
 # Fields that may change between an interrupted run and its restart.
-_RESTART_FREE = (
+RESTART_FREE = (
     "keep_checkpoints", "keep_first_stage", "logging_steps", "results_dir", "eval_batch_size", "save_steps",
 )  # fmt: skip
 # Settings added after runs were started, with the value those runs had (see check_same_run).
@@ -464,7 +464,7 @@ def run_glue(config: GlueRunConfig) -> dict[str, Any]:
         "train_examples": len(train),
         "eval_examples": {split: len(d) for split, d in evals.items()},
     }
-    check_same_run(out_dir / "config.json", resolved, _RESTART_FREE, ADDED_SINCE)
+    check_same_run(out_dir / "config.json", resolved, RESTART_FREE, ADDED_SINCE)
     done_marker = out_dir / RUN_DONE
     if main_process:
         finish_commit(done_marker)  # a run killed while committing its record completes it here

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from deltamix.glue.methods import L0_METHODS, METHODS, PEFT_METHODS
+from deltamix.glue.run import ADDED_SINCE, RESTART_FREE
 from deltamix.io import atomic_path
 from deltamix.metrics import GLUE_AVERAGE_COLUMNS
 from deltamix.report.common import group_by, markdown_table, mean_sd
@@ -151,6 +152,38 @@ def label_superseded_lambdas(records: list[dict[str, Any]]) -> list[dict[str, An
             record = {**record, "method": f"{record['method']} ({_setting_text(setting)})"}
         out.append(record)
     return out
+
+
+# Config fields that do not change what a run computes: where it wrote, how often it logged or
+# checkpointed, where its data and model files were read from, whether its first stage was adopted
+# (bit for bit the same).
+_NOT_SETTINGS = frozenset({*RESTART_FREE, "output_dir", "first_stage_from", "data_dir", "model_path"})
+
+
+def _run_key(record: dict[str, Any]) -> str:
+    """What makes two records the same run: task, method, model, seed, target sparsity and the settings of
+    its config (see `_NOT_SETTINGS`)."""
+    config = {**ADDED_SINCE, **record.get("config", {})}
+    settings = {k: v for k, v in config.items() if k not in _NOT_SETTINGS}
+    identity = [record.get(k) for k in ("task", "method", "model", "seed", "target_sparsity")]
+    return repr((identity, sorted((k, repr(v)) for k, v in settings.items())))
+
+
+def latest_of_repeated_runs(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """Keep only the latest record (``finished_at``) of each run recorded more than once, so a run
+    done again (its folder deleted, or run on another machine too) counts once toward mean ± sd.
+
+    Returns:
+        The records kept, in their order, and how many were dropped.
+    """
+    latest: dict[str, dict[str, Any]] = {}
+    for record in records:
+        key = _run_key(record)
+        if key not in latest or record.get("finished_at", "") >= latest[key].get("finished_at", ""):
+            latest[key] = record
+    kept_ids = {id(record) for record in latest.values()}
+    kept = [record for record in records if id(record) in kept_ids]
+    return kept, len(records) - len(kept)
 
 
 def _per_column(records: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
@@ -503,6 +536,12 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = ["## GLUE (diff pruning and baselines, dev sets)\n"]
+    records, repeated = latest_of_repeated_runs(records)
+    if repeated:
+        lines.append(
+            f"{repeated} record(s) repeat a run with the same settings and seed: only the latest of each "
+            "run is counted.\n"
+        )
     for model, model_records in group_by(records, lambda r: r.get("model") or "?").items():
         model_records = label_superseded_lambdas(model_records)
         main = [r for r in model_records if _in_main_table(r)]
@@ -571,6 +610,7 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
 def summary(records: list[dict[str, Any]]) -> list[str]:
     """The claim lines of each model's main table (as `render` prints them), prefixed with the model."""
     lines = []
+    records, _ = latest_of_repeated_runs(records)
     for model, model_records in group_by(records, lambda r: r.get("model") or "?").items():
         main = [r for r in label_superseded_lambdas(model_records) if _in_main_table(r)]
         if main:
