@@ -31,7 +31,7 @@ def _gather(grad: Tensor, local: Tensor) -> Tensor:
     rows, columns = local // width, local % width
     position = torch.searchsorted(present, rows).clamp_(max=present.numel() - 1)
     found = present[position] == rows  # kept entries in rows the batch did not read get 0
-    return grad.values()[position, columns].float() * found
+    return torch.where(found, grad.values()[position, columns].float(), 0.0)
 
 
 class KeptTheta(torch.autograd.Function):
