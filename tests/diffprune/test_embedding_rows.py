@@ -248,3 +248,12 @@ def test_a_fixed_mask_model_gets_the_same_gradients_with_a_sparse_embedding_grad
         model(**_ids()).loss.backward()
         grads.append(model.kept_values.grad)
     assert torch.equal(grads[0], grads[1])
+
+
+def test_an_embedding_read_beyond_the_input_ids_is_an_error_not_a_wrong_gradient() -> None:
+    """A model that looks its embedding up at other ids too would have trained on base rows there."""
+    bases, w, alpha, _, offsets = _kernel_inputs()
+    thetas, _ = fused.gated_thetas(w, alpha, L, R, True, offsets, bases, rows=(1, torch.tensor([0, 3])))
+    read = torch.nn.functional.embedding(torch.tensor([0, 3, 5]), thetas[1], sparse=True)  # 5: not in rows
+    with pytest.raises(RuntimeError, match="embedding_rows_only=False"):
+        read.sum().backward()

@@ -60,8 +60,15 @@ def row_gradient(grad: Tensor, row_ids: Tensor, entries: Tensor) -> Tensor:
     if not grad.is_sparse:
         return grad.reshape(-1)[entries].float()
     grad = grad.coalesce()
+    read = grad.indices()[0]
+    position = torch.searchsorted(row_ids, read).clamp_(max=row_ids.numel() - 1)
+    if not torch.equal(row_ids[position], read):
+        raise RuntimeError(
+            "the input embedding was read at ids that are not in input_ids, so its theta there was the "
+            "base's; wrap this model with DiffPruningConfig(embedding_rows_only=False)"
+        )
     rows = torch.zeros(row_ids.numel(), grad.shape[1], dtype=torch.float32, device=grad.device)
-    rows[torch.searchsorted(row_ids, grad.indices()[0])] = grad.values().float()
+    rows[position] = grad.values().float()
     return rows.reshape(-1)
 
 
