@@ -76,17 +76,17 @@ def test_the_kernel_at_some_rows_matches_every_entry(structured: bool, sparse_gr
     assert torch.allclose(grads_rows[1][untouched], 3.0 * p * (1 - p), rtol=1e-5, atol=1e-7)
 
 
-def _bert_pair(structured: bool):
-    """The same tiny BERT wrapped twice: rows only, and every entry; spread-out diffs and gates."""
+def _bert_pair(**settings):
+    """The same tiny BERT wrapped twice (``DiffPruningConfig(**settings)``): rows only, and every entry;
+    spread-out diffs and gates."""
     models = []
     for rows_only in (True, False):
-        config = DiffPruningConfig(
-            dense_modules=["classifier"], structured=structured, embedding_rows_only=rows_only
-        )
+        config = DiffPruningConfig(dense_modules=["classifier"], embedding_rows_only=rows_only, **settings)
         model = DiffPruningModel(CASES["bert"].build(), config)
         with torch.no_grad():
             model.w.normal_(0, 0.01, generator=torch.Generator().manual_seed(1))
-            model.alpha.normal_(0, 2, generator=torch.Generator().manual_seed(2))
+            if model.alpha is not None:
+                model.alpha.normal_(0, 2, generator=torch.Generator().manual_seed(2))
         models.append(model)
     return models
 
@@ -98,7 +98,7 @@ def _ids() -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("structured", [False, True])
 def test_a_model_gets_the_same_loss_and_gradients_as_with_every_row(structured: bool, monkeypatch) -> None:
-    fast, reference = _bert_pair(structured)
+    fast, reference = _bert_pair(structured=structured)
     assert fast._embedding_rows_of is not None and reference._embedding_rows_of is None
     seen = []
     kernel = fused.gated_thetas
@@ -192,13 +192,7 @@ def test_the_dense_diff_kernel_is_base_plus_w_bit_for_bit(sparse_gradient: bool)
 
 def test_a_dense_diff_model_gets_the_same_gradients_as_with_every_row() -> None:
     grads = []
-    for rows_only in (True, False):
-        config = DiffPruningConfig(
-            dense_modules=["classifier"], learn_gates=False, embedding_rows_only=rows_only
-        )
-        model = DiffPruningModel(CASES["bert"].build(), config)
-        with torch.no_grad():
-            model.w.normal_(0, 0.01, generator=torch.Generator().manual_seed(1))
+    for model in _bert_pair(learn_gates=False):
         model.eval()
         model(**_ids()).loss.backward()
         grads.append(model.w.grad)
@@ -236,14 +230,9 @@ def test_the_fixed_mask_kernel_is_index_add_bit_for_bit(sparse_gradient: bool) -
 
 def test_a_fixed_mask_model_gets_the_same_gradients_with_a_sparse_embedding_gradient() -> None:
     grads = []
-    for rows_only in (True, False):
-        config = DiffPruningConfig(
-            dense_modules=["classifier"], embedding_rows_only=rows_only, target_sparsity=0.3
-        )
-        model = DiffPruningModel(CASES["bert"].build(), config)
-        with torch.no_grad():
-            model.w.normal_(0, 0.01, generator=torch.Generator().manual_seed(1))
+    for model in _bert_pair(target_sparsity=0.3):
         model.project_()
+        assert any(span.name.endswith("word_embeddings.weight") for span, *_ in model._kept_local)
         model.eval()
         model(**_ids()).loss.backward()
         grads.append(model.kept_values.grad)
