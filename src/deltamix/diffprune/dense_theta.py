@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from deltamix.diffprune.fused import row_gradient
+from deltamix.diffprune.fused import row_entries_of, row_gradient
 from deltamix.diffprune.workspace import Workspace
 
 
@@ -39,8 +39,7 @@ class DenseTheta(torch.autograd.Function):
         row_index, row_ids, entries = -1, None, None
         if rows is not None:
             row_index, row_ids = rows
-            width = bases[row_index].shape[1]
-            entries = (row_ids[:, None] * width + torch.arange(width, device=w.device)).reshape(-1)
+            entries = row_entries_of(row_ids, bases[row_index].shape[1])
         thetas = []
         for index, (start, base) in enumerate(zip(offsets, bases, strict=True)):
             theta = workspace.take(("theta", index), base.shape, base.dtype, base.device)

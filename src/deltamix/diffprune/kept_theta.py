@@ -16,22 +16,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from deltamix.diffprune.fused import gradient_at
 from deltamix.diffprune.workspace import Workspace
-
-
-def _gather(grad: Tensor, local: Tensor) -> Tensor:
-    """``grad`` (dense, or sparse COO over the rows of a 2-D tensor) at flat indices ``local``, fp32, shape (k_i,)."""
-    if not grad.is_sparse:
-        return grad.reshape(-1)[local].float()
-    grad = grad.coalesce()
-    present = grad.indices()[0]  # sorted, unique rows that got a gradient
-    if present.numel() == 0:
-        return torch.zeros(local.numel(), dtype=torch.float32, device=grad.device)
-    width = grad.shape[1]
-    rows, columns = local // width, local % width
-    position = torch.searchsorted(present, rows).clamp_(max=present.numel() - 1)
-    found = present[position] == rows  # kept entries in rows the batch did not read get 0
-    return torch.where(found, grad.values()[position, columns].float(), 0.0)
 
 
 class KeptTheta(torch.autograd.Function):
@@ -67,7 +53,7 @@ class KeptTheta(torch.autograd.Function):
         grad_values = torch.zeros(numel, dtype=dtype, device=device)
         for (local, start, end), grad in zip(ctx.pieces, grads, strict=True):
             if grad is not None:
-                grad_values[start:end] = _gather(grad, local)
+                grad_values[start:end] = gradient_at(grad, local)
         return (grad_values, None, None, *([None] * len(ctx.pieces)))
 
 

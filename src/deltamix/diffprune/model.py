@@ -269,12 +269,10 @@ class DiffPruningModel(nn.Module):
         workspace = self._workspace if cfg.reuse_buffers else None  # see workspace.py
         if self.kept_values is not None:  # fixed-mask stage: base plus the kept values (kept_theta.py)
             pieces = [(local, start, end) for _, local, start, end in self._kept_local]
-            kept = [base[span.name] for span, *_ in self._kept_local]
-            kept = [p if p.is_contiguous() else p.contiguous() for p in kept]
+            kept = [base[span.name].contiguous() for span, *_ in self._kept_local]
             thetas = kept_thetas(self.kept_values, pieces, kept, workspace=workspace)
             return {span.name: theta for (span, *_), theta in zip(self._kept_local, thetas, strict=True)}
-        gated = [base[span.name] for span in self._spans]
-        gated = [p if p.is_contiguous() else p.contiguous() for p in gated]
+        gated = [base[span.name].contiguous() for span in self._spans]  # no copy where already contiguous
         offsets = [span.offset for span in self._spans]
         if self.alpha is not None:
             # L0 stage: the chunked kernel writes theta directly (see fused.py).
