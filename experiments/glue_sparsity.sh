@@ -9,8 +9,8 @@
 #          $GLUE_DIR; $DELTAMIX: the command, default .venv/bin/deltamix; $METHODS (default: diffprune
 #          diffprune-structured), $SEEDS (default 0), $SPARSITIES (default 0.001 0.0025 0.01))
 # Start one copy per core: the copies share one queue (flock). A copy skips a point whose first stage
-# another copy is still training (it looks again in a second pass); the copy training it takes the
-# rest of that sweep after it.
+# another copy is still training; in its second pass it waits for that stage (while the copy training it
+# holds its lock), so idle copies run a sweep's other points side by side once its first stage is done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data="${GLUE_DIR:-../shared/data/glue}"
@@ -40,7 +40,12 @@ for pass in 1 2; do  # pass 2 takes the points skipped while their source was in
             reuse=(--first-stage-from "$source")
           elif [ "$sparsity" != "${sparsities[0]}" ]; then
             source="runs/glue-sparsity/$task/$method/seed$seed/t${sparsities[0]}"
-            if [ ! -f "$source/$stage/stage_done.json" ]; then  # still in training elsewhere
+            if [ "$pass" = 2 ]; then  # wait while the copy training it is alive (holds its lock)
+              exec {first}> "$source.lock"
+              until [ -f "$source/$stage/stage_done.json" ] || flock -n "$first"; do sleep 10; done
+              exec {first}>&-
+            fi
+            if [ ! -f "$source/$stage/stage_done.json" ]; then  # still in training elsewhere, or failed
               source=""; exec {lock}>&-; continue
             fi
             reuse=(--first-stage-from "$source")
