@@ -16,7 +16,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from deltamix.glue.methods import L0_METHODS, METHODS, PEFT_METHODS
+from deltamix.glue.methods import DENSE_METHODS, L0_METHODS, METHODS, PEFT_METHODS
 from deltamix.glue.run import ADDED_SINCE, RESTART_FREE
 from deltamix.io import atomic_path
 from deltamix.metrics import GLUE_AVERAGE_COLUMNS
@@ -28,7 +28,6 @@ logger = logging.getLogger(__name__)
 MAIN_SPARSITY = 0.005
 SPARSITY_GRID = (0.001, 0.0025, 0.005, 0.01, 1.0)
 _COLUMNS = (*GLUE_AVERAGE_COLUMNS, "wnli")
-_SPARSITY_FREE = ("full", "last-layer", "bitfit")  # methods whose size does not follow --target-sparsity
 _CLAIMS = (
     ("diffprune-structured", "full", "structured diff pruning within 1 point of full fine-tuning", -1.0),
     ("diffprune", "diffprune-nonadaptive", "diff pruning above non-adaptive diff pruning", 0.0),
@@ -50,7 +49,10 @@ def column_scores(record: dict[str, Any]) -> dict[str, float]:
 
 
 def _in_main_table(record: dict[str, Any]) -> bool:
-    return record["method"] in _SPARSITY_FREE or abs(record.get("target_sparsity", 0) - MAIN_SPARSITY) < 1e-12
+    return (
+        base_method(record["method"]) in DENSE_METHODS
+        or abs(record.get("target_sparsity", 0) - MAIN_SPARSITY) < 1e-12
+    )
 
 
 def _method_order(method: str) -> tuple[int, str]:
@@ -123,21 +125,67 @@ def default_l0_setting(record: dict[str, Any]) -> L0Setting:
     )
 
 
-def label_superseded_lambdas(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``records`` with the L0 runs of other settings relabelled ``method (lambda X[, P penalty][, gates
-    clipped apart])``.
+# Training settings a run can change with flags, and how a row label names them (lr: the first stage's).
+_TRAINING_SETTINGS = (
+    ("resolved_lr", "lr"),
+    ("head_lr", "head lr"),
+    ("alpha_lr", "gate lr"),
+    ("mask_lr", "fixed-mask lr"),
+    ("epochs", "epochs"),
+    ("mask_epochs", "fixed-mask epochs"),
+    ("batch_size", "batch"),
+    ("max_length", "max length"),
+    ("warmup_ratio", "warmup"),
+    ("weight_decay", "weight decay"),
+    ("max_grad_norm", "gradient clip"),
+    ("max_train_examples", "train examples"),
+    ("max_eval_examples", "dev examples"),
+    ("max_steps", "max steps"),
+)
+_DIFF_ONLY = frozenset({"head_lr", "mask_lr", "mask_epochs"})  # settings of the diff pruning methods only
 
-    The runs with today's default setting (`default_l0_setting`) keep the method's name, so the
-    table's plain row and the claims are about what the command does without L0 flags; an old default
-    (a default changed) or an exploratory setting (``--l0-lambda``, ``--clip-gates-apart``) gets its own
-    labelled row instead of being averaged in. A method with no run at today's default keeps the
-    setting of its newest run as the plain row.
+
+def training_setting_changes(record: dict[str, Any]) -> list[str]:
+    """The training settings of ``record``'s run that differ from what ``deltamix diffprune glue`` gives
+    its task, method and model with no flags, as label parts (``["fixed-mask lr 0.001"]``); [] for
+    none. A setting missing from the record's config (recorded before it existed) counts as its default."""
+    from deltamix.glue.methods import DIFF_METHODS
+    from deltamix.glue.run import SMALL_TASK_EXAMPLES, GlueRunConfig
+
+    config = record.get("config", {})
+    method = base_method(record["method"])
+    defaults = GlueRunConfig(task=record["task"], method=method, model=config.get("model"))
+    expected = {name: getattr(defaults, name, None) for name, _ in _TRAINING_SETTINGS}
+    expected["resolved_lr"] = defaults.resolved_lr()
+    if config.get("mask_epochs") is not None:  # None: the default for the task's size
+        small = config.get("train_examples", 0) < SMALL_TASK_EXAMPLES
+        expected["mask_epochs"] = 5 if small else 3
+    changes = []
+    for name, text in _TRAINING_SETTINGS:
+        if name not in config or (name in _DIFF_ONLY and method not in DIFF_METHODS):
+            continue
+        if name == "alpha_lr" and method not in L0_METHODS:
+            continue
+        if config[name] != expected[name]:
+            changes.append(f"{text} {config[name]:g}" if config[name] is not None else f"{text} default")
+    return changes
+
+
+def label_other_settings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` with the runs of other settings relabelled ``method (setting, ...)``: another L0
+    setting (``lambda X``, ``P penalty``, ``gates clipped apart``, ``target density D``) or a training
+    setting changed by a flag (`training_setting_changes`, e.g. ``fixed-mask lr 0.001``).
+
+    The runs with today's default settings keep the method's name, so the table's plain row and the
+    claims are about what the command does without flags; an old default (a default changed) or an
+    exploratory setting gets its own labelled row instead of being averaged in. A method with no run at
+    today's default L0 setting keeps the L0 setting of its newest run as the plain row.
     """
     current: dict[str, L0Setting] = {}
     newest: dict[str, tuple[str, L0Setting]] = {}
     for record in records:
         setting = _l0_setting(record)
-        if setting is None:
+        if setting is None or training_setting_changes(record):
             continue
         if setting == default_l0_setting(record):
             current[record["method"]] = setting
@@ -148,8 +196,10 @@ def label_superseded_lambdas(records: list[dict[str, Any]]) -> list[dict[str, An
     for record in records:
         setting = _l0_setting(record)
         plain = current.get(record["method"], newest.get(record["method"], ("", None))[1])
-        if setting is not None and setting != plain:
-            record = {**record, "method": f"{record['method']} ({_setting_text(setting)})"}
+        parts = [_setting_text(setting)] if setting is not None and setting != plain else []
+        parts += training_setting_changes(record)
+        if parts:
+            record = {**record, "method": f"{record['method']} ({', '.join(parts)})"}
         out.append(record)
     return out
 
@@ -344,7 +394,7 @@ def _reproduce(records: list[dict[str, Any]]) -> str:
         ):
             parts += ["--structured-penalty", setting[1]]
         seeds = ",".join(str(s) for s in sorted({r["seed"] for r in runs}))
-        shown = "–" if method in _SPARSITY_FREE or not sparsity else f"{sparsity:g}"
+        shown = "–" if base_method(method) in DENSE_METHODS or not sparsity else f"{sparsity:g}"
         rows.append([method, task, shown, seeds, f"`{' '.join(parts)}`"])
     return markdown_table(["method", "task", "t", "seeds", "command (first seed)"], rows)
 
@@ -370,7 +420,7 @@ def _plotted_sparsity(record: dict[str, Any]) -> float:
 def _curve_points(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[float, list[float]]] | None:
     """(task, method) -> plotted sparsity -> dev scores x 100 (one per seed) of the sparsity curves:
     diff pruning methods and full fine-tuning, current settings only (rows of a superseded lambda,
-    relabelled by `label_superseded_lambdas`, stay in the table). None with fewer than two sparsities."""
+    relabelled by `label_other_settings`, stay in the table). None with fewer than two sparsities."""
     curves = [
         r
         for r in records
@@ -407,7 +457,7 @@ def _sparsity_plot(records: list[dict[str, Any]], out_dir: Path, slug: str) -> s
 
     One colour per method in every panel and one legend for the figure; the methods at one sparsity
     are spread a little sideways so their error bars (sd over seeds) do not hide each other. Runs of a
-    superseded L0 setting (relabelled by `label_superseded_lambdas`) are left out.
+    superseded L0 setting (relabelled by `label_other_settings`) are left out.
     """
     import matplotlib
 
@@ -543,7 +593,7 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
             "run is counted.\n"
         )
     for model, model_records in group_by(records, lambda r: r.get("model") or "?").items():
-        model_records = label_superseded_lambdas(model_records)
+        model_records = label_other_settings(model_records)
         main = [r for r in model_records if _in_main_table(r)]
         lines.append(f"### {model}\n")
         slug = re.sub(r"[^A-Za-z0-9]+", "-", model).strip("-")[-40:] or "model"
@@ -572,10 +622,11 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
             claims = _claims(scores, columns)
             if claims:
                 lines += ["Claims (averages over the columns both methods have):\n", *claims, ""]
-            paired = render_paired_settings(main)
+            paired = render_paired_settings(model_records)
             if paired:
                 lines += [
-                    "Other L0 settings against the plain row's, run by run (same task and seed; dev score "
+                    "Other settings against the plain row's, run by run (same task, seed and target "
+                    "sparsity; dev score "
                     "x 100; non-zero after L0: share of the body's parameters the L0 stage left non-zero "
                     "before the projection to the target; dev after L0: the dense gated diff's score "
                     "then):\n",
@@ -612,7 +663,7 @@ def summary(records: list[dict[str, Any]]) -> list[str]:
     lines = []
     records, _ = latest_of_repeated_runs(records)
     for model, model_records in group_by(records, lambda r: r.get("model") or "?").items():
-        main = [r for r in label_superseded_lambdas(model_records) if _in_main_table(r)]
+        main = [r for r in label_other_settings(model_records) if _in_main_table(r)]
         if main:
             _, scores, columns, _ = _score_table(main)
             lines += [f"GLUE dev, {model}: {claim.removeprefix('- ')}" for claim in _claims(scores, columns)]

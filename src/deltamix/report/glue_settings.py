@@ -1,10 +1,10 @@
-"""L0 settings compared seed by seed: each exploratory diff pruning run against the default run of its
-task and seed.
+"""Settings compared seed by seed: each exploratory run (another L0 or training setting) against the
+default run of its task, seed and target sparsity.
 
 The GLUE table averages each labelled row (``diffprune (lambda 1e-06)``, ``... gates clipped apart``)
 over its own seeds, which are often fewer than the default row's; a difference of means over unequal
 seed sets mixes the setting with the seeds. Here every run of a labelled row is paired with the run of
-the plain row (today's default setting where it has runs, see ``label_superseded_lambdas``) that has the
+the plain row (today's default setting where it has runs, see ``label_other_settings``) that has the
 same task, seed and target sparsity, and the table shows both scores, their difference and what the L0 stage left
 non-zero before the projection (the share of the body's parameters, from the projection stage's
 ``nonzero_before``), with the L0 stage's last dev score: the projection's cost is their gap.
@@ -15,12 +15,12 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from deltamix.glue.methods import L0_METHODS
+from deltamix.glue.methods import DENSE_METHODS
 from deltamix.report.common import markdown_table
 
 
 def base_method(method: str) -> str:
-    """The method of a row label: "diffprune" for "diffprune (lambda 1e-05)" (see label_superseded_lambdas)."""
+    """The method of a row label: "diffprune" for "diffprune (lambda 1e-05)" (see label_other_settings)."""
     return method.split(" (")[0]
 
 
@@ -52,30 +52,34 @@ def _share(value: float | None) -> str:
     return f"{100 * value:.2g}%" if value < 0.01 else f"{100 * value:.1f}%"
 
 
+def _sparsity(record: dict[str, Any]) -> str:
+    """The run's target sparsity as a percentage; "–" for methods whose size does not follow it."""
+    if base_method(record["method"]) in DENSE_METHODS or record.get("target_sparsity") is None:
+        return "–"
+    return f"{100 * record['target_sparsity']:g}%"
+
+
 def _key(record: dict[str, Any]) -> tuple[str, int, float | None]:
     return (record["task"], record["seed"], record.get("target_sparsity"))
 
 
 def paired_setting_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per labelled L0 run that has a default run of the same method, task, seed and sparsity.
+    """One entry per labelled run (another L0 or training setting) that has a plain run of the same
+    method, task, seed and target sparsity.
 
     Args:
-        records: one model's records after ``label_superseded_lambdas`` (labelled rows are
+        records: one model's records after ``label_other_settings`` (labelled rows are
             ``"<method> (<setting>)"``).
 
     Returns:
         dicts with ``method``, ``setting`` (the label's text), ``task``, ``seed``, ``default`` and
         ``variant`` (the records), sorted by method, setting, task and seed.
     """
-    plain = {
-        (r["method"], *_key(r)): r
-        for r in records
-        if r["method"] in L0_METHODS and base_method(r["method"]) == r["method"]
-    }
+    plain = {(r["method"], *_key(r)): r for r in records if base_method(r["method"]) == r["method"]}
     pairs = []
     for record in records:
         base = base_method(record["method"])
-        if base == record["method"] or base not in L0_METHODS:
+        if base == record["method"]:
             continue
         default = plain.get((base, *_key(record)))
         if default is not None:
@@ -107,6 +111,7 @@ def render_paired_settings(records: list[dict[str, Any]]) -> str | None:
                 f"{pair['method']} ({pair['setting']})",
                 pair["task"],
                 str(pair["seed"]),
+                _sparsity(pair["variant"]),
                 _cell(theirs),
                 _cell(ours),
                 f"{100 * (ours - theirs):+.1f}",
@@ -114,7 +119,17 @@ def render_paired_settings(records: list[dict[str, Any]]) -> str | None:
                 f"{_cell(_l0_dev_score(default))} → {_cell(_l0_dev_score(variant))}",
             ]
         )
-    header = ["setting", "task", "seed", "default", "setting's", "Δ", "non-zero after L0", "dev after L0"]
+    header = [
+        "setting",
+        "task",
+        "seed",
+        "sparsity",
+        "default",
+        "setting's",
+        "Δ",
+        "non-zero after L0",
+        "dev after L0",
+    ]
     lines = [markdown_table(header, rows)]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for pair in pairs:
