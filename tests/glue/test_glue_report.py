@@ -8,11 +8,11 @@ from deltamix.report.glue import (
     column_scores,
     kind_of,
     latest_of_repeated_runs,
-    training_setting_changes,
     layer_of,
     render,
     sparsity_position,
     summary,
+    training_setting_changes,
 )
 
 
@@ -436,3 +436,11 @@ def test_training_setting_changes_name_only_what_differs_from_the_command_defaul
     assert changes("full", resolved_lr=2e-5, model="bert-base-uncased") == []  # the paper's default there
     assert changes("full", resolved_lr=2e-5, model=None) == ["lr 2e-05"]  # MiniLM's default is 1e-4
     assert changes("lora", max_train_examples=100, batch_size=16) == ["batch 16", "train examples 100"]
+
+
+def test_the_reproduce_table_shows_the_command_of_the_lowest_seed(tmp_path: Path) -> None:
+    records = [_record("rte", "full", seed, {"accuracy": 0.7, "score": 0.7}) for seed in (2, 0, 1)]
+    markdown = render(records, tmp_path)
+    assert (
+        "| full | rte | – | 0,1,2 | `deltamix diffprune glue --task rte --method full --seed 0` |" in markdown
+    )

@@ -375,12 +375,12 @@ def _reproduce(records: list[dict[str, Any]]) -> str:
     for (method, task, sparsity, _), runs in sorted(
         group_by(records, key).items(), key=lambda x: (_method_order(x[0][0]), x[0][1], x[0][2] or 0)
     ):
-        command = runs[0].get("command", "")
-        parts = command.split()
+        first = min(runs, key=lambda r: r["seed"])
+        parts = first.get("command", "").split()
         if parts:
             parts[0] = Path(parts[0]).name
         # Name the L0 setting the run used even where it was the default: defaults change.
-        setting = _l0_setting(runs[0])
+        setting = _l0_setting(first)
         if (
             setting is not None
             and setting[0] is not None
