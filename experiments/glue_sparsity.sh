@@ -8,9 +8,11 @@
 #   usage: experiments/glue_sparsity.sh [TASK ...]   (default: mrpc rte; data: ../shared/data/glue or
 #          $GLUE_DIR; $DELTAMIX: the command, default .venv/bin/deltamix; $METHODS (default: diffprune
 #          diffprune-structured), $SEEDS (default 0), $SPARSITIES (default 0.001 0.0025 0.01))
-# Start one copy per core: the copies share one queue (flock). A copy skips a point whose first stage
-# another copy is still training; in its second pass it waits for that stage (while the copy training it
-# holds its lock), so idle copies run a sweep's other points side by side once its first stage is done.
+# Start one copy per core: the copies share one queue (flock). A copy scans the queue for a point it can
+# run now (not finished, not running elsewhere, its first stage trained); when none is left but some wait
+# for a first stage another copy is training, it looks again every 10 s, so idle copies run a sweep's
+# other points side by side as soon as its first stage is done. A point that fails is not tried again by
+# the same copy, nor are the points waiting for its first stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data="${GLUE_DIR:-../shared/data/glue}"
@@ -22,46 +24,46 @@ read -r -a seeds <<< "${SEEDS:-0}"
 read -r -a sparsities <<< "${SPARSITIES:-0.001 0.0025 0.01}"
 first_stage() { case "$1" in diffprune-nonadaptive) echo full-ft ;; *) echo l0 ;; esac; }
 mkdir -p runs/glue-sparsity
-for pass in 1 2; do  # pass 2 takes the points skipped while their source was in training
+declare -A failed=()  # points that failed in this copy
+while :; do
+  ran=0 waiting=0
   for task in "${tasks[@]}"; do
     for seed in "${seeds[@]}"; do
       for method in "${methods[@]}"; do
         stage="$(first_stage "$method")"
-        source="runs/glue/$task/$method/seed$seed"
-        [ -f "$source/$stage/stage_done.json" ] || source=""
+        matrix="runs/glue/$task/$method/seed$seed"
+        first="runs/glue-sparsity/$task/$method/seed$seed/t${sparsities[0]}"
         for sparsity in "${sparsities[@]}"; do
           out="runs/glue-sparsity/$task/$method/seed$seed/t$sparsity"
-          [ -f "$out/run_done.json" ] && continue
+          [ -f "$out/run_done.json" ] || [ -n "${failed[$out]:-}" ] && continue
+          if [ -f "$matrix/$stage/stage_done.json" ]; then
+            reuse=(--first-stage-from "$matrix")
+          elif [ "$out" = "$first" ]; then
+            reuse=(--keep-first-stage)  # this point trains the sweep's first stage and keeps it
+          elif [ -f "$first/$stage/stage_done.json" ]; then
+            reuse=(--first-stage-from "$first")
+          elif [ -f "$first/run_done.json" ]; then
+            reuse=(--keep-first-stage)  # the first point finished without keeping its stage: train one
+          else
+            [ -n "${failed[$first]:-}" ] || waiting=1  # in training elsewhere: look again
+            continue
+          fi
           mkdir -p "$(dirname "$out")"
           exec {lock}> "$out.lock"
           if ! flock -n "$lock"; then exec {lock}>&-; continue; fi  # another copy is running it
-          reuse=(--keep-first-stage)
-          if [ -n "$source" ]; then
-            reuse=(--first-stage-from "$source")
-          elif [ "$sparsity" != "${sparsities[0]}" ]; then
-            source="runs/glue-sparsity/$task/$method/seed$seed/t${sparsities[0]}"
-            if [ "$pass" = 2 ]; then  # wait while the copy training it is alive (holds its lock)
-              exec {first}> "$source.lock"
-              until [ -f "$source/$stage/stage_done.json" ] || flock -n "$first"; do sleep 10; done
-              exec {first}>&-
-            fi
-            if [ ! -f "$source/$stage/stage_done.json" ]; then  # still in training elsewhere, or failed
-              source=""; exec {lock}>&-; continue
-            fi
-            reuse=(--first-stage-from "$source")
-          fi
           if [ ! -f "$out/run_done.json" ]; then
             echo "== $(date +%H:%M:%S) $task $method seed $seed t $sparsity ${reuse[*]}"
             "${deltamix[@]}" diffprune glue --task "$task" --method "$method" --seed "$seed" \
               --target-sparsity "$sparsity" --data-dir "$data" --output-dir "$out" "${reuse[@]}" \
-              || echo "!! $task $method seed $seed t $sparsity failed"
-          fi
-          if [ -z "$source" ] && [ -f "$out/$stage/stage_done.json" ]; then
-            source="$out"  # this point trained the first stage and kept it: the others take it
+              || { echo "!! $task $method seed $seed t $sparsity failed"; failed[$out]=1; }
+            ran=1
           fi
           exec {lock}>&-
         done
       done
     done
   done
+  [ "$ran" = 1 ] && continue
+  [ "$waiting" = 1 ] || break
+  sleep "${POLL_SECONDS:-10}"
 done

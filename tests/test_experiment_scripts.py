@@ -192,6 +192,63 @@ def test_glue_sparsity_sweep_trains_each_first_stage_once(tmp_path):
     assert _run(script, fake, METHODS="diffprune", SPARSITIES="0.001 0.01") == []  # all finished
 
 
+@pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
+def test_glue_sparsity_skips_the_points_of_a_failed_first_stage_and_ends(tmp_path):
+    script, fake = _project(tmp_path, "glue_sparsity.sh")
+    fails = 'case "$out" in */diffprune-structured/*/t0.001) rm "$out/run_done.json"; exit 1;; esac'
+    fake.write_text(FAKE_DELTAMIX + fails + "\n")
+    calls = _run(script, fake, TASKS="", SPARSITIES="0.001 0.01", POLL_SECONDS="1")
+    started = [(_value(c, "--method"), _value(c, "--target-sparsity")) for c in calls if "mrpc" in c]
+    # the structured sweep's first point is tried once; its 1% point, waiting for it, never starts
+    assert started == [("diffprune", "0.001"), ("diffprune", "0.01"), ("diffprune-structured", "0.001")]
+
+
+@pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
+def test_glue_sparsity_trains_a_stage_when_the_first_point_kept_none(tmp_path):
+    script, fake = _project(tmp_path, "glue_sparsity.sh")
+    (tmp_path / "runs/glue-sparsity/mrpc/diffprune/seed0/t0.001").mkdir(parents=True)
+    (tmp_path / "runs/glue-sparsity/mrpc/diffprune/seed0/t0.001/run_done.json").write_text("{}")
+    calls = _run(script, fake, METHODS="diffprune", SPARSITIES="0.001 0.01", POLL_SECONDS="1")
+    # the fake keeps no stage either: every point trains its own instead of waiting for one nobody trains
+    assert [(_value(c, "--task"), _value(c, "--target-sparsity"), c[-1]) for c in calls] == [
+        ("mrpc", "0.01", "--keep-first-stage"),
+        ("rte", "0.001", "--keep-first-stage"),
+        ("rte", "0.01", "--keep-first-stage"),
+    ]
+
+
+@pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
+def test_glue_sparsity_copies_share_a_sweep_once_its_first_stage_is_done(tmp_path):
+    """Two copies, one sweep of three points: the second copy waits for the first stage, then the two
+    run the remaining points side by side (each point once)."""
+    script, fake = _project(tmp_path, "glue_sparsity.sh")
+    fake.write_text(  # the first stage takes 2 s, then each point 2 s more
+        '#!/usr/bin/env bash\nargs="$*"\n'
+        'while [ $# -gt 0 ]; do if [ "$1" = --output-dir ]; then out="$2"; fi; shift; done\n'
+        'mkdir -p "$out"\n'
+        'case "$args" in *--keep-first-stage*)\n'
+        '  sleep 2; mkdir -p "$out/l0"; echo {} > "$out/l0/stage_done.json";;\nesac\n'
+        'sleep 2; echo {} > "$out/run_done.json"\n'
+    )
+    env = {**os.environ, "DELTAMIX": str(fake), "METHODS": "diffprune", "POLL_SECONDS": "1"}
+    copies = [
+        subprocess.Popen(["bash", str(script), "mrpc"], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [copy.communicate(timeout=60)[0] for copy in copies]
+    assert all(copy.returncode == 0 for copy in copies)
+    started = sorted(
+        line.split()[7:] for out in outputs for line in out.splitlines() if line.startswith("==")
+    )
+    first = "runs/glue-sparsity/mrpc/diffprune/seed0/t0.001"
+    assert started == [
+        ["0.001", "--keep-first-stage"],
+        ["0.0025", "--first-stage-from", first],
+        ["0.01", "--first-stage-from", first],
+    ]
+    assert all(out.count("==") >= 1 for out in outputs)  # the waiting copy took a point too
+
+
 def test_geoquery_matrix_queue_and_the_authors_partner_extent(tmp_path):
     script, fake = _project(tmp_path, "geoquery_matrix.sh")
     calls = _run(script, fake, SEEDS="0")
