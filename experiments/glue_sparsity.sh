@@ -7,7 +7,9 @@
 # first point of the sweep trains it and keeps it for the others. Records go to results/glue.jsonl.
 #   usage: experiments/glue_sparsity.sh [TASK ...]   (default: mrpc rte; data: ../shared/data/glue or
 #          $GLUE_DIR; $DELTAMIX: the command, default .venv/bin/deltamix; $METHODS (default: diffprune
-#          diffprune-structured), $SEEDS (default 0), $SPARSITIES (default 0.001 0.0025 0.01))
+#          diffprune-structured), $SEEDS (default 0), $SPARSITIES (default 0.001 0.0025 0.01),
+#          $MASK_LRS: fixed-mask learning rates to sweep too, e.g. "5e-5 2e-4 1e-3" (default: the
+#          command's; a point with one is run with --mask-lr into runs/glue-sparsity/.../tT-mLR))
 # Start one copy per core: the copies share one queue (flock). A copy scans the queue for a point it can
 # run now (not finished, not running elsewhere, its first stage trained); when none is left but some wait
 # for a first stage another copy is training, it looks again every 10 s, so idle copies run a sweep's
@@ -22,6 +24,14 @@ read -r -a tasks <<< "${tasks[*]}"
 read -r -a methods <<< "${METHODS:-diffprune diffprune-structured}"
 read -r -a seeds <<< "${SEEDS:-0}"
 read -r -a sparsities <<< "${SPARSITIES:-0.001 0.0025 0.01}"
+read -r -a mask_lrs <<< "${MASK_LRS:-default}"
+points=()  # one sweep's points, first stage first: "SPARSITY MASK_LR"
+for sparsity in "${sparsities[@]}"; do
+  for mask_lr in "${mask_lrs[@]}"; do points+=("$sparsity $mask_lr"); done
+done
+point_dir() {  # point_dir SWEEP_DIR SPARSITY MASK_LR
+  if [ "$3" = default ]; then echo "$1/t$2"; else echo "$1/t$2-m$3"; fi
+}
 first_stage() { case "$1" in diffprune-nonadaptive) echo full-ft ;; *) echo l0 ;; esac; }
 mkdir -p runs/glue-sparsity
 declare -A failed=()  # points that failed in this copy
@@ -32,9 +42,13 @@ while :; do
       for method in "${methods[@]}"; do
         stage="$(first_stage "$method")"
         matrix="runs/glue/$task/$method/seed$seed"
-        first="runs/glue-sparsity/$task/$method/seed$seed/t${sparsities[0]}"
-        for sparsity in "${sparsities[@]}"; do
-          out="runs/glue-sparsity/$task/$method/seed$seed/t$sparsity"
+        sweep="runs/glue-sparsity/$task/$method/seed$seed"
+        first="$(point_dir "$sweep" ${points[0]})"
+        for point in "${points[@]}"; do
+          read -r sparsity mask_lr <<< "$point"
+          out="$(point_dir "$sweep" "$sparsity" "$mask_lr")"
+          lr=()
+          [ "$mask_lr" = default ] || lr=(--mask-lr "$mask_lr")
           [ -f "$out/run_done.json" ] || [ -n "${failed[$out]:-}" ] && continue
           if [ -f "$matrix/$stage/stage_done.json" ]; then
             reuse=(--first-stage-from "$matrix")
@@ -52,9 +66,9 @@ while :; do
           exec {lock}> "$out.lock"
           if ! flock -n "$lock"; then exec {lock}>&-; continue; fi  # another copy is running it
           if [ ! -f "$out/run_done.json" ]; then
-            echo "== $(date +%H:%M:%S) $task $method seed $seed t $sparsity ${reuse[*]}"
+            echo "== $(date +%H:%M:%S) $task $method seed $seed t $sparsity ${lr[*]} ${reuse[*]}"
             "${deltamix[@]}" diffprune glue --task "$task" --method "$method" --seed "$seed" \
-              --target-sparsity "$sparsity" --data-dir "$data" --output-dir "$out" "${reuse[@]}" \
+              --target-sparsity "$sparsity" "${lr[@]}" --data-dir "$data" --output-dir "$out" "${reuse[@]}" \
               || { echo "!! $task $method seed $seed t $sparsity failed"; failed[$out]=1; }
             ran=1
           fi

@@ -193,6 +193,23 @@ def test_glue_sparsity_sweep_trains_each_first_stage_once(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
+def test_glue_sparsity_sweeps_fixed_mask_learning_rates_from_one_first_stage(tmp_path):
+    script, fake = _project(tmp_path, "glue_sparsity.sh")
+    keeps = 'case "$(tail -n 1 "$(dirname "$0")/calls.log")" in *--keep-first-stage*) '
+    keeps += 'mkdir -p "$out/l0"; echo {} > "$out/l0/stage_done.json";; esac'
+    fake.write_text(FAKE_DELTAMIX + keeps + "\n")
+    env = {"METHODS": "diffprune", "SPARSITIES": "0.005", "MASK_LRS": "5e-5 1e-3"}
+    calls = _run(script, fake, **env, TASKS="", POLL_SECONDS="1")
+    sweep = "runs/glue-sparsity/mrpc/diffprune/seed0"
+    assert [c[c.index("--target-sparsity") :] for c in calls if "mrpc" in c] == [
+        ["--target-sparsity", "0.005", "--mask-lr", "5e-5", "--data-dir", "../shared/data/glue",
+         "--output-dir", f"{sweep}/t0.005-m5e-5", "--keep-first-stage"],
+        ["--target-sparsity", "0.005", "--mask-lr", "1e-3", "--data-dir", "../shared/data/glue",
+         "--output-dir", f"{sweep}/t0.005-m1e-3", "--first-stage-from", f"{sweep}/t0.005-m5e-5"],
+    ]  # fmt: skip
+
+
+@pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
 def test_glue_sparsity_skips_the_points_of_a_failed_first_stage_and_ends(tmp_path):
     script, fake = _project(tmp_path, "glue_sparsity.sh")
     fails = 'case "$out" in */diffprune-structured/*/t0.001) rm "$out/run_done.json"; exit 1;; esac'

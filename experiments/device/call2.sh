@@ -6,7 +6,7 @@
 #   usage: bash experiments/device/call2.sh SECONDS glue|glue-sparsity|multi30k
 #   glue: experiments/glue_matrix.sh with $TASKS (default "rte mrpc stsb"), $METHODS, $SEEDS
 #   glue-sparsity: experiments/glue_sparsity.sh with $TASKS (default "mrpc rte"), $METHODS, $SEEDS,
-#     $SPARSITIES (the first point of each sweep trains the first stage, the others reuse it)
+#     $SPARSITIES, $MASK_LRS (the first point of each sweep trains the first stage, the others reuse it)
 #   multi30k: experiments/multi30k_matrix.sh with $EPOCHS, $AVERAGE_LAST, $WARMUP_STEPS, $AUGMENTS, $SEEDS
 # $COPIES (default 8) and $THREADS (OMP threads per copy, default 2) share the machine's 16 cores. The
 # call ends when every copy is done or SECONDS have passed. With THEN_SPARSITY=1 a glue queue that ends
