@@ -173,31 +173,42 @@ def training_setting_changes(record: dict[str, Any]) -> list[str]:
 
 def label_other_settings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``records`` with the runs of other settings relabelled ``method (setting, ...)``: another L0
-    setting (``lambda X``, ``P penalty``, ``gates clipped apart``, ``target density D``) or a training
-    setting changed by a flag (`training_setting_changes`, e.g. ``fixed-mask lr 0.001``).
+    setting (``lambda X``, ``P penalty``, ``gates clipped apart``, ``target density D``) or other
+    training settings changed by flags (`training_setting_changes`, e.g. ``fixed-mask lr 0.001``).
 
-    The runs with today's default settings keep the method's name, so the table's plain row and the
-    claims are about what the command does without flags; an old default (a default changed) or an
-    exploratory setting gets its own labelled row instead of being averaged in. A method with no run at
-    today's default L0 setting keeps the L0 setting of its newest run as the plain row.
+    The runs with today's defaults keep the method's name, so the table's plain row and the claims are
+    about what the command does without flags; an old default (a default changed) or an exploratory
+    setting gets its own labelled row instead of being averaged in. A method with no run at today's
+    defaults keeps the settings of its newest run as the plain row (a table of quick runs only stays
+    unlabelled).
     """
-    current: dict[str, L0Setting] = {}
-    newest: dict[str, tuple[str, L0Setting]] = {}
-    for record in records:
-        setting = _l0_setting(record)
-        if setting is None or training_setting_changes(record):
-            continue
-        if setting == default_l0_setting(record):
-            current[record["method"]] = setting
-        stamp = record.get("finished_at", "")
-        if record["method"] not in newest or stamp > newest[record["method"]][0]:
-            newest[record["method"]] = (stamp, setting)
+
+    def plain_of(candidates: list[dict[str, Any]], setting_of, default_of) -> dict[str, Any]:
+        """method -> the setting of its plain row: the default where a run has it, else the newest run's."""
+        plain: dict[str, Any] = {}
+        newest: dict[str, str] = {}
+        for record in candidates:
+            method, setting = record["method"], setting_of(record)
+            if plain.get(method, object()) == default_of(record):
+                continue
+            stamp = record.get("finished_at", "")
+            if setting == default_of(record) or method not in newest or stamp > newest[method]:
+                plain[method], newest[method] = setting, stamp
+        return plain
+
+    def training_of(record: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(training_setting_changes(record))
+
+    plain_training = plain_of(records, training_of, lambda r: ())
+    known = [  # an L0 run recorded without its setting does not choose the plain row
+        r for r in records if training_of(r) == plain_training[r["method"]] and _l0_setting(r) is not None
+    ]
+    plain_l0 = plain_of(known, _l0_setting, default_l0_setting)
     out = []
     for record in records:
-        setting = _l0_setting(record)
-        plain = current.get(record["method"], newest.get(record["method"], ("", None))[1])
-        parts = [_setting_text(setting)] if setting is not None and setting != plain else []
-        parts += training_setting_changes(record)
+        l0, training = _l0_setting(record), training_of(record)
+        parts = [_setting_text(l0)] if l0 is not None and l0 != plain_l0.get(record["method"]) else []
+        parts += list(training) if training != plain_training[record["method"]] else []
         if parts:
             record = {**record, "method": f"{record['method']} ({', '.join(parts)})"}
         out.append(record)
