@@ -83,6 +83,12 @@ DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 SMALL_TASK_EXAMPLES = 10_000
 
 
+def default_mask_epochs(train_examples: int) -> int:
+    """Fixed-mask epochs when ``mask_epochs`` is None: 5 below `SMALL_TASK_EXAMPLES` training
+    examples, else 3."""
+    return 5 if train_examples < SMALL_TASK_EXAMPLES else 3
+
+
 @dataclass
 class GlueRunConfig:
     """Everything that defines a GLUE run; defaults are the paper's and the authors' code's."""
@@ -451,7 +457,7 @@ def run_glue(config: GlueRunConfig) -> dict[str, Any]:
     set_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(config.model_path())
     train, evals, full_size = prepare_data(config, tokenizer)
-    mask_epochs = config.mask_epochs or (5 if full_size < SMALL_TASK_EXAMPLES else 3)
+    mask_epochs = config.mask_epochs or default_mask_epochs(full_size)
     model = load_classifier(config, spec)
     body, _ = split_parameters(model)
     base = {name: p.detach().cpu().clone() for name, p in body.items()}

@@ -16,8 +16,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from deltamix.glue.methods import DENSE_METHODS, L0_METHODS, METHODS, PEFT_METHODS
-from deltamix.glue.run import ADDED_SINCE, RESTART_FREE
+from deltamix.glue.methods import DENSE_METHODS, DIFF_METHODS, L0_METHODS, METHODS, PEFT_METHODS
+from deltamix.glue.run import ADDED_SINCE, RESTART_FREE, GlueRunConfig, default_mask_epochs
 from deltamix.io import atomic_path
 from deltamix.metrics import GLUE_AVERAGE_COLUMNS
 from deltamix.report.common import group_by, markdown_table, mean_sd
@@ -110,8 +110,6 @@ def _setting_text(setting: L0Setting) -> str:
 def default_l0_setting(record: dict[str, Any]) -> L0Setting:
     """The L0 setting that ``deltamix diffprune glue`` gives the record's method and model today, with
     no L0 flags: the embedded MiniLM's or the paper's lambda, the default penalty form, joint clipping."""
-    from deltamix.glue.run import GlueRunConfig
-
     config = record.get("config", {})
     defaults = GlueRunConfig(
         task=record["task"], method=base_method(record["method"]), model=config.get("model")
@@ -149,17 +147,13 @@ def training_setting_changes(record: dict[str, Any]) -> list[str]:
     """The training settings of ``record``'s run that differ from what ``deltamix diffprune glue`` gives
     its task, method and model with no flags, as label parts (``["fixed-mask lr 0.001"]``); [] for
     none. A setting missing from the record's config (recorded before it existed) counts as its default."""
-    from deltamix.glue.methods import DIFF_METHODS
-    from deltamix.glue.run import SMALL_TASK_EXAMPLES, GlueRunConfig
-
     config = record.get("config", {})
     method = base_method(record["method"])
     defaults = GlueRunConfig(task=record["task"], method=method, model=config.get("model"))
     expected = {name: getattr(defaults, name, None) for name, _ in _TRAINING_SETTINGS}
     expected["resolved_lr"] = defaults.resolved_lr()
     if config.get("mask_epochs") is not None:  # None: the default for the task's size
-        small = config.get("train_examples", 0) < SMALL_TASK_EXAMPLES
-        expected["mask_epochs"] = 5 if small else 3
+        expected["mask_epochs"] = default_mask_epochs(config.get("train_examples", 0))
     changes = []
     for name, text in _TRAINING_SETTINGS:
         if name not in config or (name in _DIFF_ONLY and method not in DIFF_METHODS):
@@ -196,8 +190,10 @@ def label_other_settings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 plain[method], newest[method] = setting, stamp
         return plain
 
+    changes = {id(record): tuple(training_setting_changes(record)) for record in records}
+
     def training_of(record: dict[str, Any]) -> tuple[str, ...]:
-        return tuple(training_setting_changes(record))
+        return changes[id(record)]
 
     plain_training = plain_of(records, training_of, lambda r: ())
     known = [  # an L0 run recorded without its setting does not choose the plain row
