@@ -389,7 +389,7 @@ def test_runs_with_a_training_setting_changed_by_a_flag_get_their_own_row_and_ar
 ) -> None:
     """--mask-lr or --lr off the default must not be averaged into the plain row; a run that names the
     default explicitly stays plain; a labelled run at 0.1% is paired with the plain run at 0.1%."""
-    defaults = {"resolved_lr": 1e-4, "mask_lr": 5e-5, "alpha_lr": 0.1, "batch_size": 8, "epochs": 3}
+    defaults = {"resolved_lr": 1e-4, "mask_lr": 1e-3, "alpha_lr": 0.1, "batch_size": 8, "epochs": 3}
 
     def run(method: str, seed: int, score: float, sparsity: float = 0.005, **config) -> dict:
         return _record(
@@ -405,19 +405,19 @@ def test_runs_with_a_training_setting_changed_by_a_flag_get_their_own_row_and_ar
         run("diffprune", 0, 0.80),
         run("diffprune", 1, 0.82),
         run("diffprune", 0, 0.70, sparsity=0.001),
-        run("diffprune", 0, 0.78, sparsity=0.001, mask_lr=1e-3),
-        run("diffprune", 0, 0.84, mask_lr=1e-3, epochs=5),
+        run("diffprune", 0, 0.78, sparsity=0.001, mask_lr=5e-5),
+        run("diffprune", 0, 0.84, mask_lr=5e-5, epochs=5),
         _record("mrpc", "bitfit", 0, {"score": 0.81}, config={"resolved_lr": 1e-3}),  # the default: plain
         _record("mrpc", "bitfit", 1, {"score": 0.60}, config={"resolved_lr": 1e-5}),
     ]
     markdown = render(records, tmp_path)
     assert "| diffprune | 0.5% | 81.0 ± 1.4 (2) |" in markdown  # the 0.84 run is not averaged in
-    assert "| diffprune (fixed-mask lr 0.001, epochs 5) | 0.5% | 84.0 (1) |" in markdown
+    assert "| diffprune (fixed-mask lr 5e-05, epochs 5) | 0.5% | 84.0 (1) |" in markdown
     assert "| bitfit | 0.5% | 81.0 (1) | 81.0 |" in markdown
     assert "| bitfit (lr 1e-05) | 0.5% | 60.0 (1) | 60.0 |" in markdown
     assert "| bitfit (lr 1e-05) | mrpc | – | 1 |" in markdown  # its size does not follow the target
-    assert "| diffprune (fixed-mask lr 0.001) | mrpc | 0 | 0.1% | 70.0 | 78.0 | +8.0 |" in markdown
-    assert "| diffprune (fixed-mask lr 0.001, epochs 5) | mrpc | 0 | 0.5% | 80.0 | 84.0 | +4.0 |" in markdown
+    assert "| diffprune (fixed-mask lr 5e-05) | mrpc | 0 | 0.1% | 70.0 | 78.0 | +8.0 |" in markdown
+    assert "| diffprune (fixed-mask lr 5e-05, epochs 5) | mrpc | 0 | 0.5% | 80.0 | 84.0 | +4.0 |" in markdown
     assert "| bitfit (lr 1e-05) | mrpc | 1 | – |" not in markdown  # no plain bitfit run of seed 1
     # the sparsity curve keeps the plain runs only
     assert "| mrpc | diffprune | 70.0 (1) | 81.0 ± 1.4 (2) |" in markdown
@@ -432,7 +432,11 @@ def test_training_setting_changes_name_only_what_differs_from_the_command_defaul
     assert changes("diffprune", mask_epochs=8, train_examples=3668) == ["fixed-mask epochs 8"]
     assert changes("diffprune", mask_epochs=5, train_examples=67349) == ["fixed-mask epochs 5"]
     assert changes("full", mask_lr=1e-3, alpha_lr=1.0) == []  # settings full fine-tuning does not use
-    assert changes("diffprune-nonadaptive", alpha_lr=1.0, mask_lr=1e-3) == ["fixed-mask lr 0.001"]
+    # the fixed-mask rate: 1e-3 is the embedded MiniLM's default, 5e-5 the paper's (other models)
+    assert changes("diffprune-nonadaptive", alpha_lr=1.0, mask_lr=5e-5) == ["fixed-mask lr 5e-05"]
+    assert changes("diffprune", mask_lr=1e-3, model="bert-base-uncased") == ["fixed-mask lr 0.001"]
+    assert changes("diffprune", mask_lr=None, resolved_mask_lr=1e-3, model=None) == []
+    assert changes("diffprune", mask_lr=None, resolved_mask_lr=5e-5, model="bert-base-uncased") == []
     assert changes("full", resolved_lr=2e-5, model="bert-base-uncased") == []  # the paper's default there
     assert changes("full", resolved_lr=2e-5, model=None) == ["lr 2e-05"]  # MiniLM's default is 1e-4
     assert changes("lora", max_train_examples=100, batch_size=16) == ["batch 16", "train examples 100"]

@@ -50,8 +50,10 @@ from deltamix.glue.methods import (
     MINILM_DIFF_LR,
     MINILM_FULL_LR,
     MINILM_L0_LAMBDA,
+    MINILM_MASK_LR,
     PAPER_DIFF_LR,
     PAPER_L0_LAMBDA,
+    PAPER_MASK_LR,
     PEFT_METHODS,
     PreparedModel,
     check_method,
@@ -60,8 +62,10 @@ from deltamix.glue.methods import (
     split_parameters,
 )
 from deltamix.glue.stages import (
+    LATER_STAGE_SETTINGS,
     adopt_first_stage,
     first_stage_name,
+    fixed_mask_started,
     remove_checkpoints,
     run_stage,
     train_diffprune,
@@ -126,7 +130,13 @@ class GlueRunConfig:
     head_lr: float | None = field(
         default=None, metadata={"help": "diff pruning head lr; None = lr (L0 stage), mask_lr (fixed-mask)"}
     )
-    mask_lr: float = field(default=5e-5, metadata={"help": "learning rate of the fixed-mask stage"})
+    mask_lr: float | None = field(
+        default=None,
+        metadata={
+            "help": "learning rate of the fixed-mask stage (None = 5e-5, the paper's; 1e-3 for the "
+            "embedded MiniLM, from the search in docs/glue.md)"
+        },
+    )
     l0_lambda: float | None = field(
         default=None,
         metadata={
@@ -258,6 +268,12 @@ class GlueRunConfig:
         if self.method in DIFF_METHODS:
             return MINILM_DIFF_LR if self.model is None else PAPER_DIFF_LR
         return DEFAULT_LR[self.method]
+
+    def resolved_mask_lr(self) -> float:
+        """The fixed-mask stage's learning rate: ``mask_lr``, else the embedded MiniLM's or the paper's."""
+        if self.mask_lr is not None:
+            return self.mask_lr
+        return MINILM_MASK_LR if self.model is None else PAPER_MASK_LR
 
     def resolved_l0_lambda(self) -> float:
         """The L0 penalty weight: ``l0_lambda``, else the embedded MiniLM's or the paper's default."""
@@ -426,9 +442,11 @@ def tensor_stats(model: nn.Module, base: dict[str, torch.Tensor]) -> dict[str, l
     }
 
 
-# Fields that may change between an interrupted run and its restart.
+# Fields that may change between an interrupted run and its restart (resolved_mask_lr follows from
+# mask_lr and model, which are compared).
 RESTART_FREE = (
     "keep_checkpoints", "keep_first_stage", "logging_steps", "results_dir", "eval_batch_size", "save_steps",
+    "resolved_mask_lr",
 )  # fmt: skip
 # Settings added after runs were started, with the value those runs had (see check_same_run).
 ADDED_SINCE = {
@@ -466,11 +484,15 @@ def run_glue(config: GlueRunConfig) -> dict[str, Any]:
         "model_path": config.model_path(),
         "resolved_lr": config.resolved_lr(),
         "resolved_l0_lambda": config.resolved_l0_lambda(),
+        "resolved_mask_lr": config.resolved_mask_lr() if config.method in DIFF_METHODS else None,
         "resolved_mask_epochs": mask_epochs if config.method in DIFF_METHODS else None,
         "train_examples": len(train),
         "eval_examples": {split: len(d) for split, d in evals.items()},
     }
-    check_same_run(out_dir / "config.json", resolved, RESTART_FREE, ADDED_SINCE)
+    restart_free = RESTART_FREE
+    if config.method in DIFF_METHODS and not fixed_mask_started(out_dir):
+        restart_free = (*RESTART_FREE, *LATER_STAGE_SETTINGS)  # interrupted in the first stage
+    check_same_run(out_dir / "config.json", resolved, restart_free, ADDED_SINCE)
     done_marker = out_dir / RUN_DONE
     if main_process:
         finish_commit(done_marker)  # a run killed while committing its record completes it here

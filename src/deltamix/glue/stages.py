@@ -45,6 +45,22 @@ FIRST_STAGE_SETTINGS = (
 )  # fmt: skip
 
 
+# The settings that act only after the first stage: the projection's and the fixed-mask stage's. A run
+# interrupted before its fixed-mask stage began may be restarted with other values of these.
+LATER_STAGE_SETTINGS = (
+    "target_sparsity",
+    "mask_lr",
+    "resolved_mask_lr",
+    "mask_epochs",
+    "resolved_mask_epochs",
+)
+
+
+def fixed_mask_started(out_dir: Path) -> bool:
+    """Whether the run in ``out_dir`` has begun its fixed-mask stage (its folder exists)."""
+    return (out_dir / "fixed-mask").exists()
+
+
 def first_stage_name(method: str) -> str:
     """The folder of a diff pruning method's first stage: ``full-ft`` (non-adaptive) or ``l0``."""
     return "full-ft" if method == "diffprune-nonadaptive" else "l0"
@@ -319,7 +335,7 @@ def _diff_config(config: GlueRunConfig, model: nn.Module):
         learning_rate=config.resolved_lr(),
         alpha_learning_rate=config.alpha_lr,
         dense_learning_rate=config.head_lr,
-        fixed_mask_learning_rate=config.mask_lr,
+        fixed_mask_learning_rate=config.resolved_mask_lr(),
         weight_decay=config.weight_decay,
     )
 
@@ -356,16 +372,15 @@ def train_diffprune(config: GlueRunConfig, model: nn.Module, data, mask_epochs: 
         }
     )
     # The fixed-mask stage fine-tunes the kept entries and the head together at the stage's rate.
-    wrapped.diff_config.dense_learning_rate = config.head_lr or config.mask_lr
-    logs.append(
-        run_stage("fixed-mask", config, wrapped, data, config.mask_lr, mask_epochs, True, trainer_cls)
-    )
+    mask_lr = config.resolved_mask_lr()
+    wrapped.diff_config.dense_learning_rate = config.head_lr or mask_lr
+    logs.append(run_stage("fixed-mask", config, wrapped, data, mask_lr, mask_epochs, True, trainer_cls))
     prepared = PreparedModel(
         model=wrapped,
         method=config.method,
         stored_params=diff_budget(model, config.target_sparsity),
         base_params=sum(p.numel() for p in body.values()),
         head_params=sum(p.numel() for p in head.values()),
-        details={"diffprune_config": stage1_config, "fixed_mask_head_lr": config.head_lr or config.mask_lr},
+        details={"diffprune_config": stage1_config, "fixed_mask_head_lr": config.head_lr or mask_lr},
     )
     return wrapped, logs, prepared

@@ -128,7 +128,7 @@ _TRAINING_SETTINGS = (
     ("resolved_lr", "lr"),
     ("head_lr", "head lr"),
     ("alpha_lr", "gate lr"),
-    ("mask_lr", "fixed-mask lr"),
+    ("resolved_mask_lr", "fixed-mask lr"),
     ("epochs", "epochs"),
     ("mask_epochs", "fixed-mask epochs"),
     ("batch_size", "batch"),
@@ -140,18 +140,22 @@ _TRAINING_SETTINGS = (
     ("max_eval_examples", "dev examples"),
     ("max_steps", "max steps"),
 )
-_DIFF_ONLY = frozenset({"head_lr", "mask_lr", "mask_epochs"})  # settings of the diff pruning methods only
+# Settings of the diff pruning methods only.
+_DIFF_ONLY = frozenset({"head_lr", "resolved_mask_lr", "mask_epochs"})
 
 
 def training_setting_changes(record: dict[str, Any]) -> list[str]:
     """The training settings of ``record``'s run that differ from what ``deltamix diffprune glue`` gives
     its task, method and model with no flags, as label parts (``["fixed-mask lr 0.001"]``); [] for
     none. A setting missing from the record's config (recorded before it existed) counts as its default."""
-    config = record.get("config", {})
+    config = dict(record.get("config", {}))
+    if "mask_lr" in config:  # recorded before resolved_mask_lr existed: mask_lr was the rate (5e-5 default)
+        config.setdefault("resolved_mask_lr", config["mask_lr"])
     method = base_method(record["method"])
     defaults = GlueRunConfig(task=record["task"], method=method, model=config.get("model"))
     expected = {name: getattr(defaults, name, None) for name, _ in _TRAINING_SETTINGS}
     expected["resolved_lr"] = defaults.resolved_lr()
+    expected["resolved_mask_lr"] = defaults.resolved_mask_lr()
     if config.get("mask_epochs") is not None:  # None: the default for the task's size
         expected["mask_epochs"] = default_mask_epochs(config.get("train_examples", 0))
     changes = []
