@@ -6,7 +6,9 @@
 #   usage: experiments/glue_matrix.sh [TASK ...]   (default: rte mrpc stsb; data: ../shared/data/glue
 #          or $GLUE_DIR; $DELTAMIX: the command to run, default .venv/bin/deltamix;
 #          $METHODS / $SEEDS: a subset, e.g. METHODS="diffprune diffprune-structured" SEEDS="0 1";
-#          $GLUE_ARGS: more flags for every run, e.g. GLUE_ARGS="--save-steps 1000" for SST-2 on a CPU)
+#          $GLUE_ARGS: more flags for every run, e.g. GLUE_ARGS="--save-steps 1000" for SST-2 on a CPU;
+#          $MATRIX_DIR: the run folders' root, default runs/glue; another root runs the matrix again
+#          beside the finished runs, e.g. after a default changed)
 # Start one copy per core (or several per GPU): the copies share one queue, each run claimed with
 # flock. Finished runs (run_done.json) are skipped; an interrupted run resumes from its last
 # checkpoint when a copy reaches it again. Diff pruning runs keep their first stage
@@ -21,11 +23,12 @@ read -r -a tasks <<< "${tasks[*]}"
 read -r -a methods <<< "${METHODS:-full diffprune diffprune-structured diffprune-nonadaptive bitfit lora shira}"
 read -r -a seeds <<< "${SEEDS:-0 1 2}"
 read -r -a extra <<< "${GLUE_ARGS:-}"
-mkdir -p runs/glue
+matrix="${MATRIX_DIR:-runs/glue}"
+mkdir -p "$matrix"
 for task in "${tasks[@]}"; do
   for seed in "${seeds[@]}"; do
     for method in "${methods[@]}"; do
-      out="runs/glue/$task/$method/seed$seed"
+      out="$matrix/$task/$method/seed$seed"
       [ -f "$out/run_done.json" ] && continue
       mkdir -p "$(dirname "$out")"
       exec {lock}> "$out.lock"

@@ -3,8 +3,9 @@
 # 100% its full fine-tuning): diff pruning runs that differ only in --target-sparsity share their first
 # stage (L0, or full fine-tuning for the non-adaptive baseline), so each point here trains only the
 # projection and the fixed-mask stage. The first stage comes from the matrix run
-# runs/glue/TASK/METHOD/seedS (experiments/glue_matrix.sh keeps it) when that run kept it; otherwise the
-# first point of the sweep trains it and keeps it for the others. Records go to results/glue.jsonl.
+# $MATRIX_DIR/TASK/METHOD/seedS (default runs/glue; experiments/glue_matrix.sh keeps it) when that run
+# kept it; otherwise the first point of the sweep trains it and keeps it for the others. Records go to
+# results/glue.jsonl.
 #   usage: experiments/glue_sparsity.sh [TASK ...]   (default: mrpc rte; data: ../shared/data/glue or
 #          $GLUE_DIR; $DELTAMIX: the command, default .venv/bin/deltamix; $METHODS (default: diffprune
 #          diffprune-structured), $SEEDS (default 0), $SPARSITIES (default 0.001 0.0025 0.01),
@@ -41,7 +42,7 @@ while :; do
     for seed in "${seeds[@]}"; do
       for method in "${methods[@]}"; do
         stage="$(first_stage "$method")"
-        matrix="runs/glue/$task/$method/seed$seed"
+        matrix="${MATRIX_DIR:-runs/glue}/$task/$method/seed$seed"
         sweep="runs/glue-sparsity/$task/$method/seed$seed"
         first="$(point_dir "$sweep" ${points[0]})"
         for point in "${points[@]}"; do

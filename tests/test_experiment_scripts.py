@@ -71,6 +71,11 @@ def test_glue_matrix_subset_runs_each_chosen_run_once(tmp_path):
     ]
     # finished runs are skipped: running the same subset again starts nothing
     assert _run(script, fake, METHODS="diffprune", SEEDS="1") == []
+    # another root runs them again beside the finished ones (after a default changed)
+    calls = _run(script, fake, METHODS="diffprune", SEEDS="1", MATRIX_DIR="runs/glue-new")
+    assert [_value(c, "--output-dir") for c in calls] == [
+        f"runs/glue-new/{task}/diffprune/seed1" for task in ("rte", "mrpc", "stsb")
+    ]
 
 
 @pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
