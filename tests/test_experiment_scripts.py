@@ -326,3 +326,35 @@ def test_glue_queue_runs_each_line_once_in_order(tmp_path):
     assert not log.exists()  # both finished: nothing starts again
     missing = subprocess.run(["bash", str(script), "nope.txt"], env=env, capture_output=True, text=True)
     assert missing.returncode == 2 and "no such queue file: nope.txt" in missing.stderr
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="prepare.sh sizes the working tree with git")
+def test_device_prepare_resplit_keeps_the_weights_and_balances_the_two_parts(tmp_path):
+    """--resplit joins the two halves of the weights, checks them against their sha256 and splits them
+    so both calls have the same room; halves that do not make the weights are refused."""
+    import hashlib
+
+    (tmp_path / "experiments" / "device").mkdir(parents=True)
+    script = tmp_path / "experiments" / "device" / "prepare.sh"
+    shutil.copy(REPO / "experiments" / "device" / "prepare.sh", script)
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "add", "experiments"], check=True)
+    weights = os.urandom(300_000)
+    part1, part2 = tmp_path / ".device" / "part1", tmp_path / ".device" / "part2"
+    part2.mkdir(parents=True)
+    (part1 / "data").mkdir(parents=True)
+    (part1 / "data" / "train.tsv").write_bytes(b"x" * 100_000)  # part1's other contents
+    (part1 / "weights.sha256").write_text(hashlib.sha256(weights).hexdigest() + "\n")
+    (part1 / "weights.1").write_bytes(weights[:250_000])
+    (part2 / "weights.2").write_bytes(weights[250_000:])
+
+    subprocess.run(["bash", str(script), "--resplit"], check=True, capture_output=True)
+    first, second = (part1 / "weights.1").read_bytes(), (part2 / "weights.2").read_bytes()
+    assert first + second == weights
+    # part1 with its data against part2, as du counts them (part1's two folders: up to 2 x 4 KiB)
+    assert abs((len(first) + 100_000 + 65) - len(second)) <= 2 * 4096 + 2
+
+    (part2 / "weights.2").write_bytes(second[:-1])  # a truncated half
+    done = subprocess.run(["bash", str(script), "--resplit"], capture_output=True, text=True)
+    assert done.returncode == 3 and "do not make the weights" in done.stdout
+    assert (part1 / "weights.1").read_bytes() == first  # nothing rewritten

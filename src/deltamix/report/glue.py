@@ -657,7 +657,7 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
         if plot:
             lines.append(
                 "Dev score vs target sparsity (mean and sd over seeds; full fine-tuning at 100%; runs of "
-                "superseded L0 settings are in the table only):\n"
+                "other settings, the labelled rows, are in the main table only):\n"
             )
             lines.append(f"![dev score vs target sparsity]({plot})\n")
             lines.append(_sparsity_table(model_records) or "")
