@@ -122,7 +122,7 @@ def test_mismatched_settings_and_a_folder_without_a_kept_stage_are_refused(
 def test_a_run_stopped_before_its_fixed_mask_stage_restarts_with_other_fixed_mask_settings(
     tiny_model_dir: Path, glue_dir: Path, tmp_path: Path
 ) -> None:
-    """Only the first stage's settings bind a run interrupted before its fixed-mask stage began: the
+    """Only the first stage's settings bind a run stopped before its fixed-mask stage began: the
     restart may take another --mask-lr or target sparsity (and records it); once the fixed-mask stage
     has begun, it may not."""
     source = _config(tiny_model_dir, glue_dir, tmp_path / "src", mask_lr=5e-5, keep_first_stage=True)
@@ -136,6 +136,8 @@ def test_a_run_stopped_before_its_fixed_mask_stage_restarts_with_other_fixed_mas
     assert restarted["config"]["resolved_mask_lr"] == 2e-4 and restarted["target_sparsity"] == 0.02
     assert restarted["stages"][-1]["lr"] == 2e-4
     assert json.loads((stopped / "config.json").read_text(encoding="utf-8"))["mask_lr"] == 2e-4
+    with pytest.raises(DeltamixError, match=r"mask_lr: 0.0002 there, 0.0001 now"):  # finished: it binds
+        run_glue(_config(tiny_model_dir, glue_dir, stopped, mask_lr=1e-4))
 
     begun = tmp_path / "begun"  # stopped in its fixed-mask stage
     shutil.copytree(tmp_path / "src" / "l0", begun / "l0")
@@ -143,5 +145,8 @@ def test_a_run_stopped_before_its_fixed_mask_stage_restarts_with_other_fixed_mas
     (begun / "config.json").write_text(json.dumps({**config, "output_dir": str(begun)}), encoding="utf-8")
     with pytest.raises(DeltamixError, match=r"mask_lr: 5e-05 there, 0.0002 now"):
         run_glue(_config(tiny_model_dir, glue_dir, begun, mask_lr=2e-4))
-    with pytest.raises(DeltamixError, match=r"seed: 0 there, 1 now"):  # first-stage settings bind always
-        run_glue(_config(tiny_model_dir, glue_dir, stopped, seed=1, mask_lr=2e-4))
+    fresh = tmp_path / "fresh"  # stopped in its L0 stage: first-stage settings bind
+    fresh.mkdir()
+    (fresh / "config.json").write_text(json.dumps({**config, "output_dir": str(fresh)}), encoding="utf-8")
+    with pytest.raises(DeltamixError, match=r"seed: 0 there, 1 now"):
+        run_glue(_config(tiny_model_dir, glue_dir, fresh, seed=1, mask_lr=2e-4))

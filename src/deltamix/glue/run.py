@@ -489,11 +489,11 @@ def run_glue(config: GlueRunConfig) -> dict[str, Any]:
         "train_examples": len(train),
         "eval_examples": {split: len(d) for split, d in evals.items()},
     }
-    restart_free = RESTART_FREE
-    if config.method in DIFF_METHODS and not fixed_mask_started(out_dir):
-        restart_free = (*RESTART_FREE, *LATER_STAGE_SETTINGS)  # interrupted in the first stage
-    check_same_run(out_dir / "config.json", resolved, restart_free, ADDED_SINCE)
     done_marker = out_dir / RUN_DONE
+    restart_free = RESTART_FREE
+    if config.method in DIFF_METHODS and not done_marker.exists() and not fixed_mask_started(out_dir):
+        restart_free = (*RESTART_FREE, *LATER_STAGE_SETTINGS)  # stopped before its fixed-mask stage
+    check_same_run(out_dir / "config.json", resolved, restart_free, ADDED_SINCE)
     if main_process:
         finish_commit(done_marker)  # a run killed while committing its record completes it here
     PartialState().wait_for_everyone()
