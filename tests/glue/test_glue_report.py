@@ -242,10 +242,18 @@ def test_sparsity_plot_keeps_one_colour_per_method_and_spaces_the_grid_evenly(
     records.append(  # a superseded lambda: a row of its own in the table, not in the plot
         _record("rte", "diffprune", 2, {"score": 0.40}, config=old, finished_at="2026-11-25")
     )
+    records.append(  # another setting with a point off 0.5%: in the sparsity table, not in the plot
+        _record(
+            "mrpc", "diffprune", 1, {"score": 0.70}, target_sparsity=0.001, config={**new, "mask_lr": 5e-5}
+        )
+    )
     markdown = render(records, tmp_path)
     assert "| diffprune (lambda 1e-05) |" in markdown
-    # the numbers behind the plot, the number of seeds in each cell; the superseded run left out
+    # the numbers behind the plot, the number of seeds in each cell; the superseded run (only at 0.5%)
+    # left out, the other setting's curve below its plain row
     assert "| task | method | 0.1% | 0.5% | 100% |" in markdown
+    assert "| mrpc | diffprune (fixed-mask lr 5e-05) | 70.0 (1) | – | – |" in markdown
+    assert "| rte | diffprune (lambda 1e-05) | – |" not in markdown
     assert "| mrpc | diffprune | 80.0 (1) | 82.0 (1) | – |" in markdown
     assert "| rte | diffprune | – | 53.0 ± 1.4 (2) | – |" in markdown
     assert "| rte | full | – | – | 53.0 (1) |" in markdown

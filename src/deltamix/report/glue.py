@@ -428,31 +428,40 @@ def _plotted_sparsity(record: dict[str, Any]) -> float:
     return 1.0 if record["method"] == "full" else record["target_sparsity"]
 
 
-def _curve_points(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[float, list[float]]] | None:
+def _curve_points(
+    records: list[dict[str, Any]], labelled: bool = False
+) -> dict[tuple[str, str], dict[float, list[float]]] | None:
     """(task, method) -> plotted sparsity -> dev scores x 100 (one per seed) of the sparsity curves:
-    diff pruning methods and full fine-tuning, current settings only (rows of a superseded lambda,
-    relabelled by `label_other_settings`, stay in the table). None with fewer than two sparsities."""
+    diff pruning methods and full fine-tuning at today's settings; with ``labelled``, also the rows of
+    other settings (relabelled by `label_other_settings`) that have a point off the main sparsity.
+    None with fewer than two sparsities."""
     curves = [
         r
         for r in records
         if (r["method"].startswith("diffprune") or r["method"] == "full")
-        and base_method(r["method"]) == r["method"]
+        and (labelled or base_method(r["method"]) == r["method"])
     ]
     if len({_plotted_sparsity(r) for r in curves}) < 2:
         return None
-    return {
+    points = {
         key: {
             x: [100 * r["metrics"]["score"] for r in at_x]
             for x, at_x in group_by(runs, _plotted_sparsity).items()
         }
         for key, runs in group_by(curves, lambda r: (r["task"], r["method"])).items()
     }
+    return {
+        (task, method): by_x
+        for (task, method), by_x in points.items()
+        if base_method(method) == method or set(by_x) != {MAIN_SPARSITY}
+    }
 
 
 def _sparsity_table(records: list[dict[str, Any]]) -> str | None:
-    """The numbers behind the sparsity plot: one row per task and method, one column per target
-    sparsity, each cell mean ± sd (seeds), so a point of one seed is told from a mean of several."""
-    points = _curve_points(records)
+    """The numbers behind the sparsity plot, and the curves of other settings (labelled rows): one row
+    per task and method, one column per target sparsity, each cell mean ± sd (seeds), so a point of
+    one seed is told from a mean of several."""
+    points = _curve_points(records, labelled=True)
     if points is None:
         return None
     sparsities = sorted({x for by_sparsity in points.values() for x in by_sparsity})
@@ -467,8 +476,8 @@ def _sparsity_plot(records: list[dict[str, Any]], out_dir: Path, slug: str) -> s
     """Dev score vs target sparsity per task (diff pruning methods, full fine-tuning at 100%).
 
     One colour per method in every panel and one legend for the figure; the methods at one sparsity
-    are spread a little sideways so their error bars (sd over seeds) do not hide each other. Runs of a
-    superseded L0 setting (relabelled by `label_other_settings`) are left out.
+    are spread a little sideways so their error bars (sd over seeds) do not hide each other. Runs of
+    other settings (relabelled by `label_other_settings`) are left out.
     """
     import matplotlib
 
@@ -656,8 +665,9 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
         plot = _sparsity_plot(model_records, out_dir, slug)
         if plot:
             lines.append(
-                "Dev score vs target sparsity (mean and sd over seeds; full fine-tuning at 100%; runs of "
-                "other settings, the labelled rows, are in the main table only):\n"
+                "Dev score vs target sparsity (mean and sd over seeds; full fine-tuning at 100%; the plot "
+                "shows today's settings, the table below also the labelled rows of other settings that "
+                "have points off 0.5%):\n"
             )
             lines.append(f"![dev score vs target sparsity]({plot})\n")
             lines.append(_sparsity_table(model_records) or "")
