@@ -456,3 +456,25 @@ def test_the_reproduce_table_shows_the_command_of_the_lowest_seed(tmp_path: Path
     assert (
         "| full | rte | – | 0,1,2 | `deltamix diffprune glue --task rte --method full --seed 0` |" in markdown
     )
+
+
+def test_the_reproduce_table_names_the_fixed_mask_rate_a_diff_pruning_run_used(tmp_path: Path) -> None:
+    """Its default changed (5e-5 -> 1e-3 for MiniLM): a command without --mask-lr gets the rate the run
+    used, from resolved_mask_lr or, in older records, mask_lr; a command that names it keeps its own."""
+    old = _record("rte", "diffprune", 0, {"score": 0.5}, config={"resolved_l0_lambda": 2e-7, "mask_lr": 5e-5})
+    new = _record(
+        "mrpc",
+        "diffprune",
+        0,
+        {"score": 0.8},
+        config={"resolved_l0_lambda": 2e-7, "mask_lr": None, "resolved_mask_lr": 1e-3},
+    )
+    named = _record(
+        "stsb", "diffprune", 0, {"score": 0.8}, config={"resolved_l0_lambda": 2e-7, "mask_lr": 2e-4}
+    )
+    named["command"] += " --mask-lr 2e-4"
+    markdown = render([old, new, named], tmp_path)
+    assert "--seed 0 --l0-lambda 2e-07 --mask-lr 5e-05` |" in markdown
+    assert "--task mrpc --method diffprune --seed 0 --l0-lambda 2e-07 --mask-lr 0.001` |" in markdown
+    assert "--mask-lr 2e-4 --l0-lambda 2e-07` |" in markdown
+    assert "--mask-lr" not in render([_record("rte", "full", 0, {"score": 0.5})], tmp_path)

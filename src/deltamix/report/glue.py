@@ -144,13 +144,20 @@ _TRAINING_SETTINGS = (
 _DIFF_ONLY = frozenset({"head_lr", "resolved_mask_lr", "mask_epochs"})
 
 
+def recorded_mask_lr(record: dict[str, Any]) -> float | None:
+    """The fixed-mask rate a diff pruning run used: ``resolved_mask_lr``, or ``mask_lr`` in records
+    written before it existed (the rate itself then, 5e-5 by default); None where neither is recorded."""
+    config = record.get("config", {})
+    return config.get("resolved_mask_lr", config.get("mask_lr"))
+
+
 def training_setting_changes(record: dict[str, Any]) -> list[str]:
     """The training settings of ``record``'s run that differ from what ``deltamix diffprune glue`` gives
     its task, method and model with no flags, as label parts (``["fixed-mask lr 0.001"]``); [] for
     none. A setting missing from the record's config (recorded before it existed) counts as its default."""
     config = dict(record.get("config", {}))
-    if "mask_lr" in config:  # recorded before resolved_mask_lr existed: mask_lr was the rate (5e-5 default)
-        config.setdefault("resolved_mask_lr", config["mask_lr"])
+    if "mask_lr" in config:
+        config["resolved_mask_lr"] = recorded_mask_lr(record)
     method = base_method(record["method"])
     defaults = GlueRunConfig(task=record["task"], method=method, model=config.get("model"))
     expected = {name: getattr(defaults, name, None) for name, _ in _TRAINING_SETTINGS}
@@ -404,6 +411,14 @@ def _reproduce(records: list[dict[str, Any]]) -> str:
             and not any(p.startswith("--structured-penalty") for p in parts)
         ):
             parts += ["--structured-penalty", setting[1]]
+        # The same for the fixed-mask rate (its default changed on 2026-11-27).
+        mask_lr = recorded_mask_lr(first)
+        if (
+            base_method(method) in DIFF_METHODS
+            and mask_lr
+            and not any(p.startswith("--mask-lr") for p in parts)
+        ):
+            parts += ["--mask-lr", f"{mask_lr:g}"]
         seeds = ",".join(str(s) for s in sorted({r["seed"] for r in runs}))
         shown = "–" if base_method(method) in DENSE_METHODS or not sparsity else f"{sparsity:g}"
         rows.append([method, task, shown, seeds, f"`{' '.join(parts)}`"])
