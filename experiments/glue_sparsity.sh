@@ -26,6 +26,7 @@ read -r -a methods <<< "${METHODS:-diffprune diffprune-structured}"
 read -r -a seeds <<< "${SEEDS:-0}"
 read -r -a sparsities <<< "${SPARSITIES:-0.001 0.0025 0.01}"
 read -r -a mask_lrs <<< "${MASK_LRS:-default}"
+matrix_dir="${MATRIX_DIR:-runs/glue}"
 points=()  # one sweep's points, first stage first: "SPARSITY MASK_LR"
 for sparsity in "${sparsities[@]}"; do
   for mask_lr in "${mask_lrs[@]}"; do points+=("$sparsity $mask_lr"); done
@@ -42,7 +43,7 @@ while :; do
     for seed in "${seeds[@]}"; do
       for method in "${methods[@]}"; do
         stage="$(first_stage "$method")"
-        matrix="${MATRIX_DIR:-runs/glue}/$task/$method/seed$seed"
+        matrix="$matrix_dir/$task/$method/seed$seed"
         sweep="runs/glue-sparsity/$task/$method/seed$seed"
         first="$(point_dir "$sweep" ${points[0]})"
         for point in "${points[@]}"; do

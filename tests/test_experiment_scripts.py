@@ -198,6 +198,16 @@ def test_glue_sparsity_sweep_trains_each_first_stage_once(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
+def test_glue_sparsity_takes_first_stages_from_the_matrix_root_it_is_given(tmp_path):
+    script, fake = _project(tmp_path, "glue_sparsity.sh")
+    (tmp_path / "runs/glue-new/rte/diffprune/seed0/l0").mkdir(parents=True)
+    (tmp_path / "runs/glue-new/rte/diffprune/seed0/l0/stage_done.json").write_text("{}")
+    calls = _run(script, fake, METHODS="diffprune", SPARSITIES="0.01", MATRIX_DIR="runs/glue-new")
+    rte = [c for c in calls if _value(c, "--task") == "rte"]
+    assert [_value(c, "--first-stage-from") for c in rte] == ["runs/glue-new/rte/diffprune/seed0"]
+
+
+@pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
 def test_glue_sparsity_sweeps_fixed_mask_learning_rates_from_one_first_stage(tmp_path):
     script, fake = _project(tmp_path, "glue_sparsity.sh")
     keeps = 'case "$(tail -n 1 "$(dirname "$0")/calls.log")" in *--keep-first-stage*) '

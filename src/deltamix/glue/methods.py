@@ -69,7 +69,7 @@ MINILM_DIFF_LR, MINILM_L0_LAMBDA, MINILM_FULL_LR = 1e-4, 2e-7, 1e-4
 # embedded MiniLM. At 5e-5 its 0.5% of kept entries barely move: over MRPC and RTE, seeds 0-1, the
 # three diff pruning methods scored 67.0 on average at 5e-5, 69.4 at 2e-4 and 70.8 at 1e-3 (1e-3 above
 # 5e-5 in 11 of 12 runs; the non-adaptive baseline on MRPC 75.1 -> 84.0), and MRPC at 0.1% left the
-# majority class (74.8 -> 85.0). docs/glue.md, "The fixed-mask learning rate".
+# majority class (74.8 -> 85.0). docs/glue.md, "The fixed-mask rate search".
 PAPER_MASK_LR, MINILM_MASK_LR = 5e-5, 1e-3
 
 

@@ -458,17 +458,13 @@ def _curve_points(
     ]
     if len({_plotted_sparsity(r) for r in curves}) < 2:
         return None
-    points = {
-        key: {
+    return {
+        (task, method): {
             x: [100 * r["metrics"]["score"] for r in at_x]
             for x, at_x in group_by(runs, _plotted_sparsity).items()
         }
-        for key, runs in group_by(curves, lambda r: (r["task"], r["method"])).items()
-    }
-    return {
-        (task, method): by_x
-        for (task, method), by_x in points.items()
-        if base_method(method) == method or set(by_x) != {MAIN_SPARSITY}
+        for (task, method), runs in group_by(curves, lambda r: (r["task"], r["method"])).items()
+        if base_method(method) == method or not all(_in_main_table(r) for r in runs)
     }
 
 
