@@ -478,3 +478,25 @@ def test_the_reproduce_table_names_the_fixed_mask_rate_a_diff_pruning_run_used(t
     assert "--task mrpc --method diffprune --seed 0 --l0-lambda 2e-07 --mask-lr 0.001` |" in markdown
     assert "--mask-lr 2e-4 --l0-lambda 2e-07` |" in markdown
     assert "--mask-lr" not in render([_record("rte", "full", 0, {"score": 0.5})], tmp_path)
+
+
+def test_diff_pruning_is_compared_with_a_peft_baseline_at_its_other_learning_rates(tmp_path: Path) -> None:
+    """A LoRA rate search gets its own row, and the goal line against it sits beside the claims (and in
+    the summary), over the tasks it was run on: a fair comparison needs the tuned baseline too."""
+    records = [
+        *(
+            _record(t, "lora", 0, {"accuracy": 0.70, "score": 0.70}, config={"resolved_lr": 5e-4})
+            for t in ("rte", "mrpc")
+        ),
+        *(_record(t, "diffprune", 0, {"accuracy": 0.75, "score": 0.75}) for t in ("rte", "mrpc")),
+        _record("mrpc", "lora", 0, {"accuracy": 0.80, "score": 0.80}, config={"resolved_lr": 1e-3}),
+    ]
+    markdown = render(records, tmp_path)
+    assert "| lora (lr 0.001) | 0.5% | 80.0 (1) | – |" in markdown
+    assert "diff pruning above LoRA at the same budget: diffprune 75.0 vs lora 70.0 (Δ +5.0" in markdown
+    tuned = (
+        "diff pruning above LoRA at the same budget: diffprune 75.0 vs lora (lr 0.001) 80.0 "
+        "(Δ -5.0 over mrpc; seeds mrpc 1 vs 1): **does not hold**"
+    )
+    assert f"- {tuned}" in markdown
+    assert f"GLUE dev, tiny: {tuned}" in summary(records)
