@@ -368,3 +368,29 @@ def test_device_prepare_resplit_keeps_the_weights_and_balances_the_two_parts(tmp
     done = subprocess.run(["bash", str(script), "--resplit"], capture_output=True, text=True)
     assert done.returncode == 3 and "do not make the weights" in done.stdout
     assert (part1 / "weights.1").read_bytes() == first  # nothing rewritten
+
+
+@pytest.mark.parametrize(
+    "queue", sorted((REPO / "experiments" / "queues").glob("*.txt")), ids=lambda p: p.name
+)
+def test_every_committed_queue_line_is_a_valid_command_with_its_own_name_and_folder(
+    queue: Path, tmp_path: Path
+) -> None:
+    """A typo in a queue line would only show hours later, when a copy reaches it: parse each line now
+    with the real command line parser (as glue_queue.sh passes it, with --data-dir added)."""
+    from deltamix.cli.main import build_parser
+
+    parser = build_parser()
+    names, folders = [], []
+    for line in queue.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        name, arguments = line.split("|", 1)
+        args = parser.parse_args(["diffprune", "glue", *arguments.split(), "--data-dir", str(tmp_path)])
+        names.append(name)
+        folders.append(args.output_dir)
+    assert names, f"{queue.name} has no runs"
+    assert len(set(names)) == len(names), f"{queue.name}: a name is used twice"
+    assert None not in folders and len(set(folders)) == len(folders), (
+        f"{queue.name}: output folders must differ"
+    )
