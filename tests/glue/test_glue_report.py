@@ -482,7 +482,8 @@ def test_the_reproduce_table_names_the_fixed_mask_rate_a_diff_pruning_run_used(t
 
 def test_diff_pruning_is_compared_with_a_peft_baseline_at_its_other_learning_rates(tmp_path: Path) -> None:
     """A LoRA rate search gets its own row, and the goal line against it sits beside the claims (and in
-    the summary), over the tasks it was run on: a fair comparison needs the tuned baseline too."""
+    the summary), over the tasks it was run on: a fair comparison needs the tuned baseline too. A rate
+    below the default (diverged) gets no line."""
     records = [
         *(
             _record(t, "lora", 0, {"accuracy": 0.70, "score": 0.70}, config={"resolved_lr": 5e-4})
@@ -490,6 +491,9 @@ def test_diff_pruning_is_compared_with_a_peft_baseline_at_its_other_learning_rat
         ),
         *(_record(t, "diffprune", 0, {"accuracy": 0.75, "score": 0.75}) for t in ("rte", "mrpc")),
         _record("mrpc", "lora", 0, {"accuracy": 0.80, "score": 0.80}, config={"resolved_lr": 1e-3}),
+        _record(
+            "rte", "lora", 0, {"accuracy": 0.50, "score": 0.50}, config={"resolved_lr": 2e-3}
+        ),  # diverged
     ]
     markdown = render(records, tmp_path)
     assert "| lora (lr 0.001) | 0.5% | 80.0 (1) | – |" in markdown
@@ -500,3 +504,5 @@ def test_diff_pruning_is_compared_with_a_peft_baseline_at_its_other_learning_rat
     )
     assert f"- {tuned}" in markdown
     assert f"GLUE dev, tiny: {tuned}" in summary(records)
+    assert "| lora (lr 0.002) |" in markdown  # its own row, but no goal line: it is below the default
+    assert "vs lora (lr 0.002)" not in markdown
