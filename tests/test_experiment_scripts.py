@@ -54,6 +54,19 @@ def _value(args: list[str], option: str) -> str:
     return args[args.index(option) + 1]
 
 
+def _write_marker(path: Path) -> None:
+    """Writes the JSON file that marks a stage or run finished (``.../stage_done.json``), with its folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{}")
+
+
+# Appended to the fake command: a run given --keep-first-stage leaves its L0 stage kept, as deltamix does.
+KEEPS_FIRST_STAGE = (
+    'case "$(tail -n 1 "$(dirname "$0")/calls.log")" in *--keep-first-stage*) '
+    'mkdir -p "$out/l0"; echo {} > "$out/l0/stage_done.json";; esac\n'
+)
+
+
 @pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
 def test_glue_matrix_subset_runs_each_chosen_run_once(tmp_path):
     script, fake = _project(tmp_path, "glue_matrix.sh")
@@ -171,11 +184,8 @@ def test_glue_matrix_keeps_the_first_stage_of_diff_pruning_runs_only(tmp_path):
 def test_glue_sparsity_sweep_trains_each_first_stage_once(tmp_path):
     script, fake = _project(tmp_path, "glue_sparsity.sh")
     # The matrix run of rte seed 0 kept its L0 stage; mrpc's did not.
-    (tmp_path / "runs/glue/rte/diffprune/seed0/l0").mkdir(parents=True)
-    (tmp_path / "runs/glue/rte/diffprune/seed0/l0/stage_done.json").write_text("{}")
-    keeps = 'case "$(tail -n 1 "$(dirname "$0")/calls.log")" in *--keep-first-stage*) '
-    keeps += 'mkdir -p "$out/l0"; echo {} > "$out/l0/stage_done.json";; esac'
-    fake.write_text(FAKE_DELTAMIX + keeps + "\n")  # a kept stage, as deltamix leaves it
+    _write_marker(tmp_path / "runs/glue/rte/diffprune/seed0/l0/stage_done.json")
+    fake.write_text(FAKE_DELTAMIX + KEEPS_FIRST_STAGE)
     calls = _run(script, fake, METHODS="diffprune", SPARSITIES="0.001 0.01", GLUE_DIR="d")
     runs = [
         (_value(c, "--task"), _value(c, "--target-sparsity"), c[c.index("--target-sparsity") + 6 :])
@@ -200,8 +210,7 @@ def test_glue_sparsity_sweep_trains_each_first_stage_once(tmp_path):
 @pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
 def test_glue_sparsity_takes_first_stages_from_the_matrix_root_it_is_given(tmp_path):
     script, fake = _project(tmp_path, "glue_sparsity.sh")
-    (tmp_path / "runs/glue-new/rte/diffprune/seed0/l0").mkdir(parents=True)
-    (tmp_path / "runs/glue-new/rte/diffprune/seed0/l0/stage_done.json").write_text("{}")
+    _write_marker(tmp_path / "runs/glue-new/rte/diffprune/seed0/l0/stage_done.json")
     calls = _run(script, fake, METHODS="diffprune", SPARSITIES="0.01", MATRIX_DIR="runs/glue-new")
     rte = [c for c in calls if _value(c, "--task") == "rte"]
     assert [_value(c, "--first-stage-from") for c in rte] == ["runs/glue-new/rte/diffprune/seed0"]
@@ -210,9 +219,7 @@ def test_glue_sparsity_takes_first_stages_from_the_matrix_root_it_is_given(tmp_p
 @pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
 def test_glue_sparsity_sweeps_fixed_mask_learning_rates_from_one_first_stage(tmp_path):
     script, fake = _project(tmp_path, "glue_sparsity.sh")
-    keeps = 'case "$(tail -n 1 "$(dirname "$0")/calls.log")" in *--keep-first-stage*) '
-    keeps += 'mkdir -p "$out/l0"; echo {} > "$out/l0/stage_done.json";; esac'
-    fake.write_text(FAKE_DELTAMIX + keeps + "\n")
+    fake.write_text(FAKE_DELTAMIX + KEEPS_FIRST_STAGE)
     env = {"METHODS": "diffprune", "SPARSITIES": "0.005", "MASK_LRS": "5e-5 1e-3"}
     calls = _run(script, fake, **env, TASKS="", POLL_SECONDS="1")
     sweep = "runs/glue-sparsity/mrpc/diffprune/seed0"
@@ -238,8 +245,7 @@ def test_glue_sparsity_skips_the_points_of_a_failed_first_stage_and_ends(tmp_pat
 @pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
 def test_glue_sparsity_trains_a_stage_when_the_first_point_kept_none(tmp_path):
     script, fake = _project(tmp_path, "glue_sparsity.sh")
-    (tmp_path / "runs/glue-sparsity/mrpc/diffprune/seed0/t0.001").mkdir(parents=True)
-    (tmp_path / "runs/glue-sparsity/mrpc/diffprune/seed0/t0.001/run_done.json").write_text("{}")
+    _write_marker(tmp_path / "runs/glue-sparsity/mrpc/diffprune/seed0/t0.001/run_done.json")
     calls = _run(script, fake, METHODS="diffprune", SPARSITIES="0.001 0.01", POLL_SECONDS="1")
     # the fake keeps no stage either: every point trains its own instead of waiting for one nobody trains
     assert [(_value(c, "--task"), _value(c, "--target-sparsity"), c[-1]) for c in calls] == [

@@ -355,8 +355,7 @@ def _claims(
         common = [c for c in columns if c in table[ours] and c in table[other] and c in GLUE_AVERAGE_COLUMNS]
         if not common:
             continue
-        a = statistics.mean(statistics.mean(table[ours][c]) for c in common)
-        b = statistics.mean(statistics.mean(table[other][c]) for c in common)
+        a, b = _average(table[ours], common), _average(table[other], common)
         delta = 100 * (a - b)
         verdict = "holds" if delta > margin else "does not hold"
         seeds = ", ".join(f"{c} {len(table[ours][c])} vs {len(table[other][c])}" for c in common)
@@ -391,11 +390,9 @@ def _improves_on_plain(table: dict[str, dict[str, list[float]]], label: str, col
     """Whether the labelled row ``label`` ("lora (lr 0.001)") scores above its method's plain row on
     average over the GLUE-average ``columns`` both rows have (False where they share none)."""
     plain = table.get(base_method(label), {})
-    common = [c for c in columns if c in table[label] and c in plain and c in GLUE_AVERAGE_COLUMNS]
-    if not common:
-        return False
-    mean = lambda row: statistics.mean(statistics.mean(row[c]) for c in common)  # noqa: E731
-    return mean(table[label]) > mean(plain)
+    common = [c for c in columns if c in table[label] and c in plain]
+    ours, default = _average(table[label], common), _average(plain, common)
+    return ours is not None and default is not None and ours > default
 
 
 def _baseline_setting_claims(table: dict[str, dict[str, list[float]]], columns: list[str]) -> list[str]:
