@@ -71,13 +71,15 @@ def test_render_table_average_storage_claims_and_plots(tmp_path: Path) -> None:
     assert "| full | 0.5% | 85.0 (1) | 71.0 ± 1.4 (2) | 78.0 |" in markdown  # avg = (85 + 71) / 2
     assert "| diffprune | 0.5% | – | 60.0 (1) | – |" in markdown  # 1% run is not in the main table
     assert "structured diff pruning within 1 point of full fine-tuning" in markdown
-    assert "(Δ -0.5 over rte; seeds rte 1 vs 2): **holds**" in markdown
+    # On the means -0.5 (one seed against two); on seed 0, which both ran, structured is 0.5 higher.
+    verdict = (
+        "(Δ -0.5 over rte; seeds rte 1 vs 2; seed-matched Δ +0.5 over rte 1 pair, "
+        "diffprune-structured higher in 1 of 1): **holds**"
+    )
+    assert verdict in markdown
     [line] = summary(records)  # the same claim, named by its model, for the summary at the top
     assert line.startswith("GLUE dev, tiny: structured diff pruning within 1 point of full fine-tuning")
-    assert (
-        line.endswith("(Δ -0.5 over rte; seeds rte 1 vs 2): **holds**")
-        and line.removeprefix("GLUE dev, tiny: ") in markdown
-    )
+    assert line.endswith(verdict) and line.removeprefix("GLUE dev, tiny: ") in markdown
     assert "| full | 2/2 | 0.001 | 0.00 | 0.0 | 24.75% |" in markdown  # 2 x 1000 bytes vs 2 x 4 x 1010
     assert "`deltamix diffprune glue --task rte --method full --seed 0`" in markdown
     assert (tmp_path / "glue_sparsity_tiny.png").is_file()
@@ -359,7 +361,8 @@ def test_other_l0_settings_are_compared_with_peft_on_the_shared_tasks(tmp_path: 
     assert "diff pruning above LoRA at the same budget: diffprune 60.0 vs lora 70.0" in markdown
     assert (
         "- above LoRA at the same budget: diffprune (target density 2%, multiplier lr 0.05) 74.0 vs lora 70.0 "
-        "(Δ +4.0 over mrpc, rte; seeds mrpc 1 vs 1, rte 1 vs 1): **holds**"
+        "(Δ +4.0 over mrpc, rte; seeds mrpc 1 vs 1, rte 1 vs 1; seed-matched Δ +4.0 over mrpc 1, rte 1 "
+        "pairs, diffprune (target density 2%, multiplier lr 0.05) higher in 2 of 2): **holds**"
     ) in markdown
     assert "diffprune (lambda 1e-06) 90.0 vs lora" not in markdown
 
@@ -500,9 +503,32 @@ def test_diff_pruning_is_compared_with_a_peft_baseline_at_its_other_learning_rat
     assert "diff pruning above LoRA at the same budget: diffprune 75.0 vs lora 70.0 (Δ +5.0" in markdown
     tuned = (
         "diff pruning above LoRA at the same budget: diffprune 75.0 vs lora (lr 0.001) 80.0 "
-        "(Δ -5.0 over mrpc; seeds mrpc 1 vs 1): **does not hold**"
+        "(Δ -5.0 over mrpc; seeds mrpc 1 vs 1; seed-matched Δ -5.0 over mrpc 1 pair, diffprune higher "
+        "in 0 of 1): **does not hold**"
     )
     assert f"- {tuned}" in markdown
     assert f"GLUE dev, tiny: {tuned}" in summary(records)
     assert "| lora (lr 0.002) |" in markdown  # its own row, but no goal line: it is below the default
     assert "vs lora (lr 0.002)" not in markdown
+
+
+def test_claims_also_compare_the_seeds_both_rows_ran(tmp_path: Path) -> None:
+    """With one seed of diff pruning against three of LoRA, the difference of the means carries which seeds
+    each ran: a lucky LoRA seed 0 pulls LoRA's mean up. The seed-matched note pairs seed 0 with seed 0 only,
+    and a column with no shared seed (STS-B here) is left out of it and named by what it covers."""
+    records = [
+        _record("rte", "diffprune", 0, {"accuracy": 0.60, "score": 0.60}),
+        _record("rte", "diffprune", 2, {"accuracy": 0.56, "score": 0.56}),
+        _record("stsb", "diffprune", 1, {"pearson": 0.8, "spearman": 0.8, "score": 0.80}),
+        *(
+            _record("rte", "lora", seed, {"accuracy": score, "score": score})
+            for seed, score in ((0, 0.58), (1, 0.50), (2, 0.57))
+        ),
+        _record("stsb", "lora", 0, {"pearson": 0.7, "spearman": 0.7, "score": 0.70}),
+    ]
+    [line] = [claim for claim in summary(records) if "LoRA" in claim]
+    # means: rte 58.0 vs 55.0, stsb 80.0 vs 70.0 -> +6.5; matched: rte seeds 0 and 2, (+2.0 - 1.0) / 2
+    assert line.endswith(
+        "diffprune 69.0 vs lora 62.5 (Δ +6.5 over stsb, rte; seeds stsb 1 vs 1, rte 2 vs 3; "
+        "seed-matched Δ +0.5 over rte 2 pairs, diffprune higher in 1 of 2): **holds**"
+    )

@@ -263,6 +263,51 @@ def _per_column(records: list[dict[str, Any]]) -> dict[str, dict[str, list[float
     return table
 
 
+# method -> column -> seed -> scores (one per record; a seed's records are averaged)
+SeedScores = dict[str, dict[str, dict[int, list[float]]]]
+
+
+def _per_seed(records: list[dict[str, Any]]) -> SeedScores:
+    """method -> column -> seed -> scores, for comparing two rows seed by seed."""
+    table: SeedScores = {}
+    for record in records:
+        for column, score in column_scores(record).items():
+            by_seed = table.setdefault(record["method"], {}).setdefault(column, {})
+            by_seed.setdefault(record["seed"], []).append(score)
+    return table
+
+
+def _seed_matched(by_seed: SeedScores, ours: str, other: str, columns: list[str]) -> str:
+    """The two rows compared on the seeds both have, as a claim's note: the mean over ``columns`` of
+    each column's mean difference (x 100) over its shared seeds, the pairs per column, and in how many
+    pairs ``ours`` is higher; "" where no column has a seed both rows ran.
+
+    With unequal seed counts (one seed of one method against three of another) the difference of the
+    means also carries which seeds each row happened to run; matched seeds compare like with like.
+    """
+    deltas: list[float] = []
+    pairs_per_column: list[tuple[str, int]] = []
+    higher = 0
+    for column in columns:
+        ours_seeds, other_seeds = by_seed[ours].get(column, {}), by_seed[other].get(column, {})
+        pairs = [
+            statistics.mean(ours_seeds[seed]) - statistics.mean(other_seeds[seed])
+            for seed in sorted(ours_seeds.keys() & other_seeds.keys())
+        ]
+        if pairs:
+            deltas.append(statistics.mean(pairs))
+            pairs_per_column.append((column, len(pairs)))
+            higher += sum(pair > 0 for pair in pairs)
+    if not deltas:
+        return ""
+    total = sum(n for _, n in pairs_per_column)
+    counts = ", ".join(f"{column} {n}" for column, n in pairs_per_column)
+    return (
+        f"; seed-matched Δ {100 * statistics.mean(deltas):+.1f} over {counts} "
+        f"pair{'s' if total > 1 else ''}, {ours} higher in {higher} of {total}"
+    )
+
+
 def _average(scores: dict[str, list[float]], columns: list[str]) -> float | None:
     """The GLUE average of the means over ``columns`` (None when a column is missing)."""
     averaged = [c for c in columns if c in GLUE_AVERAGE_COLUMNS]
@@ -344,10 +389,13 @@ def _storage_table(records: list[dict[str, Any]]) -> str:
 def _claims(
     table: dict[str, dict[str, list[float]]],
     columns: list[str],
+    by_seed: SeedScores,
     claims: tuple[tuple[str, str, str, float], ...] = _CLAIMS,
 ) -> list[str]:
     """One line per claim ``(ours, other, text, margin)`` whose rows share a GLUE-average column:
-    both means over those columns and whether ``ours - other`` (x 100) is above ``margin``."""
+    both means over those columns and whether ``ours - other`` (x 100) is above ``margin``, with the
+    seed counts and the difference on the seeds both rows ran (`_seed_matched`; the verdict stays the
+    paper's, on the means)."""
     lines = []
     for ours, other, claim, margin in claims:
         if ours not in table or other not in table:
@@ -359,14 +407,17 @@ def _claims(
         delta = 100 * (a - b)
         verdict = "holds" if delta > margin else "does not hold"
         seeds = ", ".join(f"{c} {len(table[ours][c])} vs {len(table[other][c])}" for c in common)
+        matched = _seed_matched(by_seed, ours, other, common)
         lines.append(
             f"- {claim}: {ours} {100 * a:.1f} vs {other} {100 * b:.1f} "
-            f"(Δ {delta:+.1f} over {', '.join(common)}; seeds {seeds}): **{verdict}**"
+            f"(Δ {delta:+.1f} over {', '.join(common)}; seeds {seeds}{matched}): **{verdict}**"
         )
     return lines
 
 
-def _setting_goal_claims(table: dict[str, dict[str, list[float]]], shared: list[str]) -> list[str]:
+def _setting_goal_claims(
+    table: dict[str, dict[str, list[float]]], shared: list[str], by_seed: SeedScores
+) -> list[str]:
     """The goal beyond the paper (the `_CLAIMS` of diff pruning against the PEFT methods) for each
     labelled L0 setting of diff pruning (e.g. "diffprune (target density 2%)") that has all the
     ``shared`` columns (those every plain row has), over those columns."""
@@ -383,7 +434,7 @@ def _setting_goal_claims(table: dict[str, dict[str, list[float]]], shared: list[
         for ours, other, text, margin in _CLAIMS
         if ours == "diffprune" and other in PEFT_METHODS
     )
-    return _claims(table, shared, claims)
+    return _claims(table, shared, by_seed, claims)
 
 
 def _improves_on_plain(table: dict[str, dict[str, list[float]]], label: str, columns: list[str]) -> bool:
@@ -395,7 +446,9 @@ def _improves_on_plain(table: dict[str, dict[str, list[float]]], label: str, col
     return ours is not None and default is not None and ours > default
 
 
-def _baseline_setting_claims(table: dict[str, dict[str, list[float]]], columns: list[str]) -> list[str]:
+def _baseline_setting_claims(
+    table: dict[str, dict[str, list[float]]], columns: list[str], by_seed: SeedScores
+) -> list[str]:
     """The goal beyond the paper against each labelled row of a PEFT baseline that scores above the
     baseline's plain row (e.g. "lora (lr 0.001)" from a learning-rate search): plain diff pruning
     against it over the columns both rows have. A baseline tuned as far as diff pruning was is the
@@ -408,7 +461,7 @@ def _baseline_setting_claims(table: dict[str, dict[str, list[float]]], columns: 
         for ours, other, text, margin in _CLAIMS
         if ours == "diffprune" and other in PEFT_METHODS and other == base_method(label)
     )
-    return _claims(table, columns, claims)
+    return _claims(table, columns, by_seed, claims)
 
 
 def _reproduce(records: list[dict[str, Any]]) -> str:
@@ -674,9 +727,15 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
                     f"{method} {_setting_text(value)}" for method, value in sorted(settings.items())
                 )
                 lines.append(f"L0 settings of the runs in the unlabelled diff pruning rows: {shown}.\n")
-            claims = _claims(scores, columns)
+            by_seed = _per_seed(main)
+            claims = _claims(scores, columns, by_seed)
             if claims:
-                lines += ["Claims (averages over the columns both methods have):\n", *claims, ""]
+                lines += [
+                    "Claims (averages over the columns both methods have; the verdict is on the means, the "
+                    "seed-matched Δ the same average over the seeds both methods ran):\n",
+                    *claims,
+                    "",
+                ]
             paired = render_paired_settings(model_records)
             if paired:
                 lines += [
@@ -687,7 +746,7 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
                     "then):\n",
                     paired,
                 ]
-            against_tuned = _baseline_setting_claims(scores, columns)
+            against_tuned = _baseline_setting_claims(scores, columns, by_seed)
             if against_tuned:
                 lines += [
                     "Diff pruning against the PEFT baselines' other settings that score above their "
@@ -696,7 +755,7 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
                     *against_tuned,
                     "",
                 ]
-            goal = _setting_goal_claims(scores, shared)
+            goal = _setting_goal_claims(scores, shared, by_seed)
             if goal:
                 lines += [
                     "Other L0 settings against the PEFT baselines (the goal beyond the paper; settings run on "
@@ -731,6 +790,7 @@ def summary(records: list[dict[str, Any]]) -> list[str]:
         main = [r for r in label_other_settings(model_records) if _in_main_table(r)]
         if main:
             _, scores, columns, _ = _score_table(main)
-            claims = [*_claims(scores, columns), *_baseline_setting_claims(scores, columns)]
+            by_seed = _per_seed(main)
+            claims = [*_claims(scores, columns, by_seed), *_baseline_setting_claims(scores, columns, by_seed)]
             lines += [f"GLUE dev, {model}: {claim.removeprefix('- ')}" for claim in claims]
     return lines
