@@ -30,9 +30,25 @@ def _task(text: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _rate(value: float) -> str:
+    """A learning rate or penalty weight as the docs write it: ``1e-4``, ``1.25e-7``."""
+    mantissa, exponent = f"{value:e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``diffprune`` command group with ``glue``, ``serve`` and ``predict``."""
-    from deltamix.glue.methods import METHODS
+    from deltamix.glue.methods import (
+        DEFAULT_LR,
+        METHODS,
+        MINILM_DIFF_LR,
+        MINILM_FULL_LR,
+        MINILM_L0_LAMBDA,
+        MINILM_MASK_LR,
+        PAPER_DIFF_LR,
+        PAPER_L0_LAMBDA,
+        PAPER_MASK_LR,
+    )
 
     group = subparsers.add_parser("diffprune", help="diff pruning experiments (GLUE) and serving demo")
     commands = group.add_subparsers(dest="diffprune_command", metavar="COMMAND", required=True)
@@ -64,19 +80,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     glue.add_argument(
         "--lr",
         type=positive_float,
-        help="baseline lr, or diff weights' lr (default 1e-5, the paper's; 1e-4 for the embedded MiniLM)",
+        help=f"the first stage's lr. Default: diff weights {_rate(PAPER_DIFF_LR)}, the paper's ({_rate(MINILM_DIFF_LR)} "
+        f"for the embedded MiniLM); full fine-tuning and the non-adaptive first stage {_rate(DEFAULT_LR['full'])} "
+        f"({_rate(MINILM_FULL_LR)} for the embedded MiniLM); "
+        + "; ".join(f"{method} {_rate(lr)}" for method, lr in DEFAULT_LR.items() if method != "full"),
     )
     glue.add_argument("--alpha-lr", type=positive_float, default=0.1, help="gate lr (0.1, constant)")
     glue.add_argument("--head-lr", type=positive_float, help="diff pruning head lr (default: --lr)")
     glue.add_argument(
         "--mask-lr",
         type=positive_float,
-        help="fixed-mask stage lr (default 5e-5, the paper's; 1e-3 for the embedded MiniLM)",
+        help=f"fixed-mask stage lr (default {_rate(PAPER_MASK_LR)}, the paper's; {_rate(MINILM_MASK_LR)} for the "
+        "embedded MiniLM)",
     )
     glue.add_argument(
         "--l0-lambda",
         type=non_negative_float,
-        help="L0 penalty weight (default 1.25e-7, the paper's; 2e-7 for the embedded MiniLM)",
+        help=f"L0 penalty weight (default {_rate(PAPER_L0_LAMBDA)}, the paper's; {_rate(MINILM_L0_LAMBDA)} for the "
+        "embedded MiniLM)",
     )
     glue.add_argument(
         "--l0-target-density",
