@@ -254,15 +254,6 @@ def latest_of_repeated_runs(records: list[dict[str, Any]]) -> tuple[list[dict[st
     return kept, len(records) - len(kept)
 
 
-def _per_column(records: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
-    """method -> column -> scores (one per record/seed)."""
-    table: dict[str, dict[str, list[float]]] = {}
-    for record in records:
-        for column, score in column_scores(record).items():
-            table.setdefault(record["method"], {}).setdefault(column, []).append(score)
-    return table
-
-
 # method -> column -> seed -> scores (one per record; a seed's records are averaged)
 SeedScores = dict[str, dict[str, dict[int, list[float]]]]
 
@@ -275,6 +266,14 @@ def _per_seed(records: list[dict[str, Any]]) -> SeedScores:
             by_seed = table.setdefault(record["method"], {}).setdefault(column, {})
             by_seed.setdefault(record["seed"], []).append(score)
     return table
+
+
+def _per_column(by_seed: SeedScores) -> dict[str, dict[str, list[float]]]:
+    """method -> column -> scores (one per record), the seeds of `_per_seed` pooled."""
+    return {
+        method: {column: [s for scores in seeds.values() for s in scores] for column, seeds in row.items()}
+        for method, row in by_seed.items()
+    }
 
 
 def _seed_matched(by_seed: SeedScores, ours: str, other: str, columns: list[str]) -> str:
@@ -328,11 +327,12 @@ def _shared_columns(table: dict[str, dict[str, list[float]]], averaged: list[str
 
 
 def _score_table(
-    records: list[dict[str, Any]],
+    records: list[dict[str, Any]], by_seed: SeedScores
 ) -> tuple[str, dict[str, dict[str, list[float]]], list[str], list[str]]:
     """The main table's markdown, its scores (method -> column -> one per seed), its columns, and the
-    columns of the GLUE average every plain row has (`_shared_columns`)."""
-    table = _per_column(records)
+    columns of the GLUE average every plain row has (`_shared_columns`). ``by_seed``: the
+    records' `_per_seed` scores."""
+    table = _per_column(by_seed)
     columns = [c for c in _COLUMNS if any(c in row for row in table.values())]
     averaged = [c for c in columns if c in GLUE_AVERAGE_COLUMNS]
     shared = _shared_columns(table, averaged)
@@ -706,7 +706,8 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
         lines.append(f"### {model}\n")
         slug = re.sub(r"[^A-Za-z0-9]+", "-", model).strip("-")[-40:] or "model"
         if main:
-            table, scores, columns, shared = _score_table(main)
+            by_seed = _per_seed(main)
+            table, scores, columns, shared = _score_table(main, by_seed)
             lines += [
                 f"Dev score x 100, mean ± sd (seeds) at target sparsity {100 * MAIN_SPARSITY:g}% "
                 "(full, last-layer and BitFit have their own size). A task's score is the mean of its "
@@ -727,7 +728,6 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
                     f"{method} {_setting_text(value)}" for method, value in sorted(settings.items())
                 )
                 lines.append(f"L0 settings of the runs in the unlabelled diff pruning rows: {shown}.\n")
-            by_seed = _per_seed(main)
             claims = _claims(scores, columns, by_seed)
             if claims:
                 lines += [
@@ -789,8 +789,8 @@ def summary(records: list[dict[str, Any]]) -> list[str]:
     for model, model_records in group_by(records, lambda r: r.get("model") or "?").items():
         main = [r for r in label_other_settings(model_records) if _in_main_table(r)]
         if main:
-            _, scores, columns, _ = _score_table(main)
             by_seed = _per_seed(main)
+            _, scores, columns, _ = _score_table(main, by_seed)
             claims = [*_claims(scores, columns, by_seed), *_baseline_setting_claims(scores, columns, by_seed)]
             lines += [f"GLUE dev, {model}: {claim.removeprefix('- ')}" for claim in claims]
     return lines
