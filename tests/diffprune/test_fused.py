@@ -277,3 +277,30 @@ def test_structured_model_runs_the_fused_kernel_and_merges_bit_for_bit() -> None
         unmerged = dp(*args, **kwargs).logits
         with dp.merged() as model:
             assert torch.equal(model(*args, **kwargs).logits, unmerged)
+
+
+def test_sampled_theta_penalty_and_gradients_match_composed_ops() -> None:
+    """The sampled gate from one exponential (and the penalty slope kept by forward) against the
+    logit / sigmoid ops on the same uniform draws, with gate log-odds far into both tails."""
+    bases, w, alpha, offsets = _tensors(seed=3)
+    with torch.no_grad():
+        alpha[:6] = torch.tensor([-200.0, -90.0, -30.0, 30.0, 90.0, 200.0])
+    weights = [torch.randn(b.shape, generator=torch.Generator().manual_seed(i)) for i, b in enumerate(bases)]
+    torch.manual_seed(11)  # on CPU the chunked draws are the same uniforms as one rand_like over d
+    thetas, per_tensor = fused.gated_thetas(w, alpha, L, R, True, offsets, bases, with_penalty=True)
+    (sum((t * c).sum() for t, c in zip(thetas, weights, strict=True)) + 3.0 * per_tensor.sum()).backward()
+    grad_w, grad_alpha = w.grad.clone(), alpha.grad.clone()
+    w.grad = alpha.grad = None
+    torch.manual_seed(11)
+    parts = gated_diff(w, alpha, L, R, True).split([b.numel() for b in bases])
+    expected_penalty = prob_nonzero(alpha, L, R).sum()
+    loss = sum(((b + p.view(b.shape)) * c).sum() for p, b, c in zip(parts, bases, weights, strict=True))
+    (loss + 3.0 * expected_penalty).backward()
+    for theta, base, part in zip(thetas, bases, parts, strict=True):
+        assert torch.allclose(theta, base + part.detach().view(base.shape), rtol=1e-5, atol=1e-6)
+    assert float(per_tensor.sum().detach()) == pytest.approx(float(expected_penalty.detach()), rel=1e-6)
+    assert torch.allclose(grad_w, w.grad, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(grad_alpha, alpha.grad, rtol=1e-5, atol=1e-6)
+    assert (
+        torch.isfinite(grad_alpha).all() and torch.isfinite(torch.cat([t.reshape(-1) for t in thetas])).all()
+    )

@@ -15,8 +15,12 @@ other entries cannot reach the loss, so only the penalty is computed for them.
 
 For the same gate z, theta is bit-identical to the composed path (``gated_diff`` then
 ``param + delta``): the same float operations in the same order (a multiply then an add, never a
-fused multiply-add); the gradients agree to float rounding (fewer passes, other operation order). Sampled noise is drawn chunk by chunk, so its random stream
-differs from one ``rand_like`` over all d entries (same distribution).
+fused multiply-add); the gradients agree to float rounding (fewer passes, other operation order).
+A sampled gate and its entry's penalty term share one exponential (`_sampled_gate_and_penalty_`),
+so they equal the composed path's logit / sigmoid ops on the same uniform draws to float rounding
+(on CPU the chunk-by-chunk draws are the very uniforms of one ``rand_like`` over all d entries).
+The penalty's slope p (1 - p) is kept by the forward pass in the buffer that becomes alpha's
+gradient, so backward does not recompute the sigmoid.
 """
 
 from __future__ import annotations
@@ -44,6 +48,25 @@ def _gate_(z: Tensor, alpha: Tensor, left: float, right: float, sample: bool) ->
     else:
         torch.sigmoid(alpha, out=z)
     return z.mul_(right - left).add_(left).clamp_(0.0, 1.0)
+
+
+def _sampled_gate_and_penalty_(
+    z: Tensor, alpha: Tensor, left: float, right: float, scratch: Tensor, penalty_shift: float
+) -> Tensor:
+    """Sample the gate of ``alpha`` (one chunk, shape (n,)) into ``z`` in place; return each entry's
+    P(z != 0) = sigmoid(alpha - shift), written into ``scratch`` (shape (n,)).
+
+    One exponential serves both: with e = exp(-alpha), sigmoid(log u - log(1 - u) + alpha) =
+    1 / (1 + e (1/u - 1)) and sigmoid(alpha - shift) = 1 / (1 + exp(shift) e), where the separate
+    ops take a logit, a sigmoid and another sigmoid per entry (the costliest passes of the L0 stage
+    after drawing u). u is clamped to [eps, 1 - eps] as ``logit(u, eps)`` does, so the noise
+    distribution is the same; e = inf (alpha < -88) gives 0 and e = 0 gives 1, as the sigmoids do.
+    """
+    e = torch.neg(alpha, out=scratch).exp_()
+    u = z.uniform_().clamp_(_EPS, 1.0 - _EPS)
+    u.reciprocal_().sub_(1.0).mul_(e).add_(1.0).reciprocal_()  # z = sigmoid(logit(u) + alpha)
+    z.mul_(right - left).add_(left).clamp_(0.0, 1.0)
+    return e.mul_(math.exp(penalty_shift)).add_(1.0).reciprocal_()  # sigmoid(alpha - shift)
 
 
 def _times(values: Tensor, group_gate: Tensor | None) -> Tensor:
@@ -178,6 +201,13 @@ class GatedTheta(torch.autograd.Function):
         delta = (
             workspace.take("scratch_delta", (CHUNK,), alpha.dtype, device) if group_z is not None else None
         )
+        # The penalty's slope p (1 - p), p = sigmoid(alpha - shift), is written while p is at hand, into
+        # the buffer that becomes alpha's gradient: backward then scales it rather than recompute p.
+        slope_store = (
+            workspace.take("grad_alpha", alpha.shape, alpha.dtype, device)
+            if penalty_shift is not None and alpha.requires_grad
+            else None
+        )
         row_index, row_ids, row_entries, row_z = -1, None, None, None
         if rows is not None:
             row_index, row_ids = rows
@@ -192,12 +222,22 @@ class GatedTheta(torch.autograd.Function):
             for a in _chunks(numel):
                 b = min(a + CHUNK, numel)
                 lo, hi = start + a, start + b
-                if penalty_shift is not None:  # the expected L0 of this chunk, while alpha is in cache
+                fused_gate = sample and penalty_shift is not None and index != row_index
+                if fused_gate:  # the gate and the chunk's P(z != 0) from one exponential
+                    z = z_all[lo:hi]
+                    p = _sampled_gate_and_penalty_(
+                        z, alpha[lo:hi], left, right, scratch[: b - a], penalty_shift
+                    )
+                elif penalty_shift is not None:  # the expected L0 of this chunk, while alpha is in cache
                     p = torch.sub(alpha[lo:hi], penalty_shift, out=scratch[: b - a]).sigmoid_()
-                    penalty[index] += p.sum(dtype=torch.float64)
+                if penalty_shift is not None:
+                    penalty[index] += p.sum()  # float32 within the chunk, float64 across chunks
+                    if slope_store is not None:
+                        torch.addcmul(p, p, p, value=-1.0, out=slope_store[lo:hi])  # p - p^2
                 if index == row_index:
                     continue
-                z = _gate_(z_all[lo:hi], alpha[lo:hi], left, right, sample)
+                if not fused_gate:
+                    z = _gate_(z_all[lo:hi], alpha[lo:hi], left, right, sample)
                 if group_z is None:
                     # base + z * w: the product rounded to theta's dtype, then the sum (as base + delta)
                     torch.mul(z, w[lo:hi], out=flat_theta[a:b]).add_(flat_base[a:b])
@@ -211,6 +251,7 @@ class GatedTheta(torch.autograd.Function):
         ctx.stretch = (left, right)
         ctx.penalty_shift = penalty_shift
         ctx.alive = alive
+        ctx.slope_store = slope_store
         ctx.spans = [(start, base.numel(), base.dtype) for start, base in zip(offsets, bases, strict=True)]
         return (*thetas, penalty.to(alpha.dtype))
 
@@ -224,12 +265,28 @@ class GatedTheta(torch.autograd.Function):
         need_w, need_alpha, need_group = ctx.needs_input_grad[:3]
         take = ctx.workspace.take
         grad_w = take("grad_w", w.shape, w.dtype, w.device) if need_w else None
-        grad_alpha = take("grad_alpha", w.shape, w.dtype, w.device) if need_alpha else None
+        # p (1 - p) of the penalty, kept by forward in the buffer that becomes alpha's gradient. The
+        # reference is dropped so that autograd can adopt the gradient as alpha.grad without a copy.
+        stored, ctx.slope_store = ctx.slope_store, None
+        if not need_alpha:
+            grad_alpha = None
+        elif stored is not None:
+            grad_alpha = stored
+        else:
+            grad_alpha = take("grad_alpha", w.shape, w.dtype, w.device)
+        use_stored = with_penalty and stored is not None
+        del stored
         # d loss / d zg_i = sum_{j in i} g_j z_j w_j, accumulated in float64 per tensor
         grad_group = torch.zeros(len(ctx.spans), dtype=torch.float64, device=w.device) if need_group else None
         slope_buffer = take("scratch", (CHUNK,), w.dtype, w.device)
-        penalty_buffer = take("scratch_penalty", (CHUNK,), w.dtype, w.device) if with_penalty else None
-        gw_buffer = take("scratch_gw", (CHUNK,), w.dtype, w.device) if need_group and not need_alpha else None
+        penalty_buffer = (
+            take("scratch_penalty", (CHUNK,), w.dtype, w.device) if with_penalty and not use_stored else None
+        )
+        gw_buffer = (
+            take("scratch_gw", (CHUNK,), w.dtype, w.device)
+            if (need_group and not need_alpha) or use_stored
+            else None
+        )
         # dz/dalpha = (z - l)(r - z)/(r - l) = (z((l + r) - z) - lr)/(r - l) inside (0, 1), 0 where clamped
         scale = 1.0 / (right - left)
         offset = torch.tensor(-left * right * scale, dtype=w.dtype, device=w.device)
@@ -253,7 +310,9 @@ class GatedTheta(torch.autograd.Function):
                     torch.addcmul(offset, slope, row_z, value=scale, out=slope)
                     torch.ops.aten.hardtanh_backward.grad_input(slope, row_z, 0.0, 1.0, grad_input=slope)
                     from_loss = _times(gw, zg).mul_(slope)
-                    if with_penalty:
+                    if use_stored:  # grad_penalty_i * p (1 - p)
+                        grad_alpha[span].mul_(grad_penalty[index])
+                    elif with_penalty:
                         for a in _chunks(numel):
                             b = min(a + CHUNK, numel)
                             p = torch.sub(
@@ -280,7 +339,8 @@ class GatedTheta(torch.autograd.Function):
                     if zg is not None:
                         grad_w[lo:hi].mul_(zg)
                 if need_alpha or need_group:
-                    gw = torch.mul(g, w[lo:hi], out=(grad_alpha[lo:hi] if need_alpha else gw_buffer[: b - a]))
+                    into_alpha = need_alpha and not use_stored
+                    gw = torch.mul(g, w[lo:hi], out=(grad_alpha[lo:hi] if into_alpha else gw_buffer[: b - a]))
                     if need_group:
                         grad_group[index] += torch.dot(gw, z).double()
                 if need_alpha:
@@ -289,7 +349,9 @@ class GatedTheta(torch.autograd.Function):
                     # 0 where the gate is clamped (hardtanh_backward: the mask and the select in one pass)
                     torch.ops.aten.hardtanh_backward.grad_input(slope, z, 0.0, 1.0, grad_input=slope)
                     out = gw if zg is None else gw.mul_(zg)
-                    if with_penalty:  # + grad_penalty_i * p (1 - p), p = sigmoid(alpha - shift)
+                    if use_stored:  # grad_penalty_i * p (1 - p) (kept by forward) + slope * g w
+                        grad_alpha[lo:hi].mul_(grad_penalty[index]).addcmul_(slope, out)
+                    elif with_penalty:  # + grad_penalty_i * p (1 - p), p = sigmoid(alpha - shift)
                         p = torch.sub(alpha[lo:hi], ctx.penalty_shift, out=penalty_buffer[: b - a])
                         p.sigmoid_()
                         upstream = grad_penalty[index].expand_as(p)
