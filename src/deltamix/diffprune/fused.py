@@ -219,10 +219,10 @@ class GatedTheta(torch.autograd.Function):
             if index == row_index:
                 row_z = _compose_rows_(flat_theta, flat_base, w, alpha, start, row_entries, left, right, sample,
                                        None if group_z is None else group_z[index])  # fmt: skip
+            fused_gate = sample and penalty_shift is not None and index != row_index
             for a in _chunks(numel):
                 b = min(a + CHUNK, numel)
                 lo, hi = start + a, start + b
-                fused_gate = sample and penalty_shift is not None and index != row_index
                 if fused_gate:  # the gate and the chunk's P(z != 0) from one exponential
                     z = z_all[lo:hi]
                     p = _sampled_gate_and_penalty_(
@@ -274,7 +274,7 @@ class GatedTheta(torch.autograd.Function):
             grad_alpha = stored
         else:
             grad_alpha = take("grad_alpha", w.shape, w.dtype, w.device)
-        use_stored = with_penalty and stored is not None
+        use_stored = need_alpha and with_penalty and stored is not None
         del stored
         # d loss / d zg_i = sum_{j in i} g_j z_j w_j, accumulated in float64 per tensor
         grad_group = torch.zeros(len(ctx.spans), dtype=torch.float64, device=w.device) if need_group else None
