@@ -73,7 +73,7 @@ def main() -> None:
     samples: list[tuple[int, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Seq2SeqTrainer(model, vocab, config, train, tmp, augmenter=augmenter)
-        step_fn = trainer._train_step
+        step_fn = trainer.train_step
 
         def sampled_step(batch, step):  # wraps one step: sample RSS every --sample-every steps
             loss = step_fn(batch, step)
@@ -81,7 +81,7 @@ def main() -> None:
                 samples.append((step + 1, rss_mib()))
             return loss
 
-        trainer._train_step = sampled_step
+        trainer.train_step = sampled_step
         started = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - started

@@ -3,6 +3,7 @@ torch); each copy must equal the library's."""
 
 from __future__ import annotations
 
+from deltamix import precision
 from deltamix.cli import seqmix_text
 from deltamix.seqmix import config, lr_schedule
 
@@ -14,3 +15,5 @@ def test_the_cli_offers_the_librarys_choices_and_defaults() -> None:
     assert seqmix_text.DEFAULT_PARTNER_EXTENT == config.DEFAULT_PARTNER_EXTENT
     assert seqmix_text.LR_SCHEDULES == lr_schedule.LR_SCHEDULES
     assert seqmix_text.DEFAULT_LR_SCHEDULE == lr_schedule.DEFAULT_LR_SCHEDULE
+    assert seqmix_text.PRECISIONS == precision.PRECISIONS
+    assert seqmix_text.DEFAULT_PRECISION == precision.DEFAULT_PRECISION

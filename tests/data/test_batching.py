@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from deltamix.data.batching import BucketBatchSampler, collate_examples, encode_pairs
+from deltamix.data.batching import BucketBatchSampler, collate_examples, encode_pairs, token_batch_sizes
 from deltamix.data.vocab import Vocabulary
 
 
@@ -59,3 +60,39 @@ def test_sampler_rejects_bad_arguments() -> None:
         BucketBatchSampler([1, 2], batch_size=0)
     with pytest.raises(ValueError):
         BucketBatchSampler([], batch_size=2)
+
+
+# ----------------------------------------------------------------------------- token batches
+
+
+def test_token_batches_respect_the_budget_and_cover_every_example_once() -> None:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 40, size=500).tolist()
+    sampler = BucketBatchSampler(lengths, None, seed=3, max_tokens=256)
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        batches = sampler.batches()
+        assert len(batches) == len(sampler)  # the same count every epoch
+        assert sorted(i for batch in batches for i in batch) == list(range(500))
+        for batch in batches:
+            assert len(batch) * max(lengths[i] for i in batch) <= 256
+
+
+def test_token_batches_differ_between_epochs_and_repeat_per_seed() -> None:
+    lengths = [5, 5, 5, 5, 7, 7, 7, 7, 9, 9, 9, 9] * 10
+    sampler = BucketBatchSampler(lengths, None, seed=1, max_tokens=40)
+    first = sampler.batches()
+    sampler.set_epoch(1)
+    assert sampler.batches() != first
+    again = BucketBatchSampler(lengths, None, seed=1, max_tokens=40)
+    assert again.batches() == first
+
+
+def test_token_batches_honour_a_row_cap_and_a_minimum() -> None:
+    sampler = BucketBatchSampler([2] * 20, 3, max_tokens=100)
+    assert max(len(b) for b in sampler.batches()) == 3
+    assert token_batch_sizes(np.array([2, 2, 3, 3, 5]), max_tokens=6) == [2, 2, 1]
+    with pytest.raises(ValueError, match="cannot hold 2 example"):
+        BucketBatchSampler([3, 30], None, max_tokens=40, min_batch=2)
+    with pytest.raises(ValueError, match="give batch_size or max_tokens"):
+        BucketBatchSampler([3], None)

@@ -210,3 +210,58 @@ def test_scan_run_config_rejects_unknown_names() -> None:
         ScanRunConfig(split="jump")
     with pytest.raises(ValueError, match="augmentation"):
         ScanRunConfig(augment="mixup")
+
+
+# ----------------------------------------------------------------------------- precision, token batches
+
+
+def test_a_bf16_step_runs_and_gives_finite_losses_on_cpu(scan_slice, tmp_path: Path) -> None:
+    trainer = _trainer(scan_slice, tmp_path / "bf16", precision="bf16", max_steps=4)
+    assert trainer.precision == "bf16"
+    state = trainer.train()
+    losses = [event["loss"] for event in read_jsonl(tmp_path / "bf16" / "log.jsonl") if "loss" in event]
+    assert state.finished and losses and all(math.isfinite(loss) for loss in losses)
+    for value in _weights(trainer).values():  # weights and optimizer stay float32 under autocast
+        assert value.dtype == torch.float32
+
+
+def test_bf16_losses_follow_fp32_ones(scan_slice, tmp_path: Path) -> None:
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        trainer = _trainer(scan_slice, tmp_path / precision, precision=precision, max_steps=4)
+        losses[precision] = trainer.train().last_loss
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05)
+
+
+def test_token_batches_train_and_resume_like_an_uninterrupted_run(scan_slice, tmp_path: Path) -> None:
+    straight = _trainer(scan_slice, tmp_path / "straight", max_tokens=120, precision="fp32")
+    assert all(
+        len(batch) * max(straight.loader.dataset.lengths()[i] for i in batch) <= 120
+        for batch in straight.sampler.batches()
+    )
+    straight.train()
+    first = _trainer(scan_slice, tmp_path / "resumed", max_tokens=120, precision="fp32")
+    first.train(stop_after=4)
+    resumed = _trainer(scan_slice, tmp_path / "resumed", max_tokens=120, precision="fp32")
+    resumed.train()
+    for name, value in _weights(straight).items():
+        assert torch.equal(value, _weights(resumed)[name]), name
+
+
+def test_the_scan_record_names_the_precision_it_trained_in(tmp_path: Path) -> None:
+    config = ScanRunConfig(
+        split="simple",
+        augment="none",
+        output_dir=str(tmp_path / "run"),
+        results_dir=str(tmp_path / "results"),
+        model_config=TINY,
+        train_limit=40,
+        test_limit=5,
+        num_threads=1,
+        training=Seq2SeqTrainingConfig(max_steps=2, batch_size=8, precision="bf16"),
+    )
+    run_scan(config)
+    record = read_jsonl(tmp_path / "results" / "scan.jsonl")[-1]
+    assert record["config"]["precision"] == "bf16"
+    assert record["config"]["mixed_precision"] == "bf16"
+    assert record["config"]["training"]["precision"] == "bf16"

@@ -19,6 +19,7 @@ from deltamix.cli.args import (
     unit_interval,
 )
 from deltamix.diffprune.config import STRUCTURED_PENALTIES
+from deltamix.precision import DEFAULT_PRECISION, PRECISIONS
 
 
 def _task(text: str) -> str:
@@ -134,6 +135,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     glue.add_argument("--max-train-examples", type=positive_int, help="seeded random training subset")
     glue.add_argument("--max-eval-examples", type=positive_int, help="first N dev examples only")
     glue.add_argument("--max-steps", type=positive_int, help="optimizer steps per stage (smoke tests)")
+    glue.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=DEFAULT_PRECISION,
+        help="bf16 (Trainer's bf16 autocast) or fp32; auto = bf16 where the hardware computes it natively and "
+        "the method's bf16 parity on GLUE is shown, else fp32; diff pruning trains in fp32 "
+        f"(default: {DEFAULT_PRECISION})",
+    )
+    glue.add_argument(
+        "--threads",
+        type=positive_int,
+        help="torch CPU threads (default: $OMP_NUM_THREADS if set, else all the cores this process may use)",
+    )
     glue.add_argument("--logging-steps", type=positive_int, default=50)
     glue.add_argument(
         "--save-steps",
@@ -245,6 +259,8 @@ def run_glue_command(args: argparse.Namespace) -> int:
             max_train_examples=args.max_train_examples,
             max_eval_examples=args.max_eval_examples,
             max_steps=args.max_steps,
+            precision=args.precision,
+            threads=args.threads,
             logging_steps=args.logging_steps,
             save_steps=args.save_steps,
             keep_checkpoints=args.keep_checkpoints,

@@ -17,6 +17,7 @@ from deltamix.cli.args import (
 )
 from deltamix.models.lstm import LSTMSeq2SeqConfig
 from deltamix.models.transformer import TransformerSeq2SeqConfig
+from deltamix.precision import PRECISIONS
 from deltamix.seqmix.config import DEFAULT_PARTNER_EXTENT, PARTNER_EXTENTS
 from deltamix.seqmix.scan_run import (
     AUGMENTATIONS,
@@ -104,7 +105,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--threads",
         type=positive_int,
-        help="torch threads (default: $OMP_NUM_THREADS if set, else 1; run seeds in parallel to use more cores)",
+        help="torch threads (default: $OMP_NUM_THREADS if set, else all the cores this process may use)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=training.precision,
+        help="bf16 autocast or fp32; auto = bf16 where the CPU (avx512_bf16 / amx_bf16) or GPU computes it "
+        "natively, else fp32 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-tokens",
+        type=positive_int,
+        help="token-budget batches of at most this many padded tokens, length-bucketed (fairseq's "
+        "--max-tokens), in place of --batch-size examples (default: sentence batches)",
     )
     parser.add_argument(
         "--train-limit", type=positive_int, help="train on the first N pairs only (quick checks)"
@@ -127,6 +141,8 @@ def _run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         max_minutes=args.minutes,
         batch_size=args.batch_size,
+        max_tokens=args.max_tokens,
+        precision=args.precision,
         learning_rate=args.lr,
         label_smoothing=args.label_smoothing,
         beam_size=args.beam_size,

@@ -19,7 +19,7 @@ from deltamix.cli.args import (
 if TYPE_CHECKING:
     from deltamix.seqmix.text_run import TextRunResult
 
-# Copies of the choices of deltamix.seqmix.config and .lr_schedule, not imported here so that
+# Copies of the choices of deltamix.seqmix.config, .lr_schedule and deltamix.precision, not imported here so that
 # `deltamix --help` stays fast; tests/cli/test_cli_choice_copies.py checks that they agree.
 AUGMENTATIONS = ("none", "seqmix", "seqmix-hard", "word-dropout", "switchout")
 PARTNERS = ("shuffle", "length")
@@ -27,6 +27,8 @@ PARTNER_EXTENTS = ("union", "main")
 DEFAULT_PARTNER_EXTENT = "union"
 LR_SCHEDULES = ("constant", "inverse-sqrt")
 DEFAULT_LR_SCHEDULE = "constant"
+PRECISIONS = ("auto", "bf16", "fp32")
+DEFAULT_PRECISION = "auto"
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -122,7 +124,24 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         help="score only the first N validation and test pairs",
     )
     budget.add_argument(
-        "--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)"
+        "--max-tokens",
+        type=positive_int,
+        default=None,
+        help="token-budget batches of at most this many padded tokens, length-bucketed (fairseq's "
+        "--max-tokens), in place of --batch-size pairs (default: sentence batches)",
+    )
+    budget.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=DEFAULT_PRECISION,
+        help="bf16 autocast or fp32; auto = bf16 where the CPU (avx512_bf16 / amx_bf16) or GPU computes it "
+        f"natively, else fp32 (default: {DEFAULT_PRECISION})",
+    )
+    budget.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="torch CPU threads (default: $OMP_NUM_THREADS if set, else all the cores this process may use)",
     )
 
     decode = parser.add_argument_group("decoding and checkpoints")
@@ -262,6 +281,8 @@ def _common_config(args: argparse.Namespace) -> dict:
         "train_limit": args.train_limit,
         "eval_limit": args.eval_limit,
         "threads": args.threads,
+        "max_tokens": args.max_tokens,
+        "precision": args.precision,
         "beam_size": args.beam_size,
         "length_penalty": args.length_penalty,
         "average_last": args.average_last,

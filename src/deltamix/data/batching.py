@@ -123,30 +123,48 @@ class Collator:
 class BucketBatchSampler(Sampler[list[int]]):
     """Batches of indices of similar length, in a reproducible order per (seed, epoch).
 
-    Each epoch: shuffle all indices, cut them into chunks of ``batch_size * bucket_factor``, sort each
-    chunk by length, cut it into batches, and shuffle the batches. Padding stays small while batches
-    remain random. Call `set_epoch` before iterating each epoch.
+    Sentence batches (``max_tokens`` None): each epoch, shuffle all indices, cut them into chunks of
+    ``batch_size * bucket_factor``, sort each chunk by length, cut it into batches of ``batch_size``,
+    and shuffle the batches. Padding stays small while batches remain random.
+
+    Token batches (``max_tokens`` set, fairseq's ``--max-tokens``): each epoch, sort all indices by
+    length with ties broken at random, cut them greedily into batches of at most ``max_tokens``
+    padded tokens (rows x longest length; at most ``batch_size`` rows if given), and shuffle the
+    batches. The cut depends on the sorted lengths only, so every epoch has the same number of
+    batches (resuming mid-epoch relies on that). Call `set_epoch` before iterating each epoch.
 
     Args:
         lengths: the length of each example.
-        batch_size: examples per batch (the last batch of an epoch may be smaller unless ``drop_last``).
+        batch_size: examples per batch (sentence batches; the last batch of an epoch may be smaller
+            unless ``drop_last``); with ``max_tokens``, the most rows a batch may hold (None: no cap).
         shuffle: False gives a fixed order sorted by length (for evaluation).
         seed: seed of the order.
-        bucket_factor: batches per sorted chunk.
-        drop_last: drop the smaller last batch.
+        bucket_factor: batches per sorted chunk (sentence batches).
+        drop_last: drop the smaller last batch (sentence batches).
+        max_tokens: the token budget of a batch (None: sentence batches).
+        min_batch: the fewest rows a token batch may hold (e.g. the number of processes sharing it).
+
+    Raises:
+        ValueError: a bad size, no examples, or an example too long for ``max_tokens`` x ``min_batch``.
     """
 
     def __init__(
         self,
         lengths: Sequence[int],
-        batch_size: int,
+        batch_size: int | None,
         shuffle: bool = True,
         seed: int = 0,
         bucket_factor: int = 50,
         drop_last: bool = False,
+        max_tokens: int | None = None,
+        min_batch: int = 1,
     ) -> None:
-        if batch_size <= 0:
+        if max_tokens is None and batch_size is None:
+            raise ValueError("give batch_size or max_tokens")
+        if batch_size is not None and batch_size <= 0:
             raise ValueError(f"batch_size must be > 0, got {batch_size}")
+        if max_tokens is not None and max_tokens <= 0:
+            raise ValueError(f"max_tokens must be > 0, got {max_tokens}")
         if bucket_factor <= 0:
             raise ValueError(f"bucket_factor must be > 0, got {bucket_factor}")
         if not lengths:
@@ -157,7 +175,17 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.bucket_factor = bucket_factor
         self.drop_last = drop_last
+        self.max_tokens = max_tokens
         self.epoch = 0
+        self._token_sizes: list[int] | None = None
+        if max_tokens is not None:
+            longest = int(self.lengths.max())
+            if longest * min_batch > max_tokens:
+                raise ValueError(
+                    f"max_tokens {max_tokens} cannot hold {min_batch} example(s) of the longest length "
+                    f"{longest}: raise max_tokens to at least {longest * min_batch}"
+                )
+            self._token_sizes = token_batch_sizes(np.sort(self.lengths), max_tokens, batch_size, min_batch)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the order of epoch ``epoch``."""
@@ -165,6 +193,8 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def batches(self) -> list[list[int]]:
         """The batches of the current epoch."""
+        if self._token_sizes is not None:
+            return self._token_batches()
         n = len(self.lengths)
         if not self.shuffle:
             order = np.argsort(self.lengths, kind="stable")
@@ -186,10 +216,26 @@ class BucketBatchSampler(Sampler[list[int]]):
             batches = [batches[i] for i in rng.permutation(len(batches))]
         return batches
 
+    def _token_batches(self) -> list[list[int]]:
+        """Token batches: a length sort with random ties, cut by the fixed sizes, batches shuffled."""
+        if self.shuffle:
+            rng = np.random.default_rng([self.seed, self.epoch])
+            order = rng.permutation(len(self.lengths))
+            order = order[np.argsort(self.lengths[order], kind="stable")]
+        else:
+            order = np.argsort(self.lengths, kind="stable")
+        ends = np.cumsum(self._token_sizes)
+        batches = [chunk.tolist() for chunk in np.split(order, ends[:-1])]
+        if self.shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
+
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches())
 
     def __len__(self) -> int:
+        if self._token_sizes is not None:
+            return len(self._token_sizes)
         if self.drop_last:
             return len(self.lengths) // self.batch_size
         if not self.shuffle:
@@ -197,3 +243,28 @@ class BucketBatchSampler(Sampler[list[int]]):
         size = self.batch_size * self.bucket_factor
         full, rest = divmod(len(self.lengths), size)
         return full * self.bucket_factor + -(-rest // self.batch_size)
+
+
+def token_batch_sizes(
+    sorted_lengths: np.ndarray, max_tokens: int, max_rows: int | None = None, min_rows: int = 1
+) -> list[int]:
+    """Rows of each batch when ascending ``sorted_lengths`` are cut greedily into batches of at most
+    ``max_tokens`` padded tokens (rows x the batch's longest length) and at most ``max_rows`` rows.
+
+    A batch closes when the next example would break the budget, except that it first takes
+    ``min_rows`` rows (the caller checks that ``min_rows`` of the longest fit).
+
+    >>> token_batch_sizes(np.array([2, 2, 3, 3, 5]), max_tokens=6)
+    [2, 2, 1]
+    """
+    sizes: list[int] = []
+    rows = 0
+    for length in sorted_lengths.tolist():
+        too_many = max_rows is not None and rows + 1 > max_rows
+        if rows >= min_rows and ((rows + 1) * length > max_tokens or too_many):
+            sizes.append(rows)
+            rows = 0
+        rows += 1
+    if rows:
+        sizes.append(rows)
+    return sizes

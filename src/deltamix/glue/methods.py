@@ -34,6 +34,8 @@ from typing import Any
 
 from torch import nn
 
+from deltamix.precision import resolve_precision
+
 logger = logging.getLogger(__name__)
 
 DENSE_METHODS = ("full", "last-layer", "bitfit")
@@ -41,6 +43,27 @@ DIFF_METHODS = ("diffprune", "diffprune-structured", "diffprune-nonadaptive")
 L0_METHODS = ("diffprune", "diffprune-structured")  # the diff methods that learn gates with an L0 penalty
 PEFT_METHODS = ("lora", "shira", "supertuning")
 METHODS = (*DENSE_METHODS, *DIFF_METHODS, *PEFT_METHODS)
+# Methods whose bf16 runs matched fp32 on GLUE dev (docs/glue.md, "Training precision"): --precision auto
+# trains them in bf16 where the hardware has it. Diff pruning is left out: a diff of ~1e-3 of a weight
+# is below bf16's resolution once added to the frozen weight before the cast, so autocast can lose it.
+BF16_PARITY_METHODS: tuple[str, ...] = ()
+
+
+def glue_precision(method: str, precision: str) -> str:
+    """The precision (bf16 or fp32) a GLUE run of ``method`` trains in when ``precision`` is asked.
+
+    Raises:
+        ValueError: bf16 asked for a diff pruning method (its bf16 path would lose the diff).
+    """
+    if precision == "bf16" and method in DIFF_METHODS:
+        raise ValueError(
+            f"precision bf16 is not available for {method}: autocast would add the diff (about 1e-3 of a "
+            "weight) to the frozen weight below bf16's resolution; use precision fp32 (auto gives fp32)"
+        )
+    if precision == "auto" and method not in BF16_PARITY_METHODS:
+        return "fp32"
+    return resolve_precision(precision)
+
 
 # Learning rate of the (single-stage) baselines when --lr is not given. full: BERT's GLUE range
 # (Devlin et al.); bitfit: BitFit's range 1e-4..1e-3; PEFT adapters: the usual LoRA value.

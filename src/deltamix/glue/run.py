@@ -57,6 +57,7 @@ from deltamix.glue.methods import (
     PEFT_METHODS,
     PreparedModel,
     check_method,
+    glue_precision,
     prepare_dense,
     prepare_peft,
     split_parameters,
@@ -72,6 +73,7 @@ from deltamix.glue.stages import (
 )
 from deltamix.io import atomic_path, atomic_write_json
 from deltamix.metrics import glue_metrics, task_score
+from deltamix.precision import DEFAULT_PRECISION, PRECISIONS, configure_threads
 from deltamix.records import RESULTS_DIR, commit_record, finish_commit, make_record
 from deltamix.run_folder import check_same_run
 
@@ -179,6 +181,16 @@ class GlueRunConfig:
         default=None, metadata={"help": "evaluate on the first N dev examples"}
     )
     max_steps: int | None = field(default=None, metadata={"help": "cap on optimizer steps per stage (tests)"})
+    precision: str = field(
+        default=DEFAULT_PRECISION,
+        metadata={
+            "help": "bf16 (Trainer's bf16 autocast) or fp32; auto = bf16 where the hardware computes it natively "
+            "and the method's bf16 parity is shown (methods.BF16_PARITY_METHODS), else fp32"
+        },
+    )
+    threads: int | None = field(
+        default=None, metadata={"help": "torch CPU threads (None: $OMP_NUM_THREADS, else all cores)"}
+    )
     logging_steps: int = field(default=50, metadata={"help": "log the training loss every N steps"})
     save_steps: int | None = field(
         default=None,
@@ -209,6 +221,11 @@ class GlueRunConfig:
     def __post_init__(self) -> None:
         self.task = get_task(self.task).name
         check_method(self.method)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
+        glue_precision(self.method, self.precision)  # raises for bf16 diff pruning
+        if self.threads is not None and self.threads <= 0:
+            raise ValueError(f"threads must be > 0, got {self.threads}")
         if not 0 < self.target_sparsity <= 1:
             raise ValueError(f"target_sparsity must be in (0, 1], got {self.target_sparsity}")
         for name in ("max_length", "batch_size", "eval_batch_size", "epochs", "logging_steps"):
@@ -446,12 +463,12 @@ def tensor_stats(model: nn.Module, base: dict[str, torch.Tensor]) -> dict[str, l
 # mask_lr and model, which are compared).
 RESTART_FREE = (
     "keep_checkpoints", "keep_first_stage", "logging_steps", "results_dir", "eval_batch_size", "save_steps",
-    "resolved_mask_lr",
+    "resolved_mask_lr", "threads",
 )  # fmt: skip
 # Settings added after runs were started, with the value those runs had (see check_same_run).
 ADDED_SINCE = {
     "keep_first_stage": False, "first_stage_from": None, "clip_gates_apart": False, "l0_target_density": None,
-    "multiplier_lr": 0.05,
+    "multiplier_lr": 0.05, "precision": "fp32",
 }  # fmt: skip
 
 
@@ -469,6 +486,9 @@ def run_glue(config: GlueRunConfig) -> dict[str, Any]:
     from accelerate import PartialState
     from transformers import AutoTokenizer, set_seed
 
+    # The folder records the precision the run trains in, not "auto" (which differs by machine).
+    config = dataclasses.replace(config, precision=glue_precision(config.method, config.precision))
+    configure_threads(config.threads)
     spec = get_task(config.task)
     out_dir = Path(config.output_dir)
     main_process = PartialState().is_main_process

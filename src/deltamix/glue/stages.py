@@ -107,6 +107,9 @@ def _training_args(config: GlueRunConfig, stage_dir: Path, lr: float, epochs: in
         remove_unused_columns=False,
         label_names=["labels"],
         report_to="none",
+        bf16=config.precision == "bf16",
+        # Trainer refuses bf16 without a GPU unless told the run is on the CPU.
+        use_cpu=config.precision == "bf16" and not torch.cuda.is_available(),
     )
 
 

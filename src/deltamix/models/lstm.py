@@ -108,11 +108,12 @@ class LSTMSeq2Seq(nn.Module):
         attention = scores.softmax(-1)
         context = torch.bmm(attention, states)  # B x T x H
         both = torch.cat([dec, context], -1)  # B x T x 2H
-        logits = self.output(self.dropout(torch.tanh(self.combine(both))))  # B x T x V
+        # The distribution is formed in float32 also under bf16 autocast: its log feeds the loss.
+        logits = self.output(self.dropout(torch.tanh(self.combine(both)))).float()  # B x T x V
         if self.copy_gate is None:
             return F.log_softmax(logits, -1)
-        gate = torch.sigmoid(self.copy_gate(both))  # B x T x 1
-        copied = scatter_mixed(attention, src, self.config.vocab_size)  # B x T x V
+        gate = torch.sigmoid(self.copy_gate(both).float())  # B x T x 1
+        copied = scatter_mixed(attention.float(), src, self.config.vocab_size)  # B x T x V
         probs = (1.0 - gate) * logits.softmax(-1) + gate * copied
         return probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
 

@@ -137,7 +137,7 @@ class TransformerSeq2Seq(nn.Module):
             tgt_key_padding_mask=~tgt_in.mask,
             memory_key_padding_mask=~memory_mask,
         )
-        return F.log_softmax(F.linear(out, self.embedding.weight), -1)  # B x T x V
+        return F.log_softmax(F.linear(out, self.embedding.weight).float(), -1)  # B x T x V
 
     def forward(self, src: MixedTokens, tgt_in: MixedTokens) -> Tensor:
         """Teacher-forced log-probs [B, T, V] for ``src`` [B, S] and ``tgt_in`` [B, T] (BOS first)."""
@@ -171,7 +171,7 @@ class TransformerSeq2Seq(nn.Module):
             x = x + layer._mha_block(layer.norm2(x), state["memory"], None, memory_padding)
             x = x + layer._ff_block(layer.norm3(x))
         out = self.decoder.norm(x.squeeze(1))  # N x D
-        return F.log_softmax(F.linear(out, self.embedding.weight), -1), new_state
+        return F.log_softmax(F.linear(out, self.embedding.weight).float(), -1), new_state
 
     def generate(
         self, src_ids: Tensor, max_length: int, beam_size: int = 1, length_penalty: float = 1.0

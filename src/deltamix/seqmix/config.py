@@ -38,7 +38,12 @@ def partner_extent_suffix(variant: str, partner_extent: str) -> str:
 # deltamix.run_folder.check_same_run and the report's method labels): the value those runs trained
 # with, written out rather than taken from the current defaults, so that a later change of a default
 # never relabels them. Old folders resume under that value and refuse any other.
-SETTINGS_ADDED_SINCE = {"lr_schedule": "constant", "partner_extent": "union"}
+SETTINGS_ADDED_SINCE = {
+    "lr_schedule": "constant",
+    "partner_extent": "union",
+    "precision": "fp32",
+    "max_tokens": None,
+}
 
 
 @dataclass

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from accelerate.utils import set_seed
 from deltamix.data.vocab import Vocabulary
 from deltamix.errors import DataFormatError
 from deltamix.io import atomic_write_json, atomic_write_text
+from deltamix.precision import accelerate_mixed_precision, configure_threads, resolve_precision
 from deltamix.records import commit_record, make_record
 from deltamix.run_folder import finished_metrics
 from deltamix.seqmix.config import (
@@ -40,7 +40,6 @@ from deltamix.seqmix.config import (
 from deltamix.seqmix.trainer import (
     Seq2SeqTrainer,
     Seq2SeqTrainingConfig,
-    configure_threads,
     distributed_cpu,
 )
 
@@ -102,9 +101,7 @@ class ScanRunConfig:
     num_threads: int | None = field(
         default=None,
         metadata={
-            "help": "torch threads; None: $OMP_NUM_THREADS if set, else 1 (the SCAN model's small batches gain "
-            "little from intra-op threads, and several threads slow down badly on shared cores: run seeds in "
-            "parallel instead)"
+            "help": "torch threads; None: $OMP_NUM_THREADS if set, else all the cores the process may use"
         },
     )
 
@@ -222,6 +219,9 @@ def run_scan(config: ScanRunConfig) -> ScanRunResult:
     from deltamix.seqmix.augment import SeqMixAugmenter
     from deltamix.seqmix.config import SeqMixConfig
 
+    # The folder records the precision the run trains in, not "auto" (which differs by machine).
+    precision = resolve_precision(config.training.precision)
+    config = replace(config, training=replace(config.training, precision=precision))
     out = config.resolved_output_dir()
     files = {
         "model": str(out / "model"),
@@ -235,7 +235,7 @@ def run_scan(config: ScanRunConfig) -> ScanRunResult:
         return ScanRunResult(saved["metrics"], out, None, True, int(saved["steps"]), files)
     metrics_path = out / "metrics.json"
 
-    threads = configure_threads(config.num_threads or (None if "OMP_NUM_THREADS" in os.environ else 1))
+    threads = configure_threads(config.num_threads)
     train, test = load_split(config.split, seed=config.seed)
     if config.train_limit is not None:
         train = train[: config.train_limit]
@@ -286,7 +286,8 @@ def run_scan(config: ScanRunConfig) -> ScanRunResult:
         "model": model.config.to_dict(),
         "threads": threads,
         "processes": trainer.accelerator.num_processes,
-        "mixed_precision": trainer.accelerator.mixed_precision,
+        "precision": trainer.precision,
+        "mixed_precision": accelerate_mixed_precision(trainer.precision),
         "steps": state.step,
         "epochs": state.step / trainer.steps_per_epoch,
     }

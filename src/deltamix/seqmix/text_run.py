@@ -42,6 +42,13 @@ from deltamix.data.seq2seq import Pair, Seq2SeqData, load_geoquery, load_pair_fi
 from deltamix.errors import DeltamixError
 from deltamix.io import atomic_path, atomic_write_json, atomic_write_text
 from deltamix.metrics_seq2seq import corpus_bleu, exact_match
+from deltamix.precision import (
+    DEFAULT_PRECISION,
+    PRECISIONS,
+    accelerate_mixed_precision,
+    configure_threads,
+    resolve_precision,
+)
 from deltamix.records import commit_record, make_record
 from deltamix.run_folder import finished_metrics
 from deltamix.seqmix.config import (
@@ -158,7 +165,13 @@ class TextRunConfig:
     )
     train_limit: int | None = field(default=None, metadata={"help": "first N training pairs only"})
     eval_limit: int | None = field(default=None, metadata={"help": "first N valid/test pairs only"})
-    threads: int | None = field(default=None, metadata={"help": "torch CPU threads"})
+    max_tokens: int | None = field(
+        default=None, metadata={"help": "token-budget batches of this many padded tokens (None: batch_size)"}
+    )
+    precision: str = field(default=DEFAULT_PRECISION, metadata={"help": f"one of {PRECISIONS}"})
+    threads: int | None = field(
+        default=None, metadata={"help": "torch CPU threads (None: $OMP_NUM_THREADS, else all cores)"}
+    )
     # decoding
     beam_size: int | None = field(default=None, metadata={"help": "beam size"})
     length_penalty: float | None = field(default=None, metadata={"help": "beam length penalty"})
@@ -199,6 +212,7 @@ class TextRunConfig:
             "batch_size",
             "beam_size",
             "threads",
+            "max_tokens",
             "max_output_length",
         ):
             value = getattr(self, name)
@@ -209,6 +223,8 @@ class TextRunConfig:
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         lr_factor(1, self.warmup_steps, self.lr_schedule)  # raises on an unknown schedule or bad warm-up
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         if self.vocab_size <= 4:
             raise ValueError(f"vocab_size must exceed the 4 special tokens, got {self.vocab_size}")
 
@@ -428,10 +444,11 @@ def run_text(config: TextRunConfig) -> TextRunResult:
     from deltamix.seqmix.trainer import (
         Seq2SeqTrainer,
         Seq2SeqTrainingConfig,
-        configure_threads,
         distributed_cpu,
     )
 
+    # The folder records the precision the run trains in, not "auto" (which differs by machine).
+    config = replace(config, precision=resolve_precision(config.precision))
     data = load_data(config)
     task = config.record_task(data.name)
     limited = config.train_limit is not None
@@ -476,6 +493,8 @@ def run_text(config: TextRunConfig) -> TextRunResult:
         max_steps=config.max_steps,
         epochs=None if config.max_steps is not None else config.epochs,
         batch_size=config.batch_size,
+        max_tokens=config.max_tokens,
+        precision=config.precision,
         learning_rate=config.lr,
         warmup_steps=config.warmup_steps,
         lr_schedule=config.lr_schedule,
@@ -560,7 +579,8 @@ def run_text(config: TextRunConfig) -> TextRunResult:
         "num_parameters": num_params,
         "threads": threads,
         "processes": trainer.accelerator.num_processes,
-        "mixed_precision": trainer.accelerator.mixed_precision,
+        "precision": trainer.precision,
+        "mixed_precision": accelerate_mixed_precision(trainer.precision),
         "data_sizes": data.sizes(),
         # what model/ holds: the mean of these epoch snapshots, or the final weights
         "model_weights": [path.name for path in snapshots] if len(snapshots) > 1 else "final",

@@ -67,6 +67,7 @@ from deltamix.data.batching import (
 from deltamix.errors import DataFormatError, DeltamixError
 from deltamix.io import append_jsonl, atomic_path, atomic_write_json, atomic_write_text
 from deltamix.metrics_seq2seq import exact_match
+from deltamix.precision import DEFAULT_PRECISION, PRECISIONS, resolve_precision
 from deltamix.seqmix.loss import seqmix_loss
 from deltamix.seqmix.lr_schedule import DEFAULT_LR_SCHEDULE, LR_SCHEDULES, lr_factor
 from deltamix.seqmix.predict import DecodingSettings, decode_batch, length_sorted_batches
@@ -90,6 +91,21 @@ class Seq2SeqTrainingConfig:
     )
     batch_size: int = field(
         default=32, metadata={"help": "examples per batch (the global batch, split across processes)"}
+    )
+    max_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "token-budget batches: as many length-sorted examples as fit in this many padded "
+            "tokens (the longer of source and target), as fairseq's --max-tokens, in place of batch_size; "
+            "None: batch_size examples"
+        },
+    )
+    precision: str = field(
+        default=DEFAULT_PRECISION,
+        metadata={
+            "help": f"{', '.join(PRECISIONS)}: bf16 autocast of the forward pass and loss (weights, optimizer "
+            "and loss reduction stay fp32); auto = bf16 where the hardware computes it natively"
+        },
     )
     learning_rate: float = field(default=1e-3, metadata={"help": "peak learning rate"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay (0 = Adam)"})
@@ -123,6 +139,9 @@ class Seq2SeqTrainingConfig:
         for name in ("batch_size", "log_interval", "checkpoint_interval", "max_decode_length", "beam_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.max_tokens is not None and self.max_tokens <= 0:
+            raise ValueError(f"max_tokens must be > 0 or None, got {self.max_tokens}")
+        resolve_precision(self.precision, "cpu")  # raises on an unknown precision
         if self.eval_batch_size <= 0:
             raise ValueError(f"eval_batch_size must be > 0, got {self.eval_batch_size}")
         if not self.learning_rate > 0:
@@ -156,18 +175,6 @@ def distributed_cpu() -> bool:
     (otherwise each process would train alone and all would write the same files)."""
     launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
     return launched and not torch.cuda.is_available()
-
-
-def configure_threads(num_threads: int | None = None) -> int:
-    """Set torch's intra-op threads: ``num_threads`` if given, else ``$OMP_NUM_THREADS`` if set, else
-    torch's default; returns the number in use."""
-    if num_threads is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
-        num_threads = int(os.environ["OMP_NUM_THREADS"])
-    if num_threads is not None:
-        if num_threads <= 0:
-            raise ValueError(f"num_threads must be > 0, got {num_threads}")
-        torch.set_num_threads(num_threads)
-    return torch.get_num_threads()
 
 
 def augmentation_seed(seed: int, step: int) -> int:
@@ -218,15 +225,28 @@ class Seq2SeqTrainer:
         )
         if self.accelerator.num_processes > 1 and not self.accelerator.split_batches:
             raise ValueError("a multi-process Accelerator must be created with split_batches=True")
-        if config.batch_size < self.accelerator.num_processes:
+        if config.max_tokens is None and config.batch_size < self.accelerator.num_processes:
             raise ValueError(
                 f"batch_size {config.batch_size} is smaller than the {self.accelerator.num_processes} processes"
             )
         self.pad_id = self.target_tokenizer.pad_id
 
+        # accelerate's own mixed precision is one per process (AcceleratorState refuses a second
+        # value), so a process could not train an fp32 and a bf16 model; torch.autocast is what it applies.
+        device = self.accelerator.device
+        if self.accelerator.mixed_precision == "bf16":
+            self.precision = "bf16"  # already applied to the forward pass by accelerate
+        else:
+            self.precision = resolve_precision(config.precision, device)
+        self._autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
         dataset = Seq2SeqDataset(encode_pairs(train_pairs, tokenizer, target_tokenizer))
         self.sampler = BucketBatchSampler(
-            dataset.lengths(), config.batch_size, shuffle=True, seed=config.seed
+            dataset.lengths(),
+            None if config.max_tokens is not None else config.batch_size,
+            shuffle=True,
+            seed=config.seed,
+            max_tokens=config.max_tokens,
+            min_batch=self.accelerator.num_processes,
         )
         loader = DataLoader(
             dataset,
@@ -244,7 +264,7 @@ class Seq2SeqTrainer:
             optimizer, lambda step: lr_factor(step + 1, warmup, schedule)
         )
         # The loader is not sharded by accelerate: every process reads the same global batch and
-        # augments it with the same generator, then trains on its own rows (`_train_step`), so a run
+        # augments it with the same generator, then trains on its own rows (`train_step`), so a run
         # on N processes draws the same batches and mixing as a run on one.
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
         self.accelerator.register_save_state_pre_hook(unshare_weights)
@@ -314,7 +334,7 @@ class Seq2SeqTrainer:
         self.accelerator.wait_for_everyone()
 
     # ------------------------------------------------------------------------------ training
-    def _train_step(self, batch: dict[str, Tensor], step: int) -> float:
+    def train_step(self, batch: dict[str, Tensor], step: int) -> float:
         """One optimizer step on a padded id batch; returns the loss."""
         device = self.accelerator.device
         src_ids, tgt_in, labels = (batch[k].to(device) for k in ("src_ids", "tgt_in", "labels"))
@@ -326,14 +346,16 @@ class Seq2SeqTrainer:
             mixed = self.augmenter(src_ids, tgt_in, labels, generator)
         world = self.accelerator.num_processes
         if world == 1:
-            lprobs = self.model(mixed.src, mixed.tgt_in)  # B x T x V
+            with self._autocast:
+                lprobs = self.model(mixed.src, mixed.tgt_in).float()  # B x T x V
             loss = seqmix_loss(lprobs, mixed, self.config.label_smoothing, self.pad_id)
             value = float(loss.detach())
         else:
             # This process's rows; its summed loss over the global batch's token count, times the
             # number of processes because DDP averages the gradients: the gradient is the global one.
             rows = _rows(mixed, self.accelerator.process_index, world)
-            lprobs = self.model(rows.src, rows.tgt_in)  # b x T x V
+            with self._autocast:
+                lprobs = self.model(rows.src, rows.tgt_in).float()  # b x T x V
             total = label_weight_sum(mixed, self.pad_id).clamp_min(torch.finfo(lprobs.dtype).tiny)
             loss = seqmix_loss(lprobs, rows, self.config.label_smoothing, self.pad_id, "sum") / total * world
             value = float(self.accelerator.reduce(loss.detach() / world, reduction="sum"))
@@ -450,7 +472,7 @@ class Seq2SeqTrainer:
                 self.sampler.set_epoch(epoch)
                 loader = self.accelerator.skip_first_batches(self.loader, offset) if offset else self.loader
                 for batch in loader:
-                    losses.append(self._train_step(batch, state.step))
+                    losses.append(self.train_step(batch, state.step))
                     state.step += 1
                     steps_this_call += 1
                     state.train_seconds = base_seconds + time.perf_counter() - started
