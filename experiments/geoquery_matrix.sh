@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GeoQuery results of issue 5: baseline vs SeqMix, seeds 0-2, at the default budget of
 # `deltamix seqmix parse` (the SCAN LSTM with attention and copy, 100 epochs, batch 32, greedy
-# decoding, exact match of the logical form; 1 thread per run). Finished runs are skipped (their
+# decoding, exact match of the logical form; 1 thread per run, fp32 as recorded). Finished runs are skipped (their
 # folder holds metrics.json), interrupted ones resume. Records go to results/parsing.jsonl.
 #   usage: experiments/geoquery_matrix.sh [SPLIT ...]   (default: query question; data: ../shared/data
 #          or $GEOQUERY_DIR; $DELTAMIX: the command to run, default .venv/bin/deltamix)
@@ -28,7 +28,7 @@ for seed in "${seeds[@]}"; do
       [ -f "$out/metrics.json" ] && continue
       echo "== $(date +%H:%M:%S) $split $name seed $seed"
       OMP_NUM_THREADS=1 "${deltamix[@]}" seqmix parse --split "$split" --form logic \
-        --data-dir "$data" --augment "$augment" --seed "$seed" "${extent[@]}" --output-dir "$out" --threads 1
+        --data-dir "$data" --augment "$augment" --seed "$seed" "${extent[@]}" --output-dir "$out" --threads 1 --precision fp32
     done
   done
 done

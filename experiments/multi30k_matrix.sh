@@ -2,7 +2,7 @@
 # The Multi30k de-en results of issue 5 at the CPU budget of docs/translation_parsing.md: the "small"
 # Transformer (6.0 M parameters, BPE 8,000), 3 epochs of batch 64 (1,362 updates), warm-up 400, the
 # default Adam lr 5e-4 and label smoothing 0.1, the average of the last 2 epoch checkpoints, beam 4
-# with length penalty 0.6; sacrebleu on test2016. 1 thread per run. Records: results/translation.jsonl.
+# with length penalty 0.6; sacrebleu on test2016. 1 thread per run, fp32 as recorded. Records: results/translation.jsonl.
 #   usage: experiments/multi30k_matrix.sh   (data: ../shared/data/multi30k or $MULTI30K_DIR;
 #          $DELTAMIX: the command to run, default .venv/bin/deltamix)
 # A longer budget or a subset: $EPOCHS (default 3), $AVERAGE_LAST (default 2), $WARMUP_STEPS
@@ -64,7 +64,7 @@ for entry in "${queue[@]}"; do
     echo "== $(date +%H:%M:%S) multi30k $augment seed $seed"
     OMP_NUM_THREADS=1 "${deltamix[@]}" seqmix translate --dataset multi30k --data-dir "$data" \
       --augment "$augment" --seed "$seed" --epochs "$epochs" --warmup-steps "$warmup_steps" --average-last "$average_last" \
-      --lr-schedule "$lr_schedule" "${limit[@]}" "${extent[@]}" --threads 1 --output-dir "$out"
+      --lr-schedule "$lr_schedule" "${limit[@]}" "${extent[@]}" --threads 1 --precision fp32 --output-dir "$out"
   fi
   exec {lock}>&-
 done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The SCAN results matrix of issue 4: every augmentation x split x seed at the default budget of
-# `deltamix seqmix scan` (1500 steps of batch 32, the paper's LSTM, 1 thread per run).
+# `deltamix seqmix scan` (1500 steps of batch 32, the paper's LSTM, 1 thread per run, fp32 as recorded).
 # Finished runs are skipped (their folder holds metrics.json), interrupted ones resume.
 #   usage: experiments/scan_matrix.sh [SPLIT ...]      (default: both splits of the paper)
 # Runs one at a time; start one copy per split to use two cores. Records go to results/scan.jsonl.
@@ -16,7 +16,7 @@ for seed in 0 1 2; do
       [ -f "$out/metrics.json" ] && continue
       echo "== $(date +%H:%M:%S) $split $augment seed $seed"
       OMP_NUM_THREADS=1 .venv/bin/deltamix seqmix scan --split "$split" --augment "$augment" \
-        --seed "$seed" --output-dir "$out" --threads 1
+        --seed "$seed" --output-dir "$out" --threads 1 --precision fp32
     done
   done
 done

@@ -400,3 +400,15 @@ def test_every_committed_queue_line_is_a_valid_command_with_its_own_name_and_fol
     assert None not in folders and len(set(folders)) == len(folders), (
         f"{queue.name}: output folders must differ"
     )
+
+
+def test_precision_parity_runs_each_recipe_in_both_precisions_once(tmp_path: Path) -> None:
+    script, fake = _project(tmp_path, "precision_parity.sh")
+    calls = _run(script, fake, SEEDS="0 1")
+    runs = {(_value(args, "--output-dir"), _value(args, "--precision")) for args in calls}
+    assert len(calls) == len(runs) == (3 + 1 + 1 + 1) * 2 * 2  # glue: 3 tasks; scan, geoquery, multi30k: 1
+    assert all(_value(args, "--threads") == "1" for args in calls)
+    assert all(_value(args, "--results-dir") == "results/precision" for args in calls)
+    glue = [args for args in calls if args[1] == "glue"]
+    assert {_value(args, "--task") for args in glue} == {"rte", "mrpc", "stsb"}
+    assert _run(script, fake, SEEDS="0 1") == []  # everything finished: nothing runs again

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import importlib
 
-_SUBCOMMAND_MODULES = ("deltamix.cli.seqmix_scan", "deltamix.cli.seqmix_text", "deltamix.cli.seqmix_predict")
+_SUBCOMMAND_MODULES = (
+    "deltamix.cli.seqmix_compare",
+    "deltamix.cli.seqmix_scan",
+    "deltamix.cli.seqmix_text",
+    "deltamix.cli.seqmix_predict",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

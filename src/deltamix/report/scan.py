@@ -32,9 +32,11 @@ def _is_full_run(record: dict[str, Any]) -> bool:
     return run.get("train_limit") is None and run.get("test_limit") is None
 
 
-def _budget(record: dict[str, Any]) -> tuple[str, int]:
+def _budget(record: dict[str, Any]) -> tuple[str, int, str]:
+    """(model, steps, precision): runs are compared within one such group (fp32 where unrecorded)."""
     config = record.get("config", {})
-    return config.get("run", {}).get("model", record.get("model") or "?"), int(config.get("steps", 0))
+    model = config.get("run", {}).get("model", record.get("model") or "?")
+    return model, int(config.get("steps", 0)), config.get("precision", "fp32")
 
 
 def _plot(
@@ -79,7 +81,7 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
     ]
     if len(full) < len(records):
         lines.append(f"{len(records) - len(full)} quick run(s) on a slice of the data are not shown.\n")
-    for (model, steps), group in sorted(group_by(full, _budget).items()):
+    for (model, steps, precision), group in sorted(group_by(full, _budget).items()):
         cells: dict[tuple[str, str], list[float]] = {}
         for record in group:
             cells.setdefault((method_label(record), record["task"]), []).append(record["main_value"])
@@ -88,7 +90,8 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
         splits = [s for s in SPLITS if any(k[1] == s for k in cells)]
         epochs = statistics.mean(r["config"].get("epochs", 0.0) for r in group)
         minutes = statistics.mean((r.get("train_seconds") or 0.0) / 60 for r in group)
-        title = f"{model}, {steps} steps (~{epochs:.1f} epochs, ~{minutes:.0f} min per run)"
+        trained = "" if precision == "fp32" else f", {precision}"
+        title = f"{model}, {steps} steps{trained} (~{epochs:.1f} epochs, ~{minutes:.0f} min per run)"
         rows = []
         for method in methods:
             row = [method]
@@ -98,7 +101,7 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
                     cell += f" [{PAPER[method, split]}]"
                 row.append(cell)
             rows.append(row)
-        plot = f"scan_{model}_{steps}.png"
+        plot = f"scan_{model}_{steps}{'' if precision == 'fp32' else '_' + precision}.png"
         _plot(cells, methods, splits, out_dir / plot, title)
         lines += [f"### {title}\n", markdown_table(["method", *splits], rows), f"![SCAN {title}]({plot})\n"]
     return "\n".join(lines)

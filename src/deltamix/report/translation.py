@@ -118,8 +118,11 @@ def _recipe(record: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """
     config = record.get("config") or {}
     settings: dict[str, Any] = {}
-    for section in ("training", "model"):
-        for name, value in (config.get(section) or {}).items():
+    # Runs recorded before precision and token batches were settings trained in fp32 on sentence batches.
+    added = {name: SETTINGS_ADDED_SINCE[name] for name in ("precision", "max_tokens")}
+    sections = {"training": {**added, **(config.get("training") or {})}, "model": config.get("model") or {}}
+    for section, values in sections.items():
+        for name, value in values.items():
             if name not in _NOT_RECIPE[section]:
                 settings[name] = value
     average_last = (config.get("run") or {}).get("average_last")

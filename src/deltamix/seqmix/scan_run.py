@@ -145,6 +145,7 @@ class ScanRunResult:
     already_finished: bool
     steps: int
     files: dict[str, str]
+    train_seconds: float = 0.0
 
 
 def geca_repeats(num_original: int, num_extra: int, ratio: float) -> int:
@@ -232,7 +233,8 @@ def run_scan(config: ScanRunConfig) -> ScanRunResult:
     saved = finished_metrics(out, settings, _RESTART_FREE, SETTINGS_ADDED_SINCE)
     if saved is not None:
         logger.info("%s already holds a finished run: not training again", out)
-        return ScanRunResult(saved["metrics"], out, None, True, int(saved["steps"]), files)
+        seconds = float(saved.get("train_seconds", 0.0))
+        return ScanRunResult(saved["metrics"], out, None, True, int(saved["steps"]), files, seconds)
     metrics_path = out / "metrics.json"
 
     threads = configure_threads(config.num_threads)
@@ -315,4 +317,4 @@ def run_scan(config: ScanRunConfig) -> ScanRunResult:
             metrics_path,
             {"metrics": metrics, "steps": state.step, "train_seconds": state.train_seconds},
         )
-    return ScanRunResult(metrics, out, record_path, False, state.step, files)
+    return ScanRunResult(metrics, out, record_path, False, state.step, files, state.train_seconds)

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# bf16 against fp32 at the same budget, 3 seeds each, for the recipes whose --precision auto default
+# depends on it: the SCAN LSTM (addprim_jump, geca+seqmix, 1500 steps), GeoQuery (query split, SeqMix,
+# 100 epochs), Multi30k transformer-small (train[:5000], SeqMix, 10 epochs, average of the last 3)
+# and full fine-tuning of MiniLM on GLUE RTE, MRPC and STS-B. 1 thread per run, so the two precisions'
+# times compare. Records go to results/precision/{scan,parsing,translation,glue}.jsonl, apart from
+# the main tables; `python experiments/precision_report.py` summarises them.
+#   usage: experiments/precision_parity.sh [GROUP ...]   (groups: glue scan geoquery multi30k; default all)
+# Start one copy per core: the copies share one queue (each run is claimed with flock). Finished runs
+# (metrics.json; run_done.json for GLUE) are skipped; an interrupted run resumes when a copy reaches it again.
+# $DATA_DIR: the folder of glue/, geoquery/ and multi30k/ (default ../shared/data); $DELTAMIX: the
+# command (default .venv/bin/deltamix); $SEEDS (default "0 1 2").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data="${DATA_DIR:-../shared/data}"
+read -r -a deltamix <<< "${DELTAMIX:-.venv/bin/deltamix}"
+read -r -a seeds <<< "${SEEDS:-0 1 2}"
+groups=("${@:-glue scan geoquery multi30k}")
+read -r -a groups <<< "${groups[*]}"
+results=results/precision
+runs=runs/precision
+common=(--threads 1 --results-dir "$results")
+
+run_one() {  # GROUP NAME PRECISION SEED: the command of one run
+  local group=$1 name=$2 precision=$3 seed=$4 out=$5
+  case "$group" in
+    glue) "${deltamix[@]}" diffprune glue --task "$name" --method full --data-dir "$data/glue" \
+            --seed "$seed" --precision "$precision" --output-dir "$out" "${common[@]}" ;;
+    scan) "${deltamix[@]}" seqmix scan --split addprim_jump --augment geca+seqmix --steps 1500 \
+            --seed "$seed" --precision "$precision" --output-dir "$out" "${common[@]}" ;;
+    geoquery) "${deltamix[@]}" seqmix parse --split query --form logic --data-dir "$data/geoquery" \
+            --augment seqmix --seed "$seed" --precision "$precision" --output-dir "$out" "${common[@]}" ;;
+    multi30k) "${deltamix[@]}" seqmix translate --dataset multi30k --data-dir "$data/multi30k" \
+            --train-limit 5000 --epochs 10 --average-last 3 --warmup-steps 400 --augment seqmix \
+            --seed "$seed" --precision "$precision" --output-dir "$out" "${common[@]}" ;;
+  esac
+}
+
+queue=()
+for group in "${groups[@]}"; do
+  case "$group" in glue) names=(rte mrpc stsb) ;; scan) names=(jump) ;; geoquery) names=(query) ;; multi30k) names=(n5000) ;;
+    *) echo "unknown group $group (glue scan geoquery multi30k)" >&2; exit 2 ;; esac
+  for seed in "${seeds[@]}"; do
+    for name in "${names[@]}"; do
+      for precision in fp32 bf16; do queue+=("$group:$name:$precision:$seed"); done
+    done
+  done
+done
+mkdir -p "$runs"
+for entry in "${queue[@]}"; do
+  IFS=: read -r group name precision seed <<< "$entry"
+  out="$runs/$group/$name-$precision-seed$seed"
+  done_file="$out/metrics.json"
+  [ "$group" = glue ] && done_file="$out/run_done.json"  # a GLUE run writes metrics.json before its record
+  [ -f "$done_file" ] && continue
+  mkdir -p "$(dirname "$out")"
+  exec {lock}> "$out.lock"
+  if ! flock -n "$lock"; then exec {lock}>&-; continue; fi  # another copy is running it
+  if [ ! -f "$done_file" ]; then
+    echo "== $(date +%H:%M:%S) $group $name $precision seed $seed"
+    OMP_NUM_THREADS=1 run_one "$group" "$name" "$precision" "$seed" "$out"
+  fi
+  exec {lock}>&-
+done
