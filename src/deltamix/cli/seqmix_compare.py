@@ -103,11 +103,9 @@ def print_summary(comparison: ScanComparison) -> None:
             f"{d.method} gains {d.mean:+.1f} points over {d.baseline} on average, winning on "
             f"{d.wins} of {len(d.per_seed)} seeds (same seed = same initialisation, data order and GECA pairs)."
         )
-    missing = [m for m in config.methods if m in BASELINE_OF and BASELINE_OF[m] not in config.methods]
-    if missing:
-        print(
-            f"(no baseline in --methods for {', '.join(missing)}: add {BASELINE_OF[missing[0]]} to compare)"
-        )
+    if not comparison.differences:
+        pairs = ", ".join(f"{m} with {b}" for m, b in BASELINE_OF.items())
+        print(f"(no method was run with its baseline; the pairs compared are {pairs})")
     seconds = [v for seeds in comparison.seconds.values() for v in seeds.values()]
     if seconds:
         print(f"Training took {min(seconds):.0f}-{max(seconds):.0f} s per run.")
