@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # bf16 against fp32 at the same budget, 3 seeds each, for the recipes whose --precision auto default
 # depends on it: the SCAN LSTM (addprim_jump, geca+seqmix, 1500 steps), GeoQuery (query split, SeqMix,
-# 100 epochs), Multi30k transformer-small (train[:5000], SeqMix, 10 epochs, average of the last 3)
-# and full fine-tuning of MiniLM on GLUE RTE, MRPC and STS-B. 1 thread per run, so the two precisions'
-# times compare. Records go to results/precision/{scan,parsing,translation,glue}.jsonl, apart from
+# 100 epochs), full fine-tuning of MiniLM on GLUE ($GLUE_TASKS, default "mrpc stsb rte"; on one CPU
+# thread a run takes 10-30 minutes) and Multi30k transformer-small (train[:5000], SeqMix, 10 epochs,
+# average of the last 3), in that order. 1 thread per run, so the two precisions' times compare. Records go to results/precision/{scan,parsing,translation,glue}.jsonl, apart from
 # the main tables; `python experiments/precision_report.py` summarises them.
-#   usage: experiments/precision_parity.sh [GROUP ...]   (groups: glue scan geoquery multi30k; default all)
+#   usage: experiments/precision_parity.sh [GROUP ...]   (groups: scan geoquery glue multi30k; default all)
 # Start one copy per core: the copies share one queue (each run is claimed with flock). Finished runs
 # (metrics.json; run_done.json for GLUE) are skipped; an interrupted run resumes when a copy reaches it again.
 # $DATA_DIR: the folder of glue/, geoquery/ and multi30k/ (default ../shared/data); $DELTAMIX: the
@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 data="${DATA_DIR:-../shared/data}"
 read -r -a deltamix <<< "${DELTAMIX:-.venv/bin/deltamix}"
 read -r -a seeds <<< "${SEEDS:-0 1 2}"
-groups=("${@:-glue scan geoquery multi30k}")
+read -r -a glue_tasks <<< "${GLUE_TASKS:-mrpc stsb rte}"
+groups=("${@:-scan geoquery glue multi30k}")
 read -r -a groups <<< "${groups[*]}"
 results=results/precision
 runs=runs/precision
@@ -38,7 +39,7 @@ run_one() {  # GROUP NAME PRECISION SEED: the command of one run
 
 queue=()
 for group in "${groups[@]}"; do
-  case "$group" in glue) names=(rte mrpc stsb) ;; scan) names=(jump) ;; geoquery) names=(query) ;; multi30k) names=(n5000) ;;
+  case "$group" in glue) names=("${glue_tasks[@]}") ;; scan) names=(jump) ;; geoquery) names=(query) ;; multi30k) names=(n5000) ;;
     *) echo "unknown group $group (glue scan geoquery multi30k)" >&2; exit 2 ;; esac
   for seed in "${seeds[@]}"; do
     for name in "${names[@]}"; do

@@ -412,3 +412,33 @@ def test_precision_parity_runs_each_recipe_in_both_precisions_once(tmp_path: Pat
     glue = [args for args in calls if args[1] == "glue"]
     assert {_value(args, "--task") for args in glue} == {"rte", "mrpc", "stsb"}
     assert _run(script, fake, SEEDS="0 1") == []  # everything finished: nothing runs again
+
+
+def test_multi30k_converged_queues_the_claim_first_with_the_authors_recipe(tmp_path: Path) -> None:
+    script, fake = _project(tmp_path, "multi30k_converged.sh")
+    calls = _run(script, fake)
+    order = [(_value(args, "--augment"), _value(args, "--seed")) for args in calls]
+    assert order[:6] == [
+        ("none", "0"),
+        ("seqmix", "0"),
+        ("none", "1"),
+        ("seqmix", "1"),
+        ("none", "2"),
+        ("seqmix", "2"),
+    ]
+    assert {a for a, _ in order[6:]} == {"word-dropout", "switchout", "seqmix-hard"}
+    for args in calls:
+        assert _value(args, "--patience") == "5" and _value(args, "--epochs") == "60"
+        assert _value(args, "--max-tokens") == "4096" and _value(args, "--lr-schedule") == "inverse-sqrt"
+        assert _value(args, "--partner-extent") == "main" and _value(args, "--dropout") == "0.3"
+    assert _run(script, fake) == []
+
+
+def test_scan_long_runs_four_methods_on_two_splits_and_three_seeds(tmp_path: Path) -> None:
+    script, fake = _project(tmp_path, "scan_long.sh")
+    calls = _run(script, fake)
+    runs = {(_value(a, "--split"), _value(a, "--augment"), _value(a, "--seed")) for a in calls}
+    assert len(calls) == len(runs) == 2 * 4 * 3
+    assert all(_value(a, "--steps") == "6000" for a in calls)
+    assert {_value(a, "--augment") for a in calls[:12]} == {"geca", "geca+seqmix"}
+    assert _run(script, fake) == []

@@ -81,6 +81,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "for a GPU); default: small",
     )
 
+    model.add_argument(
+        "--dropout",
+        type=unit_interval,
+        default=None,
+        help="model dropout (default: the model's: 0.2 for the small Transformer, 0.3 iwslt, 0.5 LSTM)",
+    )
+
     budget = parser.add_argument_group("training budget")
     budget.add_argument(
         "--epochs",
@@ -113,6 +120,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_LR_SCHEDULE,
         help="learning rate after the warm-up: constant, or inverse-sqrt (peak * sqrt(warmup / update), "
         "the authors' fairseq --lr-scheduler inverse_sqrt; needs --warmup-steps >= 1); default: constant",
+    )
+    budget.add_argument(
+        "--patience",
+        type=positive_int,
+        default=None,
+        help="early stopping: stop when the validation loss has not improved for N epochs, --epochs being "
+        "the cap (default: train every epoch)",
     )
     budget.add_argument(
         "--train-limit", type=positive_int, default=None, help="use only the first N training pairs"
@@ -272,12 +286,14 @@ def _common_config(args: argparse.Namespace) -> dict:
         "label_smoothing": args.label_smoothing,
         "model": args.model,
         "model_size": args.model_size,
+        "dropout": args.dropout,
         "epochs": args.epochs,
         "max_steps": args.max_steps,
         "batch_size": args.batch_size,
         "lr": args.lr,
         "warmup_steps": args.warmup_steps,
         "lr_schedule": args.lr_schedule,
+        "patience": args.patience,
         "train_limit": args.train_limit,
         "eval_limit": args.eval_limit,
         "threads": args.threads,

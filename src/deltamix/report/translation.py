@@ -125,6 +125,9 @@ def _recipe(record: dict[str, Any]) -> tuple[tuple[str, str], ...]:
         for name, value in values.items():
             if name not in _NOT_RECIPE[section]:
                 settings[name] = value
+    for name in ("patience",):  # run settings that change what is learned, where set
+        if (config.get("run") or {}).get(name) is not None:
+            settings[name] = config["run"][name]
     average_last = (config.get("run") or {}).get("average_last")
     if average_last is not None:
         settings["average_last"] = average_last

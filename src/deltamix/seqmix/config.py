@@ -43,6 +43,8 @@ SETTINGS_ADDED_SINCE = {
     "partner_extent": "union",
     "precision": "fp32",
     "max_tokens": None,
+    "patience": None,
+    "dropout": None,
 }
 
 

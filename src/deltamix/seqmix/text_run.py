@@ -29,6 +29,7 @@ folder of other settings is refused (`deltamix.run_folder.finished_metrics`).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -153,6 +154,9 @@ class TextRunConfig:
     model_size: str = field(
         default="small", metadata={"help": f"Transformer size: {tuple(TRANSFORMER_SIZES)}"}
     )
+    dropout: float | None = field(
+        default=None, metadata={"help": "model dropout (None: the size's, 0.2 small / 0.3 iwslt; LSTM 0.5)"}
+    )
     # budget
     epochs: float | None = field(default=None, metadata={"help": "training epochs"})
     max_steps: int | None = field(default=None, metadata={"help": "training steps (overrides epochs)"})
@@ -162,6 +166,13 @@ class TextRunConfig:
     lr_schedule: str = field(
         default=DEFAULT_LR_SCHEDULE,
         metadata={"help": f"after the warm-up: {' or '.join(LR_SCHEDULES)} (the authors' fairseq recipe)"},
+    )
+    patience: int | None = field(
+        default=None,
+        metadata={
+            "help": "early stopping: stop when the validation loss has not improved for this many epochs "
+            "(epochs is then the cap); None: train the whole budget"
+        },
     )
     train_limit: int | None = field(default=None, metadata={"help": "first N training pairs only"})
     eval_limit: int | None = field(default=None, metadata={"help": "first N valid/test pairs only"})
@@ -213,6 +224,7 @@ class TextRunConfig:
             "beam_size",
             "threads",
             "max_tokens",
+            "patience",
             "max_output_length",
         ):
             value = getattr(self, name)
@@ -225,6 +237,8 @@ class TextRunConfig:
         lr_factor(1, self.warmup_steps, self.lr_schedule)  # raises on an unknown schedule or bad warm-up
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.vocab_size <= 4:
             raise ValueError(f"vocab_size must exceed the 4 special tokens, got {self.vocab_size}")
 
@@ -304,9 +318,10 @@ def build_model(config: TextRunConfig, tokenizer: Any) -> Any:
     from deltamix.models.transformer import TransformerSeq2Seq, TransformerSeq2SeqConfig
 
     specials = {"pad_id": tokenizer.pad_id, "bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id}
+    dropout = {} if config.dropout is None else {"dropout": config.dropout}
     if config.model == "lstm":
-        return LSTMSeq2Seq(LSTMSeq2SeqConfig(vocab_size=len(tokenizer), **specials))
-    sizes = TRANSFORMER_SIZES[config.model_size]
+        return LSTMSeq2Seq(LSTMSeq2SeqConfig(vocab_size=len(tokenizer), **specials, **dropout))
+    sizes = {**TRANSFORMER_SIZES[config.model_size], **dropout}
     return TransformerSeq2Seq(TransformerSeq2SeqConfig(vocab_size=len(tokenizer), **specials, **sizes))
 
 
@@ -379,32 +394,80 @@ def _save_epoch_snapshot(model: torch.nn.Module, folder: Path, step: int, keep: 
         old.unlink()
 
 
-def train_with_snapshots(trainer: Any, keep: int) -> Any:
+def train_with_snapshots(
+    trainer: Any, keep: int, valid: list[Pair] | None = None, patience: int | None = None
+) -> tuple[Any, list[float]]:
     """Train to the end of the budget, saving the weights at each epoch end (the last ``keep``).
 
     The trainer is called one epoch at a time (``stop_after`` up to the next epoch boundary, so a
-    resumed run keeps its boundaries); with ``keep`` <= 1 it trains in one call.
+    resumed run keeps its boundaries); with ``keep`` <= 1 and no ``patience`` it trains in one call.
+    With ``patience``, the loss on ``valid`` is measured at each epoch end (logged as ``valid_loss``,
+    so a resumed run knows the earlier epochs') and the run finishes once ``patience`` epochs have
+    passed without a new lowest loss.
+
+    Returns:
+        The final trainer state and the validation loss of each epoch (empty without ``patience``).
     """
-    if keep <= 1:
-        return trainer.train()
+    if keep <= 1 and patience is None:
+        return trainer.train(), []
     folder = trainer.output_dir / EPOCH_DIR
     model = trainer.accelerator.unwrap_model(trainer.model)
     per_epoch = trainer.steps_per_epoch
 
     def snapshot(state: Any) -> None:  # before the epoch-end checkpoint: a kill cannot lose it
-        if trainer.is_main and state.step % per_epoch == 0:
+        if trainer.is_main and state.step % per_epoch == 0 and keep > 1:
             _save_epoch_snapshot(model, folder, state.step, keep)
 
     trainer.before_checkpoint = snapshot
+    losses = _logged_valid_losses(trainer.output_dir / "log.jsonl")
+    weights_current = False  # whether the model in memory is the checkpoint's (after a train call)
     while True:
         previous = trainer.read_state()
         done_steps = 0 if previous is None else previous.step
+        if previous is not None and previous.finished:
+            return trainer.train(), [losses[k] for k in sorted(losses)]
+        if patience is not None and done_steps and done_steps % per_epoch == 0:
+            if not weights_current:  # a resumed process: evaluate the checkpoint, not the initial weights
+                trainer.restore_checkpoint()
+                weights_current = True
+            if done_steps not in losses:  # killed between the epoch's checkpoint and its validation
+                losses[done_steps] = trainer.validation_loss(valid)
+                trainer.log_event({"step": done_steps, "valid_loss": losses[done_steps]})
+            if _epochs_since_best(losses) >= patience:
+                logger.info("validation loss has not improved for %d epochs: stopping early", patience)
+                state = trainer.finish(previous)
+                return state, [losses[k] for k in sorted(losses)]
         state = trainer.train(stop_after=per_epoch - done_steps % per_epoch)
-        if trainer.is_main and state.finished:
+        weights_current = True
+        if trainer.is_main and state.finished and keep > 1:
             _save_epoch_snapshot(model, folder, state.step, keep)
         trainer.accelerator.wait_for_everyone()
         if state.finished:
-            return state
+            if patience is not None and state.step not in losses:
+                losses[state.step] = trainer.validation_loss(valid)
+                trainer.log_event({"step": state.step, "valid_loss": losses[state.step]})
+            return state, [losses[k] for k in sorted(losses)]
+
+
+def _logged_valid_losses(path: Path) -> dict[int, float]:
+    """step -> validation loss of the ``valid_loss`` events of a run's log (empty if none)."""
+    if not path.is_file():
+        return {}
+    losses = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(event, dict) and "valid_loss" in event:
+            losses[int(event["step"])] = float(event["valid_loss"])
+    return losses
+
+
+def _epochs_since_best(losses: dict[int, float]) -> int:
+    """How many epochs (entries, in step order) came after the one with the lowest loss."""
+    ordered = [losses[k] for k in sorted(losses)]
+    return len(ordered) - 1 - ordered.index(min(ordered))
 
 
 def _model_config(model: Any) -> dict[str, Any]:
@@ -530,7 +593,7 @@ def run_text(config: TextRunConfig) -> TextRunResult:
         task, config.augment, config.model_label(), len(train), len(valid), len(test), len(tokenizer),
         num_params, trainer.steps_per_epoch, threads,
     )  # fmt: skip
-    state = train_with_snapshots(trainer, config.average_last)
+    state, valid_losses = train_with_snapshots(trainer, config.average_last, valid, config.patience)
 
     snapshots = (
         sorted((out / EPOCH_DIR).glob("step-*.safetensors"))[-config.average_last :]
@@ -570,6 +633,9 @@ def run_text(config: TextRunConfig) -> TextRunResult:
         "final_train_loss": float("nan") if state.last_loss is None else state.last_loss,
         "test_decode_seconds": test_seconds,
     }
+    if config.patience is not None:
+        metrics["best_valid_loss"] = min(valid_losses)
+        metrics["stopped_early"] = float(state.step < trainer.total_steps())
     resolved = {
         "run": _run_settings(config),
         "training": asdict(training),

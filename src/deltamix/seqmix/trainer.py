@@ -417,6 +417,14 @@ class Seq2SeqTrainer:
         ):
             raise DataFormatError(rng_file, "the random states were not restored")
 
+    def restore_checkpoint(self) -> TrainerState | None:
+        """Load the last checkpoint into the model, optimizer and random states, as resuming does, and
+        return its state (None without one), e.g. to evaluate an interrupted run before training on."""
+        state = self.read_state()
+        if state is not None and not state.finished:
+            self._load_checkpoint(self.output_dir / CHECKPOINT_DIR)
+        return state
+
     def train(self, stop_after: int | None = None) -> TrainerState:
         """Train to the end of the budget, resuming from ``output_dir/checkpoint`` if there is one.
 
@@ -489,7 +497,7 @@ class Seq2SeqTrainer:
                         and state.step % self.config.eval_interval == 0
                     ):
                         metrics, _ = self.evaluate(self.eval_pairs)
-                        self._log_event({"step": state.step, **{f"eval_{k}": v for k, v in metrics.items()}})
+                        self.log_event({"step": state.step, **{f"eval_{k}": v for k, v in metrics.items()}})
                         self.model.train()
                     state.total_steps = total or state.step
                     if not done and (stopping or state.step % self.config.checkpoint_interval == 0):
@@ -501,15 +509,20 @@ class Seq2SeqTrainer:
                     break
         progress.close()
         if done:
-            # The final model first, then the state that marks the run finished, then the checkpoint
-            # can go: an interruption in between resumes from the last checkpoint.
-            state.finished = True
-            state.pending_losses = []
-            self.save_model(self.output_dir / "model")
-            if self.is_main:
-                atomic_write_json(self.output_dir / STATE_FILE, asdict(state))
-                self._remove_checkpoints()
-            self.accelerator.wait_for_everyone()
+            self.finish(state)
+        return state
+
+    def finish(self, state: TrainerState) -> TrainerState:
+        """Mark the run finished at ``state`` (the end of the budget, or an early stop): save the model,
+        then the state that says so, then remove the checkpoints; an interruption in between resumes
+        from the last checkpoint."""
+        state.finished = True
+        state.pending_losses = []
+        self.save_model(self.output_dir / "model")
+        if self.is_main:
+            atomic_write_json(self.output_dir / STATE_FILE, asdict(state))
+            self._remove_checkpoints()
+        self.accelerator.wait_for_everyone()
         return state
 
     def _log(self, state: TrainerState, losses: list[float], progress: tqdm) -> None:
@@ -519,14 +532,48 @@ class Seq2SeqTrainer:
         state.last_loss = mean
         lr = self.scheduler.get_last_lr()[0]
         progress.set_postfix(loss=f"{mean:.4f}")
-        self._log_event({"step": state.step, "loss": mean, "lr": lr, "train_seconds": state.train_seconds})
+        self.log_event({"step": state.step, "loss": mean, "lr": lr, "train_seconds": state.train_seconds})
 
-    def _log_event(self, event: dict[str, Any]) -> None:
+    def log_event(self, event: dict[str, Any]) -> None:
+        """Append ``event`` to the run's ``log.jsonl`` (main process only)."""
         if self.is_main:
             logger.debug("%s", event)
             append_jsonl(self.output_dir / "log.jsonl", event)
 
     # ------------------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def validation_loss(self, pairs: Sequence[tuple[str, str]]) -> float:
+        """The training objective on ``pairs`` without augmentation or dropout: label-smoothed
+        cross-entropy per target token (teacher forced), in the training precision.
+
+        Batches of ``eval_batch_size`` pairs sorted by length, split across processes; the sums are
+        reduced over processes, so every process returns the same value.
+        """
+        model = self.accelerator.unwrap_model(self.model)
+        was_training = model.training
+        model.eval()
+        examples = encode_pairs(pairs, self.tokenizer, self.target_tokenizer)
+        collate = Collator(self.pad_id, self.target_tokenizer.bos_id, self.target_tokenizer.eos_id)
+        batches = length_sorted_batches(
+            [max(len(s), len(t) + 1) for s, t in examples], self.config.eval_batch_size
+        )
+        device = self.accelerator.device
+        totals = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, token count
+        with self.accelerator.split_between_processes(batches) as mine:
+            for indices in mine:
+                batch = {k: v.to(device) for k, v in collate([examples[i] for i in indices]).items()}
+                mixed = plain_batch(batch["src_ids"], batch["tgt_in"], batch["labels"], self.pad_id)
+                with self._autocast:
+                    lprobs = model(mixed.src, mixed.tgt_in).float()  # B x T x V
+                totals[0] += seqmix_loss(
+                    lprobs, mixed, self.config.label_smoothing, self.pad_id, "sum"
+                ).double()
+                totals[1] += batch["labels"].ne(self.pad_id).sum()
+        if self.accelerator.num_processes > 1:
+            totals = self.accelerator.reduce(totals, reduction="sum")
+        model.train(was_training)
+        return float(totals[0] / totals[1].clamp_min(1))
+
     def predict(self, sources: Sequence[str], desc: str = "decoding") -> list[str]:
         """Decode ``sources`` (texts) with the configured beam; returns the output texts in order.
 
