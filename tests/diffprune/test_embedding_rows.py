@@ -246,3 +246,37 @@ def test_an_embedding_read_beyond_the_input_ids_is_an_error_not_a_wrong_gradient
     read = torch.nn.functional.embedding(torch.tensor([0, 3, 5]), thetas[1], sparse=True)  # 5: not in rows
     with pytest.raises(RuntimeError, match="embedding_rows_only=False"):
         read.sum().backward()
+
+
+@pytest.mark.parametrize("structured", [False, True])
+def test_sampled_gates_at_some_rows_do_not_depend_on_the_other_rows(structured: bool) -> None:
+    """Two processes of a data-parallel job look up other rows: an entry's sampled gate, every other
+    tensor's gates and the generator's state afterwards must be what one process looking up all of
+    them gets, or the processes train on other noise than one process does (issue 35)."""
+    bases, w, alpha, group_z, offsets = _kernel_inputs()
+    draws = {}
+    for name, row_ids in {"both": [0, 3, 7, 11], "first": [0, 3], "second": [7, 11], "one": [3]}.items():
+        torch.manual_seed(5)
+        with torch.no_grad():
+            thetas, _ = fused.gated_thetas(
+                w, alpha, L, R, True, offsets, bases, with_penalty=True,
+                group_z=group_z if structured else None, rows=(1, torch.tensor(row_ids)),
+            )  # fmt: skip
+        draws[name] = ([t.clone() for t in thetas], torch.get_rng_state(), row_ids)
+    (all_thetas, all_state, _) = draws.pop("both")
+    for thetas, state, row_ids in draws.values():
+        assert torch.equal(state, all_state)
+        assert torch.equal(thetas[0], all_thetas[0]) and torch.equal(thetas[2], all_thetas[2])
+        assert torch.equal(thetas[1][row_ids], all_thetas[1][row_ids])
+    delta = all_thetas[1][[0, 3, 7, 11]] - bases[1][[0, 3, 7, 11]]
+    assert (delta != 0).any() and not torch.equal(delta[0], delta[1])  # gated diffs, not one draw per row
+
+
+def test_keyed_uniforms_are_uniform() -> None:
+    u = fused._keyed_uniform_(torch.empty(200_000), torch.tensor(12345), torch.arange(200_000))
+    assert float(u.min()) >= 0.0 and float(u.max()) < 1.0
+    assert abs(float(u.mean()) - 0.5) < 5e-3 and abs(float(u.var()) - 1 / 12) < 2e-3
+    histogram = torch.histc(u, bins=20, min=0.0, max=1.0) / u.numel()
+    assert (histogram - 0.05).abs().max() < 3e-3
+    other = fused._keyed_uniform_(torch.empty(200_000), torch.tensor(12346), torch.arange(200_000))
+    assert abs(float(torch.corrcoef(torch.stack([u, other]))[0, 1])) < 1e-2  # another key: other draws

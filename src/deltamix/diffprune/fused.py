@@ -11,7 +11,9 @@ gradient added to alpha's in the same backward loop. Those d-sized tensors come 
 :class:`~deltamix.diffprune.workspace.Workspace`, so a training loop that resets ``.grad`` to None
 between steps (Trainer, ``zero_grad()``) allocates none of them after the first step. No
 torch.compile. An input embedding can be restricted to the rows a batch looks up (``rows``): its
-other entries cannot reach the loss, so only the penalty is computed for them.
+other entries cannot reach the loss, so only the penalty is computed for them, and its sampled
+gates come from a counter-based hash of one drawn key and the entry's position, so that they (and
+the generator's state afterwards) do not depend on which rows a process looks up.
 
 For the same gate z, theta is bit-identical to the composed path (``gated_diff`` then
 ``param + delta``): the same float operations in the same order (a multiply then an add, never a
@@ -41,10 +43,49 @@ def _chunks(numel: int) -> range:
     return range(0, numel, CHUNK)
 
 
-def _gate_(z: Tensor, alpha: Tensor, left: float, right: float, sample: bool) -> Tensor:
-    """Write the hard-concrete gate of ``alpha`` (one chunk) into ``z`` in place and return it."""
+def _signed(value: int) -> int:
+    """A 64-bit constant as the int64 with the same bits (torch's int64 arithmetic wraps mod 2^64)."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+_GOLDEN, _MIX1, _MIX2 = (_signed(c) for c in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
+
+
+def _keyed_uniform_(out: Tensor, key: Tensor, positions: Tensor) -> Tensor:
+    """U[0, 1) draws that are a function of (``key``, position) alone, written into ``out`` (shape (m,)).
+
+    The splitmix64 hash of ``key + (position + 1) * golden`` (logical shifts: torch's ``>>`` on int64
+    is arithmetic, so the sign bits are masked off), its top 24 bits scaled by 2^-24 as ``uniform_``
+    does for float32. Entry j's draw is the same whichever other entries are drawn with it, and the
+    generator's stream advances by the one draw of ``key``, not by m: what keeps every process of a
+    data-parallel job on the same noise when each looks up other embedding rows.
+    """
+    x = (positions + 1) * _GOLDEN + key
+    x = x ^ ((x >> 30) & ((1 << 34) - 1))
+    x = x * _MIX1
+    x = x ^ ((x >> 27) & ((1 << 37) - 1))
+    x = x * _MIX2
+    x = x ^ ((x >> 31) & ((1 << 33) - 1))
+    return torch.mul((x >> 40) & 0xFFFFFF, 2.0**-24, out=out)
+
+
+def _gate_(
+    z: Tensor,
+    alpha: Tensor,
+    left: float,
+    right: float,
+    sample: bool,
+    noise_key: Tensor | None = None,
+    positions: Tensor | None = None,
+) -> Tensor:
+    """Write the hard-concrete gate of ``alpha`` (one chunk) into ``z`` in place and return it.
+
+    Sampled, u comes from the default generator (``uniform_``), or with ``noise_key`` from
+    `_keyed_uniform_` at ``positions`` (int64, z's shape).
+    """
     if sample:  # log u - log(1 - u) + alpha
-        torch.logit(z.uniform_(), eps=_EPS, out=z).add_(alpha).sigmoid_()
+        u = z.uniform_() if noise_key is None else _keyed_uniform_(z, noise_key, positions)
+        torch.logit(u, eps=_EPS, out=z).add_(alpha).sigmoid_()
     else:
         torch.sigmoid(alpha, out=z)
     return z.mul_(right - left).add_(left).clamp_(0.0, 1.0)
@@ -130,12 +171,19 @@ def _compose_rows_(
     sample: bool,
     group_gate: Tensor | None,
 ) -> Tensor:
-    """theta = base, then base + z * w [* zg] at ``entries`` only (shape (m,)); returns their gates z, shape (m,)."""
+    """theta = base, then base + z * w [* zg] at ``entries`` only (shape (m,)); returns their gates z, shape (m,).
+
+    Sampled gates take their noise from one key drawn from the default generator and the entries'
+    flat positions (`_keyed_uniform_`), not from m draws: the rows looked up differ between the
+    processes of a data-parallel job (each reads its own share of the batch), and m draws would give
+    the same entry other noise in each process and move every later tensor's draws by a different
+    amount, so the processes would no longer sample the gates one process samples.
+    """
     flat_theta.copy_(flat_base)
     at = entries + start
-    z = _gate_(
-        torch.empty(entries.numel(), dtype=alpha.dtype, device=alpha.device), alpha[at], left, right, sample
-    )
+    key = torch.empty((), dtype=torch.int64, device=alpha.device).random_() if sample else None
+    z = torch.empty(entries.numel(), dtype=alpha.dtype, device=alpha.device)
+    z = _gate_(z, alpha[at], left, right, sample, noise_key=key, positions=at)
     product = _times(torch.mul(z, w[at]), group_gate).to(flat_theta.dtype)
     flat_theta.index_copy_(0, entries, product.add_(flat_base[entries]))
     return z
@@ -177,9 +225,11 @@ class GatedTheta(torch.autograd.Function):
         alive: a one-element list set to False when backward runs (the graph is then used up).
         rows: ``(i, row_ids)``: of the 2-D tensor i only the rows ``row_ids`` (int64, sorted, unique,
             shape (m,)) can reach the loss (the rows of an input embedding that the batch looks
-            up), or None. Only their gates are drawn and their theta composed; theta_i is base_i
-            elsewhere, the gradient of w there is 0 and that of alpha the penalty's alone (exact:
-            the loss does not depend on those entries). The penalty still covers every entry.
+            up), or None. Only their gates are drawn (sampled: from one key and each entry's
+            position, so an entry's gate does not depend on the other rows; see `_compose_rows_`)
+            and their theta composed; theta_i is base_i elsewhere, the gradient of w there is 0
+            and that of alpha the penalty's alone (exact: the loss does not depend on those
+            entries). The penalty still covers every entry.
             Tensor i's incoming gradient may be sparse (``nn.Embedding(sparse=True)``).
         *bases: the frozen base tensors, in the order of ``offsets`` (any float dtype, contiguous).
 
