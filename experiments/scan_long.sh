@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SCAN at a budget where GECA reproduces: 6,000 steps of batch 32 (4x the default), the papers' LSTM,
-# none / seqmix / geca / geca+seqmix on addprim_jump and template_around_right, seeds 0-2. Precision
-# auto (bf16 on CPUs that have it), 1 thread per run. Records: results/scan.jsonl.
+# none / seqmix / geca / geca+seqmix on addprim_jump and template_around_right, seeds 0-2; SeqMix with
+# the authors' partner extent (main). Precision auto (bf16 on CPUs that have it), 1 thread per run.
+# Records: results/scan.jsonl.
 #   usage: experiments/scan_long.sh   ($DELTAMIX: the command to run, default .venv/bin/deltamix;
 #          $SEEDS, default "0 1 2"; $STEPS, default 6000)
 # Order: geca and geca+seqmix first (the combined claim), then none and seqmix. Start one copy per
@@ -28,10 +29,12 @@ for entry in "${queue[@]}"; do
   mkdir -p "$(dirname "$out")"
   exec {lock}> "$out.lock"
   if ! flock -n "$lock"; then exec {lock}>&-; continue; fi  # another copy is running it
+  extent=()  # the partner extent applies to the members that mix two examples
+  [[ "$augment" == *seqmix* ]] && extent=(--partner-extent main)
   if [ ! -f "$out/metrics.json" ]; then
     echo "== $(date +%H:%M:%S) scan $split $augment seed $seed ($steps steps)"
     OMP_NUM_THREADS=1 "${deltamix[@]}" seqmix scan --split "$split" --augment "$augment" --seed "$seed" \
-      --steps "$steps" --threads 1 --output-dir "$out"
+      --steps "$steps" "${extent[@]}" --threads 1 --output-dir "$out"
   fi
   exec {lock}>&-
 done
