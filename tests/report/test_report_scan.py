@@ -53,3 +53,19 @@ def test_a_run_with_a_non_default_member_setting_gets_its_own_row(tmp_path: Path
     assert "| geca+seqmix | 70.0 (1) [98] |" in text
     assert "| geca+seqmix (partner_extent main) | 90.0 (1) |" in text
     assert "| geca | 60.0 (1) [87] |" in text
+
+
+def test_methods_at_several_budgets_get_a_steps_table_and_plot(tmp_path: Path) -> None:
+    records = [_record("geca", "addprim_jump", seed, v) for seed, v in enumerate([0.5, 0.7])]
+    records += [_record("geca", "addprim_jump", seed, v, steps=6000) for seed, v in enumerate([0.8, 0.9])]
+    records += [_record("none", "addprim_jump", 0, 0.01)]  # one budget only: no curve
+    text = render(records, tmp_path)
+    assert "exact match against training steps" in text
+    assert "| geca | addprim_jump | 60.0 ± 14.1 (2) | 85.0 ± 7.1 (2) |" in text
+    assert "| none | addprim_jump |" not in text
+    assert (tmp_path / "scan_lstm_steps.png").stat().st_size > 0
+
+
+def test_no_steps_section_with_one_budget(tmp_path: Path) -> None:
+    text = render([_record("geca", "addprim_jump", 0, 0.5)], tmp_path)
+    assert "against training steps" not in text and not (tmp_path / "scan_lstm_steps.png").exists()

@@ -4,6 +4,9 @@ Everything comes from the records in ``results/scan.jsonl`` (written by
 :func:`deltamix.seqmix.scan_run.run_scan`). Runs are compared only within the same model and training
 budget (one table and one plot per such group); quick runs on a slice of the data
 (``train_limit``/``test_limit``) are left out. The paper's numbers are shown beside ours as anchors.
+Where a model was trained at several budgets, exact match is also tabled and plotted against the
+number of training steps (precisions pooled: bf16 and fp32 agree within the seed spread, see
+results/precision/).
 """
 
 from __future__ import annotations
@@ -70,6 +73,69 @@ def _plot(
     plt.close(fig)
 
 
+def _curves(group: list[dict[str, Any]]) -> dict[tuple[str, str], dict[int, list[float]]]:
+    """(method label, split) -> steps -> exact-match values (fractions) of the group's records."""
+    curves: dict[tuple[str, str], dict[int, list[float]]] = {}
+    for record in group:
+        steps = int(record.get("config", {}).get("steps", 0))
+        curve = curves.setdefault((method_label(record), record["task"]), {})
+        curve.setdefault(steps, []).append(record["main_value"])
+    return curves
+
+
+def _plot_steps(curves: dict[tuple[str, str], dict[int, list[float]]], splits: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(splits), figsize=(4.2 * len(splits), 3.6), squeeze=False)
+    for ax, split in zip(axes[0], splits, strict=True):
+        for (method, curve_split), curve in sorted(curves.items()):
+            if curve_split != split or len(curve) < 2:
+                continue
+            steps = sorted(curve)
+            means = [100 * statistics.mean(curve[s]) for s in steps]
+            sds = [100 * statistics.stdev(curve[s]) if len(curve[s]) > 1 else 0.0 for s in steps]
+            ax.errorbar(steps, means, yerr=sds, marker="o", capsize=3, label=method)
+        ax.set_xlabel("training steps (batch 32)")
+        ax.set_ylabel("exact match on test (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title(split, fontsize=10)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def _steps_section(full: list[dict[str, Any]], out_dir: Path) -> list[str]:
+    """Exact match against training steps for each model trained at two or more budgets."""
+    lines: list[str] = []
+    for model, group in sorted(group_by(full, lambda r: _budget(r)[0]).items()):
+        curves = {key: curve for key, curve in _curves(group).items() if len(curve) > 1}
+        if not curves:
+            continue
+        budgets = sorted({steps for curve in curves.values() for steps in curve})
+        splits = [s for s in SPLITS if any(k[1] == s for k in curves)]
+        rows = [
+            [method, split, *(mean_sd(curve.get(steps, []), scale=100) for steps in budgets)]
+            for split in splits
+            for (method, curve_split), curve in sorted(curves.items())
+            if curve_split == split
+        ]
+        plot = f"scan_{model}_steps.png"
+        _plot_steps(curves, splits, out_dir / plot)
+        lines += [
+            f"### {model}: exact match against training steps\n",
+            "Methods trained at two or more budgets, all precisions pooled; mean ± sd (seeds).\n",
+            markdown_table(["method", "split", *(f"{steps} steps" for steps in budgets)], rows),
+            f"![SCAN {model} exact match against steps]({plot})\n",
+        ]
+    return lines
+
+
 def render(records: list[dict[str, Any]], out_dir: Path) -> str:
     """The Markdown SCAN section; writes one PNG per (model, budget) group into ``out_dir``."""
     full = [r for r in records if _is_full_run(r)]
@@ -104,4 +170,5 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
         plot = f"scan_{model}_{steps}{'' if precision == 'fp32' else '_' + precision}.png"
         _plot(cells, methods, splits, out_dir / plot, title)
         lines += [f"### {title}\n", markdown_table(["method", *splits], rows), f"![SCAN {title}]({plot})\n"]
+    lines += _steps_section(full, out_dir)
     return "\n".join(lines)
