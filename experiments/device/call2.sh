@@ -3,11 +3,13 @@
 # weights, then runs an experiment queue with COPIES copies (default 8) sharing the GPU for SECONDS,
 # stops them and copies the records (results/*.jsonl) to $OUT. Import them here with
 # experiments/import_device_records.py --commit <the commit sent>.
-#   usage: bash experiments/device/call2.sh SECONDS glue|glue-sparsity|multi30k
+#   usage: bash experiments/device/call2.sh SECONDS glue|glue-sparsity|multi30k|multi30k-converged|scan-long
 #   glue: experiments/glue_matrix.sh with $TASKS (default "rte mrpc stsb"), $METHODS, $SEEDS
 #   glue-sparsity: experiments/glue_sparsity.sh with $TASKS (default "mrpc rte"), $METHODS, $SEEDS,
 #     $SPARSITIES, $MASK_LRS (the first point of each sweep trains the first stage, the others reuse it)
 #   multi30k: experiments/multi30k_matrix.sh with $EPOCHS, $AVERAGE_LAST, $WARMUP_STEPS, $AUGMENTS, $SEEDS
+#   multi30k-converged: experiments/multi30k_converged.sh ($SEEDS); scan-long: experiments/scan_long.sh
+#     ($SEEDS, $STEPS). Only finished runs come back (as records): size SECONDS to whole runs.
 # $COPIES (default 8) and $THREADS (OMP threads per copy, default 2) share the machine's 16 cores. The
 # call ends when every copy is done or SECONDS have passed. With THEN_SPARSITY=1 a glue queue that ends
 # with at least $MIN_SPARSITY_SECONDS (default 150) left goes on with glue-sparsity on the same tasks and
@@ -15,16 +17,16 @@
 # Large GLUE tasks (sst2, qqp, mnli, qnli) in $TASKS are refused unless ALLOW_LARGE_TASKS=1: one run
 # outlasts a call (README.md).
 set -u
-usage="usage: bash experiments/device/call2.sh SECONDS glue|glue-sparsity|multi30k"
+usage="usage: bash experiments/device/call2.sh SECONDS glue|glue-sparsity|multi30k|multi30k-converged|scan-long"
 [ $# -eq 2 ] || { echo "$usage"; exit 2; }
 seconds=$1 queue=$2
-case "$queue" in glue|glue-sparsity|multi30k) ;; *) echo "unknown queue '$queue'; $usage"; exit 2 ;; esac
+case "$queue" in glue|glue-sparsity|multi30k|multi30k-converged|scan-long) ;; *) echo "unknown queue '$queue'; $usage"; exit 2 ;; esac
 [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "SECONDS must be a whole number, got '$seconds'; $usage"; exit 2; }
 for name in COPIES THREADS MIN_SPARSITY_SECONDS; do  # optional, but whole numbers (> 0) where set
   [[ -z "${!name:-}" || "${!name}" =~ ^[1-9][0-9]*$ ]] \
     || { echo "$name must be a whole number > 0, got '${!name}'"; exit 2; }
 done
-if [ "$queue" != multi30k ] && [ "${ALLOW_LARGE_TASKS:-0}" != 1 ]; then  # README.md: SST-2 did not fit a lease
+if [[ "$queue" == glue* ]] && [ "${ALLOW_LARGE_TASKS:-0}" != 1 ]; then  # README.md: SST-2 did not fit a lease
   for task in ${TASKS:-}; do
     case "$task" in sst2|qqp|mnli|qnli) echo "a $task run outlasts a call (README.md, 'SST-2 does not fit a lease'): run it on the CPU, or set ALLOW_LARGE_TASKS=1"; exit 2 ;; esac
   done
@@ -49,6 +51,8 @@ start_copies() {  # start_copies QUEUE: $COPIES copies of QUEUE's script in the 
       glue) bash experiments/glue_matrix.sh ${TASKS:-rte mrpc stsb} ;;
       glue-sparsity) bash experiments/glue_sparsity.sh ${TASKS:-mrpc rte} ;;
       multi30k) bash experiments/multi30k_matrix.sh ;;
+      multi30k-converged) bash experiments/multi30k_converged.sh ;;
+      scan-long) bash experiments/scan_long.sh ;;
     esac > "$stash/logs/$1-worker$i.log" 2>&1 &
     sleep 2
   done
@@ -64,7 +68,7 @@ if [ "$queue" = glue ] && [ "${THEN_SPARSITY:-0}" = 1 ] \
   start_copies glue-sparsity
   wait_copies
 fi
-pkill -f "experiments/(glue_matrix|glue_sparsity|multi30k_matrix).sh"; pkill -f deltamix.cli.main; sleep 3
+pkill -f "experiments/(glue_matrix|glue_sparsity|multi30k_matrix|multi30k_converged|scan_long).sh"; pkill -f deltamix.cli.main; sleep 3
 for file in results/*.jsonl; do
   [ "$(wc -l < "$file")" -gt "${lines_before[$file]:-0}" ] && cp "$file" "$OUT/" && wc -l "$file"
 done
