@@ -6,7 +6,7 @@ from typing import Protocol, runtime_checkable
 
 from torch import Tensor
 
-from deltamix.seqmix.tokens import MixedTokens
+from deltamix.models.mixed_tokens import MixedTokens
 
 
 @runtime_checkable

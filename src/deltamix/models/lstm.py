@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from deltamix.models.decoding import DecoderState, generate
-from deltamix.seqmix.tokens import MixedTokens, embed_mixed, scatter_mixed
+from deltamix.models.mixed_tokens import MixedTokens, embed_mixed, scatter_mixed
 
 
 @dataclass

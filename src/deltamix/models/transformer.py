@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from deltamix.models.decoding import DecoderState, generate
-from deltamix.seqmix.tokens import MixedTokens, embed_mixed
+from deltamix.models.mixed_tokens import MixedTokens, embed_mixed
 
 
 @dataclass
