@@ -22,7 +22,8 @@ for seed in "${seeds[@]}"; do
     for augment in "${augments[@]}"; do
       name="$augment" extent=()
       case "$augment" in seqmix|seqmix-hard)
-        if [ "$partner_extent" != union ]; then name+="-$partner_extent"; extent=(--partner-extent "$partner_extent"); fi ;;
+        extent=(--partner-extent "$partner_extent")  # explicit: the default may differ
+        if [ "$partner_extent" != union ]; then name+="-$partner_extent"; fi ;;
       esac
       out="runs/geoquery/$split-logic/$name-lstm-seed$seed"
       [ -f "$out/metrics.json" ] && continue

@@ -54,7 +54,8 @@ for entry in "${queue[@]}"; do
   IFS=: read -r augment seed <<< "$entry"
   name="$augment" extent=()
   case "$augment" in seqmix|seqmix-hard)
-    if [ "$partner_extent" != union ]; then name+="-$partner_extent"; extent=(--partner-extent "$partner_extent"); fi ;;
+    extent=(--partner-extent "$partner_extent")  # explicit: the default may differ
+        if [ "$partner_extent" != union ]; then name+="-$partner_extent"; fi ;;
   esac
   out="runs/multi30k/$name-small$budget-seed$seed"
   [ -f "$out/metrics.json" ] && continue

@@ -167,7 +167,9 @@ def test_multi30k_matrix_default_queue_and_longer_budget(tmp_path):
         ("runs/multi30k/none-small-seed2", False),
         ("runs/multi30k/seqmix-main-small-seed2", "main"),
     ]
-    assert not any("--partner-extent" in c for c in calls)
+    # union, the queue's default, is passed explicitly to the mixing members (the library's is main)
+    assert {_value(c, "--partner-extent") for c in calls if "--partner-extent" in c} == {"union"}
+    assert all(("--partner-extent" in c) == (_value(c, "--augment") == "seqmix") for c in calls)
     # the 3-epoch runs are finished and a longer budget does not count as them
     assert _run(script, fake, SEEDS="0 1") == []
 
@@ -296,7 +298,11 @@ def test_geoquery_matrix_queue_and_the_authors_partner_extent(tmp_path):
         ("question", "none", "runs/geoquery/question-logic/none-lstm-seed0"),
         ("question", "seqmix", "runs/geoquery/question-logic/seqmix-lstm-seed0"),
     ]
-    assert not any("--partner-extent" in c for c in calls)
+    # union, the queue's default, is passed explicitly to the mixing members (the library's is main)
+    assert [_value(c, "--partner-extent") for c in calls if _value(c, "--augment") == "seqmix"] == [
+        "union"
+    ] * 2
+    assert not any("--partner-extent" in c for c in calls if _value(c, "--augment") == "none")
     # The authors' extent: new SeqMix folders; the finished baselines are not run again.
     authors = _run(script, fake, SEEDS="0 1", PARTNER_EXTENT="main")
     extents = [

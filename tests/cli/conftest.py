@@ -34,7 +34,7 @@ def averaged_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[t
         "train", "--train", str(tsv), "--valid", str(tsv), "--test", str(tsv), "--metric", "bleu",
         "--vocab-size", "80", "--epochs", "3", "--batch-size", "8", "--average-last", "2", "--beam-size", "2",
         "--max-output-length", "7", "--threads", "1", "--output-dir", str(out),
-        "--results-dir", str(folder / "results"),
+        "--results-dir", str(folder / "results"), "--partner-extent", "union",  # the tests contrast it with main
     ]  # fmt: skip
     parser = argparse.ArgumentParser(prog="deltamix seqmix")
     seqmix_text.register(parser.add_subparsers(dest="seqmix_command", required=True))

@@ -48,9 +48,9 @@ def test_commands_and_defaults() -> None:
         0,
         8000,
     )
-    assert args.func is seqmix_text.run_translate
+    assert (args.func, args.kind) == (seqmix_text.run_command, "translate")
     args = _parser().parse_args(["parse", "--data-dir", "d", "--split", "question", "--form", "sql"])
-    assert (args.split, args.form, args.func) == ("question", "sql", seqmix_text.run_parse)
+    assert (args.geo_split, args.geo_form, args.kind) == ("question", "sql", "parse")
     # Unset flags take the metric's defaults in the run config.
     config = TextRunConfig(kind="parse", data_dir="d")
     assert config.model == "lstm" and config.beam_size == 1 and config.average_last == 0
@@ -468,7 +468,7 @@ def test_translate_with_a_hugging_face_t5_from_a_local_path(tmp_path: Path) -> N
     results = tmp_path / "results"
     argv = [
         "train", "--train", str(pairs), "--valid", str(pairs), "--test", str(pairs), "--model", str(folder),
-        "--augment", "seqmix", "--max-steps", "2", "--max-output-length", "4", "--threads", "1",
+        "--metric", "bleu", "--augment", "seqmix", "--max-steps", "2", "--max-output-length", "4", "--threads", "1",
         "--output-dir", str(tmp_path / "run"), "--results-dir", str(results),
     ]  # fmt: skip
     assert _run(argv) == 0
@@ -483,11 +483,15 @@ def test_translate_with_a_hugging_face_t5_from_a_local_path(tmp_path: Path) -> N
     assert predictor.settings.max_length == 4
 
 
-def test_default_run_folders_name_a_non_default_partner_extent() -> None:
-    """Runs with the two extents never share a default folder; members without a partner keep theirs."""
+def test_default_run_folders_name_the_partner_extent_main() -> None:
+    """Runs with the two extents never share a default folder, and folder names do not move with the
+    default: a union run keeps the unsuffixed name it had before the setting existed, a main run
+    (now the default) is named so; members without a partner keep theirs."""
     mixed = TextRunConfig(kind="translate", augment="seqmix-hard", partner_extent="main")
     plain = TextRunConfig(kind="translate", augment="none", partner_extent="main")
     default = TextRunConfig(kind="translate", augment="seqmix")
+    union = TextRunConfig(kind="translate", augment="seqmix", partner_extent="union")
     assert mixed.resolved_output_dir("t").name == "seqmix-hard-main-transformer-small-seed0"
     assert plain.resolved_output_dir("t").name == "none-transformer-small-seed0"
-    assert default.resolved_output_dir("t").name == "seqmix-transformer-small-seed0"
+    assert default.resolved_output_dir("t").name == "seqmix-main-transformer-small-seed0"
+    assert union.resolved_output_dir("t").name == "seqmix-transformer-small-seed0"

@@ -36,6 +36,7 @@ def _batch(batch: int = 8, seed: int = 0, vocab: int = 20) -> tuple[torch.Tensor
 
 
 def _augmenter(variant: str, vocab: int | tuple[int, int] = 20, **kwargs) -> SeqMixAugmenter:
+    kwargs.setdefault("partner_extent", "union")  # the tests of main name it
     return SeqMixAugmenter(SeqMixConfig(variant=variant, **kwargs), PAD, UNK, vocab, special_ids=(BOS, EOS))
 
 

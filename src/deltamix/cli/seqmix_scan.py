@@ -7,27 +7,63 @@ import dataclasses
 import logging
 import time
 
-from deltamix.cli.args import (
-    non_negative_int,
-    open_unit_interval,
-    output_dir,
-    positive_float,
-    positive_int,
-    unit_interval,
-)
+from deltamix.cli.args import positive_int, unit_interval
+from deltamix.cli.settings_args import add_settings_options, settings_from_args
 from deltamix.models.lstm import LSTMSeq2SeqConfig
 from deltamix.models.transformer import TransformerSeq2SeqConfig
 from deltamix.precision import PRECISIONS
-from deltamix.seqmix.config import DEFAULT_PARTNER_EXTENT, PARTNER_EXTENTS
 from deltamix.seqmix.scan_run import (
-    AUGMENTATIONS,
     DEFAULT_STEPS,
-    MODELS,
-    SPLITS,
     ScanRunConfig,
     default_training,
     run_scan,
 )
+from deltamix.seqmix.trainer import Seq2SeqTrainingConfig
+
+# The ScanRunConfig fields offered, in --help order; their options are generated from the fields.
+RUN_FIELDS = (
+    "split", "augment", "model", "seed", "output_dir", "results_dir", "seqmix_alpha", "partner_extent",
+    "geca_ratio", "train_limit", "test_limit", "num_threads",
+)  # fmt: skip
+# The Seq2SeqTrainingConfig fields offered (defaults: `default_training`), with the option names and
+# checked types of this command.
+BUDGET_FIELDS = ("max_steps", "epochs", "max_minutes")
+TRAINING_FIELDS = ("batch_size", "learning_rate", "label_smoothing", "beam_size", "checkpoint_interval",
+                   "precision", "max_tokens")  # fmt: skip
+_TRAINING_OPTIONS = {
+    "max_steps": {
+        "type": "positive_int",
+        "aliases": ("--steps",),
+        "default_help": f"{DEFAULT_STEPS}, unless --epochs or --minutes",
+    },
+    "epochs": {
+        "help": "training epochs",
+        "type": "positive_float",
+        "default_help": "none: --max-steps decides",
+    },
+    "max_minutes": {
+        "help": "training time budget in minutes",
+        "flag": "--minutes",
+        "type": "positive_float",
+        "default_help": "none: --max-steps decides",
+    },
+    "batch_size": {"type": "positive_int"},
+    "learning_rate": {"flag": "--lr", "type": "positive_float"},
+    "label_smoothing": {"type": "unit_interval"},
+    "beam_size": {"help": "beam size (1 = greedy)", "type": "positive_int"},
+    "checkpoint_interval": {"type": "positive_int"},
+    "precision": {
+        "help": "bf16 autocast or fp32; auto = bf16 where the CPU (avx512_bf16 / amx_bf16) or GPU computes "
+        "it natively, else fp32",
+        "choices": PRECISIONS,
+    },
+    "max_tokens": {
+        "help": "token-budget batches of at most this many padded tokens, length-bucketed (fairseq's "
+        "--max-tokens), in place of --batch-size examples",
+        "type": "positive_int",
+        "default_help": "none: sentence batches",
+    },
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,90 +77,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Transformer) on a SCAN split with an augmentation, then report exact-match accuracy on the "
             f"split's test set. Default budget: {DEFAULT_STEPS} steps of batch {training.batch_size} "
             "(about 3 epochs of addprim_jump; a few minutes on one CPU core); the papers train much longer, "
-            "use --epochs/--steps/--minutes for that. Re-running with the same --output-dir resumes an "
+            "use --max-steps/--epochs/--minutes for that. Re-running with the same --output-dir resumes an "
             "interrupted run; a finished run is not trained again."
         ),
     )
-    parser.add_argument(
-        "--split", choices=SPLITS, default="addprim_jump", help="SCAN split (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--augment", choices=AUGMENTATIONS, default="seqmix", help="augmentation (default: %(default)s)"
-    )
-    parser.add_argument("--model", choices=MODELS, default="lstm", help="model (default: %(default)s)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: %(default)s)")
-    parser.add_argument(
-        "--output-dir",
-        type=output_dir,
-        help="run folder (default: runs/scan/SPLIT/AUGMENT[-main]-MODEL-seedS)",
-    )
-    parser.add_argument(
-        "--results-dir", type=output_dir, default="results", help="records folder (default: %(default)s)"
-    )
+    add_settings_options(parser, ScanRunConfig, RUN_FIELDS)
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=positive_int, help=f"training steps (default: {DEFAULT_STEPS})")
-    budget.add_argument("--epochs", type=positive_float, help="training epochs")
-    budget.add_argument("--minutes", type=positive_float, help="training time budget in minutes")
-    parser.add_argument(
-        "--batch-size", type=positive_int, default=training.batch_size, help="default: %(default)s"
+    add_settings_options(
+        budget,
+        Seq2SeqTrainingConfig,
+        BUDGET_FIELDS,
+        {name: None for name in BUDGET_FIELDS},
+        _TRAINING_OPTIONS,
     )
-    parser.add_argument(
-        "--lr", type=positive_float, default=training.learning_rate, help="default: %(default)s"
-    )
-    parser.add_argument(
-        "--label-smoothing", type=unit_interval, default=training.label_smoothing, help="default: %(default)s"
-    )
-    parser.add_argument(
-        "--seqmix-alpha", type=positive_float, default=0.1, help="Beta(a, a) of SeqMix (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--partner-extent",
-        choices=PARTNER_EXTENTS,
-        default=DEFAULT_PARTNER_EXTENT,
-        help="SeqMix positions a longer partner covers: union (both sequences', default) or main (the main "
-        "example's only, as the authors' fairseq code)",
-    )
-    parser.add_argument(
-        "--geca-ratio",
-        type=open_unit_interval,
-        default=0.3,
-        help="share of training draws that are GECA pairs, as GECA's aug_ratio (default: %(default)s)",
-    )
-    parser.add_argument("--beam-size", type=positive_int, default=1, help="1 = greedy (default: %(default)s)")
-    parser.add_argument(
-        "--hidden-size", type=positive_int, help="LSTM hidden size (512) / Transformer width (256)"
-    )
-    parser.add_argument("--embedding-dim", type=positive_int, help="LSTM embedding size (default 64)")
-    parser.add_argument("--dropout", type=unit_interval, help="model dropout (LSTM 0.5, Transformer 0.1)")
-    parser.add_argument(
-        "--checkpoint-interval",
+    defaults = {name: getattr(training, name) for name in TRAINING_FIELDS}
+    add_settings_options(parser, Seq2SeqTrainingConfig, TRAINING_FIELDS, defaults, _TRAINING_OPTIONS)
+    model = parser.add_argument_group("model (overrides of the model's config)")
+    model.add_argument(
+        "--hidden-size",
         type=positive_int,
-        default=training.checkpoint_interval,
-        help="default: %(default)s",
+        help="LSTM hidden size / Transformer width (default: the model's: 512 LSTM, 256 Transformer)",
     )
-    parser.add_argument(
-        "--threads",
-        type=positive_int,
-        help="torch threads (default: $OMP_NUM_THREADS if set, else all the cores this process may use)",
+    model.add_argument(
+        "--embedding-dim", type=positive_int, help="LSTM embedding size (default: the model's: 64)"
     )
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default=training.precision,
-        help="bf16 autocast or fp32; auto = bf16 where the CPU (avx512_bf16 / amx_bf16) or GPU computes it "
-        "natively, else fp32 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-tokens",
-        type=positive_int,
-        help="token-budget batches of at most this many padded tokens, length-bucketed (fairseq's "
-        "--max-tokens), in place of --batch-size examples (default: sentence batches)",
-    )
-    parser.add_argument(
-        "--train-limit", type=positive_int, help="train on the first N pairs only (quick checks)"
-    )
-    parser.add_argument(
-        "--test-limit", type=positive_int, help="score the first N test pairs only (quick checks)"
+    model.add_argument(
+        "--dropout",
+        type=unit_interval,
+        help="model dropout (default: the model's: 0.5 LSTM, 0.1 Transformer)",
     )
     parser.set_defaults(func=_run, scan_parser=parser)
 
@@ -132,22 +112,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     if args.model != "lstm" and args.embedding_dim is not None:
         args.scan_parser.error("--embedding-dim applies to --model lstm only")
-    steps = args.steps
-    if steps is None and args.epochs is None and args.minutes is None:
-        steps = DEFAULT_STEPS
+    budget = settings_from_args(args, BUDGET_FIELDS)
+    if all(value is None for value in budget.values()):
+        budget["max_steps"] = DEFAULT_STEPS
     training = dataclasses.replace(
-        default_training(),
-        max_steps=steps,
-        epochs=args.epochs,
-        max_minutes=args.minutes,
-        batch_size=args.batch_size,
-        max_tokens=args.max_tokens,
-        precision=args.precision,
-        learning_rate=args.lr,
-        label_smoothing=args.label_smoothing,
-        beam_size=args.beam_size,
-        checkpoint_interval=args.checkpoint_interval,
-        seed=args.seed,
+        default_training(), **budget, **settings_from_args(args, TRAINING_FIELDS), seed=args.seed
     )
     model_config = {}
     if args.hidden_size is not None:
@@ -161,22 +130,10 @@ def _run(args: argparse.Namespace) -> int:
         config_class(vocab_size=32, **model_config)
     except ValueError as error:
         args.scan_parser.error(str(error))
-    config = ScanRunConfig(
-        split=args.split,
-        augment=args.augment,
-        model=args.model,
-        seed=args.seed,
-        output_dir=None if args.output_dir is None else str(args.output_dir),
-        results_dir=str(args.results_dir),
-        training=training,
-        seqmix_alpha=args.seqmix_alpha,
-        partner_extent=args.partner_extent,
-        geca_ratio=args.geca_ratio,
-        model_config=model_config,
-        train_limit=args.train_limit,
-        test_limit=args.test_limit,
-        num_threads=args.threads,
-    )
+    run = settings_from_args(args, RUN_FIELDS)
+    run["output_dir"] = None if args.output_dir is None else str(args.output_dir)
+    run["results_dir"] = str(args.results_dir)
+    config = ScanRunConfig(**run, training=training, model_config=model_config)
     if not getattr(
         args, "verbose", False
     ):  # accelerate logs six lines per checkpoint: keep them for --verbose

@@ -19,7 +19,9 @@ Local layouts:
   ``valid`` (fairseq's ``prepare-iwslt14.sh`` output has this layout).
 - Pairs files (``read_pairs_file``): ``.tsv`` (``source<TAB>target`` per line, an optional first
   line ``source<TAB>target`` is a header) or ``.jsonl`` (one ``{"source": ..., "target": ...}``
-  object per line, other keys ignored); either may be gzip-compressed (``.tsv.gz``).
+  object per line, other keys ignored); either may be gzip-compressed (``.tsv.gz``). Files with more
+  columns name them (``columns=("source", "target", "category")``, COGS-style TSVs whose third
+  column is the generalisation type): a ``category`` column is kept in `Seq2SeqData.categories`.
 - GeoQuery (``load_geoquery``): ``geography-logic.json`` and ``geography.json`` from
   ``jkkummerfeld/text2sql-data``.
 """
@@ -32,7 +34,7 @@ import logging
 import re
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -41,6 +43,10 @@ from deltamix.errors import DataFormatError, DataUnavailableError
 logger = logging.getLogger(__name__)
 
 Pair = tuple[str, str]
+
+# The columns of a pairs file unless named otherwise; a "category" column is kept per pair.
+DEFAULT_COLUMNS = ("source", "target")
+CATEGORY_COLUMN = "category"
 
 SPLITS = ("train", "valid", "test")
 GEOQUERY_SPLITS = ("question", "query")
@@ -63,12 +69,15 @@ class Seq2SeqData:
     Attributes:
         name: a short name (e.g. ``"multi30k-de-en"``, ``"geoquery-query-logic"``).
         train, valid, test: lists of ``(source, target)`` strings.
+        categories: split name -> one category label per pair of that split (files read with a
+            ``category`` column; empty otherwise).
     """
 
     name: str
     train: list[Pair]
     valid: list[Pair]
     test: list[Pair]
+    categories: dict[str, list[str]] = field(default_factory=dict)
 
     def split(self, name: str) -> list[Pair]:
         """The pairs of split ``name`` (``"train"``, ``"valid"`` or ``"test"``).
@@ -193,41 +202,77 @@ def _check_pair(path: Path, number: int, source: Any, target: Any) -> Pair:
     return source.strip(), target.strip()
 
 
-def read_tsv_pairs(path: str | Path) -> list[Pair]:
-    """Pairs from a TSV file: ``source<TAB>target`` per line (exactly one tab); an optional header
-    line ``source<TAB>target`` is skipped.
+def parse_columns(columns: str | Sequence[str]) -> tuple[str, ...]:
+    """The column names of a pairs file, from ``"source,target,category"`` or a sequence of names.
+
+    >>> parse_columns("source, target, category")
+    ('source', 'target', 'category')
 
     Raises:
-        DataFormatError: file missing, not UTF-8, empty line, a row without exactly two fields or
-            with an empty field (each with its line number).
+        ValueError: names missing ``source`` or ``target``, repeated, or empty (naming ``columns``).
     """
-    path = Path(path)
-    pairs = []
+    names = tuple(name.strip() for name in (columns.split(",") if isinstance(columns, str) else columns))
+    if any(not name for name in names) or len(set(names)) != len(names):
+        raise ValueError(f"columns must be distinct non-empty names, got {columns!r}")
+    missing = [name for name in DEFAULT_COLUMNS if name not in names]
+    if missing:
+        raise ValueError(f"columns must name {' and '.join(missing)}, got {columns!r}")
+    return names
+
+
+def read_tsv_rows(path: str | Path, columns: Sequence[str] = DEFAULT_COLUMNS) -> list[dict[str, str]]:
+    """Rows of a TSV file as ``{column: text}``: exactly ``len(columns)`` tab-separated fields per
+    line; a first line holding the column names is a header and skipped.
+
+    Raises:
+        DataFormatError: file missing, not UTF-8, empty line, a row with another number of fields or
+            an empty source or target (each with its line number).
+    """
+    path, columns = Path(path), parse_columns(columns)
+    rows = []
     for number, text in decode_lines(path):
         if not text.strip():
-            raise DataFormatError(path, "empty line (every line must hold source<TAB>target)", number)
+            raise DataFormatError(path, f"empty line (every line must hold {'<TAB>'.join(columns)})", number)
         fields = text.split("\t")
-        if len(fields) != 2:
+        if len(fields) != len(columns):
+            hint = "" if len(fields) < len(columns) else "; name the columns (e.g. source,target,category)"
             raise DataFormatError(
-                path, f"expected 2 tab-separated fields (source, target), found {len(fields)}", number
+                path,
+                f"expected {len(columns)} tab-separated fields ({', '.join(columns)}), found {len(fields)}{hint}",
+                number,
             )
-        if number == 1 and [f.strip().lower() for f in fields] == ["source", "target"]:
+        if number == 1 and [f.strip().lower() for f in fields] == [c.lower() for c in columns]:
             continue
-        pairs.append(_check_pair(path, number, fields[0], fields[1]))
-    if not pairs:
+        row = {name: value.strip() for name, value in zip(columns, fields, strict=True)}
+        row["source"], row["target"] = _check_pair(
+            path, number, fields[columns.index("source")], fields[columns.index("target")]
+        )
+        rows.append(row)
+    if not rows:
         raise DataFormatError(path, "the file holds no pairs")
-    return pairs
+    return rows
 
 
-def read_jsonl_pairs(path: str | Path) -> list[Pair]:
-    """Pairs from a JSON-lines file: one object with string fields ``source`` and ``target`` per line.
+def read_tsv_pairs(path: str | Path, columns: Sequence[str] = DEFAULT_COLUMNS) -> list[Pair]:
+    """Pairs from a TSV file: ``source<TAB>target`` per line (exactly one tab), or the columns named
+    by ``columns``; an optional header line of the column names is skipped.
+
+    Raises:
+        DataFormatError: as `read_tsv_rows`.
+    """
+    return [(row["source"], row["target"]) for row in read_tsv_rows(path, columns)]
+
+
+def read_jsonl_rows(path: str | Path, columns: Sequence[str] = DEFAULT_COLUMNS) -> list[dict[str, str]]:
+    """Rows of a JSON-lines file: one object per line holding the keys ``columns`` (``source`` and
+    ``target`` strings; the others converted to text); other keys are ignored.
 
     Raises:
         DataFormatError: file missing, not UTF-8, empty line, invalid JSON, not an object, missing
-            or non-string or empty ``source``/``target`` (each with its line number).
+            keys, or a non-string or empty ``source``/``target`` (each with its line number).
     """
-    path = Path(path)
-    pairs = []
+    path, columns = Path(path), parse_columns(columns)
+    rows = []
     for number, text in decode_lines(path):
         if not text.strip():
             raise DataFormatError(path, "empty line (every line must hold one JSON object)", number)
@@ -240,13 +285,49 @@ def read_jsonl_pairs(path: str | Path) -> list[Pair]:
             raise DataFormatError(path, f"not valid JSON ({message})", number) from None
         if not isinstance(row, dict):
             raise DataFormatError(path, f"expected a JSON object, got {type(row).__name__}", number)
-        missing = [key for key in ("source", "target") if key not in row]
+        missing = [key for key in columns if key not in row]
         if missing:
             raise DataFormatError(path, f"missing key(s) {', '.join(missing)}", number)
-        pairs.append(_check_pair(path, number, row["source"], row["target"]))
-    if not pairs:
+        values = {key: str(row[key]).strip() for key in columns}
+        values["source"], values["target"] = _check_pair(path, number, row["source"], row["target"])
+        rows.append(values)
+    if not rows:
         raise DataFormatError(path, "the file holds no pairs")
-    return pairs
+    return rows
+
+
+def read_jsonl_pairs(path: str | Path) -> list[Pair]:
+    """Pairs from a JSON-lines file: one object with string fields ``source`` and ``target`` per line.
+
+    Raises:
+        DataFormatError: as `read_jsonl_rows`.
+    """
+    return [(row["source"], row["target"]) for row in read_jsonl_rows(path)]
+
+
+def _file_format(path: Path, file_format: str | None) -> str:
+    if file_format is None:
+        suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+        file_format = suffixes[-1].lstrip(".") if suffixes else ""
+    if file_format == "tsv":
+        return "tsv"
+    if file_format in ("jsonl", "ndjson"):
+        return "jsonl"
+    raise DataFormatError(path, "unknown pairs format; name the file *.tsv or *.jsonl (optionally .gz)")
+
+
+def read_pairs_rows(
+    path: str | Path, columns: Sequence[str] = DEFAULT_COLUMNS, file_format: str | None = None
+) -> list[dict[str, str]]:
+    """Rows ``{column: text}`` of a ``.tsv`` or ``.jsonl`` file (optionally ``.gz``), chosen by suffix
+    or ``file_format``.
+
+    Raises:
+        DataFormatError: unknown format, or any error of `read_tsv_rows` / `read_jsonl_rows`.
+    """
+    path = Path(path)
+    reader = read_tsv_rows if _file_format(path, file_format) == "tsv" else read_jsonl_rows
+    return reader(path, columns)
 
 
 def read_pairs_file(path: str | Path, file_format: str | None = None) -> list[Pair]:
@@ -255,15 +336,7 @@ def read_pairs_file(path: str | Path, file_format: str | None = None) -> list[Pa
     Raises:
         DataFormatError: unknown format, or any error of `read_tsv_pairs` / `read_jsonl_pairs`.
     """
-    path = Path(path)
-    if file_format is None:
-        suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
-        file_format = suffixes[-1].lstrip(".") if suffixes else ""
-    if file_format == "tsv":
-        return read_tsv_pairs(path)
-    if file_format in ("jsonl", "ndjson"):
-        return read_jsonl_pairs(path)
-    raise DataFormatError(path, "unknown pairs format; name the file *.tsv or *.jsonl (optionally .gz)")
+    return [(row["source"], row["target"]) for row in read_pairs_rows(path, file_format=file_format)]
 
 
 # ----------------------------------------------------------------------------- translation
@@ -398,12 +471,27 @@ def load_translation(
 
 
 def load_pair_files(
-    train: str | Path, valid: str | Path, test: str | Path, name: str = "files"
+    train: str | Path,
+    valid: str | Path,
+    test: str | Path,
+    name: str = "files",
+    columns: str | Sequence[str] | None = None,
 ) -> Seq2SeqData:
-    """User data: three ``.tsv``/``.jsonl`` pairs files (see `read_pairs_file`)."""
-    return Seq2SeqData(
-        name=name, train=read_pairs_file(train), valid=read_pairs_file(valid), test=read_pairs_file(test)
-    )
+    """User data: three ``.tsv``/``.jsonl`` pairs files (see `read_pairs_rows`), their columns named
+    by ``columns`` (default ``source,target``); a ``category`` column fills ``categories``."""
+    names = DEFAULT_COLUMNS if columns is None else parse_columns(columns)
+    rows = {
+        split: read_pairs_rows(path, names) for split, path in zip(SPLITS, (train, valid, test), strict=True)
+    }
+    pairs = {
+        split: [(row["source"], row["target"]) for row in split_rows] for split, split_rows in rows.items()
+    }
+    categories = {}
+    if CATEGORY_COLUMN in names:
+        categories = {
+            split: [row[CATEGORY_COLUMN] for row in split_rows] for split, split_rows in rows.items()
+        }
+    return Seq2SeqData(name=name, **pairs, categories=categories)
 
 
 # ----------------------------------------------------------------------------- GeoQuery

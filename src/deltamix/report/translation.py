@@ -12,14 +12,20 @@ from pathlib import Path
 from typing import Any
 
 from deltamix.report.common import group_by, markdown_table, mean_sd
-from deltamix.seqmix.config import MIXING_VARIANTS, SETTINGS_ADDED_SINCE, SeqMixConfig
+from deltamix.seqmix.config import (
+    MIXING_VARIANTS,
+    SETTINGS_ADDED_SINCE,
+    UNNAMED_PARTNER_EXTENT,
+    SeqMixConfig,
+)
 
 BASELINE = "none"
 _METHOD_ORDER = ("none", "word-dropout", "switchout", "seqmix", "seqmix-hard")
 
 
 # The SeqMixConfig fields that change what each family member computes; a record whose value differs
-# from the default is shown as its own row, e.g. "seqmix (partner_extent main)".
+# from the reference (`_LABEL_REFERENCE`, else the default) is shown as its own row, e.g.
+# "seqmix (partner_extent main)".
 _MEMBER_SETTINGS = {
     "seqmix": ("alpha", "use_max_lambda", "partner", "partner_extent", "mix_target_input"),
     "seqmix-hard": ("alpha", "use_max_lambda", "partner", "partner_extent", "mix_target_input"),
@@ -28,8 +34,14 @@ _MEMBER_SETTINGS = {
 }
 
 
+# Settings whose default changed after records existed: rows are labelled against the old value, so
+# that a table's rows never move with a default.
+_LABEL_REFERENCE = {"partner_extent": UNNAMED_PARTNER_EXTENT}
+
+
 def method_label(record: dict[str, Any]) -> str:
-    """The record's method, followed by each augmentation setting of its member that is not the default.
+    """The record's method, followed by each augmentation setting of its member that is not the
+    reference value (the default, or `_LABEL_REFERENCE`'s).
 
     Records made before a setting existed lack it and count as the value those runs trained with
     (`SETTINGS_ADDED_SINCE`), whatever the default is now.
@@ -41,7 +53,7 @@ def method_label(record: dict[str, Any]) -> str:
     changed = []
     for name in _MEMBER_SETTINGS.get(member, ()):
         value = seqmix.get(name, SETTINGS_ADDED_SINCE.get(name, fields[name].default))
-        if value != fields[name].default:
+        if value != _LABEL_REFERENCE.get(name, fields[name].default):
             changed.append(f"{name} {value}")
     return f"{method} ({', '.join(changed)})" if changed else method
 

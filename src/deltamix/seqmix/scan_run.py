@@ -32,10 +32,10 @@ from deltamix.precision import accelerate_mixed_precision, configure_threads, re
 from deltamix.records import commit_record, make_record
 from deltamix.run_folder import finished_metrics
 from deltamix.seqmix.config import (
-    DEFAULT_PARTNER_EXTENT,
     PARTNER_EXTENTS,
     SETTINGS_ADDED_SINCE,
     partner_extent_suffix,
+    resolve_partner_extent,
 )
 from deltamix.seqmix.trainer import (
     Seq2SeqTrainer,
@@ -71,41 +71,88 @@ def default_training() -> Seq2SeqTrainingConfig:
 class ScanRunConfig:
     """One SCAN run."""
 
-    split: str = field(default="addprim_jump", metadata={"help": f"SCAN split: {', '.join(SPLITS)}"})
-    augment: str = field(default="seqmix", metadata={"help": f"augmentation: {', '.join(AUGMENTATIONS)}"})
-    model: str = field(default="lstm", metadata={"help": "lstm (the papers' SCAN model) or transformer"})
-    seed: int = field(default=0, metadata={"help": "seed of initialisation, data order, mixing and GECA"})
-    output_dir: str | None = field(default=None, metadata={"help": "run folder (default runs/scan/...)"})
-    results_dir: str = field(default="results", metadata={"help": "where results/scan.jsonl lives"})
-    training: Seq2SeqTrainingConfig = field(default_factory=default_training)
-    seqmix_alpha: float = field(default=0.1, metadata={"help": "SeqMix lambda ~ Beta(alpha, alpha)"})
-    partner_extent: str = field(
-        default=DEFAULT_PARTNER_EXTENT,
+    # Field metadata beyond "help" (flag, type, choices, default_help, aliases) shapes the generated
+    # command line: see deltamix.cli.settings_args.
+    split: str = field(default="addprim_jump", metadata={"help": "SCAN split", "choices": SPLITS})
+    augment: str = field(default="seqmix", metadata={"help": "augmentation", "choices": AUGMENTATIONS})
+    model: str = field(
+        default="lstm", metadata={"help": "lstm (the papers' SCAN model) or transformer", "choices": MODELS}
+    )
+    seed: int = field(
+        default=0,
+        metadata={"help": "seed of initialisation, data order, mixing and GECA", "type": "non_negative_int"},
+    )
+    output_dir: str | None = field(
+        default=None,
         metadata={
-            "help": "positions a longer SeqMix partner covers: union (both sequences') or main (the main "
-            "example's only, as the authors' fairseq code); see SeqMixConfig.partner_extent"
+            "help": "run folder",
+            "type": "output_dir",
+            "default_help": "runs/scan/SPLIT/AUGMENT[-main]-MODEL-seedS",
+        },
+    )
+    results_dir: str = field(
+        default="results", metadata={"help": "where results/scan.jsonl lives", "type": "output_dir"}
+    )
+    training: Seq2SeqTrainingConfig = field(default_factory=default_training)
+    seqmix_alpha: float = field(
+        default=0.1,
+        metadata={
+            "help": "SeqMix lambda ~ Beta(alpha, alpha)",
+            "flag": "--alpha",
+            "aliases": ("--seqmix-alpha",),
+            "type": "positive_float",
+        },
+    )
+    partner_extent: str | None = field(
+        default=None,
+        metadata={
+            "help": "positions a longer SeqMix partner covers: main (the main example's only, as the "
+            "authors' fairseq code) or union (both sequences'); see SeqMixConfig.partner_extent",
+            "choices": PARTNER_EXTENTS,
+            "default_help": "main for the members that mix (seqmix, seqmix-hard, geca+seqmix)",
         },
     )
     geca_ratio: float = field(
         default=0.3,
         metadata={
             "help": "share of training draws that are GECA pairs (the authors' aug_ratio 0.3): the GECA pairs "
-            "are repeated so that they make up this share of the training set"
+            "are repeated so that they make up this share of the training set",
+            "type": "open_unit_interval",
         },
     )
     model_config: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "overrides of the model config (e.g. hidden_size)"}
     )
-    train_limit: int | None = field(default=None, metadata={"help": "use only the first N training pairs"})
-    test_limit: int | None = field(default=None, metadata={"help": "score only the first N test pairs"})
+    train_limit: int | None = field(
+        default=None,
+        metadata={
+            "help": "train on the first N pairs only (quick checks)",
+            "type": "positive_int",
+            "default_help": "none: all",
+        },
+    )
+    test_limit: int | None = field(
+        default=None,
+        metadata={
+            "help": "score the first N test pairs only (quick checks)",
+            "flag": "--eval-limit",
+            "aliases": ("--test-limit",),
+            "type": "positive_int",
+            "default_help": "none: all",
+        },
+    )
     num_threads: int | None = field(
         default=None,
         metadata={
-            "help": "torch threads; None: $OMP_NUM_THREADS if set, else all the cores the process may use"
+            "help": "torch CPU threads",
+            "flag": "--threads",
+            "type": "positive_int",
+            "default_help": "$OMP_NUM_THREADS if set, else all the cores this process may use",
         },
     )
 
     def __post_init__(self) -> None:
+        self.partner_extent = resolve_partner_extent(self.seqmix_variant, self.partner_extent)
         if self.split not in SPLITS:
             raise ValueError(f"unknown SCAN split {self.split!r}; valid: {', '.join(SPLITS)}")
         if self.augment not in AUGMENTATIONS:

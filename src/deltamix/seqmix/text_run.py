@@ -39,7 +39,17 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from deltamix.data.seq2seq import Pair, Seq2SeqData, load_geoquery, load_pair_files, load_translation, take
+from deltamix.data.seq2seq import (
+    GEOQUERY_FORMS,
+    GEOQUERY_SPLITS,
+    Pair,
+    Seq2SeqData,
+    load_geoquery,
+    load_pair_files,
+    load_translation,
+    parse_columns,
+    take,
+)
 from deltamix.errors import DeltamixError
 from deltamix.io import atomic_path, atomic_write_json, atomic_write_text
 from deltamix.metrics_seq2seq import corpus_bleu, exact_match
@@ -53,10 +63,11 @@ from deltamix.precision import (
 from deltamix.records import commit_record, make_record
 from deltamix.run_folder import finished_metrics
 from deltamix.seqmix.config import (
-    DEFAULT_PARTNER_EXTENT,
     PARTNER_EXTENTS,
+    PARTNERS,
     SETTINGS_ADDED_SINCE,
     partner_extent_suffix,
+    resolve_partner_extent,
 )
 from deltamix.seqmix.lr_schedule import DEFAULT_LR_SCHEDULE, LR_SCHEDULES, lr_factor
 
@@ -123,86 +134,283 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
 class TextRunConfig:
     """One translation / parsing / any-file run; ``None`` fields take `TASK_DEFAULTS` of the metric."""
 
+    # Field metadata beyond "help" (flag, type, choices, default_help, aliases) shapes the generated
+    # command line: see deltamix.cli.settings_args.
     kind: str = field(metadata={"help": f"one of {KINDS}"})
     # data
-    dataset: str = field(default="multi30k", metadata={"help": "translate: multi30k, iwslt14 or a Hub id"})
-    data_dir: str | Path | None = field(default=None, metadata={"help": "local data folder"})
-    hub_config: str | None = field(default=None, metadata={"help": "Hub data set configuration"})
-    source_lang: str = field(default="de", metadata={"help": "translate: source language"})
-    target_lang: str = field(default="en", metadata={"help": "translate: target language"})
-    geo_split: str = field(default="query", metadata={"help": "parse: question or query"})
-    geo_form: str = field(default="logic", metadata={"help": "parse: logic or sql"})
-    train_file: str | Path | None = field(default=None, metadata={"help": "train: training pairs file"})
-    valid_file: str | Path | None = field(default=None, metadata={"help": "train: validation pairs file"})
-    test_file: str | Path | None = field(default=None, metadata={"help": "train: test pairs file"})
-    metric: str | None = field(default=None, metadata={"help": "bleu or exact_match (by kind if None)"})
-    task_name: str | None = field(default=None, metadata={"help": "task label in the record"})
-    vocab_size: int = field(default=8000, metadata={"help": "joint BPE vocabulary size (bleu runs)"})
-    # augmentation
-    augment: str = field(default="seqmix", metadata={"help": f"one of {AUGMENTATIONS}"})
-    alpha: float = field(default=0.1, metadata={"help": "lambda ~ Beta(alpha, alpha)"})
-    partner: str = field(default="shuffle", metadata={"help": "shuffle or length"})
-    partner_extent: str = field(
-        default=DEFAULT_PARTNER_EXTENT,
-        metadata={"help": f"SeqMix partner beyond the main example: {' or '.join(PARTNER_EXTENTS)}"},
+    dataset: str = field(
+        default="multi30k",
+        metadata={"help": "'multi30k', 'iwslt14', or any Hugging Face Hub translation data set id"},
     )
-    word_dropout_p: float = field(default=0.1, metadata={"help": "word dropout probability"})
-    switchout_tau: float = field(default=1.0, metadata={"help": "SwitchOut temperature"})
-    label_smoothing: float | None = field(default=None, metadata={"help": "label smoothing"})
+    data_dir: str | Path | None = field(
+        default=None,
+        metadata={
+            "help": "local data: the Multi30k folder (raw/*.gz) for multi30k, otherwise a folder of "
+            "{train,valid,test}.<lang>[.gz] files",
+            "default_help": "none: the data set comes from the Hub",
+        },
+    )
+    hub_config: str | None = field(default=None, metadata={"help": "the Hub data set's configuration name"})
+    source_lang: str = field(default="de", metadata={"help": "source language code"})
+    target_lang: str = field(default="en", metadata={"help": "target language code"})
+    geo_split: str = field(
+        default="query",
+        metadata={"help": "GeoQuery split", "flag": "--split", "choices": GEOQUERY_SPLITS},
+    )
+    geo_form: str = field(
+        default="logic",
+        metadata={"help": "meaning representation", "flag": "--form", "choices": GEOQUERY_FORMS},
+    )
+    train_file: str | Path | None = field(
+        default=None, metadata={"help": "training pairs file", "flag": "--train", "type": "existing_file"}
+    )
+    valid_file: str | Path | None = field(
+        default=None, metadata={"help": "validation pairs file", "flag": "--valid", "type": "existing_file"}
+    )
+    test_file: str | Path | None = field(
+        default=None, metadata={"help": "test pairs file", "flag": "--test", "type": "existing_file"}
+    )
+    columns: str | None = field(
+        default=None,
+        metadata={
+            "help": "the names of a TSV file's columns in order, comma-separated, e.g. "
+            "'source,target,category' for COGS-style files: 'source' and 'target' are required, a "
+            "'category' column (e.g. the generalisation type) adds an exact-match score per category to "
+            "metrics.json and the record, other names are read and ignored; a first line holding the "
+            "names is a header. JSON-lines files take the same names as keys",
+            "default_help": "source,target",
+        },
+    )
+    metric: str | None = field(
+        default=None,
+        metadata={
+            "help": "bleu: subword (BPE) vocabulary, record in translation.jsonl; exact_match: word "
+            "vocabulary, record in parsing.jsonl",
+            "choices": METRICS,
+            "default_help": "what the task calls for: bleu for translation (seqmix translate), exact_match "
+            "otherwise (semantic parsing, SCAN- or COGS-like files)",
+        },
+    )
+    task_name: str | None = field(
+        default=None,
+        metadata={"help": "task label in the record", "default_help": "the train file's name"},
+    )
+    vocab_size: int = field(
+        default=8000, metadata={"help": "joint BPE vocabulary size (BLEU runs)", "type": "positive_int"}
+    )
+    # augmentation
+    augment: str = field(default="seqmix", metadata={"help": "family member", "choices": AUGMENTATIONS})
+    alpha: float = field(
+        default=0.1,
+        metadata={"help": "lambda ~ Beta(alpha, alpha)", "type": "positive_float"},
+    )
+    partner: str = field(default="shuffle", metadata={"help": "partner choice", "choices": PARTNERS})
+    partner_extent: str | None = field(
+        default=None,
+        metadata={
+            "help": "SeqMix positions a longer partner covers: main (the main example's only, as the "
+            "authors' fairseq code) or union (both sequences'); see SeqMixConfig.partner_extent",
+            "choices": PARTNER_EXTENTS,
+            "default_help": "main for the members that mix (seqmix, seqmix-hard)",
+        },
+    )
+    word_dropout_p: float = field(
+        default=0.1, metadata={"help": "word dropout probability", "type": "probability"}
+    )
+    switchout_tau: float = field(
+        default=1.0, metadata={"help": "SwitchOut temperature", "type": "non_negative_float"}
+    )
+    label_smoothing: float | None = field(
+        default=None,
+        metadata={
+            "help": "label smoothing",
+            "type": "unit_interval",
+            "default_help": "0.1 for BLEU runs, 0 for exact-match runs",
+        },
+    )
     # model
-    model: str | None = field(default=None, metadata={"help": "transformer, lstm, or a HF id/path"})
+    model: str | None = field(
+        default=None,
+        metadata={
+            "help": "'transformer', 'lstm', or a Hugging Face encoder-decoder id or local path (T5, BART, Marian)",
+            "default_help": "transformer for BLEU runs, lstm (GECA's model) for exact-match runs",
+        },
+    )
     model_size: str = field(
-        default="small", metadata={"help": f"Transformer size: {tuple(TRANSFORMER_SIZES)}"}
+        default="small",
+        metadata={
+            "help": "Transformer size: 'small' (trains on 2 CPU cores) or 'iwslt' (the paper's "
+            "transformer_iwslt_de_en, for a GPU)",
+            "choices": tuple(TRANSFORMER_SIZES),
+        },
     )
     dropout: float | None = field(
-        default=None, metadata={"help": "model dropout (None: the size's, 0.2 small / 0.3 iwslt; LSTM 0.5)"}
+        default=None,
+        metadata={
+            "help": "model dropout",
+            "type": "unit_interval",
+            "default_help": "the model's: 0.2 for the small Transformer, 0.3 iwslt, 0.5 LSTM",
+        },
     )
     # budget
-    epochs: float | None = field(default=None, metadata={"help": "training epochs"})
-    max_steps: int | None = field(default=None, metadata={"help": "training steps (overrides epochs)"})
-    batch_size: int | None = field(default=None, metadata={"help": "pairs per batch"})
-    lr: float | None = field(default=None, metadata={"help": "peak learning rate"})
-    warmup_steps: int | None = field(default=None, metadata={"help": "linear warm-up steps"})
+    epochs: float | None = field(
+        default=None,
+        metadata={
+            "help": "training epochs",
+            "type": "positive_float",
+            "default_help": "15 BLEU, 100 exact match",
+        },
+    )
+    max_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "stop after this many updates (overrides --epochs)",
+            "type": "positive_int",
+            "default_help": "none: --epochs decides",
+        },
+    )
+    batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "pairs per batch",
+            "type": "positive_int",
+            "default_help": "64 BLEU, 32 exact match",
+        },
+    )
+    lr: float | None = field(
+        default=None,
+        metadata={
+            "help": "peak learning rate",
+            "type": "positive_float",
+            "default_help": "5e-4 BLEU, 1e-3 exact match",
+        },
+    )
+    warmup_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "linear warm-up steps",
+            "type": "non_negative_int",
+            "default_help": "1000 BLEU, 0 exact match",
+        },
+    )
     lr_schedule: str = field(
         default=DEFAULT_LR_SCHEDULE,
-        metadata={"help": f"after the warm-up: {' or '.join(LR_SCHEDULES)} (the authors' fairseq recipe)"},
+        metadata={
+            "help": "learning rate after the warm-up: constant, or inverse-sqrt (peak * sqrt(warmup / "
+            "update), the authors' fairseq --lr-scheduler inverse_sqrt; needs --warmup-steps >= 1)",
+            "choices": LR_SCHEDULES,
+        },
     )
     patience: int | None = field(
         default=None,
         metadata={
-            "help": "early stopping: stop when the validation loss has not improved for this many epochs "
-            "(epochs is then the cap); None: train the whole budget"
+            "help": "early stopping: stop when the validation loss has not improved for N epochs, "
+            "--epochs being the cap",
+            "type": "positive_int",
+            "default_help": "none: train every epoch",
         },
     )
-    train_limit: int | None = field(default=None, metadata={"help": "first N training pairs only"})
-    eval_limit: int | None = field(default=None, metadata={"help": "first N valid/test pairs only"})
-    max_tokens: int | None = field(
-        default=None, metadata={"help": "token-budget batches of this many padded tokens (None: batch_size)"}
+    train_limit: int | None = field(
+        default=None,
+        metadata={
+            "help": "use only the first N training pairs (a run on a slice is its own task in the records)",
+            "type": "positive_int",
+            "default_help": "none: all",
+        },
     )
-    precision: str = field(default=DEFAULT_PRECISION, metadata={"help": f"one of {PRECISIONS}"})
+    eval_limit: int | None = field(
+        default=None,
+        metadata={
+            "help": "score only the first N validation and test pairs",
+            "type": "positive_int",
+            "default_help": "none: all",
+        },
+    )
+    max_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "token-budget batches of at most this many padded tokens, length-bucketed (fairseq's "
+            "--max-tokens), in place of --batch-size pairs",
+            "type": "positive_int",
+            "default_help": "none: sentence batches",
+        },
+    )
+    precision: str = field(
+        default=DEFAULT_PRECISION,
+        metadata={
+            "help": "bf16 autocast or fp32; auto = bf16 where the CPU (avx512_bf16 / amx_bf16) or GPU "
+            "computes it natively, else fp32",
+            "choices": PRECISIONS,
+        },
+    )
     threads: int | None = field(
-        default=None, metadata={"help": "torch CPU threads (None: $OMP_NUM_THREADS, else all cores)"}
+        default=None,
+        metadata={
+            "help": "torch CPU threads",
+            "type": "positive_int",
+            "default_help": "$OMP_NUM_THREADS if set, else all the cores this process may use",
+        },
     )
     # decoding
-    beam_size: int | None = field(default=None, metadata={"help": "beam size"})
-    length_penalty: float | None = field(default=None, metadata={"help": "beam length penalty"})
-    average_last: int | None = field(default=None, metadata={"help": "average the last N epoch checkpoints"})
+    beam_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "beam size",
+            "type": "positive_int",
+            "default_help": "4 BLEU as the authors, 1 exact match",
+        },
+    )
+    length_penalty: float | None = field(
+        default=None,
+        metadata={
+            "help": "beam score / length ** penalty",
+            "type": "non_negative_float",
+            "default_help": "0.6 BLEU as the authors, 1.0",
+        },
+    )
+    average_last: int | None = field(
+        default=None,
+        metadata={
+            "help": "average the weights of the last N epoch checkpoints before testing (0: use the last)",
+            "type": "non_negative_int",
+            "default_help": "5 for BLEU runs as the authors' recipe, 0 for exact-match runs",
+        },
+    )
     max_output_length: int | None = field(
         default=None,
-        metadata={"help": "most tokens decoded (default: 1.2 x the longest training target + 10)"},
+        metadata={
+            "help": "most tokens decoded per example",
+            "type": "positive_int",
+            "default_help": "1.2 x the longest training target + 10",
+        },
     )
     # outputs
-    seed: int = field(default=0, metadata={"help": "random seed"})
-    output_dir: str | Path | None = field(default=None, metadata={"help": "run folder"})
-    results_dir: str | Path = field(default="results", metadata={"help": "results records folder"})
+    seed: int = field(default=0, metadata={"help": "random seed", "type": "non_negative_int"})
+    output_dir: str | Path | None = field(
+        default=None,
+        metadata={
+            "help": "run folder",
+            "type": "output_dir",
+            "default_help": "runs/<experiment>/<task>/<augment>[-main]-<model>-seed<seed>",
+        },
+    )
+    results_dir: str | Path = field(
+        default="results",
+        metadata={"help": "where the results record goes", "type": "output_dir"},
+    )
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown run kind {self.kind!r}; valid: {', '.join(KINDS)}")
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"unknown augmentation {self.augment!r}; valid: {', '.join(AUGMENTATIONS)}")
-        if self.metric is None:
-            self.metric = "exact_match" if self.kind == "parse" else "bleu"
+        self.partner_extent = resolve_partner_extent(self.augment, self.partner_extent)
+        if self.partner_extent not in PARTNER_EXTENTS:
+            raise ValueError(
+                f"unknown partner extent {self.partner_extent!r}; valid: {', '.join(PARTNER_EXTENTS)}"
+            )
+        if self.metric is None:  # translation is scored by BLEU; parsing and any other pairs by exact match
+            self.metric = "bleu" if self.kind == "translate" else "exact_match"
         if self.metric not in METRICS:
             raise ValueError(f"unknown metric {self.metric!r}; valid: {', '.join(METRICS)}")
         if self.model_size not in TRANSFORMER_SIZES:
@@ -239,6 +447,8 @@ class TextRunConfig:
             raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.columns is not None:
+            parse_columns(self.columns)  # raises on a list without source and target
         if self.vocab_size <= 4:
             raise ValueError(f"vocab_size must exceed the 4 special tokens, got {self.vocab_size}")
 
@@ -291,7 +501,9 @@ def load_data(config: TextRunConfig) -> Seq2SeqData:
     if config.kind == "parse":
         return load_geoquery(config.data_dir, config.geo_split, config.geo_form)
     name = config.task_name or Path(config.train_file).name.split(".")[0]
-    return load_pair_files(config.train_file, config.valid_file, config.test_file, name=name)
+    return load_pair_files(
+        config.train_file, config.valid_file, config.test_file, name=name, columns=config.columns
+    )
 
 
 def build_tokenizer(config: TextRunConfig, data: Seq2SeqData, train: list[Pair]) -> Any:
@@ -476,6 +688,21 @@ def _model_config(model: Any) -> dict[str, Any]:
     return config.to_dict() if hasattr(config, "to_dict") else {"repr": repr(config)}
 
 
+def exact_match_by_category(
+    predictions: list[str], references: list[str], categories: list[str]
+) -> dict[str, float]:
+    """``{"exact_match:<category>": share, "num_test:<category>": count}`` for each category label of
+    the test pairs (files read with a ``category`` column, e.g. COGS's generalisation types)."""
+    scores: dict[str, float] = {}
+    for category in sorted(set(categories)):
+        rows = [i for i, label in enumerate(categories) if label == category]
+        scores[f"exact_match:{category}"] = exact_match(
+            [predictions[i] for i in rows], [references[i] for i in rows]
+        )
+        scores[f"num_test:{category}"] = float(len(rows))
+    return scores
+
+
 def score(metric: str, predictions: list[str], references: list[str]) -> dict[str, Any]:
     """``{"bleu": ..., "bleu_signature": ...}`` or ``{"exact_match": ...}`` of ``predictions``."""
     if metric == "bleu":
@@ -633,6 +860,9 @@ def run_text(config: TextRunConfig) -> TextRunResult:
         "final_train_loss": float("nan") if state.last_loss is None else state.last_loss,
         "test_decode_seconds": test_seconds,
     }
+    if "test" in data.categories:  # a category column: exact match per category of the test pairs
+        categories = take(data.categories["test"], config.eval_limit)
+        metrics |= exact_match_by_category(test_predictions, [target for _, target in test], categories)
     if config.patience is not None:
         metrics["best_valid_loss"] = min(valid_losses)
         metrics["stopped_early"] = float(state.step < trainer.total_steps())
