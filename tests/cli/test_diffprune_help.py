@@ -41,5 +41,5 @@ def test_help_names_each_methods_resolved_learning_rates(capsys: pytest.CaptureF
     for name, resolve in (("--mask-lr", "resolved_mask_lr"), ("--l0-lambda", "resolved_l0_lambda")):
         minilm, paper = (_rate(getattr(GlueRunConfig(task="rte", model=m), resolve)()) for m in (None, "x"))
         assert re.search(
-            rf"{name} \S+ [^(]*\(default {paper}, the paper's; {minilm} for the embedded", text
+            rf"{name} \S+ [^(]*\(default:? {paper}, the paper's; {minilm} for the embedded", text
         ), name

@@ -495,3 +495,31 @@ def test_default_run_folders_name_the_partner_extent_main() -> None:
     assert plain.resolved_output_dir("t").name == "none-transformer-small-seed0"
     assert default.resolved_output_dir("t").name == "seqmix-main-transformer-small-seed0"
     assert union.resolved_output_dir("t").name == "seqmix-transformer-small-seed0"
+
+
+def test_cogs_style_files_score_each_category_and_default_to_exact_match(tmp_path: Path) -> None:
+    """`seqmix train` on three-column TSVs: --columns names them, the run is scored by exact match (not
+    translation), and metrics.json and the record hold the exact match of each category."""
+    rows = [("walk", "WALK", "seen"), ("jump twice", "JUMP JUMP", "seen"), ("look", "LOOK", "new")] * 3
+    data = tmp_path / "gen.tsv"
+    data.write_text("".join("\t".join(row) + "\n" for row in rows), encoding="utf-8")
+    results, out = tmp_path / "results", tmp_path / "run"
+    argv = [
+        "train", "--train", str(data), "--valid", str(data), "--test", str(data), "--columns",
+        "source,target,category", "--max-steps", "2", "--max-output-length", "4", "--threads", "1",
+        "--output-dir", str(out), "--results-dir", str(results),
+    ]  # fmt: skip
+    assert _run(argv) == 0
+    (record,) = read_jsonl(results / "parsing.jsonl")
+    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+    predictions = (out / "predictions.test.txt").read_text(encoding="utf-8").splitlines()
+    for category in ("seen", "new"):
+        rows_of = [i for i, row in enumerate(rows) if row[2] == category]
+        expected = sum(predictions[i] == rows[i][1] for i in rows_of) / len(rows_of)
+        assert metrics[f"exact_match:{category}"] == pytest.approx(expected)
+        assert record["metrics"][f"exact_match:{category}"] == metrics[f"exact_match:{category}"]
+        assert metrics[f"num_test:{category}"] == len(rows_of)
+    assert (
+        record["main_metric"] == "exact_match"
+        and record["config"]["run"]["columns"] == "source,target,category"
+    )

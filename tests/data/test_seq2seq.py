@@ -304,3 +304,41 @@ def test_hub_rows_in_translation_column(monkeypatch: pytest.MonkeyPatch) -> None
     assert data.train[2] == ("satz 2", "sentence 2")
     with pytest.raises(DataFormatError, match="row has no language 'fr'"):
         load_hub_translation("iwslt14", "de", "fr")
+
+
+def test_named_columns_read_cogs_style_files_and_keep_the_category(tmp_path: Path) -> None:
+    """COGS-style TSVs carry a third column (the generalisation type): named, it is read and kept."""
+    tsv = tmp_path / "gen.tsv"
+    tsv.write_text("source\ttarget\tcategory\nA cat ran .\tcat ( x ) AND run ( x )\tin_distribution\n"
+                   "Emma saw .\tsee ( Emma )\tsubj_to_obj\n", encoding="utf-8")  # fmt: skip
+    with pytest.raises(
+        DataFormatError, match=r"expected 2 tab-separated fields .* found 3; name the columns"
+    ):
+        load_pair_files(tsv, tsv, tsv)
+    data = load_pair_files(tsv, tsv, tsv, columns="source,target,category")
+    assert data.test == [("A cat ran .", "cat ( x ) AND run ( x )"), ("Emma saw .", "see ( Emma )")]
+    assert data.categories["test"] == ["in_distribution", "subj_to_obj"]
+    plain = tmp_path / "plain.tsv"  # no header line
+    plain.write_text("".join(line + "\n" for line in tsv.read_text().splitlines()[1:]), encoding="utf-8")
+    ignored = load_pair_files(plain, plain, plain, columns=["source", "target", "kind"])  # read, not kept
+    assert ignored.train == data.train and ignored.categories == {}
+    swapped = load_pair_files(plain, plain, plain, columns="target,source,category")
+    assert swapped.valid[1] == ("see ( Emma )", "Emma saw .")
+    jsonl = tmp_path / "gen.jsonl"
+    jsonl.write_text(json.dumps({"source": "a", "target": "A", "category": 3}) + "\n", encoding="utf-8")
+    assert load_pair_files(jsonl, jsonl, jsonl, columns="source,target,category").categories["train"] == ["3"]
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        ("source", "must name target"),
+        ("a,b", "must name source and target"),
+        ("source,target,source", "distinct"),
+    ],
+)
+def test_bad_column_names_are_refused(tmp_path: Path, columns: str, message: str) -> None:
+    tsv = tmp_path / "p.tsv"
+    tsv.write_text("a\tb\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        load_pair_files(tsv, tsv, tsv, columns=columns)

@@ -21,9 +21,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "inspect", help="size, non-zeros, density, per-layer breakdown and base fingerprint of a diff file"
     )
     inspect_parser.add_argument("file", type=existing_file, metavar="FILE", help="a .safetensors diff file")
-    inspect_parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     inspect_parser.add_argument(
-        "--per-tensor", action="store_true", help="list every tensor instead of grouping by layer"
+        "--json", action="store_true", help="print the summary as JSON (default: off, a table)"
+    )
+    inspect_parser.add_argument(
+        "--per-tensor",
+        action="store_true",
+        help="list every tensor instead of grouping by layer (default: off)",
     )
     inspect_parser.set_defaults(func=run_inspect)
 

@@ -12,7 +12,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "report", help="regenerate results/README.md and plots from results/*.jsonl"
     )
     parser.add_argument(
-        "--results-dir", type=output_dir, default="results", help="folder of the *.jsonl records"
+        "--results-dir",
+        type=output_dir,
+        default="results",
+        help="folder of the *.jsonl records (default: %(default)s)",
     )
     parser.set_defaults(func=run)
 

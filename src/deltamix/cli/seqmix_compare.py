@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from deltamix.cli.args import non_negative_int, output_dir, positive_int
+from deltamix.cli.settings_args import add_alias
 from deltamix.errors import DeltamixError
 from deltamix.precision import PRECISIONS
 from deltamix.seqmix.scan_compare import (
@@ -35,7 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "is reused when finished and resumed when interrupted; its record goes to RESULTS_DIR/scan.jsonl."
         ),
     )
-    parser.add_argument("--split", choices=SPLITS, default=DEFAULTS.split, help="default: %(default)s")
+    parser.add_argument(
+        "--split", choices=SPLITS, default=DEFAULTS.split, help="SCAN split (default: %(default)s)"
+    )
     parser.add_argument(
         "--methods",
         nargs="+",
@@ -50,9 +53,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=list(DEFAULT_SEEDS),
         help=f"seeds every method runs (default: {' '.join(map(str, DEFAULT_SEEDS))})",
     )
-    parser.add_argument("--steps", type=positive_int, default=DEFAULTS.steps, help="default: %(default)s")
     parser.add_argument(
-        "--precision", choices=PRECISIONS, default=DEFAULTS.precision, help="default: %(default)s"
+        "--max-steps",
+        dest="steps",
+        type=positive_int,
+        default=DEFAULTS.steps,
+        help="training steps of each run (default: %(default)s)",
+    )
+    add_alias(parser, "--steps", "--max-steps", "steps", type=positive_int)
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=DEFAULTS.precision,
+        help="bf16 autocast or fp32; auto = bf16 where the hardware computes it natively (default: %(default)s)",
     )
     parser.add_argument(
         "--workers", type=positive_int, help="runs at a time, one thread each (default: one per core)"

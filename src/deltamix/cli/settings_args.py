@@ -5,10 +5,11 @@ config field it fills. A field's ``metadata`` may hold, besides ``help``:
 
 - ``flag``: the option's name when it is not the field's (``"--threads"`` for ``num_threads``);
 - ``aliases``: older spellings, accepted with a `FutureWarning` and hidden from ``--help``;
-- ``type``: the name of a checked type in `deltamix.cli.args` (``"positive_int"``), so that a bad
-  value is refused at parse time naming the option; otherwise the annotation's int / float / str;
+- ``type``: the name of a checked type in `deltamix.cli.args` (``"positive_int"``) or a function, so
+  that a bad value is refused at parse time naming the option; otherwise the annotation's int / float;
 - ``choices``: the allowed values;
-- ``default_help``: what the default means when it is None or depends on other settings.
+- ``default_help``: what the default means when it is None or depends on other settings;
+- ``required``: whether the option must be given (default: for a field without a default).
 
 >>> parser = argparse.ArgumentParser()
 >>> add_settings_options(parser, TextRunConfig, ["seed", "train_limit"])  # doctest: +SKIP
@@ -96,7 +97,8 @@ def option_name(spec: dataclasses.Field) -> str:
 def _value_type(spec: dataclasses.Field) -> Any:
     """The argparse ``type`` of a field: its checked type, else int / float from the annotation."""
     if "type" in spec.metadata:
-        return getattr(checked_types, spec.metadata["type"])
+        given = spec.metadata["type"]
+        return given if callable(given) else getattr(checked_types, given)
     annotation = spec.type if isinstance(spec.type, str) else getattr(spec.type, "__name__", "")
     kinds = {part.strip() for part in re.split(r"[|\[\],]", annotation)} - {"None", ""}
     if kinds == {"int"}:
@@ -106,9 +108,16 @@ def _value_type(spec: dataclasses.Field) -> Any:
     return None  # str, Path: the text as given
 
 
-def _help(spec: dataclasses.Field, default: Any) -> str:
+def _required(spec: dataclasses.Field | _Field) -> bool:
+    """Whether the option must be given: ``metadata["required"]``, else a field without a default."""
+    if "required" in spec.metadata:
+        return bool(spec.metadata["required"])
+    return spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING
+
+
+def _help(spec: dataclasses.Field | _Field, default: Any) -> str:
     text = spec.metadata.get("help", "").rstrip(".").replace("%", "%%")
-    if spec.metadata.get("required"):
+    if _required(spec):
         return f"{text} (required)"
     if "default_help" in spec.metadata:
         shown = spec.metadata["default_help"].replace("%", "%%")
@@ -145,11 +154,13 @@ def add_settings_options(
             raise ValueError(f"{cls.__name__} has no field {name!r}")
         spec = fields[name]
         if overrides and name in overrides:
-            spec = _Field(name, spec.type, field_default(spec), {**spec.metadata, **overrides[name]})
+            spec = _Field(
+                name, spec.type, spec.default, {**spec.metadata, **overrides[name]}, spec.default_factory
+            )
         default = (defaults or {}).get(name, field_default(spec))
         flag = option_name(spec)
         kwargs: dict[str, Any] = {"dest": name, "default": default, "help": _help(spec, default)}
-        if spec.metadata.get("required"):
+        if _required(spec):
             kwargs["required"] = True
         if isinstance(default, bool):  # a switch: --flag turns on (or --no-flag off) what it names
             kwargs["action"] = "store_true" if not default else argparse.BooleanOptionalAction

@@ -47,6 +47,7 @@ from deltamix.glue.methods import (
     DENSE_METHODS,
     DIFF_METHODS,
     L0_METHODS,
+    METHODS,
     MINILM_DIFF_LR,
     MINILM_FULL_LR,
     MINILM_L0_LAMBDA,
@@ -99,104 +100,193 @@ def default_mask_epochs(train_examples: int) -> int:
 class GlueRunConfig:
     """Everything that defines a GLUE run; defaults are the paper's and the authors' code's."""
 
+    # Field metadata beyond "help" (flag, type, choices, default_help, aliases) shapes the generated
+    # command line (`deltamix diffprune glue`): see deltamix.cli.settings_args.
     task: str = field(metadata={"help": "GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli"})
-    method: str = field(default="diffprune", metadata={"help": "see deltamix.glue.methods.METHODS"})
+    method: str = field(default="diffprune", metadata={"help": "the method", "choices": METHODS})
     model: str | None = field(
-        default=None, metadata={"help": "HF model id or path; None = the embedded all-MiniLM-L6-v2"}
+        default=None,
+        metadata={"help": "HF model id or path", "default_help": "the embedded all-MiniLM-L6-v2"},
     )
-    data_dir: str | None = field(default=None, metadata={"help": "GLUE TSV folder; None = the HF Hub"})
-    seed: int = field(default=0, metadata={"help": "seed of initialisation, data order and SHiRA's mask"})
+    data_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "GLUE TSV folder (DIR/RTE/train.tsv, ...)",
+            "type": "existing_dir",
+            "default_help": "the HF Hub",
+        },
+    )
+    seed: int = field(
+        default=0,
+        metadata={"help": "seed of initialisation, data order and SHiRA's mask", "type": "non_negative_int"},
+    )
     output_dir: str | None = field(
         default=None,
-        metadata={"help": "run folder; None = runs/glue/<task>/<method>-t<sparsity>[-lr<lr>]/seed<seed>"},
+        metadata={
+            "help": "run folder",
+            "type": "output_dir",
+            "default_help": "runs/glue/TASK/METHOD-tSPARSITY[-lrLR]/seedS",
+        },
     )
-    results_dir: str = field(default=str(RESULTS_DIR), metadata={"help": "folder of glue.jsonl"})
-    target_sparsity: float = field(default=0.005, metadata={"help": "kept fraction t of the diff (0.5%)"})
-    max_length: int = field(default=128, metadata={"help": "maximum tokens per example"})
-    batch_size: int = field(default=8, metadata={"help": "training batch size per device"})
-    eval_batch_size: int = field(default=64, metadata={"help": "evaluation batch size per device"})
+    results_dir: str = field(
+        default=str(RESULTS_DIR), metadata={"help": "folder of glue.jsonl", "type": "output_dir"}
+    )
+    target_sparsity: float = field(
+        default=0.005, metadata={"help": "kept fraction t of the diff (0.5%)", "type": "fraction"}
+    )
+    max_length: int = field(
+        default=128, metadata={"help": "maximum tokens per example", "type": "positive_int"}
+    )
+    batch_size: int = field(
+        default=8, metadata={"help": "training batch size per device", "type": "positive_int"}
+    )
+    eval_batch_size: int = field(
+        default=64, metadata={"help": "evaluation batch size per device", "type": "positive_int"}
+    )
     epochs: int = field(
-        default=3, metadata={"help": "epochs of the baselines and of diff pruning's L0 stage"}
+        default=3,
+        metadata={"help": "epochs of the baselines and of diff pruning's L0 stage", "type": "positive_int"},
     )
     mask_epochs: int | None = field(
-        default=None, metadata={"help": "fixed-mask epochs; None = 5 for small tasks (< 10k), else 3"}
+        default=None,
+        metadata={
+            "help": "fixed-mask epochs",
+            "type": "positive_int",
+            "default_help": "5 for small tasks (< 10k examples), else 3",
+        },
     )
     lr: float | None = field(
         default=None,
         metadata={
             "help": "learning rate: baselines (None = methods.DEFAULT_LR), diff weights w (None = 1e-5, "
-            "the paper's; 1e-4 for the embedded MiniLM, from the search in docs/glue.md)"
+            "the paper's; 1e-4 for the embedded MiniLM, from the search in docs/glue.md)",
+            "type": "positive_float",
         },
     )
-    alpha_lr: float = field(default=0.1, metadata={"help": "learning rate of the gates alpha (constant)"})
+    alpha_lr: float = field(
+        default=0.1,
+        metadata={"help": "learning rate of the gates alpha (constant)", "type": "positive_float"},
+    )
     head_lr: float | None = field(
-        default=None, metadata={"help": "diff pruning head lr; None = lr (L0 stage), mask_lr (fixed-mask)"}
+        default=None,
+        metadata={
+            "help": "diff pruning head lr",
+            "type": "positive_float",
+            "default_help": "--lr in the L0 stage, --mask-lr in the fixed-mask stage",
+        },
     )
     mask_lr: float | None = field(
         default=None,
         metadata={
             "help": "learning rate of the fixed-mask stage (None = 5e-5, the paper's; 1e-3 for the "
-            "embedded MiniLM, from the search in docs/glue.md)"
+            "embedded MiniLM, from the search in docs/glue.md)",
+            "type": "positive_float",
         },
     )
     l0_lambda: float | None = field(
         default=None,
         metadata={
             "help": "weight of the expected-L0 penalty (None = 1.25e-7, the paper's; 2e-7 for the embedded "
-            "MiniLM, from the search in docs/glue.md)"
+            "MiniLM, from the search in docs/glue.md)",
+            "type": "non_negative_float",
         },
     )
     l0_target_density: float | None = field(
         default=None,
         metadata={
-            "help": "diff pruning (not non-adaptive): hold the L0 stage's expected share of non-zero entries "
-            "at this value with learned Lagrange multipliers instead of the fixed l0_lambda (beyond the "
-            "paper; diffprune/density_control.py); None: the fixed lambda"
+            "help": "diffprune / diffprune-structured: hold the L0 stage's expected share of non-zero "
+            "entries at this value (e.g. 0.02) with learned Lagrange multipliers instead of the fixed "
+            "--l0-lambda (beyond the paper; see docs/diffprune.md)",
+            "type": "open_unit_interval",
+            "default_help": "none: the fixed lambda",
         },
     )
     multiplier_lr: float = field(
-        default=0.05, metadata={"help": "learning rate of the Lagrange multipliers of l0_target_density"}
+        default=0.05,
+        metadata={
+            "help": "learning rate of the Lagrange multipliers of --l0-target-density",
+            "type": "positive_float",
+        },
     )
     structured_penalty: str = field(
         default="sum",
         metadata={
-            "help": "diffprune-structured's expected L0: 'sum' (the authors' code) or 'product' (the "
-            "paper's equation); see DiffPruningConfig.structured_penalty"
+            "help": "diffprune-structured's expected L0: 'sum' of entry and group gate probabilities (the "
+            "authors' code) or the paper equation's 'product' (see docs/diffprune.md)",
+            "choices": STRUCTURED_PENALTIES,
         },
     )
-    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
+    max_grad_norm: float = field(
+        default=1.0, metadata={"help": "gradient clipping", "type": "non_negative_float"}
+    )
     clip_gates_apart: bool = field(
         default=False,
         metadata={
-            "help": "L0 stage: clip the gates' gradients apart from w and the head, each to max_grad_norm "
-            "(the authors' code); default one clip over all; see DiffPruningConfig.clip_gates_apart"
+            "help": "L0 stage: clip the gates' gradients apart from w and the head, each to --max-grad-norm, "
+            "as the authors' code does (off: one clip over all); see DiffPruningConfig.clip_gates_apart"
         },
     )
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    warmup_ratio: float = field(default=0.0, metadata={"help": "linear warmup share of the steps"})
+    weight_decay: float = field(
+        default=0.0, metadata={"help": "AdamW weight decay", "type": "non_negative_float"}
+    )
+    warmup_ratio: float = field(
+        default=0.0, metadata={"help": "linear warmup share of the steps", "type": "unit_interval"}
+    )
     max_train_examples: int | None = field(
-        default=None, metadata={"help": "train on a seeded random subset of this size (quick runs)"}
+        default=None,
+        metadata={
+            "help": "train on a seeded random subset of this size (quick runs)",
+            "flag": "--train-limit",
+            "aliases": ("--max-train-examples",),
+            "type": "positive_int",
+            "default_help": "none: all",
+        },
     )
     max_eval_examples: int | None = field(
-        default=None, metadata={"help": "evaluate on the first N dev examples"}
+        default=None,
+        metadata={
+            "help": "evaluate on the first N dev examples",
+            "flag": "--eval-limit",
+            "aliases": ("--max-eval-examples",),
+            "type": "positive_int",
+            "default_help": "none: all",
+        },
     )
-    max_steps: int | None = field(default=None, metadata={"help": "cap on optimizer steps per stage (tests)"})
+    max_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "cap on optimizer steps per stage (smoke tests)",
+            "type": "positive_int",
+            "default_help": "none: the epochs decide",
+        },
+    )
     precision: str = field(
         default=DEFAULT_PRECISION,
         metadata={
-            "help": "bf16 (Trainer's bf16 autocast) or fp32; auto = bf16 where the hardware computes it natively "
-            "and the method's bf16 parity is shown (methods.BF16_PARITY_METHODS), else fp32"
+            "help": "bf16 (Trainer's bf16 autocast) or fp32; auto = bf16 where the hardware computes it "
+            "natively and the method's bf16 parity on GLUE is shown (methods.BF16_PARITY_METHODS), else "
+            "fp32; diff pruning trains in fp32",
+            "choices": PRECISIONS,
         },
     )
     threads: int | None = field(
-        default=None, metadata={"help": "torch CPU threads (None: $OMP_NUM_THREADS, else all cores)"}
+        default=None,
+        metadata={
+            "help": "torch CPU threads",
+            "type": "positive_int",
+            "default_help": "$OMP_NUM_THREADS if set, else all the cores this process may use",
+        },
     )
-    logging_steps: int = field(default=50, metadata={"help": "log the training loss every N steps"})
+    logging_steps: int = field(
+        default=50, metadata={"help": "log the training loss every N steps", "type": "positive_int"}
+    )
     save_steps: int | None = field(
         default=None,
         metadata={
             "help": "also checkpoint every N optimizer steps inside an epoch, so that an interrupted long "
-            "stage resumes mid-epoch (None: at the end of each epoch only); does not change the result"
+            "stage (SST-2, a preemptible machine) resumes mid-epoch; does not change the result",
+            "type": "positive_int",
+            "default_help": "none: at the end of each epoch only",
         },
     )
     keep_checkpoints: bool = field(default=False, metadata={"help": "keep stage checkpoints after success"})
@@ -205,7 +295,7 @@ class GlueRunConfig:
         metadata={
             "help": "diff pruning: keep the first stage's final state (L0, or full fine-tuning for the "
             "non-adaptive baseline; about 8 bytes per base parameter) after success, so that runs at other "
-            "target sparsities can start from it (first_stage_from)"
+            "target sparsities can start from it (--first-stage-from)"
         },
     )
     first_stage_from: str | None = field(
@@ -214,7 +304,9 @@ class GlueRunConfig:
             "help": "diff pruning: a finished run folder, kept with keep_first_stage, whose first stage "
             "this run takes instead of training its own; it must match this run in every setting the "
             "first stage depends on (all but the target sparsity and the fixed-mask stage's). A sparsity "
-            "sweep then trains the first stage once"
+            "sweep then trains the first stage once",
+            "type": "existing_dir",
+            "default_help": "none: train it",
         },
     )
 
