@@ -119,6 +119,15 @@ def test_export_writes_a_plain_transformers_folder_with_the_same_outputs(
     provenance = json.loads((folder / "deltamix.json").read_text(encoding="utf-8"))
     assert provenance["task"] == "rte" and provenance["method"] == "diffprune"
     assert provenance["dev_metrics"] == pytest.approx(record["metrics"])
+    # The model card: the Hub's front matter, the sparsity and the command of the run.
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.base_model == record["model"] and card.data.library_name == "transformers"
+    assert {"deltamix", "diff-pruning", "rte"} <= set(card.data.tags)
+    scores = {result.metric_type: result.metric_value for result in card.data.eval_results}
+    assert scores == pytest.approx(json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")))
+    assert f"{record['stored_params']:,} non-zero entries" in card.text and record["command"] in card.text
 
     pairs = [("A dog runs in the park.", "An animal moves."), ("It rains.", "The sun shines today.")]
     classifier = TaskClassifier.load(run_dir, device="cpu")

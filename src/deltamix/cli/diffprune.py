@@ -142,8 +142,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="save a finished GLUE run's model as a standalone Hugging Face model folder",
         description="Write the model a finished `deltamix diffprune glue` run was scored with (base model "
         "plus its diff and head, or its PEFT adapter merged, or its trained tensors) as an ordinary "
-        "transformers folder: model.safetensors, config.json with the label names, the tokenizer, and "
-        "deltamix.json naming the run. AutoModelForSequenceClassification.from_pretrained and "
+        "transformers folder: model.safetensors, config.json with the label names, the tokenizer, "
+        "deltamix.json naming the run, and a model card (README.md: base model, method, sparsity, dev "
+        "metrics, the command that made it, library versions; the Hub's front matter). AutoModelForSequenceClassification.from_pretrained and "
         "pipeline('text-classification') load it without deltamix. The folder is written atomically and "
         "must not exist yet (or be empty).",
     )
@@ -230,10 +231,18 @@ def run_predict_command(args: argparse.Namespace) -> int:
 
 
 def run_export_command(args: argparse.Namespace) -> int:
+    import json
+
     from deltamix.glue.classify import TaskClassifier
+    from deltamix.glue.run import RUN_DONE
+    from deltamix.model_card import ModelCardInfo, render_model_card
 
     classifier = TaskClassifier.load(args.run, device="cpu")
-    folder = classifier.save_pretrained(args.output_dir)
+    record = json.loads((args.run / RUN_DONE).read_text(encoding="utf-8"))["record"]
+    metrics_path = args.run / "metrics.json"  # the dev metrics of the run
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else None
+    card = ModelCardInfo.from_record(record, **({"metrics": metrics} if metrics else {}))
+    folder = classifier.save_pretrained(args.output_dir, model_card=render_model_card(card))
     size = sum(path.stat().st_size for path in folder.iterdir()) / 1e6
     print(
         f"{classifier.task.name} ({classifier.source['method']}): a transformers model folder of {size:.1f} MB "

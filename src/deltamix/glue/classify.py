@@ -137,14 +137,15 @@ class TaskClassifier:
         names = self.task.label_names
         return [names[index] for index in logits.argmax(axis=1)]
 
-    def save_pretrained(self, folder: str | Path) -> Path:
+    def save_pretrained(self, folder: str | Path, model_card: str | None = None) -> Path:
         """Write the model as a standalone Hugging Face folder, atomically: all of it or nothing.
 
         ``model.safetensors`` and ``config.json`` (label names in ``id2label``; ``problem_type``
         ``regression`` for STS-B, so a pipeline returns the raw score) from the model's own
         ``save_pretrained``, the tokenizer (its ``model_max_length`` set to this classifier's
         ``max_length``, so a ``pipeline`` truncates as training did), and ``deltamix.json``: the task
-        and `source` (run folder, method, base model, seed, dev metrics).
+        and `source` (run folder, method, base model, seed, dev metrics); ``model_card``, if given, as
+        ``README.md`` (`deltamix.model_card.render_model_card`).
 
         Raises:
             DeltamixError: ``folder`` exists and is not empty (nothing is overwritten).
@@ -166,6 +167,8 @@ class TaskClassifier:
                 finally:
                     self.tokenizer.model_max_length = max_length
                 atomic_write_json(staging / "deltamix.json", {"task": self.task.name, **self.source})
+                if model_card is not None:
+                    (staging / "README.md").write_text(model_card, encoding="utf-8")
         except FileExistsError as error:
             raise DeltamixError(f"{error}; choose a new folder (nothing is overwritten)") from None
         return folder
