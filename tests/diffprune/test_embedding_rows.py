@@ -103,7 +103,8 @@ def test_a_model_gets_the_same_loss_and_gradients_as_with_every_row(structured: 
     seen = []
     kernel = fused.gated_thetas
     monkeypatch.setattr(
-        "deltamix.diffprune.diff_state.gated_thetas", lambda *a, **k: seen.append(k["rows"]) or kernel(*a, **k)
+        "deltamix.diffprune.diff_state.gated_thetas",
+        lambda *a, **k: seen.append(k["rows"]) or kernel(*a, **k),
     )
     results = []
     for model in (fast, reference):
@@ -143,7 +144,8 @@ def test_no_grad_evaluation_and_inputs_embeds_compute_every_row(monkeypatch) -> 
     seen = []
     kernel = fused.gated_thetas
     monkeypatch.setattr(
-        "deltamix.diffprune.diff_state.gated_thetas", lambda *a, **k: seen.append(k["rows"]) or kernel(*a, **k)
+        "deltamix.diffprune.diff_state.gated_thetas",
+        lambda *a, **k: seen.append(k["rows"]) or kernel(*a, **k),
     )
     model.eval()
     with torch.no_grad():  # so that merged() stays bit for bit the unmerged model

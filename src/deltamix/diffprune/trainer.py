@@ -1,5 +1,11 @@
 """DiffPruningTrainer: transformers' Trainer for a DiffPruningModel (L0 penalty, per-group learning rates).
 
+The method's parts (the penalty in the loss, the optimizer groups, the constant gate learning rate,
+the gates' own clip, the density log) are :class:`DiffPruningTrainerMixin`, which any Trainer can mix
+in for a model that answers diff pruning's calls: a DiffPruningModel, or a PeftModel with a diff
+pruning adapter (``deltamix.diffprune.peft.DiffPruningPeftTrainer``). DiffPruningTrainer adds what
+belongs to DiffPruningModel's own files (its checkpoints and exported diff).
+
 What it adds to ``transformers.Trainer`` (everything else, including gradient clipping with
 ``max_grad_norm``, mixed precision, accumulation and distributed runs, is the Trainer's own):
 
@@ -61,31 +67,22 @@ def _constant(_: int) -> float:
     return 1.0
 
 
-class DiffPruningTrainer(Trainer):
-    """A ``transformers.Trainer`` for :class:`DiffPruningModel` (see the module docstring).
+class DiffPruningTrainerMixin:
+    """Diff pruning's parts of a ``transformers.Trainer``; mix in before it:
+    ``class MyTrainer(DiffPruningTrainerMixin, Trainer)``.
 
-    Args:
-        model: the DiffPruningModel to train (required).
-        *args, **kwargs: as for ``transformers.Trainer``.
-
-    Raises:
-        ValueError: if ``model`` is not a DiffPruningModel.
+    The model (``self.model``) must answer diff pruning's calls: ``diff_config``, ``stage``,
+    ``num_gated``, ``l0_penalty()``, ``lagrange_multipliers`` and ``optimizer_param_groups()``, as a
+    DiffPruningModel does and a PeftModel with a diff pruning adapter does through its tuner. Adds:
+    the penalty term in ``compute_loss``, AdamW over the model's groups, the gates' constant
+    learning rate, ``clip_gates_apart``, and the expected density in the training log.
     """
 
-    def __init__(self, model: DiffPruningModel | None = None, *args: Any, **kwargs: Any) -> None:
-        if not isinstance(model, DiffPruningModel):
-            raise ValueError(f"DiffPruningTrainer needs a DiffPruningModel, got {type(model).__name__}")
-        super().__init__(model, *args, **kwargs)
-        base_class = model.base_model.__class__
-        if self.args.label_names is None:
-            self.label_names = find_labels(base_class)
-        self.can_return_loss = can_return_loss(base_class)
-        self.last_l0_penalty: float | None = None
-        self._in_checkpoint = False
+    last_l0_penalty: float | None = None
 
     @property
-    def diff_model(self) -> DiffPruningModel:
-        """The DiffPruningModel being trained (unwrapped from DDP or other wrappers)."""
+    def diff_model(self) -> Any:
+        """The model being trained (unwrapped from DDP or other wrappers)."""
         return self.model
 
     def _clip_grad_norm(self, model: torch.nn.Module) -> torch.Tensor:
@@ -108,11 +105,6 @@ class DiffPruningTrainer(Trainer):
             for groups in (gates, rest)
         ]
         return torch.stack(norms).norm()
-
-    def _set_signature_columns_if_needed(self) -> None:
-        if self._signature_columns is None:
-            signature = inspect.signature(self.diff_model.base_model.forward)
-            self._signature_columns = [*signature.parameters, *{"label", "label_ids", *self.label_names}]
 
     def compute_loss(
         self,
@@ -195,6 +187,39 @@ class DiffPruningTrainer(Trainer):
             )
         return scheduler
 
+
+class DiffPruningTrainer(DiffPruningTrainerMixin, Trainer):
+    """A ``transformers.Trainer`` for :class:`DiffPruningModel` (see the module docstring).
+
+    Args:
+        model: the DiffPruningModel to train (required).
+        *args, **kwargs: as for ``transformers.Trainer``.
+
+    Raises:
+        ValueError: if ``model`` is not a DiffPruningModel.
+    """
+
+    def __init__(self, model: DiffPruningModel | None = None, *args: Any, **kwargs: Any) -> None:
+        if not isinstance(model, DiffPruningModel):
+            raise ValueError(f"DiffPruningTrainer needs a DiffPruningModel, got {type(model).__name__}")
+        super().__init__(model, *args, **kwargs)
+        base_class = model.base_model.__class__
+        if self.args.label_names is None:
+            self.label_names = find_labels(base_class)
+        self.can_return_loss = can_return_loss(base_class)
+        self.last_l0_penalty = None
+        self._in_checkpoint = False
+
+    @property
+    def diff_model(self) -> DiffPruningModel:
+        """The DiffPruningModel being trained (unwrapped from DDP or other wrappers)."""
+        return self.model
+
+    def _set_signature_columns_if_needed(self) -> None:
+        if self._signature_columns is None:
+            signature = inspect.signature(self.diff_model.base_model.forward)
+            self._signature_columns = [*signature.parameters, *{"label", "label_ids", *self.label_names}]
+
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         """Write the exported diff and the trainable state (not the frozen base), both atomically."""
         output_dir = output_dir if output_dir is not None else self.args.output_dir
@@ -269,7 +294,7 @@ def load_trainable_state(model: DiffPruningModel, path: str | os.PathLike) -> No
         raise DiffFormatError(
             f"{path}: written for {metadata.get('num_gated')} gated parameters, the model has {model.num_gated}"
         )
-    device = model.w.device if model.w is not None else model.kept_values.device
+    device = model.diff_device
     try:
         model.load_trainable_state_dict({k: v.to(device) for k, v in state.items()})
     except ValueError as error:
