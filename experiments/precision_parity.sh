@@ -21,18 +21,19 @@ read -r -a groups <<< "${groups[*]}"
 results=results/precision
 runs=runs/precision
 common=(--threads 1 --results-dir "$results")
+union=(--partner-extent union)  # the recorded runs' partner extent, explicit since the default became main
 
 run_one() {  # GROUP NAME PRECISION SEED: the command of one run
   local group=$1 name=$2 precision=$3 seed=$4 out=$5
   case "$group" in
     glue) "${deltamix[@]}" diffprune glue --task "$name" --method full --data-dir "$data/glue" \
             --seed "$seed" --precision "$precision" --output-dir "$out" "${common[@]}" ;;
-    scan) "${deltamix[@]}" seqmix scan --split addprim_jump --augment geca+seqmix --steps 1500 \
+    scan) "${deltamix[@]}" seqmix scan --split addprim_jump --augment geca+seqmix --steps 1500 "${union[@]}" \
             --seed "$seed" --precision "$precision" --output-dir "$out" "${common[@]}" ;;
     geoquery) "${deltamix[@]}" seqmix parse --split query --form logic --data-dir "$data/geoquery" \
-            --augment seqmix --seed "$seed" --precision "$precision" --output-dir "$out" "${common[@]}" ;;
+            --augment seqmix "${union[@]}" --seed "$seed" --precision "$precision" --output-dir "$out" "${common[@]}" ;;
     multi30k) "${deltamix[@]}" seqmix translate --dataset multi30k --data-dir "$data/multi30k" \
-            --train-limit 5000 --epochs 10 --average-last 3 --warmup-steps 400 --augment seqmix \
+            --train-limit 5000 --epochs 10 --average-last 3 --warmup-steps 400 --augment seqmix "${union[@]}" \
             --seed "$seed" --precision "$precision" --output-dir "$out" "${common[@]}" ;;
   esac
 }

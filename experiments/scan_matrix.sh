@@ -15,8 +15,10 @@ for seed in 0 1 2; do
       out="runs/scan/$split/$augment-lstm-seed$seed"
       [ -f "$out/metrics.json" ] && continue
       echo "== $(date +%H:%M:%S) $split $augment seed $seed"
+      extent=()  # the recorded runs' partner extent, explicit since the default became main
+      [[ "$augment" == *seqmix* ]] && extent=(--partner-extent union)
       OMP_NUM_THREADS=1 .venv/bin/deltamix seqmix scan --split "$split" --augment "$augment" \
-        --seed "$seed" --output-dir "$out" --threads 1 --precision fp32
+        --seed "$seed" "${extent[@]}" --output-dir "$out" --threads 1 --precision fp32
     done
   done
 done
