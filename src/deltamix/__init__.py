@@ -1,7 +1,9 @@
 """deltamix: diff pruning and SeqMix (Guo, Kim and Rush) for Hugging Face and PyTorch models.
 
 The public diff pruning names are importable from the top level; they are loaded on first use so
-that ``import deltamix`` (and the command line) stays fast.
+that ``import deltamix`` (and the command line) stays fast. The first use of
+``deltamix.DiffPruningPeftConfig`` (or any import of ``deltamix.diffprune.peft``) registers diff
+pruning with PEFT (docs/peft.md).
 
 >>> from deltamix import DiffPruningConfig, DiffPruningModel  # doctest: +SKIP
 """
@@ -19,6 +21,10 @@ _LAZY = {
     "SparseDiff": "deltamix.diffprune",
     "DiffBank": "deltamix.diffprune",
     "DiffPruningTrainer": "deltamix.diffprune.trainer",
+    "DiffPruningTrainerMixin": "deltamix.diffprune.trainer",
+    "DiffPruningPeftConfig": "deltamix.diffprune.peft",
+    "DiffPruningPeftTrainer": "deltamix.diffprune.peft.trainer",
+    "ProjectCallback": "deltamix.diffprune.peft.trainer",
     "SeqMixConfig": "deltamix.seqmix",
 }
 
