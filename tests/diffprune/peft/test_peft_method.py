@@ -80,11 +80,13 @@ class Case:
     task_type: str
     batch: Callable[[int], dict[str, torch.Tensor]]
     output: str  # the output compared between models
+    structured: bool = False
 
 
 CASES = {
     "bert-seq-cls": Case(_bert, "SEQ_CLS", _classify_batch, "logits"),
     "bart-seq2seq": Case(_bart, "SEQ_2_SEQ_LM", _copy_batch, "logits"),
+    "bert-seq-cls-structured": Case(_bert, "SEQ_CLS", _classify_batch, "logits", structured=True),
 }
 
 
@@ -95,7 +97,11 @@ def case(request: pytest.FixtureRequest) -> Case:
 
 def _config(case: Case) -> DiffPruningPeftConfig:
     return DiffPruningPeftConfig(
-        task_type=case.task_type, target_sparsity=SPARSITY, learning_rate=1e-2, l0_lambda=1e-3
+        task_type=case.task_type,
+        target_sparsity=SPARSITY,
+        learning_rate=1e-2,
+        l0_lambda=1e-3,
+        structured=case.structured,
     )
 
 
@@ -152,6 +158,21 @@ def test_save_writes_a_sparse_file_and_reload_gives_identical_outputs(case: Case
     reloaded = PeftModel.from_pretrained(case.build(0), tmp_path)
     assert type(reloaded) is type(model) and reloaded.stage == "fixed_mask"
     assert torch.equal(_out(case, reloaded), _out(case, model))
+
+
+def test_a_loaded_adapter_trains_its_kept_values_when_asked(case: Case, tmp_path: Path) -> None:
+    model, _ = _train(case, data_seed=0)
+    model.save_pretrained(tmp_path)
+    frozen = PeftModel.from_pretrained(case.build(0), tmp_path)
+    assert not frozen.base_model.state().kept_values.requires_grad
+    loaded = PeftModel.from_pretrained(case.build(0), tmp_path, is_trainable=True)
+    state = loaded.base_model.state()
+    before, kept = _out(case, loaded), state.kept_indices.clone()
+    optimizer = torch.optim.AdamW(loaded.optimizer_param_groups())
+    loaded.train()
+    loaded(**case.batch(0)).loss.backward()
+    optimizer.step()
+    assert torch.equal(state.kept_indices, kept) and not torch.equal(_out(case, loaded.eval()), before)
 
 
 def test_two_adapters_switch_on_one_base_and_match_their_merged_models(case: Case, tmp_path: Path) -> None:
@@ -219,7 +240,9 @@ def test_the_adapter_is_the_diff_pruning_model_s_own_diff(case: Case) -> None:
     model, _ = _train(case, data_seed=0)
     state = model.base_model.state()
     dense = ["classifier"] if case.task_type == "SEQ_CLS" else []
-    dp = DiffPruningModel(case.build(0), DiffPruningConfig(dense_modules=dense)).eval()
+    dp = DiffPruningModel(
+        case.build(0), DiffPruningConfig(dense_modules=dense, structured=case.structured)
+    ).eval()
     assert isinstance(state, DiffState) and isinstance(dp, DiffState)
     assert dp._spans == state._spans
     diff = model.export_diff()
