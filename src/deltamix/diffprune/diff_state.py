@@ -412,6 +412,9 @@ class DiffState(nn.Module):
             self._index_spans()
         return result
 
+    def extra_repr(self) -> str:
+        return f"stage={self.stage}, num_gated={self.num_gated}"
+
     # ----- the pieces DiffPruningModel and the PEFT tuner build on ----------------------------
 
     def check_kept(self, indices: Tensor, values: Tensor) -> None:

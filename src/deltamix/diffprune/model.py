@@ -29,6 +29,32 @@ from deltamix.diffprune.sparse_diff import SparseDiff
 logger = logging.getLogger(__name__)
 
 
+def loss_uses_item_count(model: nn.Module) -> bool:
+    """Whether ``model``'s loss uses the Trainer's loss kwargs (``num_items_in_batch``).
+
+    Read by transformers' Trainer: when True it passes ``num_items_in_batch`` and, with N > 1
+    processes, multiplies the returned loss by N (expecting a sum divided by the global count).
+    A model that merely has ``**kwargs`` but computes a plain mean (e.g.
+    ``BertForSequenceClassification``, ``T5ForConditionalGeneration``) must answer False, or its
+    task gradient is N times too large relative to the (unscaled) L0 penalty. So: an explicit
+    ``accepts_loss_kwargs`` attribute wins; a Hugging Face model accepts them only if its
+    forward calls ``self.loss_function`` (which honours ``num_items_in_batch``); any other
+    module, if its forward has ``**kwargs``.
+    """
+    if hasattr(model, "accepts_loss_kwargs"):
+        return bool(model.accepts_loss_kwargs)
+    forward = model.forward
+    parameters = inspect.signature(forward).parameters.values()
+    if not any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return False
+    if hasattr(model, "loss_function"):  # a transformers PreTrainedModel
+        try:
+            return "loss_function" in inspect.getsource(forward)
+        except (OSError, TypeError):
+            return True
+    return True
+
+
 class DiffPruningModel(DiffState):
     """Diff pruning around any ``nn.Module`` (a Hugging Face model or plain PyTorch).
 
@@ -90,29 +116,8 @@ class DiffPruningModel(DiffState):
 
     @property
     def accepts_loss_kwargs(self) -> bool:
-        """Whether the base model's loss uses the Trainer's loss kwargs (``num_items_in_batch``).
-
-        Read by transformers' Trainer: when True it passes ``num_items_in_batch`` and, with N > 1
-        processes, multiplies the returned loss by N (expecting a sum divided by the global count).
-        A model that merely has ``**kwargs`` but computes a plain mean (e.g.
-        ``BertForSequenceClassification``, ``T5ForConditionalGeneration``) must answer False, or its
-        task gradient is N times too large relative to the (unscaled) L0 penalty. So: an explicit
-        ``accepts_loss_kwargs`` attribute wins; a Hugging Face model accepts them only if its
-        forward calls ``self.loss_function`` (which honours ``num_items_in_batch``); any other
-        module, if its forward has ``**kwargs``.
-        """
-        if hasattr(self.base_model, "accepts_loss_kwargs"):
-            return bool(self.base_model.accepts_loss_kwargs)
-        forward = self.base_model.forward
-        parameters = inspect.signature(forward).parameters.values()
-        if not any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters):
-            return False
-        if hasattr(self.base_model, "loss_function"):  # a transformers PreTrainedModel
-            try:
-                return "loss_function" in inspect.getsource(forward)
-            except (OSError, TypeError):
-                return True
-        return True
+        """Whether the base model's loss uses the Trainer's loss kwargs (see :func:`loss_uses_item_count`)."""
+        return loss_uses_item_count(self.base_model)
 
     def get_base_model(self) -> nn.Module:
         """The wrapped model (with base weights; use :meth:`merged` to run it with the diff)."""

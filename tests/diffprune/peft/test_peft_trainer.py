@@ -79,6 +79,12 @@ def test_a_trainer_adds_the_penalty_keeps_the_gate_rate_and_the_callback_project
         assert torch.equal(reloaded(input_ids=batch).logits, model(input_ids=batch).logits)
 
 
+def test_a_plain_mean_loss_is_not_scaled_by_the_number_of_processes(tmp_path: Path) -> None:
+    model = get_peft_model(_bert(), DiffPruningPeftConfig(task_type="SEQ_CLS"))
+    trainer = DiffPruningPeftTrainer(model=model, args=_args(tmp_path, 1), train_dataset=_dataset())
+    assert trainer.model_accepts_loss_kwargs is False  # BertForSequenceClassification: a plain mean
+
+
 def test_the_peft_trainer_refuses_a_model_without_a_diff_pruning_adapter(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs a PeftModel with a diff pruning adapter"):
         DiffPruningPeftTrainer(model=_bert(), args=_args(tmp_path, 1))
