@@ -50,7 +50,7 @@ from transformers import Trainer
 from transformers.utils import can_return_loss, find_labels
 
 from deltamix.diffprune.density_control import annealed_target, lagrangian_term
-from deltamix.diffprune.model import DiffPruningModel
+from deltamix.diffprune.model import DiffPruningModel, loss_uses_item_count
 from deltamix.errors import DiffFormatError
 from deltamix.io import atomic_path
 
@@ -74,11 +74,20 @@ class DiffPruningTrainerMixin:
     The model (``self.model``) must answer diff pruning's calls: ``diff_config``, ``stage``,
     ``num_gated``, ``l0_penalty()``, ``lagrange_multipliers`` and ``optimizer_param_groups()``, as a
     DiffPruningModel does and a PeftModel with a diff pruning adapter does through its tuner. Adds:
-    the penalty term in ``compute_loss``, AdamW over the model's groups, the gates' constant
+    the penalty term in ``compute_loss`` (and a loss that is not scaled by the process count unless
+    the base honours ``num_items_in_batch``), AdamW over the model's groups, the gates' constant
     learning rate, ``clip_gates_apart``, and the expected density in the training log.
     """
 
     last_l0_penalty: float | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Trainer takes **kwargs in the base's forward (BERT, T5) as a loss that honours
+        # num_items_in_batch and multiplies it by the number of processes; a plain-mean loss must not
+        # be scaled, or the task term outweighs the (unscaled) penalty N times (loss_uses_item_count).
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        self.model_accepts_loss_kwargs = loss_uses_item_count(base)
 
     @property
     def diff_model(self) -> Any:

@@ -21,7 +21,6 @@ from typing import Any
 
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from deltamix.diffprune.model import loss_uses_item_count
 from deltamix.diffprune.trainer import DiffPruningTrainerMixin
 
 logger = logging.getLogger(__name__)
@@ -43,10 +42,6 @@ class DiffPruningPeftTrainer(DiffPruningTrainerMixin, Trainer):
                 f"DiffPruningPeftTrainer needs a PeftModel with a diff pruning adapter, got {type(model).__name__}"
             )
         super().__init__(model, *args, **kwargs)
-        # Trainer reads **kwargs in the base's forward as "the loss honours num_items_in_batch" and then
-        # scales the loss by the number of processes; a plain-mean loss (BERT, T5) must not be scaled,
-        # or the task term outweighs the (unscaled) penalty N times (see loss_uses_item_count).
-        self.model_accepts_loss_kwargs = loss_uses_item_count(model.get_base_model())
 
 
 class ProjectCallback(TrainerCallback):
