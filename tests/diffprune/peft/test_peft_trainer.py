@@ -7,11 +7,20 @@ from pathlib import Path
 import pytest
 import torch
 from peft import PeftModel, get_peft_model
-from transformers import BertConfig, BertForSequenceClassification, TrainingArguments
+from transformers import (
+    BartConfig,
+    BartForConditionalGeneration,
+    BertConfig,
+    BertForSequenceClassification,
+    Seq2SeqTrainer,
+    Seq2SeqTrainingArguments,
+    TrainingArguments,
+)
 
 from deltamix.diffprune.peft import DiffPruningPeftConfig
 from deltamix.diffprune.peft.trainer import DiffPruningPeftTrainer, ProjectCallback
 from deltamix.diffprune.projection import num_kept
+from deltamix.diffprune.trainer import DiffPruningTrainerMixin
 
 
 def _bert() -> BertForSequenceClassification:
@@ -88,3 +97,57 @@ def test_a_plain_mean_loss_is_not_scaled_by_the_number_of_processes(tmp_path: Pa
 def test_the_peft_trainer_refuses_a_model_without_a_diff_pruning_adapter(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs a PeftModel with a diff pruning adapter"):
         DiffPruningPeftTrainer(model=_bert(), args=_args(tmp_path, 1))
+
+
+class _Seq2SeqDiffTrainer(DiffPruningTrainerMixin, Seq2SeqTrainer):
+    """What a user with a Seq2SeqTrainer script writes."""
+
+
+def test_a_seq2seq_trainer_with_the_mixin_trains_and_generates_with_the_adapter(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    config = BartConfig(
+        vocab_size=40,
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=32,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        decoder_start_token_id=2,
+        forced_eos_token_id=None,
+    )
+    model = get_peft_model(
+        BartForConditionalGeneration(config),
+        DiffPruningPeftConfig(task_type="SEQ_2_SEQ_LM", learning_rate=5e-2),
+    )
+    model.get_base_model().generation_config.min_new_tokens = 5  # no early end of sequence
+    ids = torch.randint(3, 40, (8, 6), generator=torch.Generator().manual_seed(0))
+    data = [{"input_ids": row, "labels": row} for row in ids]
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=2,
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=8,
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        save_strategy="no",
+        predict_with_generate=True,
+        generation_max_length=6,
+        generation_num_beams=1,
+    )
+    trainer = _Seq2SeqDiffTrainer(model=model, args=args, train_dataset=data, callbacks=[ProjectCallback()])
+    trainer.train()
+    assert trainer.last_l0_penalty is not None and model.stage == "fixed_mask"
+    predicted = trainer.predict(data).predictions
+    model.eval()
+    expected = model.generate(input_ids=ids, max_length=6, num_beams=1, do_sample=False)
+    assert torch.equal(torch.as_tensor(predicted)[:, : expected.shape[1]], expected)
+    with model.disable_adapter():
+        base = model.generate(input_ids=ids, max_length=6, num_beams=1, do_sample=False)
+    assert not torch.equal(base, expected)  # the adapter changes what is generated
