@@ -230,6 +230,10 @@ def test_merge_adapter_and_unmerge_restore_the_base_bit_for_bit(case: Case) -> N
     expected = _out(case, model)
     model.merge_adapter()
     torch.testing.assert_close(_out(case, model), expected, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="merged into the base weights: unmerge_adapter"):
+        model.add_adapter("other", _config(case))
+    with pytest.raises(ValueError, match="is merged: unmerge_adapter"):
+        model.project_()
     model.unmerge_adapter()
     after = dict(model.get_base_model().named_parameters())
     assert all(torch.equal(before[n], after[n]) for n in before)

@@ -92,7 +92,8 @@ class DiffPruningTuner(BaseTuner):
         the config's fingerprint (or record it), create its DiffState, set up its head copies.
 
         Raises:
-            ValueError: the config is not a DiffPruningPeftConfig, or no parameter is gated.
+            ValueError: the config is not a DiffPruningPeftConfig, no parameter is gated, or an adapter
+                is merged into the base weights.
             BaseModelMismatchError: the config's ``base_fingerprint`` is not this model's.
         """
         config = self.peft_config[adapter_name]
@@ -101,6 +102,11 @@ class DiffPruningTuner(BaseTuner):
                 f"adapter {adapter_name!r}: expected a DiffPruningPeftConfig, got {type(config).__name__}"
             )
         self._pre_injection_hook(model, config, adapter_name)
+        if self._merged is not None:
+            raise ValueError(
+                f"adapter {self._merged[0]!r} is merged into the base weights: unmerge_adapter() before adding "
+                f"{adapter_name!r}"
+            )
         self._check_new_adapter_config(config)
         names = base_parameter_names(model, config)
         if config.base_fingerprint is not None:
@@ -233,6 +239,8 @@ class DiffPruningTuner(BaseTuner):
     def project_(self, target_sparsity: float | None = None, adapter_name: str | None = None) -> DiffState:
         """Keep the adapter's k = ceil(t * d) largest diff entries and fix its mask (``DiffState.project_``);
         t defaults to the config's ``target_sparsity``. Build a new optimizer afterwards."""
+        if self._merged is not None:
+            raise ValueError(f"adapter {self._merged[0]!r} is merged: unmerge_adapter() before projecting")
         return self.state(adapter_name).project_(target_sparsity)
 
     def optimizer_param_groups(self, adapter_name: str | None = None) -> list[dict[str, Any]]:
