@@ -28,7 +28,7 @@ run_one() {  # GROUP NAME PRECISION SEED: the command of one run
   case "$group" in
     glue) "${deltamix[@]}" diffprune glue --task "$name" --method full --data-dir "$data/glue" \
             --seed "$seed" --precision "$precision" --output-dir "$out" "${common[@]}" ;;
-    scan) "${deltamix[@]}" seqmix scan --split addprim_jump --augment geca+seqmix --steps 1500 "${union[@]}" \
+    scan) "${deltamix[@]}" seqmix scan --split addprim_jump --augment geca+seqmix --max-steps 1500 "${union[@]}" \
             --seed "$seed" --precision "$precision" --output-dir "$out" "${common[@]}" ;;
     geoquery) "${deltamix[@]}" seqmix parse --split query --form logic --data-dir "$data/geoquery" \
             --augment seqmix "${union[@]}" --seed "$seed" --precision "$precision" --output-dir "$out" "${common[@]}" ;;

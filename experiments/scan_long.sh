@@ -34,7 +34,7 @@ for entry in "${queue[@]}"; do
   if [ ! -f "$out/metrics.json" ]; then
     echo "== $(date +%H:%M:%S) scan $split $augment seed $seed ($steps steps)"
     OMP_NUM_THREADS=1 "${deltamix[@]}" seqmix scan --split "$split" --augment "$augment" --seed "$seed" \
-      --steps "$steps" "${extent[@]}" --threads 1 --output-dir "$out"
+      --max-steps "$steps" "${extent[@]}" --threads 1 --output-dir "$out"
   fi
   exec {lock}>&-
 done

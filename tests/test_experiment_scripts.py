@@ -445,7 +445,7 @@ def test_scan_long_runs_four_methods_on_two_splits_and_three_seeds(tmp_path: Pat
     calls = _run(script, fake)
     runs = {(_value(a, "--split"), _value(a, "--augment"), _value(a, "--seed")) for a in calls}
     assert len(calls) == len(runs) == 2 * 4 * 3
-    assert all(_value(a, "--steps") == "6000" for a in calls)
+    assert all(_value(a, "--max-steps") == "6000" for a in calls)
     assert {_value(a, "--augment") for a in calls[:12]} == {"geca", "geca+seqmix"}
     for args in calls:  # the authors' partner extent for the mixing members, nothing for the others
         if "seqmix" in _value(args, "--augment"):

@@ -21,7 +21,7 @@ DELTAMIX = [sys.executable, "-c", "import sys; from deltamix.cli.main import mai
 # A tiny SCAN run: 64 pairs, a 16-unit LSTM, 2 steps per epoch, ~65 steps/s on one loaded core.
 TINY_SCAN = [
     "seqmix", "scan", "--split", "addprim_jump", "--augment", "seqmix", "--seed", "3",
-    "--train-limit", "64", "--test-limit", "16", "--hidden-size", "16", "--embedding-dim", "8",
+    "--train-limit", "64", "--eval-limit", "16", "--hidden-size", "16", "--embedding-dim", "8",
     "--threads", "1",
 ]  # fmt: skip
 T = TypeVar("T")

@@ -19,7 +19,7 @@ BIN = Path(DELTAMIX[0]).parent
 # Dropout 0: each process draws its own dropout masks, so with dropout the runs agree in distribution
 # only. Batch 16 of 64 pairs: 4 full global batches per epoch, 8 rows per process.
 # fp32: the 1e-6 tolerance is float32 summation order; bf16 rounds each process's rows differently.
-ARGS = [*TINY_SCAN, "--dropout", "0", "--batch-size", "16", "--steps", "40", "--checkpoint-interval", "10",
+ARGS = [*TINY_SCAN, "--dropout", "0", "--batch-size", "16", "--max-steps", "40", "--checkpoint-interval", "10",
         "--precision", "fp32", "--threads", "1"]  # fmt: skip
 # Measured: 1.2e-7 (max |difference| of any weight after 40 Adam steps; weights up to 3.3).
 WEIGHT_ATOL = 1e-5

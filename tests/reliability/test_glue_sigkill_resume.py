@@ -39,8 +39,8 @@ def _argv(model: Path, glue: Path, out: Path, results: Path) -> list[str]:
     # 16 examples, batch 8: 2 steps per epoch; L0 stage 3 epochs, fixed-mask stage 2, a checkpoint each epoch.
     return [
         "diffprune", "glue", "--task", "rte", "--model", str(model), "--data-dir", str(glue),
-        "--output-dir", str(out), "--results-dir", str(results), "--max-train-examples", "16",
-        "--max-eval-examples", "16", "--batch-size", "8", "--epochs", "3", "--mask-epochs", "2",
+        "--output-dir", str(out), "--results-dir", str(results), "--train-limit", "16",
+        "--eval-limit", "16", "--batch-size", "8", "--epochs", "3", "--mask-epochs", "2",
         "--lr", "1e-3", "--target-sparsity", "0.01", "--logging-steps", "1", "--max-length", "64",
     ]  # fmt: skip
 

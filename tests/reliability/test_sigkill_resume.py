@@ -23,7 +23,7 @@ STEPS, INTERVAL = 300, 40
 
 
 def _argv(out: Path, results: Path, steps: int = STEPS) -> list[str]:
-    return [*TINY_SCAN, "--steps", str(steps), "--checkpoint-interval", str(INTERVAL),
+    return [*TINY_SCAN, "--max-steps", str(steps), "--checkpoint-interval", str(INTERVAL),
             "--output-dir", str(out), "--results-dir", str(results)]  # fmt: skip
 
 
