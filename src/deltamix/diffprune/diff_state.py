@@ -32,6 +32,12 @@ from deltamix.diffprune.fused import deterministic_delta, expected_l0_chunked, g
 from deltamix.diffprune.hard_concrete import deterministic_gate, prob_nonzero, sample_gate
 from deltamix.diffprune.kept_theta import kept_thetas
 from deltamix.diffprune.projection import num_kept, topk_indices
+from deltamix.diffprune.split_linear import (
+    LowPrecisionBases,
+    autocast_dtype,
+    linear_weight_names,
+    split_linears,
+)
 from deltamix.diffprune.workspace import Workspace
 
 L0_STATE = ("w", "alpha", "group_alpha", MULTIPLIERS_KEY)  # the trainable tensors of the first stage
@@ -143,6 +149,8 @@ class DiffState(nn.Module):
         self._kept_local: list[tuple[Span, Tensor, int, int]] = []
         self._penalty_cache: tuple[Tensor, int, list[bool]] | None = None  # its expected L0 (fused.py)
         self._workspace = Workspace()  # the L0 stage's d-sized per-step tensors (workspace.py)
+        self._low_precision_bases = LowPrecisionBases()  # base weights in bf16 / fp16 (split_linear.py)
+        self._linear_names_cache: tuple[nn.Module, set[str]] | None = None  # (model, its gated linears)
 
     def _check_usable(self) -> None:
         """Raise if this state may not be used any more (a subclass's hook; always usable here)."""
@@ -258,18 +266,33 @@ class DiffState(nn.Module):
         """Call ``model(*args, **kwargs)`` with theta = base + delta in place of its gated parameters.
 
         ``torch.func.functional_call``: nothing is written into ``model``, and its outputs are its own.
+        Under bf16 / fp16 autocast the gated linears compute their base and diff products apart, so
+        the diff is not rounded away (split_linear.py).
         """
         self._check_usable()
         rows = self._embedding_rows(kwargs)
-        params = self.thetas(dict(model.named_parameters()), rows)
-        if rows is None:
-            return functional_call(model, params, args, kwargs, tie_weights=True, strict=False)
-        embedding = self._embedding_rows_of[0]
-        sparse, embedding.sparse = embedding.sparse, True  # a gradient over the looked-up rows only
-        try:
-            return functional_call(model, params, args, kwargs, tie_weights=True, strict=False)
-        finally:
-            embedding.sparse = sparse
+        base = dict(model.named_parameters())
+        params = self.thetas(base, rows)
+        dtype = autocast_dtype(self.diff_device)
+        names = self._linear_names(model) if dtype is not None else set()
+        with split_linears(params, base, names, self._low_precision_bases, dtype):
+            if rows is None:
+                return functional_call(model, params, args, kwargs, tie_weights=True, strict=False)
+            embedding = self._embedding_rows_of[0]
+            sparse, embedding.sparse = embedding.sparse, True  # a gradient over the looked-up rows only
+            try:
+                return functional_call(model, params, args, kwargs, tie_weights=True, strict=False)
+            finally:
+                embedding.sparse = sparse
+
+    def _linear_names(self, model: nn.Module) -> set[str]:
+        """The gated parameters of ``model`` that are nn.Linear weights (split under autocast), cached per model."""
+        cached = self._linear_names_cache
+        if cached is None or cached[0] is not model:
+            gated = {span.name for span in self._spans}
+            cached = (model, linear_weight_names(model) & gated)
+            self._linear_names_cache = cached
+        return cached[1]
 
     def l0_penalty(self) -> Tensor:
         """The expected L0 norm of the gates (a scalar, differentiable in alpha).
@@ -408,6 +431,7 @@ class DiffState(nn.Module):
         # .to()/.cuda() move kept_indices; keep the per-tensor index views on the same device.
         result = super()._apply(fn, recurse)
         self._workspace.clear()  # its buffers may be on the old device or dtype
+        self._low_precision_bases.clear()
         if self.kept_indices is not None:
             self._index_spans()
         return result

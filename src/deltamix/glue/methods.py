@@ -44,22 +44,21 @@ L0_METHODS = ("diffprune", "diffprune-structured")  # the diff methods that lear
 PEFT_METHODS = ("lora", "shira", "supertuning")
 METHODS = (*DENSE_METHODS, *DIFF_METHODS, *PEFT_METHODS)
 # Methods whose bf16 runs matched fp32 on GLUE dev (docs/glue.md, "Training precision"): --precision auto
-# trains them in bf16 where the hardware has it. Diff pruning is left out: a diff of ~1e-3 of a weight
-# is below bf16's resolution once added to the frozen weight before the cast, so autocast can lose it.
+# trains them in bf16 where the hardware has it; the others get fp32 from auto until their parity runs
+# (experiments/precision_parity.sh, group glue) are recorded. --precision bf16 is open to every method:
+# under autocast, diff pruning runs each gated linear's base and diff products apart
+# (deltamix.diffprune.split_linear), so the diff is not rounded away with the frozen weight.
 BF16_PARITY_METHODS: tuple[str, ...] = ()
 
 
 def glue_precision(method: str, precision: str) -> str:
     """The precision (bf16 or fp32) a GLUE run of ``method`` trains in when ``precision`` is asked.
 
+    ``auto`` gives bf16 only for the methods of ``BF16_PARITY_METHODS`` on hardware with native bf16.
+
     Raises:
-        ValueError: bf16 asked for a diff pruning method (its bf16 path would lose the diff).
+        ValueError: an unknown precision.
     """
-    if precision == "bf16" and method in DIFF_METHODS:
-        raise ValueError(
-            f"precision bf16 is not available for {method}: autocast would add the diff (about 1e-3 of a "
-            "weight) to the frozen weight below bf16's resolution; use precision fp32 (auto gives fp32)"
-        )
     if precision == "auto" and method not in BF16_PARITY_METHODS:
         return "fp32"
     return resolve_precision(precision)

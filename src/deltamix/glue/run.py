@@ -315,7 +315,7 @@ class GlueRunConfig:
         check_method(self.method)
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
-        glue_precision(self.method, self.precision)  # raises for bf16 diff pruning
+        glue_precision(self.method, self.precision)  # raises for an unknown precision
         if self.threads is not None and self.threads <= 0:
             raise ValueError(f"threads must be > 0, got {self.threads}")
         if not 0 < self.target_sparsity <= 1:
