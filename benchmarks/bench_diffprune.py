@@ -1,7 +1,14 @@
 """Benchmark of diff pruning: step time and memory vs full fine-tuning, diff file size, task switching time.
 
-Each (model, method) runs in a fresh process so that peak memory (VmHWM, reset after setup) is its
-own. Methods: full fine-tuning (AdamW on every parameter), the L0 stage of diff pruning (and of
+Step times: every method of a table (and each precision of ``--precisions``) is set up in ONE
+process and timed in interleaved rounds (round i starts at method i, so each method runs early and
+late), after ``--warmup`` untimed steps of each; a method's ratio to full fine-tuning (fp32) is paired
+per round (its step over full fine-tuning's step of the same round) and recorded as min / median /
+max with the 1-minute load average of every round. Every method gets the same optimizer construction
+(``torch.optim.AdamW(groups, fused=True)``, clipping at 1.0). PEFT LoRA and SHiRA run at the diff's
+budget (rank r such that their trainable entries, head aside, are about ``--sparsity`` of the gated
+ones). Memory: each (model, method) runs in a fresh process so that peak memory (VmHWM, reset after
+setup) is its own (skipped with ``--no-memory``). Methods: full fine-tuning (AdamW on every parameter), the L0 stage of diff pruning (and of
 structured diff pruning, with a group gate per tensor; and with every input-embedding row computed,
 ``embedding_rows_only=False``, to measure what computing only the looked-up rows saves), the
 fixed-mask stage after projection to the target sparsity, and the non-adaptive baseline's first
@@ -12,6 +19,8 @@ sentences (SST-2's are ~24 tokens) leave the per-parameter work a larger share o
 
     python benchmarks/bench_diffprune.py                      # MiniLM and BERT-base, 8 x 128
     python benchmarks/bench_diffprune.py --models minilm --rounds 7 --seq-len 24 --no-switch
+    python benchmarks/bench_diffprune.py --models minilm --methods full-ft diff-pruning-l0 \
+        diff-pruning-fixed-mask peft-lora peft-shira --precisions fp32 bf16 --no-memory --no-switch
 """
 
 from __future__ import annotations
@@ -37,7 +46,11 @@ METHODS = (
     "diff-pruning-structured-l0",
     "diff-pruning-fixed-mask",
     "nonadaptive-dense-diff",  # the non-adaptive baseline's first stage: theta = base + w, no gates
+    "peft-lora",  # PEFT LoRA on every encoder linear at the diff's budget
+    "peft-shira",  # PEFT SHiRA (sparse high-rank adapter) at the same budget
 )
+PRECISIONS = ("fp32", "bf16")
+PEFT_TARGETS = ["query", "key", "value", "dense"]  # every linear of a BERT encoder (and its pooler)
 MODELS = ("minilm", "bert-base")
 
 
@@ -120,6 +133,9 @@ def _setup(model_name: str, method: str, args: dict[str, Any]) -> dict[str, Any]
     if method == "full-ft":
         runner = model
         groups = [{"params": list(model.parameters()), "lr": 2e-5}]
+    elif method.startswith("peft-"):
+        runner = _peft_model(model, method, args["sparsity"])
+        groups = [{"params": [p for p in runner.parameters() if p.requires_grad], "lr": 2e-4}]
     else:
         runner = DiffPruningModel(model, config)
         if method == "diff-pruning-fixed-mask":
@@ -139,14 +155,43 @@ def _setup(model_name: str, method: str, args: dict[str, Any]) -> dict[str, Any]
     }
 
 
-def _step(setup: dict[str, Any], before_zero_grad=None) -> tuple[float, float]:
-    """One training step (forward, backward, clipping, AdamW); returns (wall, cpu) seconds."""
+def _peft_model(model, method: str, sparsity: float):
+    """``model`` with a PEFT LoRA / SHiRA adapter on every encoder linear, of the rank r whose
+    trainable entries (r * (in + out) per linear for both) are closest to ``sparsity`` of the
+    parameters diff pruning gates (all but the head); the head trains densely (``modules_to_save``)."""
+    from peft import LoraConfig, ShiraConfig, get_peft_model
+    from torch import nn
+
+    gated = sum(p.numel() for name, p in model.named_parameters() if not name.startswith("classifier"))
+    per_rank = sum(
+        m.in_features + m.out_features
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Linear) and name.split(".")[-1] in PEFT_TARGETS
+    )
+    rank = max(1, round(sparsity * gated / per_rank))
+    kind = LoraConfig if method == "peft-lora" else ShiraConfig
+    config = kind(r=rank, target_modules=PEFT_TARGETS, modules_to_save=["classifier"])
+    return get_peft_model(model, config)
+
+
+def _label(method: str, precision: str) -> str:
+    """A timing row's name: the method, with ``-bf16`` for bf16 autocast."""
+    return method if precision == "fp32" else f"{method}-{precision}"
+
+
+def _step(setup: dict[str, Any], before_zero_grad=None, precision: str = "fp32") -> tuple[float, float]:
+    """One training step (forward, backward, clipping, AdamW); returns (wall, cpu) seconds.
+
+    ``precision`` bf16 runs the forward pass (and so the backward's products) under CPU bf16 autocast,
+    as Trainer's ``bf16`` does; parameters, gradients and the optimizer stay fp32.
+    """
     import torch
 
     t0, c0 = time.perf_counter(), time.process_time()
-    loss = setup["runner"](**setup["batch"]).loss
-    if setup["method"].endswith("-l0"):
-        loss = loss + setup["config"].l0_lambda * setup["runner"].l0_penalty()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        loss = setup["runner"](**setup["batch"]).loss
+        if setup["method"].endswith("-l0"):
+            loss = loss + setup["config"].l0_lambda * setup["runner"].l0_penalty()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(setup["trainable"], 1.0)
     setup["optimizer"].step()
@@ -157,22 +202,38 @@ def _step(setup: dict[str, Any], before_zero_grad=None) -> tuple[float, float]:
 
 
 def interleaved_timing(model_name: str, methods: list[str], args: dict[str, Any]) -> dict[str, Any]:
-    """Step times of all methods in one process, interleaved round by round (fair under varying load)."""
+    """Step times of all methods (x precisions) in one process, interleaved round by round.
+
+    Returns ``{"times": {label: {"wall": [...], "cpu": [...]}}, "ratios": {label: [...]},
+    "load_averages": [...]}``: ``ratios`` pairs each round's step with full fine-tuning's (fp32) step
+    of the same round, so load that changes between rounds cancels; ``load_averages`` holds the
+    1-minute load average after each round.
+    """
     import torch
 
     torch.set_num_threads(args["threads"])
     setups = {method: _setup(model_name, method, args) for method in methods}
-    for setup in setups.values():
+    rows = [(method, precision) for method in methods for precision in args["precisions"]]
+    labels = [_label(method, precision) for method, precision in rows]
+    for method, precision in rows:  # warm-up: untimed
         for _ in range(args["warmup"]):
-            _step(setup)
-    times: dict[str, dict[str, list[float]]] = {m: {"wall": [], "cpu": []} for m in methods}
+            _step(setups[method], precision=precision)
+    times: dict[str, dict[str, list[float]]] = {label: {"wall": [], "cpu": []} for label in labels}
+    loads = []
     for round_index in range(args["rounds"] if model_name == "minilm" else args["bert_base_rounds"]):
-        order = methods[round_index % len(methods) :] + methods[: round_index % len(methods)]
-        for method in order:
-            wall, cpu = _step(setups[method])
-            times[method]["wall"].append(wall)
-            times[method]["cpu"].append(cpu)
-    return {"times": times, "load_average": os.getloadavg()[0]}
+        shift = round_index % len(rows)
+        for method, precision in rows[shift:] + rows[:shift]:
+            wall, cpu = _step(setups[method], precision=precision)
+            times[_label(method, precision)]["wall"].append(wall)
+            times[_label(method, precision)]["cpu"].append(cpu)
+        loads.append(os.getloadavg()[0])
+    ratios = {}
+    if "full-ft" in times:
+        reference = times["full-ft"]["wall"]
+        ratios = {
+            label: [a / b for a, b in zip(t["wall"], reference, strict=True)] for label, t in times.items()
+        }
+    return {"times": times, "ratios": ratios, "load_averages": loads, "load_average": statistics.mean(loads)}
 
 
 def measure(model_name: str, method: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -199,7 +260,9 @@ def measure(model_name: str, method: str, args: dict[str, Any]) -> dict[str, Any
     # The floor: frozen base + each trainable tensor 4 times (value, gradient, AdamW's two moments).
     trainable_numel = sum(p.numel() for p in setup["trainable"])
     frozen_numel = num_params - (
-        trainable_numel if method == "full-ft" else sum(p.numel() for p in runner.dense_parameters())
+        trainable_numel
+        if method == "full-ft" or method.startswith("peft-")
+        else sum(p.numel() for p in runner.dense_parameters())
     )
     floor = 4 * (frozen_numel + 4 * trainable_numel) + sum(
         b.numel() * b.element_size() for b in model.buffers()
@@ -218,7 +281,7 @@ def measure(model_name: str, method: str, args: dict[str, Any]) -> dict[str, Any
         "reused_buffer_bytes": state["reused"],
         "floor_bytes": floor,
     }
-    if method not in ("full-ft", "nonadaptive-dense-diff"):  # no sparse diff to store yet
+    if method in ("diff-pruning-l0", "diff-pruning-fixed-mask"):  # the others store no sparse diff
         result.update(_diff_measurements(model_name, runner, args))
     return result
 
@@ -420,43 +483,58 @@ def _records(
     by_key = {(r["model"], r["method"]): r for r in results}
     for model_name in args["models"]:
         full = by_key.get((model_name, "full-ft"))
-        times = timings.get(model_name, {}).get("times", {})
-        median = {m: {k: statistics.median(v) for k, v in t.items()} for m, t in times.items()}
+        timing = timings.get(model_name, {})
+        times, ratios = timing.get("times", {}), timing.get("ratios", {})
         for method in METHODS:
-            r = by_key.get((model_name, method))
-            if r is None or method not in median:
-                continue
-            metrics = {
-                "step_s": median[method]["wall"],
-                "step_cpu_s": median[method]["cpu"],
-                "peak_rss_mb": r["peak_rss_mb"],
-                "state_mb": r["state_bytes"] / 2**20,
-                "state_over_floor": r["state_bytes"] / r["floor_bytes"],
-                "reused_buffers_mb": r["reused_buffer_bytes"] / 2**20,
-                "trainable_params": r["trainable_params"],
-                "load_average": timings[model_name]["load_average"],
-            }
-            if full is not None and "full-ft" in median:
-                metrics["step_vs_full"] = median[method]["wall"] / median["full-ft"]["wall"]
-                metrics["cpu_vs_full"] = median[method]["cpu"] / median["full-ft"]["cpu"]
-                metrics["peak_vs_full"] = r["peak_rss_mb"] / full["peak_rss_mb"]
-                if r["peak_increment_mb"] is not None:
-                    metrics["peak_increment_mb"] = r["peak_increment_mb"]
-            records.append(
-                make_record(
-                    "bench",
-                    _train_task(model_name, args["seq_len"]),
-                    method,
-                    args["seed"],
-                    metrics,
-                    "step_vs_full" if "step_vs_full" in metrics else "step_s",
-                    args,
-                    model=model_name,
-                    train_seconds=sum(times[method]["wall"]),
-                    step_seconds_all=times[method]["wall"],
-                    step_cpu_seconds_all=times[method]["cpu"],
+            for precision in PRECISIONS:
+                label = _label(method, precision)
+                if label not in times:
+                    continue
+                wall, cpu = times[label]["wall"], times[label]["cpu"]
+                metrics: dict[str, Any] = {
+                    "step_s": statistics.median(wall),
+                    "step_cpu_s": statistics.median(cpu),
+                }
+                if label in ratios:  # paired with full fine-tuning (fp32) round by round
+                    paired = ratios[label]
+                    metrics.update(
+                        step_vs_full=statistics.median(paired),
+                        step_vs_full_min=min(paired),
+                        step_vs_full_max=max(paired),
+                        cpu_vs_full=statistics.median(timing["cpu_ratios"][label]),
+                    )
+                metrics.update(
+                    load_average=timing["load_average"],
+                    load_average_max=max(timing["load_averages"]),
+                    threads=args["threads"],
                 )
-            )
+                r = by_key.get((model_name, method)) if precision == "fp32" else None
+                if r is not None:  # the fresh-process memory run of this method
+                    metrics.update(
+                        peak_rss_mb=r["peak_rss_mb"],
+                        state_mb=r["state_bytes"] / 2**20,
+                        state_over_floor=r["state_bytes"] / r["floor_bytes"],
+                        trainable_params=r["trainable_params"],
+                    )
+                    if full is not None:
+                        metrics["peak_vs_full"] = r["peak_rss_mb"] / full["peak_rss_mb"]
+                records.append(
+                    make_record(
+                        "bench",
+                        _train_task(model_name, args["seq_len"]),
+                        label,
+                        args["seed"],
+                        metrics,
+                        "step_vs_full" if "step_vs_full" in metrics else "step_s",
+                        args,
+                        model=model_name,
+                        train_seconds=sum(wall),
+                        step_seconds_all=wall,
+                        step_cpu_seconds_all=cpu,
+                        step_vs_full_all=ratios.get(label),
+                        load_averages=timing["load_averages"],
+                    )
+                )
         fixed = by_key.get((model_name, "diff-pruning-fixed-mask")) or by_key.get(
             (model_name, "diff-pruning-l0")
         )
@@ -520,7 +598,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bert-base-rounds", type=int, default=2, help="timed steps per method on bert-base")
     parser.add_argument("--memory-steps", type=int, default=2, help="steps of the per-method memory runs")
     parser.add_argument("--sparsity", type=float, default=0.005)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads of every process (default 1: the figures' setting)",
+    )
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        choices=PRECISIONS,
+        default=["fp32"],
+        help="bf16: CPU bf16 autocast rows too",
+    )
+    parser.add_argument(
+        "--no-memory", dest="memory", action="store_false", help="skip the fresh-process memory runs"
+    )
     parser.add_argument("--switch-reps", type=int, default=30)
     parser.add_argument(
         "--no-switch", dest="switch", action="store_false", help="skip apply/revert/switch timing"
@@ -557,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, Any] = {}
     for model_name in [] if args.gate_only or args.switch_only else args.models:
         run_args = dict(settings, switch=args.switch and model_name == "minilm")
-        for method in args.methods:
+        for method in args.methods if args.memory else []:
             with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
                 result = pool.submit(measure, model_name, method, run_args).result()
             results.append(result)
@@ -575,8 +668,15 @@ def main(argv: list[str] | None = None) -> int:
             timings[model_name] = pool.submit(
                 interleaved_timing, model_name, list(args.methods), run_args
             ).result()
-        for method, t in timings[model_name]["times"].items():
-            logger.info("%s %s: steps %s s", model_name, method, [round(x, 2) for x in t["wall"]])
+        for label, t in timings[model_name]["times"].items():
+            paired = timings[model_name]["ratios"].get(label, [])
+            logger.info(
+                "%s %s: steps %s s, vs full FT %s",
+                model_name,
+                label,
+                [round(x, 3) for x in t["wall"]],
+                [round(x, 2) for x in paired],
+            )
     records = _records(results, timings, settings)
     if args.switch_only:
         records += _switch_only(settings)
