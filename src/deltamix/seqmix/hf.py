@@ -97,20 +97,29 @@ class HFSeq2SeqAdapter(nn.Module):
         Returns:
             FloatTensor [B, T, V], log-softmax of the LM head's logits.
         """
+        out = self.model(**self.model_inputs(src, tgt_in))
+        return torch.log_softmax(out.logits.float(), dim=-1)
+
+    def model_inputs(self, src: MixedTokens, tgt_in: MixedTokens) -> dict[str, Tensor | bool]:
+        """The keyword arguments of the wrapped model's forward for (possibly mixed) tokens: embeddings
+        ``inputs_embeds`` [B, S, D] and ``decoder_inputs_embeds`` [B, T, D] with their attention masks.
+
+        What `forward` calls the model with; a caller that must run the model through a wrapper of its
+        own (DDP, accelerate: `deltamix.seqmix.hf_trainer`) calls that wrapper with these.
+        """
         encoder_embedding = self.model.get_encoder().get_input_embeddings()
         decoder_embedding = self.model.get_decoder().get_input_embeddings()
         # The first decoder position always holds the start token (for T5 the pad id), so it stays
         # visible; trailing pads only affect their own (ignored) positions under the causal mask.
         decoder_mask = tgt_in.mask.clone()
         decoder_mask[:, 0] = True
-        out = self.model(
-            inputs_embeds=self._embed(encoder_embedding, src, keep_first=False),
-            attention_mask=src.mask.long(),
-            decoder_inputs_embeds=self._embed(decoder_embedding, tgt_in, keep_first=True),
-            decoder_attention_mask=decoder_mask.long(),
-            use_cache=False,
-        )
-        return torch.log_softmax(out.logits.float(), dim=-1)
+        return {
+            "inputs_embeds": self._embed(encoder_embedding, src, keep_first=False),
+            "attention_mask": src.mask.long(),
+            "decoder_inputs_embeds": self._embed(decoder_embedding, tgt_in, keep_first=True),
+            "decoder_attention_mask": decoder_mask.long(),
+            "use_cache": False,
+        }
 
     @torch.no_grad()
     def generate(
