@@ -47,9 +47,34 @@ def test_targets_table_uses_the_latest_record_and_says_met_or_missed(tmp_path) -
     seqmix = make_record(
         "bench", "seqmix-step-time", "seqmix", 0, {"step_time_ratio": 1.08}, "step_time_ratio", {}
     )
-    text = bench.render([l0(1.4), l0(1.26), seqmix], tmp_path)
+    text = bench.render([l0(1.4), l0(1.06), seqmix], tmp_path)
     cores = l0(1.0)["hardware"]["cpu_count"]
-    assert f"| L0 step vs full fine-tuning, MiniLM | 1.260 | ≤ 1.3 | met | 2.5 / {cores} |" in text
+    assert f"| L0 step vs full fine-tuning, MiniLM | 1.060 | ≤ 1.1 | met | 2.5 / {cores} |" in text
     assert "| SeqMix step vs no augmentation | 1.080 | ≤ 1.05 | **missed** | – |" in text
     assert "BERT-base" not in text.split("### ")[0]  # no record, no row
     assert bench.targets_table([]) is None
+
+
+def test_paired_ratio_spread_is_one_cell_and_a_target_can_be_another_method(tmp_path) -> None:
+    from deltamix.report import bench
+
+    def row(method: str, median: float, low: float, high: float) -> dict:
+        metrics = {
+            "step_vs_full": median,
+            "step_vs_full_min": low,
+            "step_vs_full_max": high,
+            "load_average_max": 3.0,
+        }
+        return make_record("bench", "diffprune-train-minilm-seq24", method, 0, metrics, "step_vs_full", {})
+
+    records = [row("diff-pruning-fixed-mask", 0.7, 0.65, 0.8), row("peft-lora", 0.68, 0.6, 0.75)]
+    text = bench.render(records, tmp_path)
+    table = text.split("### diffprune-train-minilm-seq24")[1]
+    assert "| method | step_vs_full | load_average_max | model | runs |" in table
+    assert "| diff-pruning-fixed-mask | 0.700 (0.650–0.800) | 3.000 |" in table
+    assert (
+        "| fixed-mask step vs full FT, MiniLM, 8 x 24 tokens | 0.700 (0.650–0.800) | ≤ peft-lora (0.680) | **missed** |"
+        in text
+    )
+    records[1] = row("peft-lora", 0.72, 0.6, 0.75)
+    assert "≤ peft-lora (0.720) | met |" in bench.render(records, tmp_path)

@@ -1,7 +1,9 @@
 """The benchmarks section of results/README.md: one table per benchmark (record ``task``), rows = methods.
 
 Generic over benchmarks: columns are the union of the records' metric names in first-seen order;
-for each (task, method) the latest record is shown, with the number of runs recorded.
+for each (task, method) the latest record is shown, with the number of runs recorded. A metric ``m``
+recorded with ``m_min`` and ``m_max`` (a paired ratio's spread over rounds, bench_diffprune.py) is
+shown in one cell as ``median (min–max)``.
 """
 
 from __future__ import annotations
@@ -33,17 +35,28 @@ def _format(value: Any) -> str:
 
 
 # The performance targets of the issues: (benchmark task, method, metric, what it measures, at most).
+# "at most" is a number, or the name of another method of the same task whose metric is the bound.
 TARGETS = (
-    ("diffprune-train-minilm", "diff-pruning-l0", "step_vs_full", "L0 step vs full fine-tuning, MiniLM", 1.3),
+    ("diffprune-train-minilm", "diff-pruning-l0", "step_vs_full", "L0 step vs full fine-tuning, MiniLM", 1.1),
     ("diffprune-train-minilm-seq24", "diff-pruning-l0", "step_vs_full", "L0 step vs full fine-tuning, MiniLM, 8 x 24 tokens", 1.3),
-    ("diffprune-train-bert-base", "diff-pruning-l0", "step_vs_full", "L0 step vs full fine-tuning, BERT-base", 1.3),
-    ("diffprune-train-minilm", "diff-pruning-fixed-mask", "step_vs_full", "fixed-mask step vs full FT, MiniLM", 1.1),
-    ("diffprune-train-minilm-seq24", "diff-pruning-fixed-mask", "step_vs_full", "fixed-mask step vs full FT, MiniLM, 8 x 24 tokens", 1.1),
+    ("diffprune-train-bert-base", "diff-pruning-l0", "step_vs_full", "L0 step vs full fine-tuning, BERT-base", 1.1),
+    ("diffprune-train-minilm", "diff-pruning-l0-bf16", "step_vs_full", "L0 step in bf16 vs full FT in fp32, MiniLM", 0.7),
+    ("diffprune-train-minilm-seq24", "diff-pruning-l0-bf16", "step_vs_full", "L0 step in bf16 vs full FT in fp32, MiniLM, 8 x 24 tokens", 0.7),
+    ("diffprune-train-minilm", "diff-pruning-fixed-mask", "step_vs_full", "fixed-mask step vs full FT, MiniLM", "peft-lora"),
+    ("diffprune-train-minilm-seq24", "diff-pruning-fixed-mask", "step_vs_full", "fixed-mask step vs full FT, MiniLM, 8 x 24 tokens", "peft-lora"),
     ("diffprune-train-bert-base", "diff-pruning-fixed-mask", "step_vs_full", "fixed-mask step vs full FT, BERT-base", 1.1),
     ("diffprune-file-minilm", "lossless", "bytes_per_nnz", "diff file bytes per non-zero (lossless)", 6.0),
     ("diffprune-switch-minilm", "switch", "ms", "task switch on MiniLM (ms)", 10.0),
     ("seqmix-step-time", "seqmix", "step_time_ratio", "SeqMix step vs no augmentation", 1.05),
 )  # fmt: skip
+
+
+def _with_spread(metrics: dict[str, Any], name: str) -> str:
+    """``metrics[name]``, followed by ``(min–max)`` where ``name_min`` and ``name_max`` are recorded."""
+    low, high = metrics.get(f"{name}_min"), metrics.get(f"{name}_max")
+    if low is None or high is None or metrics.get(name) is None:
+        return _format(metrics.get(name))
+    return f"{_format(metrics[name])} ({_format(low)}–{_format(high)})"
 
 
 def _load(record: dict[str, Any]) -> str:
@@ -67,12 +80,19 @@ def targets_table(records: list[dict[str, Any]]) -> str | None:
         value = record.get("metrics", {}).get(metric)
         if value is None:
             continue
-        verdict = "met" if value <= limit else "**missed**"
+        if isinstance(limit, str):  # another method's figure of the same benchmark
+            bound = latest.get((task, limit), {}).get("metrics", {}).get(metric)
+            if bound is None:
+                continue
+            goal = f"≤ {limit} ({_format(bound)})"
+        else:
+            bound, goal = limit, f"≤ {limit:g}"
+        verdict = "met" if value <= bound else "**missed**"
         rows.append(
             [
                 label,
-                _format(value),
-                f"≤ {limit:g}",
+                _with_spread(record.get("metrics", {}), metric),
+                goal,
                 verdict,
                 _load(record),
                 str(record.get("finished_at", "–"))[:10],
@@ -100,12 +120,20 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
             for name in record.get("metrics", {}):
                 if name not in metric_names:
                     metric_names.append(name)
+        spread = {
+            n[: -len("_min")] for n in metric_names if n.endswith("_min") and n[:-4] + "_max" in metric_names
+        }
+        metric_names = [
+            n
+            for n in metric_names
+            if n.removesuffix("_min").removesuffix("_max") not in spread or n in spread
+        ]
         if len(metric_names) <= MAX_METRIC_COLUMNS:
             header = ["method", *metric_names, "model", "runs"]
             rows = [
                 [
                     method,
-                    *(_format(r.get("metrics", {}).get(n)) for n in metric_names),
+                    *(_with_spread(r.get("metrics", {}), n) for n in metric_names),
                     _format(r.get("model")),
                     str(runs[method]),
                 ]
@@ -114,7 +142,7 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
         else:  # too many metrics for one row: one row per metric, one column per method
             header = ["metric", *latest]
             rows = [
-                [name, *(_format(r.get("metrics", {}).get(name)) for r in latest.values())]
+                [name, *(_with_spread(r.get("metrics", {}), name) for r in latest.values())]
                 for name in metric_names
             ]
             rows.append(["model", *(_format(r.get("model")) for r in latest.values())])
