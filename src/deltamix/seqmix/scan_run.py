@@ -38,8 +38,8 @@ from deltamix.seqmix.config import (
     resolve_partner_extent,
 )
 from deltamix.seqmix.trainer import (
-    Seq2SeqTrainer,
     Seq2SeqTrainingConfig,
+    Seq2SeqTrainingLoop,
     distributed_cpu,
 )
 
@@ -312,7 +312,7 @@ def run_scan(config: ScanRunConfig) -> ScanRunResult:
         augmenter = SeqMixAugmenter(
             seqmix, vocab.pad_id, vocab.unk_id, len(vocab), special_ids=(vocab.bos_id, vocab.eos_id)
         )
-    trainer = Seq2SeqTrainer(model, vocab, config.training, train, out, augmenter=augmenter)
+    trainer = Seq2SeqTrainingLoop(model, vocab, config.training, train, out, augmenter=augmenter)
     logger.info(
         "SCAN %s, %s, %s: %d training pairs (%d from GECA), %d test pairs, %d steps/epoch, %d threads",
         config.split, config.augment, config.model, len(train), len(train) - num_original, len(test),

@@ -732,8 +732,8 @@ def run_text(config: TextRunConfig) -> TextRunResult:
     from deltamix.seqmix.augment import SeqMixAugmenter
     from deltamix.seqmix.config import SeqMixConfig
     from deltamix.seqmix.trainer import (
-        Seq2SeqTrainer,
         Seq2SeqTrainingConfig,
+        Seq2SeqTrainingLoop,
         distributed_cpu,
     )
 
@@ -813,7 +813,7 @@ def run_text(config: TextRunConfig) -> TextRunResult:
             len(tokenizer),
             special_ids=(tokenizer.bos_id, tokenizer.eos_id),
         )
-    trainer = Seq2SeqTrainer(model, tokenizer, training, train, out, augmenter=augmenter)
+    trainer = Seq2SeqTrainingLoop(model, tokenizer, training, train, out, augmenter=augmenter)
     num_params = sum(p.numel() for p in model.parameters())
     logger.info(
         "%s, %s, %s: %d train / %d valid / %d test pairs, vocabulary %d, %d parameters, %d steps/epoch, %d threads",

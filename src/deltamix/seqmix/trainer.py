@@ -3,7 +3,7 @@
 API
 ---
 >>> config = Seq2SeqTrainingConfig(max_steps=2000, batch_size=32, learning_rate=1e-3)  # doctest: +SKIP
->>> trainer = Seq2SeqTrainer(model, tokenizer, config, train_pairs, "runs/x", augmenter=augmenter)
+>>> trainer = Seq2SeqTrainingLoop(model, tokenizer, config, train_pairs, "runs/x", augmenter=augmenter)
 >>> state = trainer.train()                  # resumes from runs/x/checkpoint; a finished run is a no-op
 >>> metrics, predictions = trainer.evaluate(test_pairs)   # {"exact_match": ..., ...}, decoded texts
 >>> trainer.save_model("runs/x/model")       # model.safetensors + config.json + vocab/tokenizer.json
@@ -42,6 +42,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -194,8 +195,12 @@ def plain_batch(src_ids: Tensor, tgt_in: Tensor, labels: Tensor, pad_id: int) ->
     )
 
 
-class Seq2SeqTrainer:
-    """Train and evaluate one seq2seq model in one output folder (see the module docstring)."""
+class Seq2SeqTrainingLoop:
+    """Train and evaluate one seq2seq model in one output folder (see the module docstring).
+
+    Named apart from ``transformers.Seq2SeqTrainer``, which `deltamix.seqmix.hf_trainer` extends with
+    SeqMix; ``Seq2SeqTrainer`` in this module is a deprecated alias of this class.
+    """
 
     def __init__(
         self,
@@ -819,3 +824,17 @@ def load_model(directory: str | Path) -> tuple[nn.Module, Any]:
     if not names:
         raise DataFormatError(directory, f"no {TOKENIZER_FILE} or {VOCABULARY_FILE} beside the model")
     return model, load_tokenizer(directory / names[0])
+
+
+def __getattr__(name: str) -> Any:
+    # The loop's name in deltamix 0.1.0 (it clashed with transformers.Seq2SeqTrainer): kept for one
+    # release, the same class, with a DeprecationWarning on use.
+    if name == "Seq2SeqTrainer":
+        warnings.warn(
+            "deltamix.seqmix.trainer.Seq2SeqTrainer is renamed Seq2SeqTrainingLoop; the old name goes "
+            "in the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return Seq2SeqTrainingLoop
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
