@@ -1,7 +1,7 @@
 """Benchmark: seq2seq training throughput (target tokens per second) of precision, threads and batching.
 
 For each recipe (Multi30k transformer-small, SCAN LSTM, GeoQuery LSTM) and each configuration, one
-`Seq2SeqTrainer` of the same initial weights trains on its own real batches (SeqMix on, as the runs
+`Seq2SeqTrainingLoop` of the same initial weights trains on its own real batches (SeqMix on, as the runs
 do); every configuration runs in this one process, in interleaved rounds whose order rotates, so the
 machine's load affects them alike. A round gives each configuration ``--steps`` optimizer steps
 (augmentation, forward, loss, backward, clipping, AdamW) and measures its target tokens per second;
@@ -40,7 +40,7 @@ from deltamix.seqmix.config import SeqMixConfig
 from deltamix.seqmix.scan_run import build_model as build_scan_model
 from deltamix.seqmix.text_run import TASK_DEFAULTS, TextRunConfig
 from deltamix.seqmix.text_run import build_model as build_text_model
-from deltamix.seqmix.trainer import Seq2SeqTrainer, Seq2SeqTrainingConfig
+from deltamix.seqmix.trainer import Seq2SeqTrainingConfig, Seq2SeqTrainingLoop
 from run_options import append_bench_record
 
 logger = logging.getLogger("bench_throughput")
@@ -119,7 +119,7 @@ def settings_of(recipe: Recipe, cores: int) -> dict[str, Setting]:
     }
 
 
-def make_trainer(recipe: Recipe, setting: Setting, folder: Path) -> Seq2SeqTrainer:
+def make_trainer(recipe: Recipe, setting: Setting, folder: Path) -> Seq2SeqTrainingLoop:
     """A trainer of the recipe's initial weights (a copy) with ``setting``, SeqMix on."""
     config = Seq2SeqTrainingConfig(
         max_steps=10**9,
@@ -133,7 +133,9 @@ def make_trainer(recipe: Recipe, setting: Setting, folder: Path) -> Seq2SeqTrain
     augmenter = SeqMixAugmenter(
         SeqMixConfig(variant="seqmix"), tok.pad_id, tok.unk_id, len(tok), special_ids=(tok.bos_id, tok.eos_id)
     )
-    return Seq2SeqTrainer(copy.deepcopy(recipe.model), tok, config, recipe.pairs, folder, augmenter=augmenter)
+    return Seq2SeqTrainingLoop(
+        copy.deepcopy(recipe.model), tok, config, recipe.pairs, folder, augmenter=augmenter
+    )
 
 
 def measure_recipe(recipe: Recipe, args: argparse.Namespace, cores: int) -> dict[str, dict[str, float]]:

@@ -1,7 +1,7 @@
 """Benchmark: resident memory (RSS) over a long SeqMix SCAN training run, to show that memory stays flat.
 
 Trains the SCAN LSTM (small: hidden 64, embeddings 32) with SeqMix on addprim_jump for several thousand
-steps through the real `Seq2SeqTrainer` (checkpoints every 500 steps, logging, the bucketed loader) on
+steps through the real `Seq2SeqTrainingLoop` (checkpoints every 500 steps, logging, the bucketed loader) on
 one thread, reads VmRSS from /proc/self/status every ``--sample-every`` steps, and records the start
 (after the first sample window), median, end and peak RSS and the least-squares slope of RSS against
 steps over the second half of the run (MiB per 1000 steps; a leak shows as a clearly positive slope).
@@ -27,7 +27,7 @@ from deltamix.records import append_record, make_record
 from deltamix.seqmix.augment import SeqMixAugmenter
 from deltamix.seqmix.config import SeqMixConfig
 from deltamix.seqmix.scan_run import build_model
-from deltamix.seqmix.trainer import Seq2SeqTrainer, Seq2SeqTrainingConfig
+from deltamix.seqmix.trainer import Seq2SeqTrainingConfig, Seq2SeqTrainingLoop
 
 
 def rss_mib() -> float:
@@ -72,7 +72,7 @@ def main() -> None:
     )
     samples: list[tuple[int, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Seq2SeqTrainer(model, vocab, config, train, tmp, augmenter=augmenter)
+        trainer = Seq2SeqTrainingLoop(model, vocab, config, train, tmp, augmenter=augmenter)
         step_fn = trainer.train_step
 
         def sampled_step(batch, step):  # wraps one step: sample RSS every --sample-every steps

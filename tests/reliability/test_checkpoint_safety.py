@@ -17,7 +17,7 @@ from deltamix.errors import DataFormatError, DeltamixError
 from deltamix.models.lstm import LSTMSeq2Seq, LSTMSeq2SeqConfig
 from deltamix.seqmix.augment import SeqMixAugmenter
 from deltamix.seqmix.config import SeqMixConfig
-from deltamix.seqmix.trainer import Seq2SeqTrainer, Seq2SeqTrainingConfig
+from deltamix.seqmix.trainer import Seq2SeqTrainingConfig, Seq2SeqTrainingLoop
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def data() -> tuple[list[tuple[str, str]], Vocabulary]:
     return train, Vocabulary.build(text for pair in train for text in pair)
 
 
-def _trainer(data, out: Path, **overrides) -> Seq2SeqTrainer:
+def _trainer(data, out: Path, **overrides) -> Seq2SeqTrainingLoop:
     train, vocab = data
     torch.manual_seed(0)
     model = LSTMSeq2Seq(LSTMSeq2SeqConfig(vocab_size=len(vocab), hidden_size=8, embedding_dim=4))
@@ -35,12 +35,12 @@ def _trainer(data, out: Path, **overrides) -> Seq2SeqTrainer:
     augmenter = SeqMixAugmenter(
         SeqMixConfig(variant="seqmix"), vocab.pad_id, vocab.unk_id, len(vocab), (1, 2)
     )
-    return Seq2SeqTrainer(
+    return Seq2SeqTrainingLoop(
         model, vocab, Seq2SeqTrainingConfig(**{**settings, **overrides}), train, out, augmenter=augmenter
     )
 
 
-def _weights(trainer: Seq2SeqTrainer) -> dict[str, torch.Tensor]:
+def _weights(trainer: Seq2SeqTrainingLoop) -> dict[str, torch.Tensor]:
     return trainer.accelerator.unwrap_model(trainer.model).state_dict()
 
 

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from deltamix.io import read_jsonl
 from deltamix.seqmix.text_run import TextRunConfig, run_text
-from deltamix.seqmix.trainer import Seq2SeqTrainer
+from deltamix.seqmix.trainer import Seq2SeqTrainingLoop
 
 PAIRS = [("walk twice", "WALK WALK"), ("jump", "JUMP"), ("walk", "WALK"), ("jump twice", "JUMP JUMP")] * 2
 
@@ -37,7 +37,7 @@ def _scripted_losses(monkeypatch, losses: list[float], fail_at: int | None = Non
             raise KeyboardInterrupt
         return losses[len(calls) - 1]
 
-    monkeypatch.setattr(Seq2SeqTrainer, "validation_loss", fake)
+    monkeypatch.setattr(Seq2SeqTrainingLoop, "validation_loss", fake)
     return calls
 
 
@@ -82,15 +82,15 @@ def test_a_run_killed_as_it_stopped_early_finishes_with_its_trained_weights(
     _scripted_losses(monkeypatch, losses)
     straight = run_text(_config(tmp_path, "straight"))
     _scripted_losses(monkeypatch, losses)
-    finish = Seq2SeqTrainer.finish
+    finish = Seq2SeqTrainingLoop.finish
 
     def killed(self, state):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Seq2SeqTrainer, "finish", killed)
+    monkeypatch.setattr(Seq2SeqTrainingLoop, "finish", killed)
     with pytest.raises(KeyboardInterrupt):
         run_text(_config(tmp_path, "resumed"))
-    monkeypatch.setattr(Seq2SeqTrainer, "finish", finish)
+    monkeypatch.setattr(Seq2SeqTrainingLoop, "finish", finish)
     resumed = run_text(_config(tmp_path, "resumed"))  # every loss is logged: it finishes at once
     assert resumed.metrics["epochs"] == straight.metrics["epochs"] == 4
     a = load_file(str(tmp_path / "straight" / "model" / "model.safetensors"))

@@ -17,7 +17,7 @@ from deltamix.models.lstm import LSTMSeq2Seq, LSTMSeq2SeqConfig
 from deltamix.seqmix.augment import SeqMixAugmenter
 from deltamix.seqmix.config import SeqMixConfig
 from deltamix.seqmix.scan_run import ScanRunConfig, run_scan
-from deltamix.seqmix.trainer import Seq2SeqTrainer, Seq2SeqTrainingConfig, load_model
+from deltamix.seqmix.trainer import Seq2SeqTrainingConfig, Seq2SeqTrainingLoop, load_model
 
 TINY = {"hidden_size": 16, "embedding_dim": 8}
 
@@ -30,7 +30,7 @@ def scan_slice() -> tuple[list[tuple[str, str]], list[tuple[str, str]], Vocabula
     return train, test[:10], vocab
 
 
-def _trainer(scan_slice, out: Path, seed: int = 0, **overrides) -> Seq2SeqTrainer:
+def _trainer(scan_slice, out: Path, seed: int = 0, **overrides) -> Seq2SeqTrainingLoop:
     train, _, vocab = scan_slice
     torch.manual_seed(seed)
     model = LSTMSeq2Seq(LSTMSeq2SeqConfig(vocab_size=len(vocab), **TINY, dropout=0.5))
@@ -39,10 +39,10 @@ def _trainer(scan_slice, out: Path, seed: int = 0, **overrides) -> Seq2SeqTraine
     augmenter = SeqMixAugmenter(
         SeqMixConfig(variant="seqmix"), vocab.pad_id, vocab.unk_id, len(vocab), (1, 2)
     )
-    return Seq2SeqTrainer(model, vocab, config, train, out, augmenter=augmenter)
+    return Seq2SeqTrainingLoop(model, vocab, config, train, out, augmenter=augmenter)
 
 
-def _weights(trainer: Seq2SeqTrainer) -> dict[str, torch.Tensor]:
+def _weights(trainer: Seq2SeqTrainingLoop) -> dict[str, torch.Tensor]:
     return trainer.accelerator.unwrap_model(trainer.model).state_dict()
 
 
@@ -265,3 +265,13 @@ def test_the_scan_record_names_the_precision_it_trained_in(tmp_path: Path) -> No
     assert record["config"]["precision"] == "bf16"
     assert record["config"]["mixed_precision"] == "bf16"
     assert record["config"]["training"]["precision"] == "bf16"
+
+
+def test_old_name_is_a_deprecated_alias():
+    import deltamix.seqmix.trainer as trainer_module
+
+    with pytest.warns(DeprecationWarning, match="Seq2SeqTrainingLoop"):
+        old = trainer_module.Seq2SeqTrainer
+    assert old is Seq2SeqTrainingLoop
+    with pytest.raises(AttributeError):
+        trainer_module.NoSuchName  # noqa: B018
