@@ -44,3 +44,46 @@ def test_trainer_follows_the_schedule_across_a_resume(scan_slice, tmp_path: Path
     assert sorted(logged) == [1, 2, 3, 4, 5, 6]
     for step, lr in logged.items():
         assert lr == pytest.approx(1e-2 * lr_factor(step + 1, 2, "inverse-sqrt"), rel=1e-12), step
+
+
+def _rates(make_scheduler, updates: int) -> list[float]:
+    """The learning rate (peak 1) of each of ``updates`` optimizer steps under a torch scheduler."""
+    import torch
+
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=1.0)
+    scheduler = make_scheduler(optimizer)
+    rates = []
+    for _ in range(updates):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
+def test_library_schedules_differ_from_ours() -> None:
+    """Why lr_schedule.py is kept: transformers' schedules give update 1 the rate 0 and update t + 1
+    what ours (fairseq's) gives update t, and its inverse-sqrt rounds differently; torch's LinearLR
+    warm-up drifts by float error. Any of them would change the rates of recorded runs."""
+    import torch
+    from transformers import get_constant_schedule_with_warmup, get_inverse_sqrt_schedule
+
+    warmup, updates = 4000, 4100
+
+    def ours(schedule):
+        return lambda opt: torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda k: lr_factor(k + 1, warmup, schedule)
+        )
+
+    constant = _rates(ours("constant"), updates)
+    inverse_sqrt = _rates(ours("inverse-sqrt"), updates)
+    hf_constant = _rates(lambda opt: get_constant_schedule_with_warmup(opt, warmup), updates)
+    hf_inverse_sqrt = _rates(lambda opt: get_inverse_sqrt_schedule(opt, warmup), updates)
+    assert hf_constant[0] == hf_inverse_sqrt[0] == 0.0 and constant[0] == 1 / warmup
+    assert hf_constant[1:] == constant[:-1]  # the same values, one update later
+    assert hf_inverse_sqrt[1:] != inverse_sqrt[:-1]  # and not even that for inverse-sqrt ...
+    assert hf_inverse_sqrt[1:] == pytest.approx(inverse_sqrt[:-1], rel=1e-14)  # ... by rounding only
+    linear = _rates(
+        lambda opt: torch.optim.lr_scheduler.LinearLR(opt, 1 / warmup, 1.0, total_iters=warmup - 1), updates
+    )
+    assert linear != constant and linear == pytest.approx(constant, rel=1e-10)

@@ -1,4 +1,8 @@
-"""Learning-rate schedules of the seq2seq trainer: warm-up then constant, or fairseq's inverse square root.
+"""Learning-rate schedules of the seq2seq training loop: warm-up then constant, or fairseq's inverse square root.
+
+Kept over transformers' get_constant_schedule_with_warmup / get_inverse_sqrt_schedule and torch's LinearLR:
+theirs give update t + 1 our rate of update t (their first update has rate 0), or differ by float rounding,
+so recorded runs would not reproduce (tests/seqmix/test_lr_schedule.py measures both).
 
 The authors trained their translation models with fairseq's ``--lr-scheduler inverse_sqrt``: the
 learning rate rises linearly from 0 to its peak over the warm-up updates, then decays as
