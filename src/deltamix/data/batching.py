@@ -11,6 +11,8 @@ batch is padded with the pad id to its own longest sequence only (dynamic paddin
 [[6, 6, 2]]
 """
 
+# Kept over transformers' LengthGroupedSampler: it has no token-budget (--max-tokens) batches and cuts sentence batches differently, so recorded runs' batches would change.
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence

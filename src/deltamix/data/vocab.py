@@ -1,5 +1,7 @@
 """A word-level vocabulary with special tokens, saved as JSON (SCAN, GeoQuery and other short-token data)."""
 
+# Kept over tokenizers' WordLevel(Trainer): it orders tied counts alphabetically, ours first-seen, so ids differ (tests/data/test_library_equivalents.py).
+
 from __future__ import annotations
 
 import json
