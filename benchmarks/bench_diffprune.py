@@ -204,8 +204,8 @@ def _step(setup: dict[str, Any], before_zero_grad=None, precision: str = "fp32")
 def interleaved_timing(model_name: str, methods: list[str], args: dict[str, Any]) -> dict[str, Any]:
     """Step times of all methods (x precisions) in one process, interleaved round by round.
 
-    Returns ``{"times": {label: {"wall": [...], "cpu": [...]}}, "ratios": {label: [...]},
-    "load_averages": [...]}``: ``ratios`` pairs each round's step with full fine-tuning's (fp32) step
+    Returns ``{"times": {label: {"wall": [...], "cpu": [...]}}, "ratios": {label: [...]}, "cpu_ratios":
+    {label: [...]}, "load_averages": [...]}``: ``ratios`` pairs each round's step with full fine-tuning's (fp32) step
     of the same round, so load that changes between rounds cancels; ``load_averages`` holds the
     1-minute load average after each round.
     """
@@ -227,13 +227,20 @@ def interleaved_timing(model_name: str, methods: list[str], args: dict[str, Any]
             times[_label(method, precision)]["wall"].append(wall)
             times[_label(method, precision)]["cpu"].append(cpu)
         loads.append(os.getloadavg()[0])
-    ratios = {}
+    ratios: dict[str, list[float]] = {}
+    cpu_ratios: dict[str, list[float]] = {}
     if "full-ft" in times:
-        reference = times["full-ft"]["wall"]
-        ratios = {
-            label: [a / b for a, b in zip(t["wall"], reference, strict=True)] for label, t in times.items()
-        }
-    return {"times": times, "ratios": ratios, "load_averages": loads, "load_average": statistics.mean(loads)}
+        for key, out in (("wall", ratios), ("cpu", cpu_ratios)):
+            reference = times["full-ft"][key]
+            for label, t in times.items():
+                out[label] = [a / b for a, b in zip(t[key], reference, strict=True)]
+    return {
+        "times": times,
+        "ratios": ratios,
+        "cpu_ratios": cpu_ratios,
+        "load_averages": loads,
+        "load_average": statistics.mean(loads),
+    }
 
 
 def measure(model_name: str, method: str, args: dict[str, Any]) -> dict[str, Any]:
