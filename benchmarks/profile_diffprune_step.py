@@ -5,7 +5,7 @@ method on MiniLM at ``--batch-size`` x ``--seq-len``; per method the operators b
 printed, grouped into what the issue asks about (the L0 kernel's forward: gate sampling and the
 theta = base + z * w materialisation with the penalty; its backward; the optimizer; clipping; the
 model's own forward and backward), and written with the settings to
-``results/profiles/diffprune-step-<batch>x<len>-<threads>t.json``.
+``results/profiles/diffprune-step-<batch>x<len>-<precision>-<threads>t.json``.
 
     python benchmarks/profile_diffprune_step.py --seq-len 24 --methods full-ft diff-pruning-l0
 """
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     out = (
         args.results_dir
         / "profiles"
-        / f"diffprune-step-{args.batch_size}x{args.seq_len}-{args.threads}t.json"
+        / f"diffprune-step-{args.batch_size}x{args.seq_len}-{args.precision}-{args.threads}t.json"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out, report)

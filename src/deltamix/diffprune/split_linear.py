@@ -11,8 +11,11 @@ so the diff is cast on its own (bf16 keeps a diff of 1e-4 to 3 digits), the two 
 in fp32 and the output is fp32: a diff of 1e-4 on a weight of 1 moves the output by 1e-4 where the
 naive path moves it by nothing. With delta = 0 the output is the base model's under autocast,
 summed in fp32. Backward: d loss / d theta = g^T x (one low-precision product, as autocast's),
-d loss / d x = g @ lp(theta) (one product with theta rounded: the diff's share of the input
-gradient is below the precision of a bf16 gradient anyway) and d loss / d bias = sum g.
+d loss / d x = g @ lp(theta) (one product with theta rounded, as autocast's: rounding loses a small
+diff's share of the input gradient, below a bf16 gradient's precision; through the base alone it
+would also lose a large one) and d loss / d bias = sum g. Per gated linear and step that is one
+extra product (the diff's, forward) and one pass over the weight (theta - base, rounded once)
+beyond what plain autocast does.
 
 The base weights' low-precision copies are made once and kept while the base is unchanged (its
 storage and version). The kernels (fused.py, kept_theta.py, dense_theta.py) are untouched: theta is
@@ -55,7 +58,8 @@ class SplitLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, theta, base, base_lp, bias, dtype):
         x_lp = x.to(dtype)
-        delta_lp = torch.sub(theta.detach(), base).to(dtype)
+        delta_lp = torch.empty(theta.shape, dtype=dtype, device=theta.device)
+        torch.sub(theta.detach(), base, out=delta_lp)  # in fp32, rounded once to dtype: one pass
         y = torch.matmul(x_lp, base_lp.t()).float()
         y += torch.matmul(x_lp, delta_lp.t())
         if bias is not None:
@@ -70,12 +74,12 @@ class SplitLinear(torch.autograd.Function):
         x_dtype, dtype, has_bias, bias_dtype = ctx.meta
         grad_lp = grad.to(dtype)
         grad_x = grad_theta = grad_bias = None
-        if ctx.needs_input_grad[0]:
+        if ctx.needs_input_grad[0]:  # through theta rounded (the base alone would drop the diff's share)
             grad_x = torch.matmul(grad_lp, theta.detach().to(dtype)).to(x_dtype)
         if ctx.needs_input_grad[1]:
             flat_grad = grad_lp.reshape(-1, grad_lp.shape[-1])
             flat_x = x_lp.reshape(-1, x_lp.shape[-1])
-            grad_theta = torch.matmul(flat_grad.t(), flat_x).to(theta.dtype)
+            grad_theta = torch.matmul(flat_grad.t(), flat_x).float()
         if has_bias and ctx.needs_input_grad[4]:
             grad_bias = grad.reshape(-1, grad.shape[-1]).sum(0).to(bias_dtype)
         return grad_x, grad_theta, None, None, grad_bias, None
