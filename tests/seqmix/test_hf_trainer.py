@@ -89,7 +89,7 @@ def _args(tmp_path: Path, **overrides) -> Seq2SeqTrainingArguments:
     settings = dict(
         output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, per_device_eval_batch_size=8,
         learning_rate=3e-3, max_steps=2, label_smoothing_factor=0.1, report_to=[], save_strategy="no",
-        logging_strategy="no", use_cpu=True, seed=0, disable_tqdm=True,
+        logging_strategy="no", use_cpu=not torch.cuda.is_available(), seed=0, disable_tqdm=True,
     )  # fmt: skip
     settings.update(overrides)
     return Seq2SeqTrainingArguments(**settings)
@@ -111,8 +111,9 @@ def _trainer(tmp_path, name, variant="seqmix", cls=SeqMixSeq2SeqTrainer, pairs=N
 
 
 def _batch(trainer, pairs) -> dict[str, torch.Tensor]:
-    """The collated batch of the first ``len(pairs)`` training examples."""
-    return trainer.data_collator([trainer.train_dataset[i] for i in range(len(pairs))])
+    """The collated batch of the first ``len(pairs)`` training examples, on the trainer's device."""
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(pairs))])
+    return {key: value.to(trainer.args.device) for key, value in batch.items()}
 
 
 @pytest.fixture
@@ -141,7 +142,7 @@ def test_mixed_loss_is_the_closed_form(tmp_path, name, fixed_mixing):
     model = trainer.model.train()
     loss = trainer.compute_loss(model, dict(batch))
 
-    lam, partner = 0.7, torch.arange(3, -1, -1)
+    lam, partner = 0.7, torch.arange(3, -1, -1, device=trainer.args.device)
     adapter = HFSeq2SeqAdapter(model)
     enc = model.get_encoder().get_input_embeddings()
     dec = model.get_decoder().get_input_embeddings()
@@ -216,6 +217,7 @@ def test_training_lowers_the_loss_and_generation_is_plain(tmp_path, name):
     # The predictions are what model.generate gives on the plain inputs.
     model = trainer.model.eval()
     batch = trainer.data_collator([trainer.eval_dataset[i] for i in range(len(trainer.eval_dataset))])
+    batch = {key: value.to(trainer.args.device) for key, value in batch.items()}
     with torch.no_grad():
         generated = model.generate(
             input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], max_length=8

@@ -2,7 +2,8 @@
 
 `SeqMixAugmenter` turns a padded batch into a `MixedBatch`; any `Seq2SeqModel` consumes it and
 `seqmix_loss` scores it. `HFSeq2SeqAdapter` (in `deltamix.seqmix.hf`, loaded on first use) wraps a
-Hugging Face encoder-decoder as such a model.
+Hugging Face encoder-decoder as such a model; `SeqMixTrainerMixin` and `SeqMixSeq2SeqTrainer` (in
+`deltamix.seqmix.hf_trainer`, loaded on first use) bring the family into transformers' Seq2SeqTrainer.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ __all__ = [
     "MixedTokens",
     "SeqMixAugmenter",
     "SeqMixConfig",
+    "SeqMixSeq2SeqTrainer",
+    "SeqMixTrainerMixin",
     "embed_mixed",
     "hard_mix",
     "label_smoothed_nll",
@@ -49,7 +52,11 @@ __all__ = [
     "word_dropout",
 ]
 
-_LAZY = {"HFSeq2SeqAdapter": "deltamix.seqmix.hf"}
+_LAZY = {
+    "HFSeq2SeqAdapter": "deltamix.seqmix.hf",
+    "SeqMixSeq2SeqTrainer": "deltamix.seqmix.hf_trainer",
+    "SeqMixTrainerMixin": "deltamix.seqmix.hf_trainer",
+}
 
 
 def __getattr__(name: str) -> Any:
