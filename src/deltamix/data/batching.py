@@ -8,7 +8,7 @@ batch is padded with the pad id to its own longest sequence only (dynamic paddin
 >>> vocab = Vocabulary.build(["jump twice", "I_JUMP I_JUMP"])
 >>> examples = encode_pairs([("jump twice", "I_JUMP I_JUMP")], vocab)
 >>> collate_examples(examples, pad_id=0, bos_id=1, eos_id=2)["labels"].tolist()
-[[6, 6, 2]]
+[[4, 4, 2]]
 """
 
 # Kept over transformers' LengthGroupedSampler: it has no token-budget (--max-tokens) batches and cuts sentence batches differently, so recorded runs' batches would change.
