@@ -453,3 +453,83 @@ def test_scan_long_runs_four_methods_on_two_splits_and_three_seeds(tmp_path: Pat
         else:
             assert "--partner-extent" not in args
     assert _run(script, fake) == []
+
+
+# A fake `deltamix` for glue_tuned.sh: writes the run record deltamix would, with a held-out score that
+# peaks at the rate given in $BEST_LR (the dev score peaks elsewhere: the choice must not follow dev).
+FAKE_TUNED_DELTAMIX = """#!{python}
+import json, os, sys
+from pathlib import Path
+args = sys.argv[1:]
+with open(Path(__file__).parent / "calls.log", "a") as log:
+    log.write(" ".join(args) + "\\n")
+value = lambda option: args[args.index(option) + 1]
+out, lr = Path(value("--output-dir")), float(value("--lr"))
+best = float(os.environ["BEST_LR"])
+record = {{
+    "experiment": "glue", "task": value("--task"), "method": value("--method"), "seed": int(value("--seed")),
+    "metrics": {{"score": lr, "holdout_score": 1 - abs(lr - best)}}, "model": "fake", "output_dir": str(out),
+    "config": {{"select_on": value("--select-on"), "resolved_lr": lr, "lr": lr}},
+}}
+out.mkdir(parents=True, exist_ok=True)
+(out / "run_done.json").write_text(json.dumps({{"record": record}}))
+"""
+
+
+@pytest.mark.slow  # the rate is picked by a Python process per task and method (~4 s each, 8 here)
+@pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
+def test_glue_tuned_gives_every_method_three_rates_then_seeds_of_the_held_out_choice(tmp_path):
+    import sys
+
+    script, fake = _project(tmp_path, "glue_tuned.sh")
+    fake.write_text(FAKE_TUNED_DELTAMIX.format(python=sys.executable))
+    env = {"METHODS": "full lora", "BEST_LR": "1e-4", "LRS_lora": "5e-5 1e-4 5e-4", "PYTHON": sys.executable}
+    calls = _run(script, fake, **env, GLUE_DIR="d", GLUE_ARGS="--max-train-examples 64")
+    started = [
+        (_value(c, "--task"), _value(c, "--method"), _value(c, "--lr"), _value(c, "--seed")) for c in calls
+    ]
+    expected = []
+    for task in ("rte", "mrpc", "stsb", "sst2"):
+        expected += [(task, "full", lr, "0") for lr in ("3e-5", "1e-4", "3e-4")]
+        expected += [(task, "lora", lr, "0") for lr in ("5e-5", "1e-4", "5e-4")]
+        expected += [(task, method, "1e-4", seed) for method in ("full", "lora") for seed in ("1", "2")]
+    assert started == expected  # the best held-out rate, though the fake's dev score is highest at 3e-4
+    assert all(
+        _value(c, "--select-on") == "holdout" and _value(c, "--max-train-examples") == "64" for c in calls
+    )
+    assert _value(calls[0], "--output-dir") == "runs/glue-tuned/rte/full/lr3e-5/seed0"
+    assert {_value(c, "--results-dir") for c in calls} == {"results"} and _value(
+        calls[0], "--data-dir"
+    ) == "d"
+    assert _run(script, fake, **env) == []  # all finished: nothing runs again
+
+
+@pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
+def test_glue_tuned_waits_for_every_rate_before_the_seeds(tmp_path):
+    import sys
+
+    script, fake = _project(tmp_path, "glue_tuned.sh")
+    fails = "if '3e-4' in args and os.environ.get('FAIL'): sys.exit(1)\n"
+    fake.write_text(
+        FAKE_TUNED_DELTAMIX.format(python=sys.executable).replace("best = ", fails + "best = ", 1)
+    )
+    env = {
+        **os.environ,
+        "DELTAMIX": str(fake),
+        "METHODS": "full",
+        "BEST_LR": "1e-4",
+        "PYTHON": sys.executable,
+    }
+    log = fake.parent / "calls.log"
+
+    def run(**more: str) -> list[tuple[str, str]]:
+        log.unlink(missing_ok=True)
+        subprocess.run(["bash", str(script), "rte"], env={**env, **more}, check=True, capture_output=True)
+        calls = [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+        return [(_value(c, "--lr"), _value(c, "--seed")) for c in calls]
+
+    # 3e-4 fails: no seed 1 starts while a rate is missing
+    assert run(FAIL="1", SEEDS="0 1", TUNED_DIR="runs/t") == [("3e-5", "0"), ("1e-4", "0"), ("3e-4", "0")]
+    # the failed rate again, then the chosen rate's other seed
+    assert run(SEEDS="0 1", TUNED_DIR="runs/t") == [("3e-4", "0"), ("1e-4", "1")]
+    assert subprocess.run(["bash", str(script)], env={**env, "METHODS": "nope"}).returncode == 2

@@ -34,6 +34,7 @@ GLUE_FIELDS = (
     "structured_penalty", "batch_size", "eval_batch_size", "max_length", "max_grad_norm", "clip_gates_apart",
     "weight_decay", "warmup_ratio", "max_train_examples", "max_eval_examples", "max_steps", "precision",
     "threads", "logging_steps", "save_steps", "keep_checkpoints", "keep_first_stage", "first_stage_from",
+    "select_on", "holdout_size",
 )  # fmt: skip
 
 

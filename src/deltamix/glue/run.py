@@ -3,14 +3,21 @@
 >>> from deltamix.glue.run import GlueRunConfig, run_glue
 >>> record = run_glue(GlueRunConfig(task="rte", method="diffprune", data_dir="glue_data"))  # doctest: +SKIP
 
-Stages (each a Trainer run in ``output_dir/<stage>/``, evaluated on dev each epoch; the Trainer
-code is in :mod:`deltamix.glue.stages`):
+Stages (each a Trainer run in ``output_dir/<stage>/``, evaluated each epoch on the selection set;
+the Trainer code is in :mod:`deltamix.glue.stages`):
 
 - ``full``, ``last-layer``, ``bitfit``, ``lora``, ``shira``, ``supertuning``: one stage ``train``;
-  the best epoch on dev is kept (``load_best_model_at_end``), as the authors select on dev.
+  the best epoch on the selection set is kept (``load_best_model_at_end``).
 - ``diffprune`` / ``diffprune-structured``: ``l0`` (diff weights and gates with the L0 penalty; the
-  final state is kept, since the dev score before projection is not that of a stored model),
-  ``projection`` (magnitude projection to the target sparsity), ``fixed-mask`` (best epoch on dev).
+  final state is kept, since the score before projection is not that of a stored model),
+  ``projection`` (magnitude projection to the target sparsity), ``fixed-mask`` (best epoch).
+
+The selection set (``select_on``): by default a slice held out from train (seeded by ``seed``,
+disjoint from the examples trained on; `deltamix.data.glue.holdout_split`); the dev set is then
+evaluated once, on the chosen model, and that is the reported score. With ``select_on="dev"`` (the
+authors' way, and what runs made before the option did) the stages select on dev and the reported dev
+score is the best of its evaluations, an optimistic figure. Each record also keeps the held-out
+score (``metrics["holdout_score"]``) and the dev set's majority-class score (``majority_class``).
 - ``diffprune-nonadaptive``: as above with ``learn_gates=False``; its stage 1, ``full-ft``, is full
   fine-tuning of a dense diff at the full fine-tuning learning rate.
 
@@ -40,8 +47,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from deltamix.data.glue import GlueTask, get_task, load_glue
+from deltamix.data.glue import GlueTask, default_holdout_size, get_task, holdout_split, load_glue
 from deltamix.diffprune.config import STRUCTURED_PENALTIES
+from deltamix.glue.chance import majority_class_record
 from deltamix.glue.methods import (
     DEFAULT_LR,
     DENSE_METHODS,
@@ -88,6 +96,11 @@ DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 # Tasks with fewer training examples get 5 fixed-mask epochs instead of 3 (authors' code).
 SMALL_TASK_EXAMPLES = 10_000
+
+# The sets a run can choose its checkpoints on (GlueRunConfig.select_on).
+SELECT_ON = ("holdout", "dev")
+# The eval split name of the held-out slice (its metrics are prefixed ``holdout_``).
+HOLDOUT_SPLIT = "holdout"
 
 
 def default_mask_epochs(train_examples: int) -> int:
@@ -310,8 +323,34 @@ class GlueRunConfig:
         },
     )
 
+    select_on: str | None = field(
+        default=None,
+        metadata={
+            "help": "the set that chooses each stage's best epoch: 'holdout', a slice held out from train "
+            "(seeded by --seed, never trained on; dev is then evaluated once, on the chosen model), or "
+            "'dev' (the authors' way: the reported dev score is the best of its evaluations, optimistic)",
+            "choices": SELECT_ON,
+            "default_help": "holdout; dev when resuming a run folder started before this option existed",
+        },
+    )
+    holdout_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "examples held out from train for --select-on holdout",
+            "type": "positive_int",
+            "default_help": "10% of the training set, at most 1000",
+        },
+    )
+
     def __post_init__(self) -> None:
         self.task = get_task(self.task).name
+        if self.select_on is not None and self.select_on not in SELECT_ON:
+            raise ValueError(f"select_on must be one of {SELECT_ON} or None, got {self.select_on!r}")
+        if self.holdout_size is not None:
+            if self.holdout_size <= 0:
+                raise ValueError(f"holdout_size must be > 0, got {self.holdout_size}")
+            if self.select_on == "dev":
+                raise ValueError("holdout_size applies to select_on='holdout', not 'dev'")
         check_method(self.method)
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
@@ -360,6 +399,10 @@ class GlueRunConfig:
             name = f"{self.method}-t{self.target_sparsity:g}" + (f"-lr{self.lr:g}" if self.lr else "")
             self.output_dir = str(Path("runs/glue") / self.task / name / f"seed{self.seed}")
 
+    def resolved_select_on(self) -> str:
+        """``select_on``, or ``"holdout"`` when it is None (`run_glue` resolves None per run folder)."""
+        return self.select_on or "holdout"
+
     def model_path(self) -> str:
         """``model``, or the folder of the embedded all-MiniLM-L6-v2 when it is None."""
         if self.model is not None:
@@ -399,13 +442,38 @@ def prepare_data(
 ) -> tuple[Any, dict[str, Any], int]:
     """(tokenized train set or None, {eval split: tokenized dev set}, size of the full train set).
 
-    The sets have columns ``input_ids``, ``attention_mask`` (, ``token_type_ids``) and ``label``.
+    The sets have columns ``input_ids``, ``attention_mask`` (, ``token_type_ids``) and ``label``. With
+    holdout selection the train set leaves out the held-out slice (`prepare_run_data` returns it too).
+    """
+    train, _, evals, full_size = prepare_run_data(config, tokenizer, with_train)
+    return train, evals, full_size
+
+
+def prepare_run_data(
+    config: GlueRunConfig, tokenizer, with_train: bool = True
+) -> tuple[Any, Any, dict[str, Any], int]:
+    """(tokenized train set or None, tokenized held-out slice or None, {eval split: tokenized dev set},
+    size of the full train set).
+
+    With ``select_on`` "holdout" (`GlueRunConfig.resolved_select_on`) a seeded slice of the train set
+    (``holdout_size``, default `deltamix.data.glue.default_holdout_size`) is held out and the train set
+    (or its ``max_train_examples`` subset) is drawn from the rest; with "dev" the slice is None and the
+    train set is the one runs before the option had. Without ``with_train`` both are None.
     """
     spec = get_task(config.task)
     data = load_glue(spec, config.data_dir)
     train = data["train"]
     full_size = len(train)
-    if config.max_train_examples is not None and config.max_train_examples < len(train):
+    holdout = None
+    if config.resolved_select_on() == "holdout" and with_train:
+        size = config.holdout_size or default_holdout_size(full_size)
+        rest, held = holdout_split(full_size, size, config.seed)
+        if config.max_train_examples is not None and config.max_train_examples < len(rest):
+            rest = rest[: config.max_train_examples]
+        else:
+            rest = sorted(rest)
+        train, holdout = train.select(rest), train.select(held)
+    elif config.max_train_examples is not None and config.max_train_examples < len(train):
         train = train.shuffle(seed=config.seed).select(range(config.max_train_examples))
     evals = {}
     for split in spec.eval_files:
@@ -425,7 +493,9 @@ def prepare_data(
     evals = {
         s: d.map(encode, batched=True, remove_columns=drop, desc=f"tokenizing {s}") for s, d in evals.items()
     }
-    return train, evals, full_size
+    if holdout is not None:
+        holdout = holdout.map(encode, batched=True, remove_columns=drop, desc="tokenizing the held-out slice")
+    return train, holdout, evals, full_size
 
 
 def load_classifier(config: GlueRunConfig, spec: GlueTask) -> nn.Module:
@@ -560,8 +630,22 @@ RESTART_FREE = (
 # Settings added after runs were started, with the value those runs had (see check_same_run).
 ADDED_SINCE = {
     "keep_first_stage": False, "first_stage_from": None, "clip_gates_apart": False, "l0_target_density": None,
-    "multiplier_lr": 0.05, "precision": "fp32",
+    "multiplier_lr": 0.05, "precision": "fp32", "select_on": "dev", "holdout_size": None,
+    "holdout_examples": None,
 }  # fmt: skip
+
+
+def folder_select_on(config: GlueRunConfig, out_dir: Path) -> str:
+    """The selection set of a run in ``out_dir``: ``config.select_on`` where given; else "dev" for a
+    folder started before the option existed (its config.json lacks it: the same command resumes it with
+    the meaning it had), and "holdout" for a new folder."""
+    if config.select_on is not None:
+        return config.select_on
+    try:
+        before = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "holdout"  # a new folder (an unreadable config is refused by check_same_run)
+    return before.get("select_on", ADDED_SINCE["select_on"])
 
 
 def run_glue(config: GlueRunConfig) -> dict[str, Any]:
@@ -579,14 +663,18 @@ def run_glue(config: GlueRunConfig) -> dict[str, Any]:
     from transformers import AutoTokenizer, set_seed
 
     # The folder records the precision the run trains in, not "auto" (which differs by machine).
-    config = dataclasses.replace(config, precision=glue_precision(config.method, config.precision))
+    out_dir = Path(config.output_dir)
+    config = dataclasses.replace(
+        config,
+        precision=glue_precision(config.method, config.precision),
+        select_on=folder_select_on(config, out_dir),
+    )
     configure_threads(config.threads)
     spec = get_task(config.task)
-    out_dir = Path(config.output_dir)
     main_process = PartialState().is_main_process
     set_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(config.model_path())
-    train, evals, full_size = prepare_data(config, tokenizer)
+    train, holdout, evals, full_size = prepare_run_data(config, tokenizer)
     mask_epochs = config.mask_epochs or default_mask_epochs(full_size)
     model = load_classifier(config, spec)
     body, _ = split_parameters(model)
@@ -600,6 +688,7 @@ def run_glue(config: GlueRunConfig) -> dict[str, Any]:
         "resolved_mask_epochs": mask_epochs if config.method in DIFF_METHODS else None,
         "train_examples": len(train),
         "eval_examples": {split: len(d) for split, d in evals.items()},
+        "holdout_examples": None if holdout is None else len(holdout),
     }
     done_marker = out_dir / RUN_DONE
     restart_free = RESTART_FREE
@@ -614,7 +703,8 @@ def run_glue(config: GlueRunConfig) -> dict[str, Any]:
         return json.loads(done_marker.read_text())["record"] if main_process else {}
     if main_process:
         atomic_write_json(out_dir / "config.json", resolved)
-    data = (train, evals, tokenizer)
+    # The stages choose their epoch on the held-out slice (dev is not looked at until the end), or on dev.
+    data = (train, {HOLDOUT_SPLIT: holdout} if holdout is not None else evals, tokenizer)
     if config.first_stage_from is not None:
         if main_process:
             adopt_first_stage(Path(config.first_stage_from), out_dir, resolved)
@@ -632,7 +722,9 @@ def run_glue(config: GlueRunConfig) -> dict[str, Any]:
     path = save_artifact(prepared, out_dir, meta)
     start = time.perf_counter()
     stored_model = load_artifact(config, spec, config.method, path).to(_device())
-    metrics = evaluate(spec.name, stored_model, evals, tokenizer, config.eval_batch_size)
+    # Dev once, on the chosen model; the held-out score beside it, prefixed holdout_.
+    scored = {**evals, **({HOLDOUT_SPLIT: holdout} if holdout is not None else {})}
+    metrics = evaluate(spec.name, stored_model, scored, tokenizer, config.eval_batch_size)
     eval_seconds = time.perf_counter() - start
     if config.method in DIFF_METHODS:
         from deltamix.diffprune import SparseDiff
@@ -670,6 +762,7 @@ def run_glue(config: GlueRunConfig) -> dict[str, Any]:
         output_dir=str(out_dir),
         artifact=str(path),
         data_source=config.data_dir or "hub:nyu-mll/glue",
+        majority_class=majority_class_record(spec.name, evals),
     )
     # Exactly once, even if killed here: the record goes to glue.jsonl, then run_done.json marks the run done.
     commit_record(record, config.results_dir, done_marker, {"metrics": metrics})

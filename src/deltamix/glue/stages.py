@@ -1,7 +1,9 @@
 """The Trainer stages of a GLUE run: one stage on transformers' Trainer, and diff pruning's three.
 
-Each stage runs in ``output_dir/<stage>/`` and is evaluated on dev and checkpointed after every epoch
-(and every ``save_steps`` optimizer steps, if set: stage_callbacks.py). A finished stage
+Each stage runs in ``output_dir/<stage>/`` and is evaluated on its selection set (the first eval
+split it is given: the held-out slice, or dev with ``select_on="dev"``) and checkpointed after every
+epoch (and every ``save_steps`` optimizer steps, if set: stage_callbacks.py); a stage that selects
+keeps its best epoch on that set. A finished stage
 leaves ``stage_done.json`` and ``final_state.safetensors`` (for diff pruning only the trainable state,
 see ``DiffPruningTrainer``); running again loads that state, and an unfinished stage resumes from its
 last checkpoint (``resume_from_checkpoint``). A non-finite training loss stops the stage with
@@ -42,6 +44,7 @@ FIRST_STAGE_SETTINGS = (
     "alpha_lr", "head_lr", "resolved_l0_lambda", "structured_penalty", "max_grad_norm", "clip_gates_apart",
     "l0_target_density", "multiplier_lr", "weight_decay",
     "warmup_ratio", "max_train_examples", "max_eval_examples", "max_steps", "train_examples",
+    "select_on", "holdout_examples",
 )  # fmt: skip
 
 

@@ -6,6 +6,11 @@ MRPC and QQP accuracy and F1, STS-B Pearson and Spearman; MNLI has a matched and
 column). Plots: dev score vs target sparsity, and where each task's diff lands (share of non-zeros
 per layer and per parameter type, one row per task, as the paper's Figure 2) from the per-tensor
 statistics each record carries.
+
+Runs that chose their checkpoints on a held-out slice of train (``select_on`` "holdout") are kept out
+of the main table (whose runs selected on dev, the reported score being the best of their dev
+evaluations) and get their own section, tuned against tuned (:mod:`deltamix.report.glue_tuned`). Where
+records carry the dev set's majority-class score (``majority_class``), the tables show it as a row.
 """
 
 from __future__ import annotations
@@ -46,6 +51,19 @@ def column_scores(record: dict[str, Any]) -> dict[str, float]:
             columns["mnli-mm"] = metrics["mismatched_score"]
         return columns
     return {record["task"]: metrics["score"]}
+
+
+def majority_scores(records: list[dict[str, Any]]) -> dict[str, float]:
+    """Column -> the dev set's majority-class score, from the records that carry it (``majority_class``,
+    recorded since runs could select on a held-out slice); where records of a column were evaluated on
+    different dev examples (``--eval-limit``), the value most of them have."""
+    seen: dict[str, list[float]] = {}
+    for record in records:
+        metrics = record.get("majority_class", {}).get("metrics")
+        if metrics:
+            for column, score in column_scores({"task": record["task"], "metrics": metrics}).items():
+                seen.setdefault(column, []).append(score)
+    return {column: statistics.mode(scores) for column, scores in seen.items()}
 
 
 def _in_main_table(record: dict[str, Any]) -> bool:
@@ -348,6 +366,12 @@ def _score_table(
                 *[mean_sd(table[method].get(c, []), scale=100) for c in columns],
                 *["–" if average is None else f"{100 * average:.1f}" for average in averages],
             ]
+        )
+    majority = majority_scores(records)
+    if majority:  # records made before it was recorded carry none: no row
+        rows.append(
+            ["majority class", "–", *[f"{100 * majority[c]:.1f}" if c in majority else "–" for c in columns]]
+            + ["–"] * (1 + partial)
         )
     header = ["method", "stored", *columns, "avg", *([f"avg {', '.join(shared)}"] if partial else [])]
     return markdown_table(header, rows), table, columns, shared
@@ -693,8 +717,12 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
     """The GLUE section (Markdown); writes its plots into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    from deltamix.report.glue_tuned import holdout_selected
+
     lines = ["## GLUE (diff pruning and baselines, dev sets)\n"]
     records, repeated = latest_of_repeated_runs(records)
+    tuned = [r for r in records if holdout_selected(r)]
+    records = [r for r in records if not holdout_selected(r)]
     if repeated:
         lines.append(
             f"{repeated} record(s) repeat a run with the same settings and seed: only the latest of each "
@@ -779,13 +807,30 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
             if plot:
                 lines.append(f"![where {method}'s non-zeros are]({plot})\n")
         lines += ["How to reproduce each row:\n", _reproduce(model_records)]
+    lines += _tuned_sections(tuned)
     return "\n".join(lines)
+
+
+def _tuned_sections(records: list[dict[str, Any]]) -> list[str]:
+    """The tuned-against-tuned section of each model's held-out-selected records."""
+    from deltamix.report import glue_tuned
+
+    lines = []
+    for model, model_records in group_by(records, lambda r: r.get("model") or "?").items():
+        section = glue_tuned.render(model_records)
+        if section:
+            lines += [f"### {model}: tuned on held-out slices\n", section]
+    return lines
 
 
 def summary(records: list[dict[str, Any]]) -> list[str]:
     """The claim lines of each model's main table (as `render` prints them), prefixed with the model."""
+    from deltamix.report import glue_tuned
+
     lines = []
     records, _ = latest_of_repeated_runs(records)
+    tuned = [r for r in records if glue_tuned.holdout_selected(r)]
+    records = [r for r in records if not glue_tuned.holdout_selected(r)]
     for model, model_records in group_by(records, lambda r: r.get("model") or "?").items():
         main = [r for r in label_other_settings(model_records) if _in_main_table(r)]
         if main:
@@ -793,4 +838,9 @@ def summary(records: list[dict[str, Any]]) -> list[str]:
             _, scores, columns, _ = _score_table(main, by_seed)
             claims = [*_claims(scores, columns, by_seed), *_baseline_setting_claims(scores, columns, by_seed)]
             lines += [f"GLUE dev, {model}: {claim.removeprefix('- ')}" for claim in claims]
+    for model, model_records in group_by(tuned, lambda r: r.get("model") or "?").items():
+        lines += [
+            f"GLUE dev, tuned on held-out slices, {model}: {claim.removeprefix('- ')}"
+            for claim in glue_tuned.tuned_claims(model_records)
+        ]
     return lines
