@@ -465,8 +465,10 @@ class Seq2SeqTrainingLoop:
             initial=state.step,
             desc="training",
             unit="step",
-            disable=not self.is_main,
             dynamic_ncols=True,
+            # left unset on the main process so that tqdm's TQDM_DISABLE (set by `seqmix compare`
+            # for its workers) applies; an explicit value would override it
+            **({} if self.is_main else {"disable": True}),
         )
         self.model.train()
         losses: list[float] = list(state.pending_losses)
