@@ -2,7 +2,10 @@
 # The GLUE results matrix of issue 3 with the full recipe of `deltamix diffprune glue` (its defaults:
 # 3 epochs for the baselines and the L0 stage, 5 fixed-mask epochs on the small tasks, batch 8,
 # best dev checkpoint), on the embedded all-MiniLM-L6-v2: RTE, then MRPC, then STS-B, seeds 0-2,
-# seven methods at the 0.5% budget. Records go to results/glue.jsonl.
+# seven methods at the 0.5% budget. Records go to results/glue.jsonl. The matrix keeps the authors'
+# selection on dev (--select-on dev; GLUE_ARGS="--select-on holdout" changes it), so a run added to it
+# (a new seed, SST-2) means what its finished runs mean; experiments/glue_tuned.sh is the study with
+# every method's rate chosen on a held-out slice of train.
 #   usage: experiments/glue_matrix.sh [TASK ...]   (default: rte mrpc stsb; data: ../shared/data/glue
 #          or $GLUE_DIR; $DELTAMIX: the command to run, default .venv/bin/deltamix;
 #          $METHODS / $SEEDS: a subset, e.g. METHODS="diffprune diffprune-structured" SEEDS="0 1";
@@ -38,7 +41,7 @@ for task in "${tasks[@]}"; do
         keep=()
         case "$method" in diffprune*) keep=(--keep-first-stage) ;; esac
         "${deltamix[@]}" diffprune glue --task "$task" --method "$method" --seed "$seed" \
-          --data-dir "$data" --output-dir "$out" "${keep[@]}" "${extra[@]}" || echo "!! $task $method seed $seed failed"
+          --data-dir "$data" --output-dir "$out" --select-on dev "${keep[@]}" "${extra[@]}" || echo "!! $task $method seed $seed failed"
       fi
       exec {lock}>&-
     done

@@ -25,7 +25,8 @@ while IFS='|' read -r name args; do
   keep=()
   case " $args " in *" --method diffprune"*) keep=(--keep-first-stage) ;; esac
   echo "== $(date +%H:%M:%S) $name"
-  if "${deltamix[@]}" diffprune glue "${arguments[@]}" "${keep[@]}" --data-dir "$data"; then
+  # --select-on dev first: the comparisons pair runs with the matrix's (a line's own --select-on wins)
+  if "${deltamix[@]}" diffprune glue --select-on dev "${arguments[@]}" "${keep[@]}" --data-dir "$data"; then
     touch "$state/$name.done"
   else
     echo "!! $name failed"

@@ -5,7 +5,8 @@
 # projection and the fixed-mask stage. The first stage comes from the matrix run
 # $MATRIX_DIR/TASK/METHOD/seedS (default runs/glue; experiments/glue_matrix.sh keeps it) when that run
 # kept it; otherwise the first point of the sweep trains it and keeps it for the others. Records go to
-# results/glue.jsonl.
+# results/glue.jsonl. Like the matrix, the points choose their epochs on dev (--select-on dev), so they
+# can take the matrix runs' first stages; experiments/glue_tuned.sh holds the held-out-selected study.
 #   usage: experiments/glue_sparsity.sh [TASK ...]   (default: mrpc rte; data: ../shared/data/glue or
 #          $GLUE_DIR; $DELTAMIX: the command, default .venv/bin/deltamix; $METHODS (default: diffprune
 #          diffprune-structured), $SEEDS (default 0), $SPARSITIES (default 0.001 0.0025 0.01),
@@ -69,7 +70,7 @@ while :; do
           if ! flock -n "$lock"; then exec {lock}>&-; continue; fi  # another copy is running it
           if [ ! -f "$out/run_done.json" ]; then
             echo "== $(date +%H:%M:%S) $task $method seed $seed t $sparsity ${lr[*]} ${reuse[*]}"
-            "${deltamix[@]}" diffprune glue --task "$task" --method "$method" --seed "$seed" \
+            "${deltamix[@]}" diffprune glue --task "$task" --method "$method" --seed "$seed" --select-on dev \
               --target-sparsity "$sparsity" "${lr[@]}" --data-dir "$data" --output-dir "$out" "${reuse[@]}" \
               || { echo "!! $task $method seed $seed t $sparsity failed"; failed[$out]=1; }
             ran=1

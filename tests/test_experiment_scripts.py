@@ -533,3 +533,27 @@ def test_glue_tuned_waits_for_every_rate_before_the_seeds(tmp_path):
     # the failed rate again, then the chosen rate's other seed
     assert run(SEEDS="0 1", TUNED_DIR="runs/t") == [("3e-4", "0"), ("1e-4", "1")]
     assert subprocess.run(["bash", str(script)], env={**env, "METHODS": "nope"}).returncode == 2
+
+
+@pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
+def test_glue_matrix_sparsity_and_queue_keep_selecting_on_dev(tmp_path):
+    """Their finished runs selected on dev (before --select-on existed); a run added to them must too."""
+    for part in "msq":
+        (tmp_path / part).mkdir()
+    script, fake = _project(tmp_path / "m", "glue_matrix.sh")
+    assert {_value(c, "--select-on") for c in _run(script, fake, METHODS="full", SEEDS="0")} == {"dev"}
+    script, fake = _project(tmp_path / "s", "glue_sparsity.sh")
+    calls = _run(script, fake, METHODS="diffprune", SPARSITIES="0.01", POLL_SECONDS="1")
+    assert calls and {_value(c, "--select-on") for c in calls} == {"dev"}
+    script, fake = _project(tmp_path / "q", "glue_queue.sh")
+    queue = tmp_path / "q" / "experiments" / "x.txt"
+    queue.write_text(
+        "a|--task rte --output-dir runs/a\nb|--task rte --select-on holdout --output-dir runs/b\n"
+    )
+    subprocess.run(["bash", str(script), str(queue)], env={**os.environ, "DELTAMIX": str(fake)}, check=True)
+    calls = [line.split() for line in (fake.parent / "calls.log").read_text().splitlines()]
+    # argparse takes the last --select-on: the queue's default, or the line's own
+    assert [[c[i + 1] for i, a in enumerate(c) if a == "--select-on"][-1] for c in calls] == [
+        "dev",
+        "holdout",
+    ]
