@@ -5,7 +5,7 @@ hours on one CPU core, so a machine that stops (a preempted GPU, a session that 
 much. :class:`SaveEveryStepsCallback` adds a resumable checkpoint every N optimizer steps; Trainer
 resumes from it mid-epoch (it skips the batches already seen and restores the random state, so the
 result is the one an uninterrupted run gives). The best-checkpoint selection is unaffected: only the
-end-of-epoch checkpoints carry a dev score, and Trainer's rotation keeps the best and the newest.
+end-of-epoch checkpoints carry a score (held-out slice or dev), and Trainer's rotation keeps the best and the newest.
 
 :class:`StageClock` sums a stage's training seconds over the processes that ran it, so a record's
 ``seconds`` is the whole stage's time, not only that of the last process.
