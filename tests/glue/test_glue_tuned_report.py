@@ -108,3 +108,10 @@ def test_runs_of_other_settings_than_the_rate_get_their_own_row() -> None:
     assert choices["full (epochs 1)"].lr == 2e-5 and list(choices["full (epochs 1)"].runs) == [0]
     assert choices["full"].lr == 2e-5 and list(choices["full"].runs) == [0, 1, 2]
     assert [c.label for c in choose(quick)] == ["full"]  # quick runs alone stay unlabelled
+
+
+def test_the_main_table_shows_the_majority_class_where_records_carry_it(tmp_path: Path) -> None:
+    new = _record("mrpc", "full", 0, 2e-5, 0.81, 0.0)
+    new["config"]["select_on"] = "dev"  # a dev-selected run made since majority_class is recorded
+    markdown = render([new], tmp_path)
+    assert "| full | 0.5% | 81.0 (1) |" in markdown and "| majority class | – | 74.8 | – |" in markdown
