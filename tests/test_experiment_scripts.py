@@ -412,11 +412,13 @@ def test_precision_parity_runs_each_recipe_in_both_precisions_once(tmp_path: Pat
     script, fake = _project(tmp_path, "precision_parity.sh")
     calls = _run(script, fake, SEEDS="0 1")
     runs = {(_value(args, "--output-dir"), _value(args, "--precision")) for args in calls}
-    assert len(calls) == len(runs) == (3 + 1 + 1 + 1) * 2 * 2  # glue: 3 tasks; scan, geoquery, multi30k: 1
+    # glue: 3 tasks x 3 methods (full, diffprune, diffprune-structured); scan, geoquery, multi30k: 1
+    assert len(calls) == len(runs) == (3 * 3 + 1 + 1 + 1) * 2 * 2
     assert all(_value(args, "--threads") == "1" for args in calls)
     assert all(_value(args, "--results-dir") == "results/precision" for args in calls)
     glue = [args for args in calls if args[1] == "glue"]
     assert {_value(args, "--task") for args in glue} == {"rte", "mrpc", "stsb"}
+    assert {_value(args, "--method") for args in glue} == {"full", "diffprune", "diffprune-structured"}
     assert _run(script, fake, SEEDS="0 1") == []  # everything finished: nothing runs again
 
 
