@@ -183,6 +183,17 @@ def render_model_card(info: ModelCardInfo) -> str:
             "```",
             "",
         ]
+    if info.library_name == "peft" and info.method.startswith("diffprune"):  # loads through deltamix
+        lines += [
+            "## Use",
+            "",
+            "```python",
+            "import deltamix.diffprune.peft  # registers diff pruning with PEFT",
+            "from peft import PeftModel",
+            'model = PeftModel.from_pretrained(base_model, "PATH_OR_HUB_ID")  # refuses another base',
+            "```",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -7,10 +7,11 @@ DiffPruningPeftConfig`` imports it too. See docs/peft.md.
 
 from __future__ import annotations
 
+from deltamix.diffprune.peft.card import write_adapter_card
 from deltamix.diffprune.peft.config import DiffPruningPeftConfig
 from deltamix.diffprune.peft.model import DiffPruningTuner
 from deltamix.diffprune.peft.registration import PEFT_TYPE, register
 
 register()
 
-__all__ = ["PEFT_TYPE", "DiffPruningPeftConfig", "DiffPruningTuner"]
+__all__ = ["PEFT_TYPE", "DiffPruningPeftConfig", "DiffPruningTuner", "write_adapter_card"]
