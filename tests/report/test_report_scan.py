@@ -69,3 +69,18 @@ def test_methods_at_several_budgets_get_a_steps_table_and_plot(tmp_path: Path) -
 def test_no_steps_section_with_one_budget(tmp_path: Path) -> None:
     text = render([_record("geca", "addprim_jump", 0, 0.5)], tmp_path)
     assert "against training steps" not in text and not (tmp_path / "scan_lstm_steps.png").exists()
+
+
+def test_summary_checks_seqmix_against_its_baseline_and_the_papers_goal() -> None:
+    from deltamix.report.scan import summary
+
+    records = [_record("geca", "addprim_jump", s, v, steps=6000) for s, v in enumerate([0.90, 0.88])]
+    records += [_record("geca+seqmix", "addprim_jump", s, v, steps=6000) for s, v in enumerate([0.96, 0.87])]
+    records += [_record("none", "addprim_jump", 0, 0.01), _record("seqmix", "addprim_jump", 0, 0.02)]
+    lines = summary(records)
+    assert (
+        "SCAN addprim_jump (lstm, 6000 steps): geca+seqmix above geca: 91.5 vs 89.0 (Δ +2.5; 2 vs 2 seeds, "
+        "higher in 1 of 2 seed pairs): not met; at least 95 (the paper's): not met." in lines
+    )
+    assert any(line.startswith("SCAN addprim_jump (lstm, 1500 steps): seqmix above none") for line in lines)
+    assert all("geca above" not in line for line in lines)  # GECA alone has no baseline goal

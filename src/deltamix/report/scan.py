@@ -172,3 +172,43 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
         lines += [f"### {title}\n", markdown_table(["method", *splits], rows), f"![SCAN {title}]({plot})\n"]
     lines += _steps_section(full, out_dir)
     return "\n".join(lines)
+
+
+# The papers' GECA + SeqMix exact match (%) per split: the goal of a long-budget comparison.
+GOALS = {"addprim_jump": 95.0, "template_around_right": 89.0}
+BASELINE_OF = {"geca+seqmix": "geca", "seqmix": "none"}
+
+
+def _goal_line(title: str, split: str, method: str, baseline: str, cells: dict) -> str:
+    """One claim line: ``method`` against ``baseline`` on ``split``, paired by seed where both ran."""
+    ours, theirs = cells[(method, split)], cells[(baseline, split)]
+    pairs = [(ours[s], theirs[s]) for s in sorted(set(ours) & set(theirs))]
+    mean = statistics.mean(ours.values()) * 100
+    delta = (mean - statistics.mean(theirs.values()) * 100) if theirs else 0.0
+    wins = sum(a > b for a, b in pairs)
+    line = (
+        f"SCAN {split} ({title}): {method} above {baseline}: {mean:.1f} vs "
+        f"{statistics.mean(theirs.values()) * 100:.1f} (Δ {delta:+.1f}; {len(ours)} vs {len(theirs)} seeds, "
+        f"higher in {wins} of {len(pairs)} seed pairs): {'met' if pairs and wins == len(pairs) else 'not met'}"
+    )
+    if method.startswith("geca+seqmix") and split in GOALS:
+        line += f"; at least {GOALS[split]:.0f} (the paper's): {'met' if mean >= GOALS[split] else 'not met'}"
+    return line + "."
+
+
+def summary(records: list[dict[str, Any]]) -> list[str]:
+    """The SCAN goals per (model, budget, precision) group: SeqMix above its baseline (GECA + SeqMix
+    above GECA, SeqMix above none) on every seed, and GECA + SeqMix at the paper's 95 / 89."""
+    lines = []
+    for (model, steps, precision), group in sorted(group_by(filter(_is_full_run, records), _budget).items()):
+        cells: dict[tuple[str, str], dict[int, float]] = {}
+        for record in group:
+            cells.setdefault((method_label(record), record["task"]), {})[int(record["seed"])] = record[
+                "main_value"
+            ]
+        title = f"{model}, {steps} steps" + ("" if precision == "fp32" else f", {precision}")
+        for method, split in sorted(cells):
+            baseline = BASELINE_OF.get(method.split(" (")[0])
+            if baseline and (baseline, split) in cells:
+                lines.append(_goal_line(title, split, method, baseline, cells))
+    return lines
