@@ -72,3 +72,24 @@ def test_command_defaults_and_overrides() -> None:
         parser.parse_args(["--name", "n"])
     with pytest.raises(ValueError, match="Settings has no field 'colour'"):
         add_settings_options(argparse.ArgumentParser(), Settings, ["colour"])
+
+
+def test_seqmix_compare_options_are_scan_comparison_config_fields() -> None:
+    """`deltamix seqmix compare` parses to the library's ScanComparisonConfig, its defaults included."""
+    from deltamix.cli.main import build_parser, parse_args
+    from deltamix.cli.seqmix_compare import OPTIONS
+    from deltamix.seqmix.scan_compare import ScanComparisonConfig
+
+    parser = build_parser()
+    defaults = settings_from_args(parse_args(parser, ["seqmix", "compare"]), OPTIONS)
+    defaults["results_dir"] = str(defaults["results_dir"])
+    assert ScanComparisonConfig(**defaults) == ScanComparisonConfig()
+    given = settings_from_args(
+        parse_args(
+            parser, ["seqmix", "compare", "--seeds", "3", "4", "--methods", "none", "--max-steps", "9"]
+        ),
+        OPTIONS,
+    )
+    assert (given["seeds"], given["methods"], given["steps"]) == ([3, 4], ["none"], 9)
+    with pytest.raises(SystemExit):
+        parse_args(parser, ["seqmix", "compare", "--seeds", "-1"])

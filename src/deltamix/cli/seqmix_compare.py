@@ -5,22 +5,18 @@ from __future__ import annotations
 import argparse
 import logging
 
-from deltamix.cli.args import non_negative_int, output_dir, positive_int
-from deltamix.cli.settings_args import add_alias
+from deltamix.cli.settings_args import add_settings_options, settings_from_args
 from deltamix.errors import DeltamixError
-from deltamix.precision import PRECISIONS
 from deltamix.seqmix.scan_compare import (
     BASELINE_OF,
-    DEFAULT_METHODS,
-    DEFAULT_SEEDS,
     ScanComparison,
     ScanComparisonConfig,
     compare_scan,
     comparison_markdown,
 )
-from deltamix.seqmix.scan_run import AUGMENTATIONS, SPLITS
 
-DEFAULTS = ScanComparisonConfig()
+# The settings the command offers; the others (runs_dir, model_config, limits) are for Python callers.
+OPTIONS = ("split", "methods", "seeds", "steps", "precision", "workers", "output_dir", "results_dir")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,61 +32,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "is reused when finished and resumed when interrupted; its record goes to RESULTS_DIR/scan.jsonl."
         ),
     )
-    parser.add_argument(
-        "--split", choices=SPLITS, default=DEFAULTS.split, help="SCAN split (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--methods",
-        nargs="+",
-        choices=AUGMENTATIONS,
-        default=list(DEFAULT_METHODS),
-        help=f"augmentations to compare (default: {' '.join(DEFAULT_METHODS)})",
-    )
-    parser.add_argument(
-        "--seeds",
-        nargs="+",
-        type=non_negative_int,
-        default=list(DEFAULT_SEEDS),
-        help=f"seeds every method runs (default: {' '.join(map(str, DEFAULT_SEEDS))})",
-    )
-    parser.add_argument(
-        "--max-steps",
-        dest="steps",
-        type=positive_int,
-        default=DEFAULTS.steps,
-        help="training steps of each run (default: %(default)s)",
-    )
-    add_alias(parser, "--steps", "--max-steps", "steps", type=positive_int)
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default=DEFAULTS.precision,
-        help="bf16 autocast or fp32; auto = bf16 where the hardware computes it natively (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--workers", type=positive_int, help="runs at a time, one thread each (default: one per core)"
-    )
-    parser.add_argument(
-        "--output-dir", type=output_dir, help="comparison folder (default: runs/scan-compare/SPLIT-STEPS)"
-    )
-    parser.add_argument(
-        "--results-dir", type=output_dir, default="results", help="records folder (default: %(default)s)"
-    )
+    add_settings_options(parser, ScanComparisonConfig, OPTIONS)
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        config = ScanComparisonConfig(
-            split=args.split,
-            methods=tuple(args.methods),
-            seeds=tuple(args.seeds),
-            steps=args.steps,
-            precision=args.precision,
-            workers=args.workers,
-            output_dir=None if args.output_dir is None else str(args.output_dir),
-            results_dir=str(args.results_dir),
-        )
+        settings = settings_from_args(args, OPTIONS)
+        for name in ("output_dir", "results_dir"):  # checked as paths, stored as text
+            settings[name] = None if settings[name] is None else str(settings[name])
+        config = ScanComparisonConfig(**settings)
     except ValueError as error:
         raise DeltamixError(f"seqmix compare: {error}") from None
     if not getattr(args, "verbose", False):

@@ -9,6 +9,7 @@ config field it fills. A field's ``metadata`` may hold, besides ``help``:
   that a bad value is refused at parse time naming the option; otherwise the annotation's int / float;
 - ``choices``: the allowed values;
 - ``default_help``: what the default means when it is None or depends on other settings;
+- ``nargs``: ``"+"`` for a tuple field given as several values (``--seeds 0 1 2``);
 - ``required``: whether the option must be given (default: for a field without a default).
 
 >>> parser = argparse.ArgumentParser()
@@ -123,6 +124,8 @@ def _help(spec: dataclasses.Field | _Field, default: Any) -> str:
         shown = spec.metadata["default_help"].replace("%", "%%")
     elif isinstance(default, bool):
         shown = "on" if default else "off"
+    elif isinstance(default, (list, tuple)):
+        shown = " ".join(map(str, default)).replace("%", "%%")
     else:
         shown = "%(default)s" if default is not None else "none"
     return f"{text} (default: {shown})"
@@ -171,6 +174,9 @@ def add_settings_options(
                 add_alias(parser, alias, flag, name, nargs=0)
             continue
         value_kwargs = {}
+        if "nargs" in spec.metadata:
+            value_kwargs["nargs"] = spec.metadata["nargs"]
+            kwargs["default"] = list(default)
         if spec.metadata.get("choices") is not None:
             value_kwargs["choices"] = tuple(spec.metadata["choices"])
         value_type = _value_type(spec)

@@ -26,7 +26,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from deltamix.io import atomic_path, atomic_write_json, atomic_write_text
-from deltamix.precision import DEFAULT_PRECISION, available_cores
+from deltamix.precision import DEFAULT_PRECISION, PRECISIONS, available_cores
 from deltamix.seqmix.scan_run import AUGMENTATIONS, SPLITS, ScanRunConfig, default_training, run_scan
 
 logger = logging.getLogger(__name__)
@@ -50,21 +50,50 @@ DEFAULT_SEEDS = (0, 1)
 class ScanComparisonConfig:
     """Which SCAN runs to compare and how to run them."""
 
-    split: str = field(default="addprim_jump", metadata={"help": f"SCAN split: {', '.join(SPLITS)}"})
+    split: str = field(default="addprim_jump", metadata={"help": "SCAN split", "choices": SPLITS})
     methods: tuple[str, ...] = field(
-        default=DEFAULT_METHODS, metadata={"help": f"augmentations to compare: {', '.join(AUGMENTATIONS)}"}
+        default=DEFAULT_METHODS,
+        metadata={"help": "augmentations to compare", "choices": AUGMENTATIONS, "nargs": "+"},
     )
-    seeds: tuple[int, ...] = field(default=DEFAULT_SEEDS, metadata={"help": "seeds every method runs"})
-    steps: int = field(default=1500, metadata={"help": "training steps of each run"})
-    precision: str = field(default=DEFAULT_PRECISION, metadata={"help": "auto, bf16 or fp32"})
+    seeds: tuple[int, ...] = field(
+        default=DEFAULT_SEEDS,
+        metadata={"help": "seeds every method runs", "type": "non_negative_int", "nargs": "+"},
+    )
+    steps: int = field(
+        default=1500,
+        metadata={
+            "help": "training steps of each run",
+            "flag": "--max-steps",
+            "aliases": ("--steps",),
+            "type": "positive_int",
+        },
+    )
+    precision: str = field(
+        default=DEFAULT_PRECISION,
+        metadata={
+            "help": "bf16 autocast or fp32; auto = bf16 where the hardware computes it natively",
+            "choices": PRECISIONS,
+        },
+    )
     workers: int | None = field(
-        default=None, metadata={"help": "runs at a time (None: one per core, at most one per run)"}
+        default=None,
+        metadata={
+            "help": "runs at a time, one thread each",
+            "type": "positive_int",
+            "default_help": "one per core, at most one per run",
+        },
     )
     output_dir: str | None = field(
         default=None,
-        metadata={"help": "folder of the comparison files (None: runs/scan-compare/SPLIT-STEPS)"},
+        metadata={
+            "help": "folder of the comparison files",
+            "type": "output_dir",
+            "default_help": "runs/scan-compare/SPLIT-STEPS",
+        },
     )
-    results_dir: str = field(default="results", metadata={"help": "where the runs' records go"})
+    results_dir: str = field(
+        default="results", metadata={"help": "where the runs' records go", "type": "output_dir"}
+    )
     runs_dir: str | None = field(
         default=None, metadata={"help": "folder of the run folders (None: each run's default, runs/scan/...)"}
     )
