@@ -1,4 +1,8 @@
-"""Results records: one JSON line per finished run, with everything needed to trust and redo it."""
+"""Results records: one JSON line per finished run, with everything needed to trust and redo it.
+
+Written by hand: Trainer and accelerate log metrics and save checkpoints (which deltamix uses), but
+neither keeps an append-exactly-once record of a finished run with its config, versions and commit.
+"""
 
 from __future__ import annotations
 

@@ -3,7 +3,9 @@
 Every run command (GLUE, SCAN, translation, parsing) skips a finished run and resumes an interrupted
 one from its folder. Both are only right if the folder was started with the same settings: a folder
 of 3 epochs must not answer a request for 15. Each run writes its settings to ``config.json`` when it
-starts and checks them here before it resumes or returns a finished run's metrics.
+starts and checks them here before it resumes or returns a finished run's metrics. (Trainer's
+``resume_from_checkpoint`` and accelerate's ``load_state`` restore a checkpoint but never compare the
+settings it was made with, hence this check.)
 
 >>> check_same_run(Path("runs/x/config.json"), {"run": {"epochs": 15}})  # doctest: +SKIP
 DeltamixError: runs/x holds a run started with other settings (run.epochs: 3 there, 15 now); ...
