@@ -481,6 +481,22 @@ class DiffState(nn.Module):
             entries[span.name] = (local.cpu(), part.index_select(0, local).cpu())
         return entries
 
+    def param_groups_with_dense(self, dense: list[nn.Parameter]) -> list[dict[str, Any]]:
+        """`diff_param_groups` plus a ``"dense"`` group of ``dense`` (the head: the config's
+        ``head_learning_rate`` and weight decay), left out when ``dense`` is empty."""
+        cfg = self.diff_config
+        groups = self.diff_param_groups()
+        if dense:
+            groups.append(
+                {
+                    "name": "dense",
+                    "params": dense,
+                    "lr": cfg.head_learning_rate,
+                    "weight_decay": cfg.weight_decay,
+                }
+            )
+        return groups
+
     def diff_param_groups(self) -> list[dict[str, Any]]:
         """The diff's parameter groups for ``torch.optim.AdamW``, each with a ``"name"``: ``"diff"`` (w,
         or kept_values after project_, with ``fixed_mask_learning_rate``), ``"gates"`` (alpha and group

@@ -277,19 +277,7 @@ class DiffPruningModel(DiffState):
         no weight decay), ``"multipliers"`` (the Lagrange multipliers of a target density: constant lr,
         no weight decay, ascent) and ``"dense"`` (the head).
         """
-        cfg = self.diff_config
-        groups = self.diff_param_groups()
-        dense = self.dense_parameters()
-        if dense:
-            groups.append(
-                {
-                    "name": "dense",
-                    "params": dense,
-                    "lr": cfg.head_learning_rate,
-                    "weight_decay": cfg.weight_decay,
-                }
-            )
-        return groups
+        return self.param_groups_with_dense(self.dense_parameters())
 
     def extra_repr(self) -> str:
         return f"stage={self.stage}, num_gated={self.num_gated}, dense={len(self.dense_names)} tensors"

@@ -42,6 +42,17 @@ def _budget(record: dict[str, Any]) -> tuple[str, int, str]:
     return model, int(config.get("steps", 0)), config.get("precision", "fp32")
 
 
+def _save(fig: Any, path: Path) -> None:
+    """Write a matplotlib figure as a PNG, atomically (a reader never sees half a PNG), and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
 def _plot(
     cells: dict[tuple[str, str], list[float]], methods: list[str], splits: list[str], path: Path, title: str
 ) -> None:
@@ -66,11 +77,7 @@ def _plot(
     ax.set_ylim(0, 100)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:  # a reader never sees half a PNG
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _curves(group: list[dict[str, Any]]) -> dict[tuple[str, str], dict[int, list[float]]]:
@@ -103,11 +110,7 @@ def _plot_steps(curves: dict[tuple[str, str], dict[int, list[float]]], splits: l
         ax.set_ylim(0, 100)
         ax.set_title(split, fontsize=10)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _steps_section(full: list[dict[str, Any]], out_dir: Path) -> list[str]:

@@ -247,20 +247,8 @@ class DiffPruningTuner(BaseTuner):
         """AdamW groups of the adapter with its config's learning rates: ``"diff"``, ``"gates"``,
         ``"multipliers"`` (``DiffState.diff_param_groups``) and ``"dense"``: every other trainable
         parameter of the model (the active head copies of ``modules_to_save``)."""
-        state = self.state(adapter_name)
-        groups = state.diff_param_groups()
         dense = [p for p in self.model.parameters() if p.requires_grad]
-        if dense:
-            cfg = state.diff_config
-            groups.append(
-                {
-                    "name": "dense",
-                    "params": dense,
-                    "lr": cfg.head_learning_rate,
-                    "weight_decay": cfg.weight_decay,
-                }
-            )
-        return groups
+        return self.state(adapter_name).param_groups_with_dense(dense)
 
     @torch.no_grad()
     def export_diff(self, adapter_name: str | None = None) -> SparseDiff:
