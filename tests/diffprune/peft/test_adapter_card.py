@@ -8,18 +8,14 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 from peft import get_peft_model
-from transformers import BertConfig, BertForSequenceClassification
+from peft_models import tiny_bert
 
 from deltamix.diffprune.peft import DiffPruningPeftConfig
 from deltamix.diffprune.peft.card import write_adapter_card
 
 
 def _projected_adapter() -> torch.nn.Module:
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
-    )
-    base = BertForSequenceClassification(config)
+    base = tiny_bert()
     base.name_or_path = "tiny-bert"  # what from_pretrained sets, and PEFT records
     model = get_peft_model(base, DiffPruningPeftConfig(task_type="SEQ_CLS", target_sparsity=0.05))
     model.base_model.state().w.data.normal_()  # a diff to project

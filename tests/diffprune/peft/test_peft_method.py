@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 from peft import PeftModel, get_peft_model
+from peft_models import VOCAB, tiny_bart, tiny_bert
 from safetensors import safe_open
 from torch import nn
-from transformers import BartConfig, BartForConditionalGeneration, BertConfig, BertForSequenceClassification
 
 from deltamix.diffprune import DiffBank, DiffPruningConfig, DiffPruningModel
 from deltamix.diffprune.diff_state import DiffState
@@ -21,47 +21,7 @@ from deltamix.diffprune.peft import DiffPruningPeftConfig
 from deltamix.diffprune.projection import num_kept
 from deltamix.errors import BaseModelMismatchError
 
-VOCAB = 40
 SPARSITY = 0.05
-
-
-def _bert(seed: int = 0, hidden: int = 16) -> nn.Module:
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=VOCAB,
-        hidden_size=hidden,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        num_labels=2,
-    )
-    return BertForSequenceClassification(config).eval()
-
-
-def _bart(seed: int = 0, hidden: int = 16) -> nn.Module:
-    torch.manual_seed(seed)
-    config = BartConfig(
-        vocab_size=VOCAB,
-        d_model=hidden,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
-        max_position_embeddings=32,
-        dropout=0.0,
-        attention_dropout=0.0,
-        pad_token_id=1,
-        bos_token_id=0,
-        eos_token_id=2,
-        decoder_start_token_id=2,
-        forced_eos_token_id=None,
-    )
-    return BartForConditionalGeneration(config).eval()
 
 
 def _classify_batch(seed: int) -> dict[str, torch.Tensor]:
@@ -84,9 +44,9 @@ class Case:
 
 
 CASES = {
-    "bert-seq-cls": Case(_bert, "SEQ_CLS", _classify_batch, "logits"),
-    "bart-seq2seq": Case(_bart, "SEQ_2_SEQ_LM", _copy_batch, "logits"),
-    "bert-seq-cls-structured": Case(_bert, "SEQ_CLS", _classify_batch, "logits", structured=True),
+    "bert-seq-cls": Case(tiny_bert, "SEQ_CLS", _classify_batch, "logits"),
+    "bart-seq2seq": Case(tiny_bart, "SEQ_2_SEQ_LM", _copy_batch, "logits"),
+    "bert-seq-cls-structured": Case(tiny_bert, "SEQ_CLS", _classify_batch, "logits", structured=True),
 }
 
 

@@ -7,11 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 from peft import PeftModel, get_peft_model
+from peft_models import tiny_bart, tiny_bert
 from transformers import (
-    BartConfig,
-    BartForConditionalGeneration,
-    BertConfig,
-    BertForSequenceClassification,
     Seq2SeqTrainer,
     Seq2SeqTrainingArguments,
     TrainingArguments,
@@ -21,21 +18,6 @@ from deltamix.diffprune.peft import DiffPruningPeftConfig
 from deltamix.diffprune.peft.trainer import DiffPruningPeftTrainer, ProjectCallback
 from deltamix.diffprune.projection import num_kept
 from deltamix.diffprune.trainer import DiffPruningTrainerMixin
-
-
-def _bert() -> BertForSequenceClassification:
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=40,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    return BertForSequenceClassification(config).eval()
 
 
 def _dataset() -> list[dict[str, torch.Tensor]]:
@@ -61,7 +43,7 @@ def test_a_trainer_adds_the_penalty_keeps_the_gate_rate_and_the_callback_project
     config = DiffPruningPeftConfig(
         task_type="SEQ_CLS", target_sparsity=0.05, l0_lambda=1e-3, learning_rate=1e-2, alpha_learning_rate=0.1
     )
-    model = get_peft_model(_bert(), config)
+    model = get_peft_model(tiny_bert(), config)
     trainer = DiffPruningPeftTrainer(
         model=model, args=_args(tmp_path, 4), train_dataset=_dataset(), callbacks=[ProjectCallback()]
     )
@@ -81,7 +63,7 @@ def test_a_trainer_adds_the_penalty_keeps_the_gate_rate_and_the_callback_project
     assert [g["name"] for g in second.optimizer.param_groups] == ["diff", "dense"]
     assert not torch.equal(state.kept_values.detach(), kept_before)
     second.save_model(str(tmp_path / "final"))
-    reloaded = PeftModel.from_pretrained(_bert(), tmp_path / "final").eval()
+    reloaded = PeftModel.from_pretrained(tiny_bert(), tmp_path / "final").eval()
     batch = torch.stack([row["input_ids"] for row in _dataset()[:4]])
     model.eval()
     with torch.no_grad():
@@ -89,14 +71,14 @@ def test_a_trainer_adds_the_penalty_keeps_the_gate_rate_and_the_callback_project
 
 
 def test_a_plain_mean_loss_is_not_scaled_by_the_number_of_processes(tmp_path: Path) -> None:
-    model = get_peft_model(_bert(), DiffPruningPeftConfig(task_type="SEQ_CLS"))
+    model = get_peft_model(tiny_bert(), DiffPruningPeftConfig(task_type="SEQ_CLS"))
     trainer = DiffPruningPeftTrainer(model=model, args=_args(tmp_path, 1), train_dataset=_dataset())
     assert trainer.model_accepts_loss_kwargs is False  # BertForSequenceClassification: a plain mean
 
 
 def test_the_peft_trainer_refuses_a_model_without_a_diff_pruning_adapter(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs a PeftModel with a diff pruning adapter"):
-        DiffPruningPeftTrainer(model=_bert(), args=_args(tmp_path, 1))
+        DiffPruningPeftTrainer(model=tiny_bert(), args=_args(tmp_path, 1))
 
 
 class _Seq2SeqDiffTrainer(DiffPruningTrainerMixin, Seq2SeqTrainer):
@@ -104,25 +86,8 @@ class _Seq2SeqDiffTrainer(DiffPruningTrainerMixin, Seq2SeqTrainer):
 
 
 def test_a_seq2seq_trainer_with_the_mixin_trains_and_generates_with_the_adapter(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    config = BartConfig(
-        vocab_size=40,
-        d_model=16,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
-        max_position_embeddings=32,
-        pad_token_id=1,
-        bos_token_id=0,
-        eos_token_id=2,
-        decoder_start_token_id=2,
-        forced_eos_token_id=None,
-    )
     model = get_peft_model(
-        BartForConditionalGeneration(config),
+        tiny_bart(dropout=0.1),  # BartConfig's default dropout
         DiffPruningPeftConfig(task_type="SEQ_2_SEQ_LM", learning_rate=5e-2),
     )
     model.get_base_model().generation_config.min_new_tokens = 5  # no early end of sequence
