@@ -49,6 +49,7 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
 
     ``out_dir`` is unused (no plots).
     """
+    categories = category_tables(records)
     return (
         "## Semantic parsing (SeqMix, GeoQuery)\n\n"
         "Test exact match of the whole meaning representation (%, whitespace-normalised, as GECA "
@@ -57,7 +58,7 @@ def render(records: list[dict[str, Any]], out_dir: Path) -> str:
         "method scored higher. The command of each row is one run's, with its seed as `<seed>`. The "
         "goal line checks SeqMix for a gain over the baseline.\n\n"
         + method_tables(records, "exact match %", 100.0, goal_margin=0.0)
-        + ("\n" + category_tables(records) if category_tables(records) else "")
+        + ("\n" + categories if categories else "")
     )
 
 

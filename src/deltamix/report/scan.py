@@ -186,12 +186,11 @@ def _goal_line(title: str, split: str, method: str, baseline: str, cells: dict) 
     """One claim line: ``method`` against ``baseline`` on ``split``, paired by seed where both ran."""
     ours, theirs = cells[(method, split)], cells[(baseline, split)]
     pairs = [(ours[s], theirs[s]) for s in sorted(set(ours) & set(theirs))]
-    mean = statistics.mean(ours.values()) * 100
-    delta = (mean - statistics.mean(theirs.values()) * 100) if theirs else 0.0
+    mean, baseline_mean = (statistics.mean(values.values()) * 100 for values in (ours, theirs))
     wins = sum(a > b for a, b in pairs)
     line = (
-        f"SCAN {split} ({title}): {method} above {baseline}: {mean:.1f} vs "
-        f"{statistics.mean(theirs.values()) * 100:.1f} (Δ {delta:+.1f}; {len(ours)} vs {len(theirs)} seeds, "
+        f"SCAN {split} ({title}): {method} above {baseline}: {mean:.1f} vs {baseline_mean:.1f} "
+        f"(Δ {mean - baseline_mean:+.1f}; {len(ours)} vs {len(theirs)} seeds, "
         f"higher in {wins} of {len(pairs)} seed pairs): {'met' if pairs and wins == len(pairs) else 'not met'}"
     )
     if method.startswith("geca+seqmix") and split in GOALS:
