@@ -23,9 +23,9 @@ import time
 import torch
 from torch import Tensor
 
+from deltamix.core.mixed_tokens import MixedTokens
 from deltamix.models.decoding import DecoderState, generate
 from deltamix.models.transformer import TransformerSeq2Seq, TransformerSeq2SeqConfig
-from deltamix.seqmix.tokens import MixedTokens
 from run_options import add_run_options, append_bench_record, apply_threads
 
 logger = logging.getLogger("bench_decoding")

@@ -369,8 +369,8 @@ def gate_study(data_dir: Path, args: dict[str, Any]) -> list[dict[str, Any]]:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from deltamix.core.records import make_record
     from deltamix.diffprune import DiffPruningConfig, DiffPruningModel
-    from deltamix.records import make_record
 
     def read(split: str) -> list[tuple[str, int]]:
         path = data_dir / "glue" / "SST-2" / f"{split}.tsv"
@@ -483,8 +483,8 @@ def _train_task(model_name: str, seq_len: int) -> str:
 def _records(
     results: list[dict[str, Any]], timings: dict[str, Any], args: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """Results records (deltamix.records) for the training, file and switching tables."""
-    from deltamix.records import make_record
+    """Results records (deltamix.core.records) for the training, file and switching tables."""
+    from deltamix.core.records import make_record
 
     records = []
     by_key = {(r["model"], r["method"]): r for r in results}
@@ -690,7 +690,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.gate_study_data is not None:
         records += gate_study(args.gate_study_data, settings)
     if not args.no_record:
-        from deltamix.records import append_record
+        from deltamix.core.records import append_record
 
         for record in records:
             append_record(record, args.results_dir)

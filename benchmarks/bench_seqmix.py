@@ -22,10 +22,10 @@ import torch
 from deltamix.data.batching import BucketBatchSampler, Collator, Seq2SeqDataset, encode_pairs
 from deltamix.data.scan import load_split
 from deltamix.data.vocab import Vocabulary
+from deltamix.experiments.scan.run import build_model
 from deltamix.seqmix.augment import SeqMixAugmenter
 from deltamix.seqmix.config import VARIANTS, SeqMixConfig
 from deltamix.seqmix.loss import seqmix_loss
-from deltamix.seqmix.scan_run import build_model
 from run_options import add_run_options, append_bench_record, apply_threads
 
 logger = logging.getLogger("bench_seqmix")

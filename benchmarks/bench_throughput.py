@@ -30,17 +30,17 @@ from typing import Any
 
 import torch
 
+from deltamix.core.precision import available_cores, resolve_precision
 from deltamix.data.scan import load_split
 from deltamix.data.seq2seq import load_geoquery, load_translation
 from deltamix.data.tokenization import train_joint_tokenizer
 from deltamix.data.vocab import Vocabulary
-from deltamix.precision import available_cores, resolve_precision
+from deltamix.experiments.scan.run import build_model as build_scan_model
+from deltamix.experiments.text.run import TASK_DEFAULTS, TextRunConfig
+from deltamix.experiments.text.run import build_model as build_text_model
 from deltamix.seqmix.augment import SeqMixAugmenter
 from deltamix.seqmix.config import SeqMixConfig
-from deltamix.seqmix.scan_run import build_model as build_scan_model
-from deltamix.seqmix.text_run import TASK_DEFAULTS, TextRunConfig
-from deltamix.seqmix.text_run import build_model as build_text_model
-from deltamix.seqmix.trainer import Seq2SeqTrainingConfig, Seq2SeqTrainingLoop
+from deltamix.training.loop import Seq2SeqTrainingConfig, Seq2SeqTrainingLoop
 from run_options import append_bench_record
 
 logger = logging.getLogger("bench_throughput")

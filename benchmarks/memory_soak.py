@@ -21,13 +21,13 @@ from pathlib import Path
 
 import torch
 
+from deltamix.core.records import append_record, make_record
 from deltamix.data.scan import load_split
 from deltamix.data.vocab import Vocabulary
-from deltamix.records import append_record, make_record
+from deltamix.experiments.scan.run import build_model
 from deltamix.seqmix.augment import SeqMixAugmenter
 from deltamix.seqmix.config import SeqMixConfig
-from deltamix.seqmix.scan_run import build_model
-from deltamix.seqmix.trainer import Seq2SeqTrainingConfig, Seq2SeqTrainingLoop
+from deltamix.training.loop import Seq2SeqTrainingConfig, Seq2SeqTrainingLoop
 
 
 def rss_mib() -> float:

@@ -22,7 +22,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from bench_diffprune import METHODS, _setup
-from deltamix.io import atomic_write_json
+from deltamix.core.io import atomic_write_json
 
 
 def profiled_step(setup: dict, precision: str) -> None:

@@ -17,7 +17,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from bench_throughput import RECIPES, Setting, load_recipe, make_trainer
-from deltamix.io import atomic_write_json
+from deltamix.core.io import atomic_write_json
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,8 +7,8 @@ import logging
 import os
 from typing import Any
 
-from deltamix.precision import configure_threads
-from deltamix.records import append_record, make_record
+from deltamix.core.precision import configure_threads
+from deltamix.core.records import append_record, make_record
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:

@@ -23,14 +23,14 @@ import torch
 from safetensors.torch import load_file
 
 from deltamix.cli.args import existing_dir, positive_int
+from deltamix.core.mixed_tokens import MixedTokens
+from deltamix.core.records import append_record, make_record
 from deltamix.data.batching import collate_examples, encode_pairs
 from deltamix.data.tokenization import load_tokenizer
-from deltamix.records import append_record, make_record
+from deltamix.experiments.text.run import TextRunConfig, average_checkpoints, load_data
 from deltamix.seqmix.loss import label_smoothed_nll
-from deltamix.seqmix.predict import length_sorted_batches
-from deltamix.seqmix.text_run import TextRunConfig, average_checkpoints, load_data
-from deltamix.seqmix.tokens import MixedTokens
-from deltamix.seqmix.trainer import load_model
+from deltamix.training.loop import load_model
+from deltamix.training.predict import length_sorted_batches
 
 
 @torch.no_grad()

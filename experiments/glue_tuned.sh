@@ -2,7 +2,7 @@
 # GLUE against tuned baselines (issue 33): every method, ours and the baselines, gets the same budget.
 # Per task and method: three learning rates at the first seed, each run choosing its epochs on a slice
 # held out from train (--select-on holdout); the rate of best held-out score is chosen (the choice of
-# `deltamix report`: python -m deltamix.report.glue_tuned), then the other seeds of that rate run. The
+# `deltamix report`: python -m deltamix.experiments.report.glue_tuned), then the other seeds of that rate run. The
 # dev set plays no part in the choice; each run evaluates it once, on its chosen model. Records go to
 # $RESULTS_DIR/glue.jsonl (default results/), where the report's tuned-against-tuned section reads them.
 #   usage: experiments/glue_tuned.sh [TASK ...]   (default: rte mrpc stsb sst2; data: ../shared/data/glue
@@ -72,7 +72,7 @@ for task in "${tasks[@]}"; do
       echo "-- $task $method: ${#finished[@]} of ${#lrs[@]} rates finished; its seeds wait for the rest"
       continue
     fi
-    chosen="$("${python[@]}" -m deltamix.report.glue_tuned "${finished[@]}")" || { echo "!! $task $method: no rate chosen"; continue; }
+    chosen="$("${python[@]}" -m deltamix.experiments.report.glue_tuned "${finished[@]}")" || { echo "!! $task $method: no rate chosen"; continue; }
     lr="$(basename "$(dirname "$chosen")")"
     lr="${lr#lr}"
     echo "-- $task $method: lr $lr chosen on the held-out slice"

@@ -17,9 +17,9 @@ import subprocess
 from pathlib import Path
 
 from deltamix.cli.args import existing_file
-from deltamix.errors import DeltamixError
-from deltamix.io import read_jsonl
-from deltamix.records import append_record, command_line
+from deltamix.core.errors import DeltamixError
+from deltamix.core.io import read_jsonl
+from deltamix.core.records import append_record, command_line
 
 REQUIRED = ("experiment", "run_id", "command")  # what the import reads or rewrites in each record
 

@@ -28,13 +28,13 @@ from pathlib import Path
 import torch
 
 from deltamix.cli.args import existing_dir
+from deltamix.core.records import append_record, make_record
 from deltamix.data.batching import BucketBatchSampler, Seq2SeqDataset, collate_examples, encode_pairs
 from deltamix.data.tokenization import load_tokenizer
-from deltamix.records import append_record, make_record
+from deltamix.experiments.text.run import TextRunConfig, load_data
 from deltamix.seqmix import SeqMixAugmenter, SeqMixConfig
 from deltamix.seqmix.config import MIXING_VARIANTS
-from deltamix.seqmix.text_run import TextRunConfig, load_data
-from deltamix.seqmix.trainer import augmentation_seed
+from deltamix.training.loop import augmentation_seed
 
 
 def overhang(run_dir: Path) -> tuple[dict[str, float], dict]:

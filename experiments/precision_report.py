@@ -4,7 +4,7 @@ Reads results/precision/{glue,scan,parsing,translation}.jsonl and writes results
 per recipe, the main metric of each precision (mean ± sd over seeds), the seed-paired difference
 bf16 - fp32 with its min and max, whether the mean difference lies within the seed spread (the
 larger of the two standard deviations) and within ``PARITY_POINTS`` (0.5 points: what the GLUE
-methods must show before ``--precision auto`` trains them in bf16, deltamix.glue.methods), and the
+methods must show before ``--precision auto`` trains them in bf16, deltamix.experiments.glue.methods), and the
 training-time ratio fp32 / bf16 per seed pair.
 
     python experiments/precision_report.py [--results-dir results/precision]
@@ -17,8 +17,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from deltamix.io import atomic_write_text, read_jsonl
-from deltamix.report.common import markdown_table, mean_sd
+from deltamix.core.io import atomic_write_text, read_jsonl
+from deltamix.experiments.report.common import markdown_table, mean_sd
 
 FILES = ("glue", "scan", "parsing", "translation")
 PARITY_POINTS = 0.5  # |mean bf16 - mean fp32| in points (% or BLEU) that counts as parity

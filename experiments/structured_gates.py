@@ -21,13 +21,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from deltamix.cli.args import existing_dir, non_negative_float, positive_int
+from deltamix.core.records import append_record, make_record
 from deltamix.data.glue import get_task
 from deltamix.diffprune import DiffPruningModel
 from deltamix.diffprune.config import STRUCTURED_PENALTIES
 from deltamix.diffprune.hard_concrete import prob_nonzero
-from deltamix.glue.run import GlueRunConfig, load_classifier, prepare_data
-from deltamix.glue.stages import _diff_config
-from deltamix.records import append_record, make_record
+from deltamix.experiments.glue.run import GlueRunConfig, load_classifier, prepare_data
+from deltamix.experiments.glue.stages import _diff_config
 
 
 def main(argv: list[str] | None = None) -> None:

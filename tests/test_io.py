@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from deltamix.errors import DataFormatError
-from deltamix.io import _umask, append_jsonl, atomic_folder, atomic_path, atomic_write_json, read_jsonl
+from deltamix.core.errors import DataFormatError
+from deltamix.core.io import _umask, append_jsonl, atomic_folder, atomic_path, atomic_write_json, read_jsonl
 
 
 def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:

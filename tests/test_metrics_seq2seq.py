@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deltamix.metrics_seq2seq import corpus_bleu, exact_match
+from deltamix.training.metrics import corpus_bleu, exact_match
 
 
 def test_exact_match_normalises_whitespace() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from deltamix.model_card import ModelCardInfo, render_model_card, write_model_card
+from deltamix.core.model_card import ModelCardInfo, render_model_card, write_model_card
 
 RECORD = {
     "experiment": "glue", "task": "mrpc", "method": "diffprune", "seed": 1,

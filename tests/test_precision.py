@@ -1,4 +1,4 @@
-"""Tests of `deltamix.precision`: what auto resolves to, CPU flags, thread defaults."""
+"""Tests of `deltamix.core.precision`: what auto resolves to, CPU flags, thread defaults."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from deltamix import precision
+from deltamix.core import precision
 
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from deltamix.io import read_jsonl
-from deltamix.records import append_record, make_record
+from deltamix.core.io import read_jsonl
+from deltamix.core.records import append_record, make_record
 
 
 @dataclass
@@ -60,7 +60,7 @@ def test_main_metric_must_be_a_metric() -> None:
 
 
 def test_command_line_names_the_deltamix_command() -> None:
-    from deltamix.records import command_line
+    from deltamix.core.records import command_line
 
     module_run = ["/x/src/deltamix/cli/main.py", "diffprune", "glue", "--task", "rte"]
     assert command_line(module_run) == "deltamix diffprune glue --task rte"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from deltamix.io import append_jsonl
-from deltamix.records import make_record
-from deltamix.report import (
+from deltamix.core.io import append_jsonl
+from deltamix.core.records import make_record
+from deltamix.experiments.report import (
     BENCH_END,
     BENCH_START,
     CLAIMS_END,

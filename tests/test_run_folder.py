@@ -1,4 +1,4 @@
-"""`deltamix.run_folder`: which settings count as different, and what the refusal says."""
+"""`deltamix.core.run_folder`: which settings count as different, and what the refusal says."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from deltamix.errors import DataFormatError, DeltamixError
-from deltamix.run_folder import check_same_run, finished_metrics, setting_differences
+from deltamix.core.errors import DataFormatError, DeltamixError
+from deltamix.core.run_folder import check_same_run, finished_metrics, setting_differences
 
 
 def test_differences_name_the_setting_and_both_values() -> None:
@@ -47,7 +47,7 @@ def test_an_unreadable_config_names_the_file(tmp_path: Path) -> None:
 
 
 def test_finished_metrics_answers_only_for_a_finished_run_of_the_same_settings(tmp_path: Path) -> None:
-    from deltamix.records import _pending_path
+    from deltamix.core.records import _pending_path
 
     folder = tmp_path / "run"
     settings = {"run": {"epochs": 3}}

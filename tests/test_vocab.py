@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from deltamix.core.errors import DataFormatError
 from deltamix.data.vocab import Vocabulary
-from deltamix.errors import DataFormatError
 
 
 def test_encode_decode_and_unknown() -> None:

@@ -13,7 +13,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from deltamix import _moved
+
 __version__ = "0.1.0"
+
+_moved.install()  # old module paths (deltamix.glue, deltamix.seqmix.trainer, ...) for one release
 
 _LAZY = {
     "DiffPruningConfig": "deltamix.diffprune",

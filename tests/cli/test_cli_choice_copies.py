@@ -7,8 +7,8 @@ import argparse
 
 import pytest
 
-from deltamix import precision
 from deltamix.cli.main import build_parser
+from deltamix.core import precision
 from deltamix.seqmix import config, lr_schedule, text_run
 
 

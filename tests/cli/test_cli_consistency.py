@@ -16,8 +16,8 @@ from unittest import mock
 import pytest
 
 from deltamix.cli.main import build_parser, main, parse_args
-from deltamix.seqmix.scan_run import ScanRunConfig, default_training
-from deltamix.seqmix.text_run import TextRunConfig
+from deltamix.experiments.scan.run import ScanRunConfig, default_training
+from deltamix.experiments.text.run import TextRunConfig
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -196,4 +196,4 @@ def test_the_translation_queue_resolves_to_the_settings_it_always_had(tmp_path: 
             label_smoothing=0.1, dropout=0.3, average_last=5, beam_size=4, length_penalty=0.6, threads=1,
             output_dir=Path(_value(argv, "--output-dir")), results_dir=Path("results"),
         )  # fmt: skip
-        assert _resolved(argv, "deltamix.seqmix.text_run.run_text") == before
+        assert _resolved(argv, "deltamix.experiments.text.run.run_text") == before

@@ -8,7 +8,7 @@ import pytest
 
 from deltamix.cli.diffprune import _rate
 from deltamix.cli.main import build_parser
-from deltamix.glue.run import GlueRunConfig
+from deltamix.experiments.glue.run import GlueRunConfig
 
 
 def _glue_help(capsys: pytest.CaptureFixture[str]) -> str:

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
+from deltamix.core.io import read_jsonl
 from deltamix.data.batching import encode_pairs
 from deltamix.data.tokenization import load_tokenizer
-from deltamix.io import read_jsonl
-from deltamix.seqmix.trainer import load_model
+from deltamix.training.loop import load_model
 
 
 def test_one_record_per_run_with_a_row_per_snapshot(averaged_run, experiment_script, tmp_path: Path) -> None:
@@ -38,7 +38,7 @@ def test_one_record_per_run_with_a_row_per_snapshot(averaged_run, experiment_scr
 
 
 def test_the_report_shows_each_run_by_epoch(averaged_run, experiment_script, tmp_path: Path) -> None:
-    from deltamix.report import generate_report
+    from deltamix.experiments.report import generate_report
 
     run_dir, _ = averaged_run
     experiment_script("epoch_curves").main([str(run_dir), "--results-dir", str(tmp_path)])
@@ -57,8 +57,8 @@ def test_records_carry_the_runs_augmentation_and_task_for_the_report(
     authors' partner extent as such; a run on a slice of the data is its own task."""
     import json
 
-    from deltamix.report import translation_curves
-    from deltamix.seqmix.text_run import TextRunConfig
+    from deltamix.experiments.report import translation_curves
+    from deltamix.experiments.text.run import TextRunConfig
 
     run_dir, _ = averaged_run
     experiment_script("epoch_curves").main([str(run_dir), "--results-dir", str(tmp_path)])

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from deltamix.core.io import read_jsonl
 from deltamix.data.batching import BucketBatchSampler, Seq2SeqDataset, collate_examples, encode_pairs
 from deltamix.data.tokenization import load_tokenizer
-from deltamix.io import read_jsonl
 from deltamix.seqmix import SeqMixAugmenter, SeqMixConfig
-from deltamix.seqmix.trainer import augmentation_seed
+from deltamix.training.loop import augmentation_seed
 
 
 def test_one_record_per_run_counting_the_union_only_positions(
@@ -54,7 +54,7 @@ def test_one_record_per_run_counting_the_union_only_positions(
 
 
 def test_the_report_shows_each_run(averaged_run, experiment_script, tmp_path: Path) -> None:
-    from deltamix.report import generate_report
+    from deltamix.experiments.report import generate_report
 
     run_dir, _ = averaged_run
     experiment_script("partner_overhang").main([str(run_dir), "--results-dir", str(tmp_path)])

@@ -1,4 +1,4 @@
-"""`deltamix seqmix predict` and `deltamix.seqmix.predict.Predictor`: a trained run decodes new inputs
+"""`deltamix seqmix predict` and `deltamix.training.predict.Predictor`: a trained run decodes new inputs
 exactly as the run decoded its test set (the scored weights, the run's beam), and bad input is named."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import torch
 from safetensors.torch import load_file
 
 from deltamix.cli import seqmix_predict
-from deltamix.errors import DataFormatError
-from deltamix.seqmix.predict import DecodingSettings, Predictor, length_sorted_batches
-from deltamix.seqmix.text_run import average_checkpoints
+from deltamix.core.errors import DataFormatError
+from deltamix.experiments.text.run import average_checkpoints
+from deltamix.training.predict import DecodingSettings, Predictor, length_sorted_batches
 
 
 def _run(argv: list[str]) -> int:

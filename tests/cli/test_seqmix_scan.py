@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from deltamix.cli.main import main
-from deltamix.io import read_jsonl
-from deltamix.seqmix.scan_run import ScanRunConfig
+from deltamix.core.io import read_jsonl
+from deltamix.experiments.scan.run import ScanRunConfig
 
 TINY = ["--hidden-size", "16", "--embedding-dim", "8", "--train-limit", "100", "--test-limit", "5"]
 

@@ -11,11 +11,11 @@ import torch
 from safetensors.torch import save_file
 
 from deltamix.cli import seqmix_text
-from deltamix.errors import DeltamixError
-from deltamix.io import read_jsonl
-from deltamix.report import parsing as parsing_report
-from deltamix.report import translation as translation_report
-from deltamix.seqmix.text_run import (
+from deltamix.core.errors import DeltamixError
+from deltamix.core.io import read_jsonl
+from deltamix.experiments.report import parsing as parsing_report
+from deltamix.experiments.report import translation as translation_report
+from deltamix.experiments.text.run import (
     TASK_DEFAULTS,
     TextRunConfig,
     _run_settings,
@@ -243,7 +243,7 @@ def test_train_command_reports_bad_rows(tmp_path: Path) -> None:
     good.write_text("a\tb\n", encoding="utf-8")
     bad = tmp_path / "bad.tsv"
     bad.write_text("a\tb\nno tab here\n", encoding="utf-8")
-    from deltamix.errors import DataFormatError
+    from deltamix.core.errors import DataFormatError
 
     with pytest.raises(DataFormatError, match=r"bad\.tsv, line 2: expected 2 tab-separated fields"):
         _run(["train", "--train", str(good), "--valid", str(bad), "--test", str(good), "--max-steps", "1"])
@@ -475,7 +475,7 @@ def test_translate_with_a_hugging_face_t5_from_a_local_path(tmp_path: Path) -> N
     (record,) = read_jsonl(results / "translation.jsonl")
     assert record["model"] == str(folder) and record["config"]["model"]["d_model"] == 16
     # The saved Hugging Face model (tokenizer kept apart in tokenizer/) decodes as the run did.
-    from deltamix.seqmix.predict import Predictor
+    from deltamix.training.predict import Predictor
 
     predictor = Predictor.load(tmp_path / "run", device="cpu")
     expected = (tmp_path / "run" / "predictions.test.txt").read_text(encoding="utf-8").splitlines()

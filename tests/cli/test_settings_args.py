@@ -78,7 +78,7 @@ def test_seqmix_compare_options_are_scan_comparison_config_fields() -> None:
     """`deltamix seqmix compare` parses to the library's ScanComparisonConfig, its defaults included."""
     from deltamix.cli.main import build_parser, parse_args
     from deltamix.cli.seqmix_compare import OPTIONS
-    from deltamix.seqmix.scan_compare import ScanComparisonConfig
+    from deltamix.experiments.scan.compare import ScanComparisonConfig
 
     parser = build_parser()
     defaults = settings_from_args(parse_args(parser, ["seqmix", "compare"]), OPTIONS)

@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
+from deltamix.core.errors import DataFormatError
 from deltamix.data import scan
-from deltamix.errors import DataFormatError
 
 
 def official(shared_data, name: str) -> tuple[list[scan.Pair], list[scan.Pair]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from deltamix.core.errors import DataFormatError, DataUnavailableError
 from deltamix.data.seq2seq import (
     Seq2SeqData,
     load_geoquery,
@@ -22,8 +23,7 @@ from deltamix.data.seq2seq import (
     read_parallel,
     substitute_variables,
 )
-from deltamix.errors import DataFormatError, DataUnavailableError
-from deltamix.metrics_seq2seq import exact_match
+from deltamix.training.metrics import exact_match
 
 # ----------------------------------------------------------------------------- real data
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from deltamix.core.errors import DataFormatError
 from deltamix.data.tokenization import (
     SubwordTokenizer,
     load_tokenizer,
@@ -13,8 +14,7 @@ from deltamix.data.tokenization import (
     train_joint_tokenizer,
 )
 from deltamix.data.vocab import Vocabulary
-from deltamix.errors import DataFormatError
-from deltamix.metrics_seq2seq import corpus_bleu
+from deltamix.training.metrics import corpus_bleu
 
 PAIRS = [
     (

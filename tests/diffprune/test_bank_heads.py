@@ -9,8 +9,8 @@ import torch
 from diffprune_cases import CASES, snapshot
 from torch import nn
 
+from deltamix.core.errors import BaseModelMismatchError
 from deltamix.diffprune import DiffBank, DiffPruningConfig, DiffPruningModel, SparseDiff
-from deltamix.errors import BaseModelMismatchError
 
 
 def _task_diff(base: nn.Module, outputs: int, seed: int) -> tuple[SparseDiff, torch.Tensor]:

@@ -9,8 +9,8 @@ import torch
 from diffprune_cases import CASES
 
 from deltamix.cli import diff as diff_cli
+from deltamix.core.errors import DiffFormatError
 from deltamix.diffprune import DiffPruningConfig, DiffPruningModel
-from deltamix.errors import DiffFormatError
 
 
 def _run(argv: list[str]) -> int:

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from deltamix.core.errors import DiffFormatError
 from deltamix.diffprune.index_codec import decode_indices, encode_indices
-from deltamix.errors import DiffFormatError
 
 
 @settings(max_examples=60, deadline=None)

@@ -1,9 +1,9 @@
-"""deltamix.report.bench: one table per benchmark task, latest record per method, any metric names."""
+"""deltamix.experiments.report.bench: one table per benchmark task, latest record per method, any metric names."""
 
 from __future__ import annotations
 
-from deltamix.records import make_record
-from deltamix.report.bench import render
+from deltamix.core.records import make_record
+from deltamix.experiments.report.bench import render
 
 
 def test_render_groups_by_task_and_keeps_latest(tmp_path) -> None:
@@ -25,8 +25,8 @@ def test_render_groups_by_task_and_keeps_latest(tmp_path) -> None:
 
 
 def test_benchmark_with_many_metrics_is_shown_a_row_per_metric(tmp_path) -> None:
-    from deltamix.records import make_record
-    from deltamix.report import bench
+    from deltamix.core.records import make_record
+    from deltamix.experiments.report import bench
 
     metrics = {f"ratio_{i}": float(i) for i in range(20)}
     record = make_record("bench", "wide", "seqmix", 0, metrics, "ratio_3", {}, model="lstm")
@@ -36,7 +36,7 @@ def test_benchmark_with_many_metrics_is_shown_a_row_per_metric(tmp_path) -> None
 
 
 def test_targets_table_uses_the_latest_record_and_says_met_or_missed(tmp_path) -> None:
-    from deltamix.report import bench
+    from deltamix.experiments.report import bench
 
     def l0(ratio: float) -> dict:
         metrics = {"step_vs_full": ratio, "load_average": 2.5}
@@ -56,7 +56,7 @@ def test_targets_table_uses_the_latest_record_and_says_met_or_missed(tmp_path) -
 
 
 def test_paired_ratio_spread_is_one_cell_and_a_target_can_be_another_method(tmp_path) -> None:
-    from deltamix.report import bench
+    from deltamix.experiments.report import bench
 
     def row(method: str, median: float, low: float, high: float) -> dict:
         metrics = {

@@ -12,9 +12,9 @@ from diffprune_cases import CASES, assert_bit_equal, snapshot
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from deltamix.core.errors import BaseModelMismatchError, DiffFormatError
 from deltamix.diffprune import DiffBank, DiffPruningConfig, DiffPruningModel, SparseDiff
 from deltamix.diffprune.index_codec import encode_indices
-from deltamix.errors import BaseModelMismatchError, DiffFormatError
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import torch
 from diffprune_cases import CASES, token_dataset
 from transformers import TrainingArguments
 
+from deltamix.core.errors import DiffFormatError
 from deltamix.diffprune import DiffPruningConfig, DiffPruningModel
 from deltamix.diffprune.trainer import (
     DIFF_FILE_NAME,
@@ -16,7 +17,6 @@ from deltamix.diffprune.trainer import (
     DiffPruningTrainer,
     load_trainable_state,
 )
-from deltamix.errors import DiffFormatError
 
 
 def _args(out: Path, steps: int, **extra) -> TrainingArguments:

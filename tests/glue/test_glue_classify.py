@@ -1,4 +1,4 @@
-"""`deltamix diffprune predict` and `deltamix.glue.classify.TaskClassifier`: a finished run's model labels
+"""`deltamix diffprune predict` and `deltamix.experiments.glue.classify.TaskClassifier`: a finished run's model labels
 new examples exactly as the run scored its dev set, for a diff (RTE) and a dense file (STS-B, full)."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from deltamix.cli.main import main
+from deltamix.core.errors import DataFormatError, DeltamixError
 from deltamix.data.glue import get_task, load_glue
-from deltamix.errors import DataFormatError, DeltamixError
-from deltamix.glue.classify import TaskClassifier, read_examples
-from deltamix.glue.run import GlueRunConfig, run_glue
-from deltamix.metrics import glue_metrics
+from deltamix.experiments.glue.classify import TaskClassifier, read_examples
+from deltamix.experiments.glue.metrics import glue_metrics
+from deltamix.experiments.glue.run import GlueRunConfig, run_glue
 
 # One thread: with several, a matrix product's sums split by batch size, and the tiny model's near-zero
 # STS-B correlation moves by ~1e-5 between the run's batches of 64 and the classifier's of 5.

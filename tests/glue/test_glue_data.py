@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from deltamix.core.errors import DataFormatError, DataUnavailableError
 from deltamix.data.glue import GLUE_TASKS, get_task, load_glue, read_tsv, split_names
-from deltamix.errors import DataFormatError, DataUnavailableError
 
 MNLI_TRAIN_HEADER = (
     "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t"
@@ -218,7 +218,7 @@ def test_header_of_another_layout_is_refused(tmp_path: Path) -> None:
 def test_offline_without_data_dir_says_how_to_use_local_files(tmp_path: Path) -> None:
     code = (
         "from deltamix.data.glue import load_glue\n"
-        "from deltamix.errors import DataUnavailableError\n"
+        "from deltamix.core.errors import DataUnavailableError\n"
         "try:\n    load_glue('rte')\nexcept DataUnavailableError as e:\n    print('ERR', e)\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path)}

@@ -15,8 +15,8 @@ import pytest
 from safetensors.torch import load_file
 
 from deltamix.cli.main import main
-from deltamix.errors import DeltamixError
-from deltamix.glue.run import GlueRunConfig, run_glue
+from deltamix.core.errors import DeltamixError
+from deltamix.experiments.glue.run import GlueRunConfig, run_glue
 
 QUICK = {"max_train_examples": 16, "max_eval_examples": 16, "max_steps": 2, "logging_steps": 1, "lr": 1e-3}
 

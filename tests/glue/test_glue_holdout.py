@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from deltamix.core.errors import DeltamixError
 from deltamix.data.glue import default_holdout_size, holdout_split, load_glue
-from deltamix.errors import DeltamixError
-from deltamix.glue.chance import majority_class_metrics, majority_label
-from deltamix.glue.run import GlueRunConfig, folder_select_on, run_glue
+from deltamix.experiments.glue.chance import majority_class_metrics, majority_label
+from deltamix.experiments.glue.run import GlueRunConfig, folder_select_on, run_glue
 
 
 def test_holdout_split_is_seeded_disjoint_and_complete() -> None:

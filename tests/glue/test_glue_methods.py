@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoModelForSequenceClassification
 
-from deltamix.glue.methods import (
+from deltamix.experiments.glue.methods import (
     DIFF_METHODS,
     METHODS,
     check_method,

@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import f1_score, matthews_corrcoef
 
-from deltamix.metrics import GLUE_AVERAGE_COLUMNS, glue_average, glue_metrics, task_score
+from deltamix.experiments.glue.metrics import GLUE_AVERAGE_COLUMNS, glue_average, glue_metrics, task_score
 
 RNG = np.random.default_rng(0)
 LABELS = RNG.integers(0, 2, size=200)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deltamix.report.glue import (
+from deltamix.experiments.report.glue import (
     column_scores,
     kind_of,
     latest_of_repeated_runs,
@@ -87,8 +87,8 @@ def test_render_table_average_storage_claims_and_plots(tmp_path: Path) -> None:
 
 
 def test_search_records_get_their_own_table_in_the_report(tmp_path: Path) -> None:
-    from deltamix.io import append_jsonl
-    from deltamix.report import generate_report
+    from deltamix.core.io import append_jsonl
+    from deltamix.experiments.report import generate_report
 
     search = _record(
         "stsb",

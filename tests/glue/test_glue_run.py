@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from deltamix.cli.main import main
+from deltamix.core.io import read_jsonl
 from deltamix.diffprune import SparseDiff
-from deltamix.glue.run import GlueRunConfig, run_glue
-from deltamix.io import read_jsonl
+from deltamix.experiments.glue.run import GlueRunConfig, run_glue
 
 QUICK = {"max_train_examples": 16, "max_eval_examples": 16, "max_steps": 2, "logging_steps": 1, "lr": 1e-3}
 
@@ -118,8 +118,8 @@ def test_regression_task_and_structured(stsb_run) -> None:
 
 
 def test_serving_all_tasks_from_one_bank_matches_runs(rte_run, stsb_run, tmp_path: Path, capsys) -> None:
-    from deltamix.glue.serve import serve
-    from deltamix.report import glue_serve
+    from deltamix.experiments.glue.serve import serve
+    from deltamix.experiments.report import glue_serve
 
     results = serve(
         [Path(rte_run[0].output_dir), Path(stsb_run[0].output_dir)], max_eval_examples=16, rounds=2
@@ -154,7 +154,7 @@ def test_serving_all_tasks_from_one_bank_matches_runs(rte_run, stsb_run, tmp_pat
 
 def test_serve_record_shows_a_task_whose_metrics_differ(rte_run, tmp_path: Path, capsys) -> None:
     """A served task that does not reproduce its run exits 1, and its record and report say so."""
-    from deltamix.report import glue_serve
+    from deltamix.experiments.report import glue_serve
 
     run = tmp_path / "run"
     shutil.copytree(rte_run[0].output_dir, run)
@@ -170,7 +170,7 @@ def test_serve_record_shows_a_task_whose_metrics_differ(rte_run, tmp_path: Path,
 
 def test_serve_on_other_dev_examples_than_the_run_compares_nothing(rte_run, tmp_path: Path, capsys) -> None:
     """The run scored 16 dev examples; serving 8 cannot be compared with it, which is not a failure."""
-    from deltamix.report import glue_serve
+    from deltamix.experiments.report import glue_serve
 
     argv = [
         "diffprune",
@@ -191,8 +191,8 @@ def test_serve_on_other_dev_examples_than_the_run_compares_nothing(rte_run, tmp_
 
 
 def test_serve_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
-    from deltamix.errors import DeltamixError
-    from deltamix.glue.serve import serve
+    from deltamix.core.errors import DeltamixError
+    from deltamix.experiments.glue.serve import serve
 
     with pytest.raises(DeltamixError, match=r"config\.json is missing"):
         serve([tmp_path])
@@ -224,7 +224,7 @@ def test_cli_baseline_run_and_report(
     assert "rte lora seed 0" in capsys.readouterr().out
     assert (tmp_path / "lora" / "adapter" / "adapter_model.safetensors").is_file()
     records = [*read_jsonl(tmp_path / "glue.jsonl"), rte_run[1]]
-    from deltamix.report.glue import render
+    from deltamix.experiments.report.glue import render
 
     markdown = render(records, tmp_path / "report")
     # both selected on a held-out slice (the default): the tuned section, quick runs left unlabelled
@@ -266,7 +266,7 @@ def test_cli_reports_missing_data_cleanly(tmp_path: Path, capsys) -> None:
 def test_run_folder_of_other_settings_is_refused(rte_run) -> None:
     import dataclasses
 
-    from deltamix.errors import DeltamixError
+    from deltamix.core.errors import DeltamixError
 
     config, _ = rte_run
     other = dataclasses.replace(config, lr=0.5)
@@ -275,7 +275,7 @@ def test_run_folder_of_other_settings_is_refused(rte_run) -> None:
 
 
 def test_diff_pruning_defaults_paper_or_embedded_minilm_from_the_search() -> None:
-    from deltamix.glue.run import GlueRunConfig
+    from deltamix.experiments.glue.run import GlueRunConfig
 
     minilm = GlueRunConfig(task="rte", method="diffprune")  # no --model: the embedded MiniLM
     assert (minilm.resolved_lr(), minilm.resolved_l0_lambda()) == (1e-4, 2e-7)
@@ -291,7 +291,7 @@ def test_diff_pruning_defaults_paper_or_embedded_minilm_from_the_search() -> Non
 
 
 def test_cli_flag_clip_gates_apart_reaches_the_run_config(monkeypatch, tmp_path: Path) -> None:
-    import deltamix.glue.run as glue_run
+    import deltamix.experiments.glue.run as glue_run
 
     seen = []
 
@@ -319,7 +319,7 @@ def test_cli_flag_clip_gates_apart_reaches_the_run_config(monkeypatch, tmp_path:
 def test_a_target_density_run_records_its_multipliers_and_gets_its_own_report_row(
     tiny_model_dir: Path, glue_dir: Path, tmp_path: Path
 ) -> None:
-    from deltamix.report.glue import render
+    from deltamix.experiments.report.glue import render
 
     config = _config(  # the main table's rows: a run that selected on dev
         tiny_model_dir,
@@ -374,7 +374,7 @@ def test_full_fine_tuning_trains_in_bf16_and_records_it(
 def test_precision_auto_keeps_diff_pruning_in_fp32_and_bf16_trains_it(
     tiny_model_dir, glue_dir, tmp_path
 ) -> None:
-    from deltamix.glue.methods import glue_precision
+    from deltamix.experiments.glue.methods import glue_precision
 
     assert glue_precision("diffprune", "auto") == "fp32"  # until its bf16 parity is recorded
     config = _config(

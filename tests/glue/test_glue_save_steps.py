@@ -14,8 +14,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from deltamix.glue.run import GlueRunConfig, run_glue
-from deltamix.glue.stage_callbacks import CLOCK_FILE
+from deltamix.experiments.glue.run import GlueRunConfig, run_glue
+from deltamix.experiments.glue.stage_callbacks import CLOCK_FILE
 
 SMALL = {"max_train_examples": 16, "max_eval_examples": 16, "batch_size": 4, "logging_steps": 1, "lr": 1e-3}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deltamix.report.glue import render, summary
-from deltamix.report.glue_tuned import choose, holdout_selected
+from deltamix.experiments.report.glue import render, summary
+from deltamix.experiments.report.glue_tuned import choose, holdout_selected
 
 MAJORITY = {
     "rte": {"accuracy": 0.527, "score": 0.527},

@@ -7,10 +7,10 @@ import itertools
 import pytest
 import torch
 
+from deltamix.core.mixed_tokens import MixedTokens
 from deltamix.models.base import Seq2SeqModel
 from deltamix.models.lstm import LSTMSeq2Seq, LSTMSeq2SeqConfig
 from deltamix.models.transformer import TransformerSeq2Seq, TransformerSeq2SeqConfig
-from deltamix.seqmix.tokens import MixedTokens
 
 V = 12
 PAD, BOS, EOS = 0, 1, 2

@@ -23,9 +23,9 @@ import torch
 from datasets import Dataset
 from transformers import BertConfig, BertForSequenceClassification, TrainingArguments
 
+from deltamix.core.io import atomic_write_json
 from deltamix.diffprune import DiffPruningConfig, DiffPruningModel
 from deltamix.diffprune.trainer import DiffPruningTrainer
-from deltamix.io import atomic_write_json
 
 EXAMPLES, SEQ_LEN, VOCAB, LABELS = 64, 8, 64, 3
 L0_STEPS, FIXED_MASK_STEPS = 8, 4

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from deltamix.core.errors import DataFormatError, DeltamixError
 from deltamix.data.scan import load_split
 from deltamix.data.vocab import Vocabulary
-from deltamix.errors import DataFormatError, DeltamixError
 from deltamix.models.lstm import LSTMSeq2Seq, LSTMSeq2SeqConfig
 from deltamix.seqmix.augment import SeqMixAugmenter
 from deltamix.seqmix.config import SeqMixConfig
-from deltamix.seqmix.trainer import Seq2SeqTrainingConfig, Seq2SeqTrainingLoop
+from deltamix.training.loop import Seq2SeqTrainingConfig, Seq2SeqTrainingLoop
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def test_non_finite_gradients_stop_before_the_weights_change(data, tmp_path: Pat
 def test_an_epoch_snapshot_exists_before_its_checkpoint_counts(data, tmp_path: Path, monkeypatch) -> None:
     """`seqmix translate/parse/train --average-last N`: a kill right after an epoch-end checkpoint
     must not lose that epoch's snapshot (the resumed run would never write it)."""
-    from deltamix.seqmix.text_run import EPOCH_DIR, train_with_snapshots
+    from deltamix.experiments.text.run import EPOCH_DIR, train_with_snapshots
 
     trainer = _trainer(data, tmp_path / "run", max_steps=None, epochs=3)
     per_epoch = trainer.steps_per_epoch

@@ -16,8 +16,8 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
+from deltamix.core.errors import DiffFormatError
 from deltamix.diffprune import DiffPruningConfig, DiffPruningModel, SparseDiff
-from deltamix.errors import DiffFormatError
 
 from .conftest import no_hang
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from deltamix.io import read_jsonl
+from deltamix.core.io import read_jsonl
 
 from .conftest import DELTAMIX, TINY_SCAN, child_env, run_to_end, without_timing
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from deltamix.core.errors import DataFormatError
 from deltamix.data.glue import GLUE_TASKS, get_task, read_tsv
-from deltamix.errors import DataFormatError
 
 from .conftest import no_hang
 

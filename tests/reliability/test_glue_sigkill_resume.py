@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from deltamix.cli.main import main
-from deltamix.io import read_jsonl
+from deltamix.core.io import read_jsonl
 
 from .conftest import assert_same_weights, kill_when, run_to_end
 

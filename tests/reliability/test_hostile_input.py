@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from deltamix.core.errors import DataFormatError
 from deltamix.data.scan import read_scan_file
 from deltamix.data.seq2seq import read_jsonl_pairs, read_pairs_file, read_parallel, read_tsv_pairs
-from deltamix.errors import DataFormatError
 
 from .conftest import no_hang
 

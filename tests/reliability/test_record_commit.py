@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from deltamix.io import atomic_write_text, read_jsonl
-from deltamix.records import commit_record, finish_commit, make_record
+from deltamix.core.io import atomic_write_text, read_jsonl
+from deltamix.core.records import commit_record, finish_commit, make_record
 
 
 def _record(output_dir: str = "runs/x") -> dict:
@@ -34,7 +34,7 @@ def test_a_commit_killed_midway_completes_once(
     tmp_path: Path, monkeypatch, appended_before_kill: bool
 ) -> None:
     marker, results = tmp_path / "run" / "metrics.json", tmp_path / "results"
-    import deltamix.records as records
+    import deltamix.core.records as records
 
     def killed(path, record):  # the kill: after (or before) the line is written, before the marker
         if appended_before_kill:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deltamix.io import read_jsonl
+from deltamix.core.io import read_jsonl
 
 from .conftest import (
     TINY_SCAN,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deltamix.report.parsing import category_tables
+from deltamix.experiments.report.parsing import category_tables
 
 
 def _record(method: str, seed: int, metrics: dict[str, float]) -> dict:

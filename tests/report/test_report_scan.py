@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deltamix.report.scan import render
+from deltamix.experiments.report.scan import render
 
 
 def _record(
@@ -72,7 +72,7 @@ def test_no_steps_section_with_one_budget(tmp_path: Path) -> None:
 
 
 def test_summary_checks_seqmix_against_its_baseline_and_the_papers_goal() -> None:
-    from deltamix.report.scan import summary
+    from deltamix.experiments.report.scan import summary
 
     records = [_record("geca", "addprim_jump", s, v, steps=6000) for s, v in enumerate([0.90, 0.88])]
     records += [_record("geca+seqmix", "addprim_jump", s, v, steps=6000) for s, v in enumerate([0.96, 0.87])]

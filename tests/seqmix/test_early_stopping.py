@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from deltamix.io import read_jsonl
-from deltamix.seqmix.text_run import TextRunConfig, run_text
-from deltamix.seqmix.trainer import Seq2SeqTrainingLoop
+from deltamix.core.io import read_jsonl
+from deltamix.experiments.text.run import TextRunConfig, run_text
+from deltamix.training.loop import Seq2SeqTrainingLoop
 
 PAIRS = [("walk twice", "WALK WALK"), ("jump", "JUMP"), ("walk", "WALK"), ("jump twice", "JUMP JUMP")] * 2
 

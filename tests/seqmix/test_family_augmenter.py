@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from deltamix.core.mixed_tokens import embed_mixed
 from deltamix.seqmix import SeqMixAugmenter, SeqMixConfig, seqmix_loss
-from deltamix.seqmix.tokens import embed_mixed
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 VARIANTS = ["none", "seqmix", "seqmix-hard", "word-dropout", "switchout"]

@@ -6,11 +6,11 @@ import pytest
 import torch
 from transformers import BartConfig, BartForConditionalGeneration, T5Config, T5ForConditionalGeneration
 
+from deltamix.core.mixed_tokens import MixedTokens
 from deltamix.models.base import Seq2SeqModel
 from deltamix.seqmix import SeqMixAugmenter, SeqMixConfig, seqmix_loss
 from deltamix.seqmix.hf import HFSeq2SeqAdapter
 from deltamix.seqmix.mixing import soft_mix
-from deltamix.seqmix.tokens import MixedTokens
 
 V = 40
 

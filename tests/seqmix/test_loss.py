@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from deltamix.core.mixed_tokens import MixedBatch, MixedTokens
 from deltamix.seqmix.loss import label_smoothed_nll, seqmix_loss
-from deltamix.seqmix.tokens import MixedBatch, MixedTokens
 
 PAD, V = 0, 9
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from deltamix.io import read_jsonl
-from deltamix.seqmix.lr_schedule import lr_factor
+from deltamix.core.io import read_jsonl
+from deltamix.training.lr_schedule import lr_factor
 
 from .test_trainer import _trainer, scan_slice  # noqa: F401 (a fixture)
 

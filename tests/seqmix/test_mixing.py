@@ -9,8 +9,8 @@ import pytest
 import torch
 from scipy import stats
 
+from deltamix.core.mixed_tokens import MixedTokens, embed_mixed
 from deltamix.seqmix import mixing
-from deltamix.seqmix.tokens import MixedTokens, embed_mixed
 
 PAD = 0
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from deltamix.cli.main import main
-from deltamix.io import read_jsonl
-from deltamix.seqmix.scan_compare import ScanComparisonConfig, compare_scan
+from deltamix.core.io import read_jsonl
+from deltamix.experiments.scan.compare import ScanComparisonConfig, compare_scan
 
 QUICK = {"hidden_size": 16, "embedding_dim": 8}
 

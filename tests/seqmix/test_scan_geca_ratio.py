@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deltamix.seqmix.scan_run import ScanRunConfig, geca_repeats
+from deltamix.experiments.scan.run import ScanRunConfig, geca_repeats
 
 
 @pytest.mark.parametrize(

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from deltamix.core.errors import DataFormatError, DeltamixError
+from deltamix.core.io import read_jsonl
 from deltamix.data.scan import load_split
 from deltamix.data.vocab import Vocabulary
-from deltamix.errors import DataFormatError, DeltamixError
-from deltamix.io import read_jsonl
+from deltamix.experiments.scan.run import ScanRunConfig, run_scan
 from deltamix.models.lstm import LSTMSeq2Seq, LSTMSeq2SeqConfig
 from deltamix.seqmix.augment import SeqMixAugmenter
 from deltamix.seqmix.config import SeqMixConfig
-from deltamix.seqmix.scan_run import ScanRunConfig, run_scan
-from deltamix.seqmix.trainer import Seq2SeqTrainingConfig, Seq2SeqTrainingLoop, load_model
+from deltamix.training.loop import Seq2SeqTrainingConfig, Seq2SeqTrainingLoop, load_model
 
 TINY = {"hidden_size": 16, "embedding_dim": 8}
 
@@ -108,7 +108,7 @@ def test_a_subword_translation_model_round_trips(tmp_path: Path) -> None:
     the older layout (the tokenizer JSON in vocab.json) still loads."""
     from deltamix.data.tokenization import SubwordTokenizer, train_joint_tokenizer
     from deltamix.models.transformer import TransformerSeq2Seq, TransformerSeq2SeqConfig
-    from deltamix.seqmix.trainer import save_model
+    from deltamix.training.loop import save_model
 
     pairs = [("ein Haus", "a house"), ("ein Hund", "a dog"), ("zwei Hunde", "two dogs")] * 4
     tokenizer = train_joint_tokenizer(pairs, vocab_size=60, min_frequency=1)
@@ -268,7 +268,7 @@ def test_the_scan_record_names_the_precision_it_trained_in(tmp_path: Path) -> No
 
 
 def test_old_name_is_a_deprecated_alias():
-    import deltamix.seqmix.trainer as trainer_module
+    import deltamix.training.loop as trainer_module
 
     with pytest.warns(DeprecationWarning, match="Seq2SeqTrainingLoop"):
         old = trainer_module.Seq2SeqTrainer

@@ -104,7 +104,7 @@ def existing_file(text: str) -> Path:
 def input_file(text: str) -> Path | BinaryIO:
     """A file to read (``Path``), or standard input's byte stream for ``-``.
 
-    The readers (`deltamix.data.seq2seq.read_lines`, `deltamix.glue.classify.read_examples`) take
+    The readers (`deltamix.data.seq2seq.read_lines`, `deltamix.experiments.glue.classify.read_examples`) take
     either and name a missing file, or the stream as ``<stdin>``, with the line at fault.
     """
     return sys.stdin.buffer if text == "-" else Path(text)

@@ -1,7 +1,7 @@
 """`deltamix diffprune glue|serve|predict|export`: GLUE runs of diff pruning and its baselines, the
 multi-task demo, and a finished run's model applied to new examples or exported with a model card.
 
-The options of ``glue`` are generated from the fields of `deltamix.glue.run.GlueRunConfig`."""
+The options of ``glue`` are generated from the fields of `deltamix.experiments.glue.run.GlueRunConfig`."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ GLUE_FIELDS = (
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``diffprune`` command group with ``glue``, ``serve``, ``predict`` and ``export``."""
-    from deltamix.glue.methods import (
+    from deltamix.experiments.glue.methods import (
         DEFAULT_LR,
         MINILM_DIFF_LR,
         MINILM_FULL_LR,
@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         PAPER_L0_LAMBDA,
         PAPER_MASK_LR,
     )
-    from deltamix.glue.run import GlueRunConfig
+    from deltamix.experiments.glue.run import GlueRunConfig
 
     group = subparsers.add_parser("diffprune", help="diff pruning experiments (GLUE) and serving demo")
     commands = group.add_subparsers(dest="diffprune_command", metavar="COMMAND", required=True)
@@ -155,8 +155,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_glue_command(args: argparse.Namespace) -> int:
-    from deltamix.errors import DeltamixError
-    from deltamix.glue.run import GlueRunConfig, run_glue
+    from deltamix.core.errors import DeltamixError
+    from deltamix.experiments.glue.run import GlueRunConfig, run_glue
 
     settings = settings_from_args(args, GLUE_FIELDS)
     for name in ("data_dir", "output_dir", "results_dir", "first_stage_from"):  # the config holds text
@@ -176,9 +176,9 @@ def run_glue_command(args: argparse.Namespace) -> int:
 
 
 def run_serve_command(args: argparse.Namespace) -> int:
-    from deltamix.glue.serve import serve, serve_records
-    from deltamix.io import atomic_write_json
-    from deltamix.records import append_record
+    from deltamix.core.io import atomic_write_json
+    from deltamix.core.records import append_record
+    from deltamix.experiments.glue.serve import serve, serve_records
 
     results = serve(
         args.runs,
@@ -216,7 +216,7 @@ def run_predict_command(args: argparse.Namespace) -> int:
     import time
 
     from deltamix.cli.output import write_lines
-    from deltamix.glue.classify import TaskClassifier, read_examples
+    from deltamix.experiments.glue.classify import TaskClassifier, read_examples
 
     classifier = TaskClassifier.load(args.run, batch_size=args.batch_size)
     examples = read_examples(args.input, classifier.task)
@@ -234,9 +234,9 @@ def run_predict_command(args: argparse.Namespace) -> int:
 def run_export_command(args: argparse.Namespace) -> int:
     import json
 
-    from deltamix.glue.classify import TaskClassifier
-    from deltamix.glue.run import RUN_DONE
-    from deltamix.model_card import ModelCardInfo, render_model_card
+    from deltamix.core.model_card import ModelCardInfo, render_model_card
+    from deltamix.experiments.glue.classify import TaskClassifier
+    from deltamix.experiments.glue.run import RUN_DONE
 
     classifier = TaskClassifier.load(args.run, device="cpu")
     record = json.loads((args.run / RUN_DONE).read_text(encoding="utf-8"))["record"]

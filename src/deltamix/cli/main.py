@@ -8,7 +8,7 @@ import logging
 import sys
 import warnings
 
-from deltamix.errors import DeltamixError
+from deltamix.core.errors import DeltamixError
 
 # Each module defines ``register(subparsers)``, adding its command group; the handler of a command
 # is stored as ``func`` in its parser defaults and receives the parsed arguments.

@@ -12,8 +12,8 @@ def write_lines(lines: list[str], path: str | Path | None, what: str = "outputs"
     Raises:
         DataFormatError: the file cannot be written (names it and ``what`` was being written).
     """
-    from deltamix.errors import DataFormatError
-    from deltamix.io import atomic_write_text
+    from deltamix.core.errors import DataFormatError
+    from deltamix.core.io import atomic_write_text
 
     text = "".join(f"{line}\n" for line in lines)
     if path is None:

@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deltamix.report import claims_at_a_glance, generate_report
+    from deltamix.experiments.report import claims_at_a_glance, generate_report
 
     path = generate_report(args.results_dir)
     claims = claims_at_a_glance(args.results_dir)

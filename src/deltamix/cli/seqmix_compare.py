@@ -6,8 +6,8 @@ import argparse
 import logging
 
 from deltamix.cli.settings_args import add_settings_options, settings_from_args
-from deltamix.errors import DeltamixError
-from deltamix.seqmix.scan_compare import (
+from deltamix.core.errors import DeltamixError
+from deltamix.experiments.scan.compare import (
     BASELINE_OF,
     ScanComparison,
     ScanComparisonConfig,
@@ -45,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise DeltamixError(f"seqmix compare: {error}") from None
     if not getattr(args, "verbose", False):
-        for name in ("accelerate", "deltamix.seqmix.trainer"):
+        for name in ("accelerate", "deltamix.training.loop"):
             logging.getLogger(name).setLevel(logging.WARNING)
     print_summary(compare_scan(config))
     return 0

@@ -40,9 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from deltamix.cli.output import write_lines
+    from deltamix.core.errors import DeltamixError
     from deltamix.data.seq2seq import read_lines
-    from deltamix.errors import DeltamixError
-    from deltamix.seqmix.predict import Predictor
+    from deltamix.training.predict import Predictor
 
     sources = read_lines(args.input)
     try:

@@ -9,16 +9,16 @@ import time
 
 from deltamix.cli.args import positive_int, unit_interval
 from deltamix.cli.settings_args import add_settings_options, settings_from_args
-from deltamix.models.lstm import LSTMSeq2SeqConfig
-from deltamix.models.transformer import TransformerSeq2SeqConfig
-from deltamix.precision import PRECISIONS
-from deltamix.seqmix.scan_run import (
+from deltamix.core.precision import PRECISIONS
+from deltamix.experiments.scan.run import (
     DEFAULT_STEPS,
     ScanRunConfig,
     default_training,
     run_scan,
 )
-from deltamix.seqmix.trainer import Seq2SeqTrainingConfig
+from deltamix.models.lstm import LSTMSeq2SeqConfig
+from deltamix.models.transformer import TransformerSeq2SeqConfig
+from deltamix.training.loop import Seq2SeqTrainingConfig
 
 # The ScanRunConfig fields offered, in --help order; their options are generated from the fields.
 RUN_FIELDS = (

@@ -1,6 +1,6 @@
 """`deltamix seqmix translate|parse|train`: SeqMix on translation, GeoQuery and any source/target files.
 
-The options are generated from the fields of `deltamix.seqmix.text_run.TextRunConfig`."""
+The options are generated from the fields of `deltamix.experiments.text.run.TextRunConfig`."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import argparse
 from typing import TYPE_CHECKING
 
 from deltamix.cli.settings_args import add_settings_options, settings_from_args
-from deltamix.seqmix.text_run import TextRunConfig
+from deltamix.experiments.text.run import TextRunConfig
 
 if TYPE_CHECKING:
-    from deltamix.seqmix.text_run import TextRunResult
+    from deltamix.experiments.text.run import TextRunResult
 
 # The TextRunConfig fields every command offers, by --help group; their options are generated from the
 # fields (deltamix.cli.settings_args). Unset ones take `TASK_DEFAULTS` of the metric (translation-like
@@ -103,8 +103,8 @@ def _finish(result: TextRunResult) -> int:
 def run_command(args: argparse.Namespace) -> int:
     """Build the run config of the command from its options (a refused combination is a clean error)
     and run it."""
-    from deltamix.errors import DeltamixError
-    from deltamix.seqmix.text_run import run_text
+    from deltamix.core.errors import DeltamixError
+    from deltamix.experiments.text.run import run_text
 
     names = COMMAND_FIELDS[args.kind] + COMMON_FIELDS
     try:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deltamix.errors import DataFormatError, DataUnavailableError
+from deltamix.core.errors import DataFormatError, DataUnavailableError
 
 if TYPE_CHECKING:
     import datasets

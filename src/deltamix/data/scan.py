@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from deltamix.errors import DataFormatError
+from deltamix.core.errors import DataFormatError
 
 Pair = tuple[str, str]
 """One SCAN example: (command, actions), both whitespace-joined token strings."""

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from deltamix.errors import DataFormatError, DataUnavailableError
+from deltamix.core.errors import DataFormatError, DataUnavailableError
 
 logger = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from deltamix.core.errors import DataFormatError
+from deltamix.core.io import atomic_write_text
 from deltamix.data.vocab import SPECIALS, Vocabulary, strip_special
-from deltamix.errors import DataFormatError
-from deltamix.io import atomic_write_text
 
 TOKENIZER_FILE = "tokenizer.json"
 VOCABULARY_FILE = "vocab.json"

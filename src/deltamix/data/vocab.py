@@ -9,8 +9,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from deltamix.errors import DataFormatError
-from deltamix.io import atomic_write_json
+from deltamix.core.errors import DataFormatError
+from deltamix.core.io import atomic_write_json
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 SPECIALS = (PAD, BOS, EOS, UNK)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deltamix.errors import DiffFormatError
+from deltamix.core.errors import DiffFormatError
 
 _MAX_BYTES = 9  # 9 x 7 bits = 63 bits, enough for any int64 index
 

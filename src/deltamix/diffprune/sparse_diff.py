@@ -24,10 +24,10 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import Tensor, nn
 
+from deltamix.core.errors import BaseModelMismatchError, DiffFormatError
+from deltamix.core.io import atomic_write_bytes
 from deltamix.diffprune.fingerprint import describe_mismatch, fingerprint
 from deltamix.diffprune.index_codec import decode_indices, encode_indices
-from deltamix.errors import BaseModelMismatchError, DiffFormatError
-from deltamix.io import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 

@@ -49,10 +49,10 @@ from safetensors.torch import save_file
 from transformers import Trainer
 from transformers.utils import can_return_loss, find_labels
 
+from deltamix.core.errors import DiffFormatError
+from deltamix.core.io import atomic_path
 from deltamix.diffprune.density_control import annealed_target, lagrangian_term
 from deltamix.diffprune.model import DiffPruningModel, loss_uses_item_count
-from deltamix.errors import DiffFormatError
-from deltamix.io import atomic_path
 
 logger = logging.getLogger(__name__)
 # Distributed types whose gradients are plain tensors on each process (after DDP's all-reduce).

@@ -6,7 +6,7 @@ from typing import Protocol, runtime_checkable
 
 from torch import Tensor
 
-from deltamix.models.mixed_tokens import MixedTokens
+from deltamix.core.mixed_tokens import MixedTokens
 
 
 @runtime_checkable

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from deltamix.core.mixed_tokens import MixedTokens, embed_mixed, scatter_mixed
 from deltamix.models.decoding import DecoderState, generate
-from deltamix.models.mixed_tokens import MixedTokens, embed_mixed, scatter_mixed
 
 
 @dataclass

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from deltamix.core.mixed_tokens import MixedTokens, embed_mixed
 from deltamix.models.decoding import DecoderState, generate
-from deltamix.models.mixed_tokens import MixedTokens, embed_mixed
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from deltamix.core.mixed_tokens import MixedBatch, MixedTokens, embed_mixed, scatter_mixed
 from deltamix.seqmix.augment import SeqMixAugmenter
 from deltamix.seqmix.config import PARTNERS, VARIANTS, SeqMixConfig
 from deltamix.seqmix.loss import label_smoothed_nll, seqmix_loss
@@ -24,7 +25,6 @@ from deltamix.seqmix.mixing import (
     word_dropout,
 )
 from deltamix.seqmix.partners import length_aware_partners, sample_partners, shuffle_partners
-from deltamix.seqmix.tokens import MixedBatch, MixedTokens, embed_mixed, scatter_mixed
 
 __all__ = [
     "PARTNERS",

@@ -30,10 +30,10 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
+from deltamix.core.mixed_tokens import MixedBatch, MixedTokens
 from deltamix.seqmix import mixing
 from deltamix.seqmix.config import SeqMixConfig
 from deltamix.seqmix.partners import sample_partners
-from deltamix.seqmix.tokens import MixedBatch, MixedTokens
 
 
 class SeqMixAugmenter:

@@ -23,7 +23,7 @@ MIXING_VARIANTS = ("seqmix", "seqmix-hard")
 
 
 # Seq2seq run settings added after run folders and records existed (see
-# deltamix.run_folder.check_same_run and the report's method labels): the value those runs trained
+# deltamix.core.run_folder.check_same_run and the report's method labels): the value those runs trained
 # with, written out rather than taken from the current defaults, so that a later change of a default
 # never relabels them. Old folders resume under that value and refuse any other.
 SETTINGS_ADDED_SINCE = {

@@ -7,10 +7,14 @@ used unchanged and can be saved with ``save_pretrained`` as usual.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
-from deltamix.seqmix.tokens import MixedTokens
+from deltamix.core.errors import DeltamixError
+from deltamix.core.mixed_tokens import MixedTokens
+from deltamix.data.tokenization import HFTokenizer
 
 
 def _special_id(model: nn.Module, *names: str) -> int:
@@ -38,7 +42,7 @@ class HFSeq2SeqAdapter(nn.Module):
     for BART). Build ``tgt_in = [bos_id] + y`` and
     ``labels = y + [eos_id]`` from the model's tokenizer.
 
-    Padding rule for mixed inputs (`deltamix.seqmix.tokens`): the pad token contributes a zero vector,
+    Padding rule for mixed inputs (`deltamix.core.mixed_tokens`): the pad token contributes a zero vector,
     so a position that is padding in one sequence is the other sequence's token scaled by its weight.
     (HF pad embeddings are not zero, e.g. T5's, so the adapter zeroes them itself; the decoder's first
     position is kept as it is, since T5 starts decoding with the pad id.) Unmixed inputs take exactly
@@ -155,3 +159,26 @@ class HFSeq2SeqAdapter(nn.Module):
                 row = row[: row.index(self.eos_id)]
             outputs.append([i for i in row if i != self.pad_id])
         return outputs
+
+
+def build_hf_model(name_or_path: str, tokenizer_path: str | None = None) -> tuple[Any, Any]:
+    """A Hugging Face encoder-decoder (id or local path) wrapped for SeqMix, and its own tokenizer in
+    our interface (`deltamix.data.tokenization.HFTokenizer`), loaded from ``tokenizer_path`` if given
+    (a run keeps it apart from the model, in ``tokenizer/``), else from ``name_or_path``.
+
+    Raises:
+        DeltamixError: the model or its tokenizer cannot be loaded (offline and not cached, unknown
+            id, not an encoder-decoder).
+    """
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    try:
+        model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_path or name_or_path)
+    except (OSError, ValueError) as error:
+        raise DeltamixError(
+            f"could not load the Hugging Face encoder-decoder {name_or_path!r} ({error}); give a local "
+            "folder written by save_pretrained, or an id that is cached or reachable"
+        ) from error
+    adapter = HFSeq2SeqAdapter(model)
+    return adapter, HFTokenizer(tokenizer, decoder_start_id=adapter.bos_id)

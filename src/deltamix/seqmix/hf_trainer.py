@@ -34,11 +34,11 @@ import torch
 from torch import Tensor, nn
 from transformers import Seq2SeqTrainer
 
+from deltamix.core.mixed_tokens import MixedBatch
 from deltamix.seqmix.augment import SeqMixAugmenter
 from deltamix.seqmix.config import SeqMixConfig
 from deltamix.seqmix.hf import HFSeq2SeqAdapter
 from deltamix.seqmix.loss import seqmix_loss
-from deltamix.seqmix.tokens import MixedBatch
 
 IGNORE_INDEX = -100  # DataCollatorForSeq2Seq's label padding
 

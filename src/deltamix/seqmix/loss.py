@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from deltamix.seqmix.tokens import MixedBatch
+from deltamix.core.mixed_tokens import MixedBatch
 
 REDUCTIONS = ("mean", "sum")
 

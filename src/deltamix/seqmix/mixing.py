@@ -11,7 +11,7 @@ import torch
 from scipy.special import betaincinv
 from torch import Tensor
 
-from deltamix.seqmix.tokens import MixedTokens
+from deltamix.core.mixed_tokens import MixedTokens
 
 
 def _check_ids(name: str, ids: Tensor) -> None:

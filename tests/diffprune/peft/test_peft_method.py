@@ -15,11 +15,11 @@ from peft_models import VOCAB, tiny_bart, tiny_bert
 from safetensors import safe_open
 from torch import nn
 
+from deltamix.core.errors import BaseModelMismatchError
 from deltamix.diffprune import DiffBank, DiffPruningConfig, DiffPruningModel
 from deltamix.diffprune.diff_state import DiffState
 from deltamix.diffprune.peft import DiffPruningPeftConfig
 from deltamix.diffprune.projection import num_kept
-from deltamix.errors import BaseModelMismatchError
 
 SPARSITY = 0.05
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from deltamix.model_card import ModelCardInfo, write_model_card
-from deltamix.records import git_commit, library_versions
+from deltamix.core.model_card import ModelCardInfo, write_model_card
+from deltamix.core.records import git_commit, library_versions
 
 ADAPTER_FILE = "adapter_model.safetensors"
 

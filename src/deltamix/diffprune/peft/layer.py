@@ -19,12 +19,12 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from peft.utils.other import AuxiliaryTrainingWrapper
 from torch import Tensor, nn
 
+from deltamix.core.errors import DiffFormatError
 from deltamix.diffprune.config import DiffPruningConfig
 from deltamix.diffprune.diff_state import DiffState, Span, input_embedding, spans_of
 from deltamix.diffprune.peft.config import DiffPruningPeftConfig
 from deltamix.diffprune.peft.registration import PREFIX
 from deltamix.diffprune.sparse_diff import decode_entry, encode_entry
-from deltamix.errors import DiffFormatError
 
 INDICES = PREFIX + "indices"
 VALUES = PREFIX + "values"

@@ -25,6 +25,7 @@ from peft.tuners.tuners_utils import BaseTuner
 from peft.utils.other import AuxiliaryTrainingWrapper, _set_adapter, set_additional_trainable_modules
 from torch import Tensor, nn
 
+from deltamix.core.errors import BaseModelMismatchError
 from deltamix.diffprune.diff_state import DiffState
 from deltamix.diffprune.fingerprint import describe_mismatch, fingerprint
 from deltamix.diffprune.peft.config import DiffPruningPeftConfig
@@ -37,7 +38,6 @@ from deltamix.diffprune.peft.layer import (
 )
 from deltamix.diffprune.peft.registration import PREFIX
 from deltamix.diffprune.sparse_diff import SparseDiff
-from deltamix.errors import BaseModelMismatchError
 
 logger = logging.getLogger(__name__)
 
