@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from deltamix.cli.args import existing_file
+from deltamix.diffprune import SparseDiff
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,8 +43,6 @@ def _layer_of(name: str) -> str:
 
 def summarize(path: Path, per_tensor: bool = False) -> dict[str, Any]:
     """A JSON-ready summary of the diff file at ``path`` (loads and validates it fully)."""
-    from deltamix.diffprune import SparseDiff
-
     diff = SparseDiff.load(path)
     size = path.stat().st_size
     rows: dict[str, dict[str, Any]] = defaultdict(lambda: {"numel": 0, "nnz": 0, "kind": "gated"})

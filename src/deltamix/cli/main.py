@@ -7,7 +7,10 @@ import importlib
 import logging
 import sys
 import warnings
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 
+import deltamix
 from deltamix.core.errors import DeltamixError
 
 # Each module defines ``register(subparsers)``, adding its command group; the handler of a command
@@ -36,11 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def version() -> str:
     """The installed package's version (its metadata), else `deltamix.__version__` (a source tree)."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as package_version
-
-    import deltamix
-
     try:
         return package_version("deltamix")
     except PackageNotFoundError:

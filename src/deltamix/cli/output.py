@@ -5,6 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from deltamix.core.errors import DataFormatError
+from deltamix.core.io import atomic_write_text
+
 
 def write_lines(lines: list[str], path: str | Path | None, what: str = "outputs") -> None:
     """Write ``lines`` (one per line) to ``path`` atomically, or to standard output when ``path`` is None.
@@ -12,9 +15,6 @@ def write_lines(lines: list[str], path: str | Path | None, what: str = "outputs"
     Raises:
         DataFormatError: the file cannot be written (names it and ``what`` was being written).
     """
-    from deltamix.core.errors import DataFormatError
-    from deltamix.core.io import atomic_write_text
-
     text = "".join(f"{line}\n" for line in lines)
     if path is None:
         sys.stdout.write(text)

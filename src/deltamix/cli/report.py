@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 
 from deltamix.cli.args import output_dir
+from deltamix.experiments.report import claims_at_a_glance, generate_report
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `deltamix report` to ``subparsers``."""
     parser = subparsers.add_parser(
         "report", help="regenerate results/README.md and plots from results/*.jsonl"
     )
@@ -21,8 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deltamix.experiments.report import claims_at_a_glance, generate_report
-
+    """Write results/README.md and the plots from ``args.results_dir``; print the claim lines."""
     path = generate_report(args.results_dir)
     claims = claims_at_a_glance(args.results_dir)
     if claims:
