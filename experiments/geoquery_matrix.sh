@@ -8,10 +8,8 @@
 # $SEEDS and $AUGMENTS pick settings (default "0 1 2" and "none seqmix"); $PARTNER_EXTENT=main gives
 # the SeqMix runs the authors' partner extent (--partner-extent main; folder seqmix-main-lstm-seedN),
 # the baseline keeps its folder. Runs one at a time; start one copy per split to use two cores.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/queue_lib.sh"
 data="${GEOQUERY_DIR:-../shared/data/geoquery}"
-read -r -a deltamix <<< "${DELTAMIX:-.venv/bin/deltamix}"
 read -r -a seeds <<< "${SEEDS:-0 1 2}"
 read -r -a augments <<< "${AUGMENTS:-none seqmix}"
 partner_extent="${PARTNER_EXTENT:-union}"

@@ -17,10 +17,8 @@
 # checkpoint when a copy reaches it again. Diff pruning runs keep their first stage
 # (--keep-first-stage, ~180 MB for MiniLM), so experiments/glue_sparsity.sh can sweep the target
 # sparsity from them without training that stage again.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/queue_lib.sh"
 data="${GLUE_DIR:-../shared/data/glue}"
-read -r -a deltamix <<< "${DELTAMIX:-.venv/bin/deltamix}"
 tasks=("${@:-rte mrpc stsb}")
 read -r -a tasks <<< "${tasks[*]}"
 read -r -a methods <<< "${METHODS:-full diffprune diffprune-structured diffprune-nonadaptive bitfit lora shira}"
@@ -32,18 +30,12 @@ for task in "${tasks[@]}"; do
   for seed in "${seeds[@]}"; do
     for method in "${methods[@]}"; do
       out="$matrix/$task/$method/seed$seed"
-      [ -f "$out/run_done.json" ] && continue
-      mkdir -p "$(dirname "$out")"
-      exec {lock}> "$out.lock"
-      if ! flock -n "$lock"; then exec {lock}>&-; continue; fi  # another copy is running it
-      if [ ! -f "$out/run_done.json" ]; then
-        echo "== $(date +%H:%M:%S) $task $method seed $seed"
-        keep=()
-        case "$method" in diffprune*) keep=(--keep-first-stage) ;; esac
+      keep=()
+      case "$method" in diffprune*) keep=(--keep-first-stage) ;; esac
+      run_once "$out" "$out/run_done.json" "$task $method seed $seed" \
         "${deltamix[@]}" diffprune glue --task "$task" --method "$method" --seed "$seed" \
-          --data-dir "$data" --output-dir "$out" --select-on dev "${keep[@]}" "${extra[@]}" || echo "!! $task $method seed $seed failed"
-      fi
-      exec {lock}>&-
+        --data-dir "$data" --output-dir "$out" --select-on dev "${keep[@]}" "${extra[@]}" \
+        || echo "!! $task $method seed $seed failed"
     done
   done
 done

@@ -8,28 +8,24 @@
 #   $DELTAMIX: the command to run, default .venv/bin/deltamix. Claims and done markers go to
 #   runs/queue/<queue name>/; an interrupted run resumes from its last checkpoint when a copy reaches
 #   it again (the run folder is the --output-dir its line names).
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/queue_lib.sh"
 queue="${1:?usage: experiments/glue_queue.sh QUEUE_FILE}"
 [ -f "$queue" ] || { echo "no such queue file: $queue" >&2; exit 2; }
 data="${GLUE_DIR:-../shared/data/glue}"
-read -r -a deltamix <<< "${DELTAMIX:-.venv/bin/deltamix}"
+run_and_mark() {  # run_and_mark MARKER COMMAND...: run COMMAND; touch MARKER when it succeeds
+  local marker="$1"
+  shift
+  "$@" && touch "$marker"
+}
 state="runs/queue/$(basename "$queue" .txt)"
 mkdir -p "$state"
 while IFS='|' read -r name args; do
   case "$name" in ''|'#'*) continue ;; esac
-  [ -f "$state/$name.done" ] && continue
-  exec {lock}> "$state/$name.lock"
-  if ! flock -n "$lock"; then exec {lock}>&-; continue; fi  # another copy is running it
   read -r -a arguments <<< "$args"
   keep=()
   case " $args " in *" --method diffprune"*) keep=(--keep-first-stage) ;; esac
-  echo "== $(date +%H:%M:%S) $name"
   # --select-on dev first: the comparisons pair runs with the matrix's (a line's own --select-on wins)
-  if "${deltamix[@]}" diffprune glue --select-on dev "${arguments[@]}" "${keep[@]}" --data-dir "$data"; then
-    touch "$state/$name.done"
-  else
-    echo "!! $name failed"
-  fi
-  exec {lock}>&-
+  run_once "$state/$name" "$state/$name.done" "$name" \
+    run_and_mark "$state/$name.done" "${deltamix[@]}" diffprune glue --select-on dev "${arguments[@]}" \
+    "${keep[@]}" --data-dir "$data" || echo "!! $name failed"
 done < "$queue"

@@ -7,8 +7,7 @@
 #          below; FLAGS: extra options joined by commas, e.g. diffprune:1e-4:--l0-lambda=1e-5;
 #          data: ../shared/data/glue or $GLUE_DIR)
 # Finished runs (run_done.json) are skipped.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/queue_lib.sh"
 task="${1:-stsb}"
 shift || true
 data="${GLUE_DIR:-../shared/data/glue}"
@@ -23,7 +22,7 @@ for entry in "${runs[@]}"; do
   out="runs/glue-search/$task/$method-lr$lr${slug:+-$slug}/seed0"
   [ -f "$out/run_done.json" ] && continue
   echo "== $(date +%H:%M:%S) $task $method lr $lr ${extra[*]:-}"
-  OMP_NUM_THREADS=1 .venv/bin/deltamix diffprune glue --task "$task" --method "$method" --lr "$lr" \
+  OMP_NUM_THREADS=1 "${deltamix[@]}" diffprune glue --task "$task" --method "$method" --lr "$lr" \
     --epochs 1 --mask-epochs 1 --seed 0 --data-dir "$data" --output-dir "$out" \
     --results-dir results/glue-search "${extra[@]}"
 done

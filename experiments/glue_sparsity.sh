@@ -17,10 +17,8 @@
 # for a first stage another copy is training, it looks again every 10 s, so idle copies run a sweep's
 # other points side by side as soon as its first stage is done. A point that fails is not tried again by
 # the same copy, nor are the points waiting for its first stage.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/queue_lib.sh"
 data="${GLUE_DIR:-../shared/data/glue}"
-read -r -a deltamix <<< "${DELTAMIX:-.venv/bin/deltamix}"
 tasks=("${@:-mrpc rte}")
 read -r -a tasks <<< "${tasks[*]}"
 read -r -a methods <<< "${METHODS:-diffprune diffprune-structured}"
@@ -65,17 +63,11 @@ while :; do
             [ -n "${failed[$first]:-}" ] || waiting=1  # in training elsewhere: look again
             continue
           fi
-          mkdir -p "$(dirname "$out")"
-          exec {lock}> "$out.lock"
-          if ! flock -n "$lock"; then exec {lock}>&-; continue; fi  # another copy is running it
-          if [ ! -f "$out/run_done.json" ]; then
-            echo "== $(date +%H:%M:%S) $task $method seed $seed t $sparsity ${lr[*]} ${reuse[*]}"
+          run_once "$out" "$out/run_done.json" "$task $method seed $seed t $sparsity ${lr[*]} ${reuse[*]}" \
             "${deltamix[@]}" diffprune glue --task "$task" --method "$method" --seed "$seed" --select-on dev \
-              --target-sparsity "$sparsity" "${lr[@]}" --data-dir "$data" --output-dir "$out" "${reuse[@]}" \
-              || { echo "!! $task $method seed $seed t $sparsity failed"; failed[$out]=1; }
-            ran=1
-          fi
-          exec {lock}>&-
+            --target-sparsity "$sparsity" "${lr[@]}" --data-dir "$data" --output-dir "$out" "${reuse[@]}" \
+            || { echo "!! $task $method seed $seed t $sparsity failed"; failed[$out]=1; }
+          [ "$ran_once" = 1 ] && ran=1
         done
       done
     done

@@ -15,10 +15,8 @@
 # (run_done.json) are skipped and an interrupted one resumes from its last checkpoint when a copy
 # reaches it again. A method's other seeds start once all its rates have finished (a copy that finds
 # one still running moves on; the copy running it comes back to them).
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/queue_lib.sh"
 data="${GLUE_DIR:-../shared/data/glue}"
-read -r -a deltamix <<< "${DELTAMIX:-.venv/bin/deltamix}"
 read -r -a python <<< "${PYTHON:-.venv/bin/python}"
 tasks=("${@:-rte mrpc stsb sst2}")
 read -r -a tasks <<< "${tasks[*]}"
@@ -42,17 +40,10 @@ rates() {  # the learning rates of a method: about 3x apart around its default f
 run() {  # run TASK METHOD LR SEED once (claimed with flock; skipped when finished)
   local task="$1" method="$2" lr="$3" seed="$4"
   local out="$root/$task/$method/lr$lr/seed$seed"
-  [ -f "$out/run_done.json" ] && return 0
-  mkdir -p "$(dirname "$out")"
-  exec {lock}> "$out.lock"
-  if ! flock -n "$lock"; then exec {lock}>&-; return 0; fi  # another copy is running it
-  if [ ! -f "$out/run_done.json" ]; then
-    echo "== $(date +%H:%M:%S) $task $method lr $lr seed $seed"
+  run_once "$out" "$out/run_done.json" "$task $method lr $lr seed $seed" \
     "${deltamix[@]}" diffprune glue --task "$task" --method "$method" --lr "$lr" --seed "$seed" \
-      --select-on holdout --data-dir "$data" --output-dir "$out" --results-dir "$results" "${extra[@]}" \
-      || echo "!! $task $method lr $lr seed $seed failed"
-  fi
-  exec {lock}>&-
+    --select-on holdout --data-dir "$data" --output-dir "$out" --results-dir "$results" "${extra[@]}" \
+    || echo "!! $task $method lr $lr seed $seed failed"
 }
 
 for method in "${methods[@]}"; do rates "$method" > /dev/null || exit 2; done

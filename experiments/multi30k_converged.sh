@@ -13,10 +13,8 @@
 # seed 0 (the family's table). A run takes hours on one CPU thread: start one copy per core; the
 # copies share the queue (flock). Runs resume from their last epoch when the script runs again, so
 # the queue spans sessions.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/queue_lib.sh"
 data="${MULTI30K_DIR:-../shared/data/multi30k}"
-read -r -a deltamix <<< "${DELTAMIX:-.venv/bin/deltamix}"
 read -r -a seeds <<< "${SEEDS:-0 1 2}"
 queue=()
 for seed in "${seeds[@]}"; do queue+=("none:$seed" "seqmix:$seed"); done
@@ -25,15 +23,9 @@ mkdir -p runs/multi30k-converged
 for entry in "${queue[@]}"; do
   IFS=: read -r augment seed <<< "$entry"
   out="runs/multi30k-converged/$augment-seed$seed"
-  [ -f "$out/metrics.json" ] && continue
-  exec {lock}> "$out.lock"
-  if ! flock -n "$lock"; then exec {lock}>&-; continue; fi  # another copy is running it
-  if [ ! -f "$out/metrics.json" ]; then
-    echo "== $(date +%H:%M:%S) multi30k converged $augment seed $seed"
-    OMP_NUM_THREADS=1 "${deltamix[@]}" seqmix translate --dataset multi30k --data-dir "$data" \
-      --augment "$augment" --partner-extent main --seed "$seed" --epochs 60 --patience 5 \
-      --max-tokens 4096 --lr 7e-4 --warmup-steps 1000 --lr-schedule inverse-sqrt --label-smoothing 0.1 \
-      --dropout 0.3 --average-last 5 --beam-size 4 --length-penalty 0.6 --threads 1 --output-dir "$out"
-  fi
-  exec {lock}>&-
+  OMP_NUM_THREADS=1 run_once "$out" "$out/metrics.json" "multi30k converged $augment seed $seed" \
+    "${deltamix[@]}" seqmix translate --dataset multi30k --data-dir "$data" \
+    --augment "$augment" --partner-extent main --seed "$seed" --epochs 60 --patience 5 \
+    --max-tokens 4096 --lr 7e-4 --warmup-steps 1000 --lr-schedule inverse-sqrt --label-smoothing 0.1 \
+    --dropout 0.3 --average-last 5 --beam-size 4 --length-penalty 0.6 --threads 1 --output-dir "$out"
 done

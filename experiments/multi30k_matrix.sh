@@ -19,10 +19,8 @@
 # Start one copy per core: the copies share one queue (each run is claimed with flock), baseline and
 # SeqMix for seeds 0-2 first, then word dropout and SwitchOut. Finished runs (metrics.json) are
 # skipped; an interrupted run resumes from its last checkpoint when a copy reaches it again.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/queue_lib.sh"
 data="${MULTI30K_DIR:-../shared/data/multi30k}"
-read -r -a deltamix <<< "${DELTAMIX:-.venv/bin/deltamix}"
 epochs="${EPOCHS:-3}"
 average_last="${AVERAGE_LAST:-2}"
 warmup_steps="${WARMUP_STEPS:-400}"
@@ -58,14 +56,8 @@ for entry in "${queue[@]}"; do
         if [ "$partner_extent" != union ]; then name+="-$partner_extent"; fi ;;
   esac
   out="runs/multi30k/$name-small$budget-seed$seed"
-  [ -f "$out/metrics.json" ] && continue
-  exec {lock}> "$out.lock"
-  if ! flock -n "$lock"; then exec {lock}>&-; continue; fi  # another copy is running it
-  if [ ! -f "$out/metrics.json" ]; then
-    echo "== $(date +%H:%M:%S) multi30k $augment seed $seed"
-    OMP_NUM_THREADS=1 "${deltamix[@]}" seqmix translate --dataset multi30k --data-dir "$data" \
-      --augment "$augment" --seed "$seed" --epochs "$epochs" --warmup-steps "$warmup_steps" --average-last "$average_last" \
-      --lr-schedule "$lr_schedule" "${limit[@]}" "${extent[@]}" --threads 1 --precision fp32 --output-dir "$out"
-  fi
-  exec {lock}>&-
+  OMP_NUM_THREADS=1 run_once "$out" "$out/metrics.json" "multi30k $augment seed $seed" \
+    "${deltamix[@]}" seqmix translate --dataset multi30k --data-dir "$data" \
+    --augment "$augment" --seed "$seed" --epochs "$epochs" --warmup-steps "$warmup_steps" --average-last "$average_last" \
+    --lr-schedule "$lr_schedule" "${limit[@]}" "${extent[@]}" --threads 1 --precision fp32 --output-dir "$out"
 done

@@ -12,10 +12,8 @@
 # (metrics.json; run_done.json for GLUE) are skipped; an interrupted run resumes when a copy reaches it again.
 # $DATA_DIR: the folder of glue/, geoquery/ and multi30k/ (default ../shared/data); $DELTAMIX: the
 # command (default .venv/bin/deltamix); $SEEDS (default "0 1 2").
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/queue_lib.sh"
 data="${DATA_DIR:-../shared/data}"
-read -r -a deltamix <<< "${DELTAMIX:-.venv/bin/deltamix}"
 read -r -a seeds <<< "${SEEDS:-0 1 2}"
 read -r -a glue_tasks <<< "${GLUE_TASKS:-mrpc stsb rte}"
 read -r -a glue_methods <<< "${GLUE_METHODS:-full diffprune diffprune-structured}"
@@ -61,13 +59,6 @@ for entry in "${queue[@]}"; do
   out="$runs/$group/$name-$precision-seed$seed"
   done_file="$out/metrics.json"
   [ "$group" = glue ] && done_file="$out/run_done.json"  # a GLUE run writes metrics.json before its record
-  [ -f "$done_file" ] && continue
-  mkdir -p "$(dirname "$out")"
-  exec {lock}> "$out.lock"
-  if ! flock -n "$lock"; then exec {lock}>&-; continue; fi  # another copy is running it
-  if [ ! -f "$done_file" ]; then
-    echo "== $(date +%H:%M:%S) $group $name $precision seed $seed"
-    OMP_NUM_THREADS=1 run_one "$group" "$name" "$precision" "$seed" "$out"
-  fi
-  exec {lock}>&-
+  OMP_NUM_THREADS=1 run_once "$out" "$done_file" "$group $name $precision seed $seed" \
+    run_one "$group" "$name" "$precision" "$seed" "$out"
 done

@@ -8,9 +8,7 @@
 # Order: geca and geca+seqmix first (the combined claim), then none and seqmix. Start one copy per
 # core; the copies share the queue (flock). Finished runs are skipped, interrupted ones resume from
 # their last checkpoint (every 500 steps), so the queue spans sessions.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-read -r -a deltamix <<< "${DELTAMIX:-.venv/bin/deltamix}"
+source "$(dirname "$0")/queue_lib.sh"
 read -r -a seeds <<< "${SEEDS:-0 1 2}"
 steps="${STEPS:-6000}"
 queue=()
@@ -25,16 +23,9 @@ mkdir -p "runs/scan-$steps"
 for entry in "${queue[@]}"; do
   IFS=: read -r split augment seed <<< "$entry"
   out="runs/scan-$steps/$split/$augment-seed$seed"
-  [ -f "$out/metrics.json" ] && continue
-  mkdir -p "$(dirname "$out")"
-  exec {lock}> "$out.lock"
-  if ! flock -n "$lock"; then exec {lock}>&-; continue; fi  # another copy is running it
   extent=()  # the partner extent applies to the members that mix two examples
   [[ "$augment" == *seqmix* ]] && extent=(--partner-extent main)
-  if [ ! -f "$out/metrics.json" ]; then
-    echo "== $(date +%H:%M:%S) scan $split $augment seed $seed ($steps steps)"
-    OMP_NUM_THREADS=1 "${deltamix[@]}" seqmix scan --split "$split" --augment "$augment" --seed "$seed" \
-      --max-steps "$steps" "${extent[@]}" --threads 1 --output-dir "$out"
-  fi
-  exec {lock}>&-
+  OMP_NUM_THREADS=1 run_once "$out" "$out/metrics.json" "scan $split $augment seed $seed ($steps steps)" \
+    "${deltamix[@]}" seqmix scan --split "$split" --augment "$augment" --seed "$seed" \
+    --max-steps "$steps" "${extent[@]}" --threads 1 --output-dir "$out"
 done

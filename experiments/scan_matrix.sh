@@ -4,8 +4,7 @@
 # Finished runs are skipped (their folder holds metrics.json), interrupted ones resume.
 #   usage: experiments/scan_matrix.sh [SPLIT ...]      (default: both splits of the paper)
 # Runs one at a time; start one copy per split to use two cores. Records go to results/scan.jsonl.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/queue_lib.sh"
 splits=("${@:-addprim_jump template_around_right}")
 read -r -a splits <<< "${splits[*]}"
 augments=(none word-dropout switchout seqmix seqmix-hard geca geca+seqmix)
@@ -17,7 +16,7 @@ for seed in 0 1 2; do
       echo "== $(date +%H:%M:%S) $split $augment seed $seed"
       extent=()  # the recorded runs' partner extent, explicit since the default became main
       [[ "$augment" == *seqmix* ]] && extent=(--partner-extent union)
-      OMP_NUM_THREADS=1 .venv/bin/deltamix seqmix scan --split "$split" --augment "$augment" \
+      OMP_NUM_THREADS=1 "${deltamix[@]}" seqmix scan --split "$split" --augment "$augment" \
         --seed "$seed" "${extent[@]}" --output-dir "$out" --threads 1 --precision fp32
     done
   done

@@ -35,6 +35,7 @@ def _project(tmp_path: Path, script: str) -> tuple[Path, Path]:
     (tmp_path / "experiments").mkdir()
     copy = tmp_path / "experiments" / script
     shutil.copy(REPO / "experiments" / script, copy)
+    shutil.copy(REPO / "experiments" / "queue_lib.sh", tmp_path / "experiments" / "queue_lib.sh")
     fake = tmp_path / "fake_deltamix"
     fake.write_text(FAKE_DELTAMIX)
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)

@@ -136,7 +136,8 @@ def _queue_commands(tmp_path: Path, script: str) -> list[list[str]]:
     if shutil.which("flock") is None:
         pytest.skip("the queues claim runs with flock(1)")
     (tmp_path / "experiments").mkdir()
-    shutil.copy(REPO / "experiments" / script, tmp_path / "experiments" / script)
+    for name in (script, "queue_lib.sh"):
+        shutil.copy(REPO / "experiments" / name, tmp_path / "experiments" / name)
     fake = tmp_path / "fake_deltamix"
     fake.write_text(FAKE_DELTAMIX)
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
