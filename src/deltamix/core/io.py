@@ -6,10 +6,13 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from deltamix.core.errors import DataFormatError
 
 
 @contextlib.contextmanager
@@ -48,8 +51,6 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     Raises:
         FileExistsError: ``path`` exists and is not an empty folder.
     """
-    import shutil
-
     path = Path(path)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise FileExistsError(f"{path}: exists and is not an empty folder")
@@ -119,7 +120,5 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError as error:
-                from deltamix.core.errors import DataFormatError
-
                 raise DataFormatError(path, f"not a JSON line ({error.msg})", line=number) from error
     return records

@@ -135,8 +135,20 @@ def card_data(info: ModelCardInfo) -> Any:
 
 def render_model_card(info: ModelCardInfo) -> str:
     """The text of README.md: YAML front matter, then the card in Markdown."""
-    description = METHODS.get(info.method, (info.method, ()))[0]
     lines = [
+        *_front_matter(info),
+        *_sparsity_section(info),
+        *_metrics_section(info),
+        *_provenance_section(info),
+        *_usage_section(info),
+    ]
+    return "\n".join(lines)
+
+
+def _front_matter(info: ModelCardInfo) -> list[str]:
+    """The YAML front matter (`card_data`), the title and the sentence saying what the model is."""
+    description = METHODS.get(info.method, (info.method, ()))[0]
+    return [
         "---",
         card_data(info).to_yaml(),
         "---",
@@ -147,20 +159,34 @@ def render_model_card(info: ModelCardInfo) -> str:
         f"{info.task} with {description}, by deltamix.",
         "",
     ]
-    if info.nonzeros is not None and info.num_gated:
-        size = f"; the diff file holds {info.file_bytes:,} bytes" if info.file_bytes else ""
-        lines += [
-            "## Sparsity",
-            "",
-            f"{info.nonzeros:,} non-zero entries of {info.num_gated:,} base parameters "
-            f"({100 * info.nonzeros / info.num_gated:.3f}%){size}.",
-            "",
-        ]
-    if info.metrics:
-        lines += ["## Dev metrics", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {name} | {float(value):.4f} |" for name, value in info.metrics.items()]
-        lines += ["", "On the task's validation set, as the run measured them (shares in [0, 1]).", ""]
-    lines += ["## How it was made", ""]
+
+
+def _sparsity_section(info: ModelCardInfo) -> list[str]:
+    """How many entries the diff stores out of the base parameters (none without a diff)."""
+    if info.nonzeros is None or not info.num_gated:
+        return []
+    size = f"; the diff file holds {info.file_bytes:,} bytes" if info.file_bytes else ""
+    return [
+        "## Sparsity",
+        "",
+        f"{info.nonzeros:,} non-zero entries of {info.num_gated:,} base parameters "
+        f"({100 * info.nonzeros / info.num_gated:.3f}%){size}.",
+        "",
+    ]
+
+
+def _metrics_section(info: ModelCardInfo) -> list[str]:
+    """The dev metrics as a table (none without metrics)."""
+    if not info.metrics:
+        return []
+    lines = ["## Dev metrics", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {name} | {float(value):.4f} |" for name, value in info.metrics.items()]
+    return [*lines, "", "On the task's validation set, as the run measured them (shares in [0, 1]).", ""]
+
+
+def _provenance_section(info: ModelCardInfo) -> list[str]:
+    """How it was made: the command, the seed and commit, and the library versions."""
+    lines = ["## How it was made", ""]
     if info.command:
         lines += ["```", info.command, "```", ""]
     made = [
@@ -173,8 +199,13 @@ def render_model_card(info: ModelCardInfo) -> str:
         lines += ["| library | version |", "|---|---|"]
         lines += [f"| {name} | {version} |" for name, version in sorted(info.versions.items())]
         lines += [""]
+    return lines
+
+
+def _usage_section(info: ModelCardInfo) -> list[str]:
+    """How to load the saved folder: a transformers pipeline for a GLUE model, PEFT for a diff adapter."""
     if info.library_name == "transformers" and info.experiment == "glue":
-        lines += [
+        return [
             "## Use",
             "",
             "```python",
@@ -184,7 +215,7 @@ def render_model_card(info: ModelCardInfo) -> str:
             "",
         ]
     if info.library_name == "peft" and info.method.startswith("diffprune"):  # loads through deltamix
-        lines += [
+        return [
             "## Use",
             "",
             "```python",
@@ -194,7 +225,7 @@ def render_model_card(info: ModelCardInfo) -> str:
             "```",
             "",
         ]
-    return "\n".join(lines)
+    return []
 
 
 def write_model_card(folder: str | Path, info: ModelCardInfo) -> Path:

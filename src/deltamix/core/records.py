@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from deltamix.core.errors import DataFormatError
 from deltamix.core.io import append_jsonl, atomic_write_json
 
 RESULTS_DIR = Path("results")
@@ -199,8 +200,6 @@ def finish_commit(marker: str | Path) -> Path | None:
     Raises:
         DataFormatError: if the pending file is unreadable (it is written atomically, so only by hand).
     """
-    from deltamix.core.errors import DataFormatError
-
     marker = Path(marker)
     pending = _pending_path(marker)
     if not pending.exists():
