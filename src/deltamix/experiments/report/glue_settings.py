@@ -4,7 +4,7 @@ default run of its task, seed and target sparsity.
 The GLUE table averages each labelled row (``diffprune (lambda 1e-06)``, ``... gates clipped apart``)
 over its own seeds, which are often fewer than the default row's; a difference of means over unequal
 seed sets mixes the setting with the seeds. Here every run of a labelled row is paired with the run of
-the plain row (today's default setting where it has runs, see ``label_other_settings``) that has the
+the plain row (the default setting where it has runs, see ``label_other_settings``) that has the
 same task, seed and target sparsity, and the table shows both scores, their difference and what the L0 stage left
 non-zero before the projection (the share of the body's parameters, from the projection stage's
 ``nonzero_before``), with the L0 stage's last dev score: the projection's cost is their gap.
@@ -17,11 +17,7 @@ from typing import Any
 
 from deltamix.experiments.glue.methods import DENSE_METHODS
 from deltamix.experiments.report.common import markdown_table
-
-
-def base_method(method: str) -> str:
-    """The method of a row label: "diffprune" for "diffprune (lambda 1e-05)" (see label_other_settings)."""
-    return method.split(" (")[0]
+from deltamix.experiments.report.glue_labels import base_method
 
 
 def _nonzero_share(record: dict[str, Any]) -> float | None:

@@ -12,6 +12,7 @@ called at chance; a task where every method is at chance is left out of the clai
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -21,25 +22,22 @@ from typing import Any
 
 from deltamix.experiments.glue.metrics import GLUE_AVERAGE_COLUMNS
 from deltamix.experiments.report.common import group_by, markdown_table, mean_sd
-from deltamix.experiments.report.glue import (
-    _CLAIMS,
-    _claims,
-    _l0_setting,
-    _method_order,
-    _setting_text,
-    column_scores,
+from deltamix.experiments.report.glue_claims import CLAIMS, claim_lines
+from deltamix.experiments.report.glue_labels import (
     default_l0_setting,
-    majority_scores,
+    l0_setting,
+    setting_text,
     training_setting_changes,
 )
+from deltamix.experiments.report.glue_rows import COLUMNS, column_scores, majority_scores, method_order
 
 # A tuned result less than this (x 100) above the majority-class score counts as at chance.
 CHANCE_MARGIN = 1.0
 
 
 def holdout_selected(record: dict[str, Any]) -> bool:
-    """Whether a GLUE record's run chose its checkpoints on a held-out slice (records made before
-    ``select_on`` existed selected on dev)."""
+    """Whether a GLUE record's run chose its checkpoints on a held-out slice (a record without
+    ``select_on`` selected on dev)."""
     return record.get("config", {}).get("select_on", "dev") == "holdout"
 
 
@@ -52,9 +50,9 @@ def setting_parts(record: dict[str, Any]) -> tuple[str, ...]:
     as label parts (``("epochs 1", "train examples 64")``): runs that differ only in their learning rate
     compete for one row."""
     parts = [c for c in training_setting_changes(record) if not c.startswith("lr ")]
-    setting = _l0_setting(record)
+    setting = l0_setting(record)
     if setting is not None and setting != default_l0_setting(record):
-        parts.insert(0, _setting_text(setting))
+        parts.insert(0, setting_text(setting))
     return tuple(parts)
 
 
@@ -127,7 +125,7 @@ def choose(records: list[dict[str, Any]]) -> list[TunedChoice]:
         choices.append(
             TunedChoice(label, task, holdout, tuning_seed, best, dict(sorted(by_lr[best].items())))
         )
-    return sorted(choices, key=lambda c: (c.task, _method_order(c.label)))
+    return sorted(choices, key=lambda c: (c.task, method_order(c.label)))
 
 
 def _tables(choices: list[TunedChoice]):
@@ -148,9 +146,8 @@ def at_chance(scores: list[float], majority: float | None) -> bool:
 
 
 def _columns(table: dict[str, dict[str, list[float]]]) -> list[str]:
-    from deltamix.experiments.report.glue import _COLUMNS
-
-    return [c for c in _COLUMNS if any(c in row for row in table.values())]
+    """The table's columns that some row has, in `COLUMNS` order."""
+    return [c for c in COLUMNS if any(c in row for row in table.values())]
 
 
 def _chance_notes(
@@ -164,7 +161,7 @@ def _chance_notes(
             above.append(column)
             continue
         low = sorted(
-            (m for m, scores in rows.items() if at_chance(scores, majority[column])), key=_method_order
+            (m for m, scores in rows.items() if at_chance(scores, majority[column])), key=method_order
         )
         if len(low) == len(rows):
             notes.append(
@@ -182,13 +179,31 @@ def _chance_notes(
 
 
 def tuned_claims(records: list[dict[str, Any]]) -> list[str]:
-    """The `_CLAIMS` on the tuned rows (chosen rates, all their seeds), over the tasks where some method
+    """The `CLAIMS` on the tuned rows (chosen rates, all their seeds), over the tasks where some method
     is above chance."""
     choices = choose(records)
     table, by_seed = _tables(choices)
     columns = _columns(table)
     _, above = _chance_notes(table, columns, majority_scores(records))
-    return _claims(table, [c for c in above if c in GLUE_AVERAGE_COLUMNS], by_seed, _CLAIMS)
+    return claim_lines(table, [c for c in above if c in GLUE_AVERAGE_COLUMNS], by_seed, CLAIMS)
+
+
+# What the tuned table shows; {rates}: how many learning rates each method and task tried.
+_TUNED_NOTE = (
+    "Each method's learning rate (the first stage's; diff pruning: the diff weights') is chosen by its "
+    "held-out score at the tuning seed, every stage's epoch too; the cell is the dev score x 100, mean ± "
+    "sd over the chosen rate's seeds, each evaluated on dev once. majority class: always answering the "
+    "dev set's most frequent class (STS-B: a constant, correlation 0). Rates per method and task: "
+    "{rates}.\n"
+)
+_DETAIL_HEADER = [
+    "task",
+    "method",
+    "lr: held-out score (chosen in bold)",
+    "tuning seed",
+    "seeds",
+    "dev per seed",
+]
 
 
 def render(records: list[dict[str, Any]]) -> str | None:
@@ -199,54 +214,15 @@ def render(records: list[dict[str, Any]]) -> str | None:
     table, by_seed = _tables(choices)
     columns = _columns(table)
     majority = majority_scores(records)
-    rows = [
-        [label, *[mean_sd(table[label].get(c, []), scale=100) for c in columns]]
-        for label in sorted(table, key=_method_order)
-    ]
-    rows.append(["majority class", *[f"{100 * majority[c]:.1f}" if c in majority else "–" for c in columns]])
-    detail = []
-    for choice in choices:
-        rates = ", ".join(
-            f"**{lr:g}: {100 * score:.1f}**" if lr == choice.lr else f"{lr:g}: {100 * score:.1f}"
-            for lr, score in choice.holdout.items()
-        )
-        dev = [column_scores(r) for r in choice.runs.values()]
-        shown = "; ".join(
-            f"{c} " + ", ".join(f"{100 * d[c]:.1f}" for d in dev) for c in columns if all(c in d for d in dev)
-        )
-        detail.append(
-            [
-                choice.task,
-                choice.label,
-                rates,
-                "–" if choice.tuning_seed is None else str(choice.tuning_seed),
-                ",".join(str(s) for s in choice.runs),
-                shown,
-            ]
-        )
     notes, above = _chance_notes(table, columns, majority)
-    claims = _claims(table, [c for c in above if c in GLUE_AVERAGE_COLUMNS], by_seed, _CLAIMS)
+    claims = claim_lines(table, [c for c in above if c in GLUE_AVERAGE_COLUMNS], by_seed, CLAIMS)
     rates_tried = sorted({len(c.holdout) for c in choices})
     lines = [
         "#### Tuned against tuned (learning rate chosen on a held-out slice of train)\n",
-        "Each method's learning rate (the first stage's; diff pruning: the diff weights') is chosen by its "
-        "held-out score at the tuning seed, every stage's epoch too; the cell is the dev score x 100, mean ± "
-        "sd over the chosen rate's seeds, each evaluated on dev once. majority class: always answering the "
-        f"dev set's most frequent class (STS-B: a constant, correlation 0). Rates per method and task: "
-        f"{', '.join(str(n) for n in rates_tried)}.\n",
-        markdown_table(["method", *columns], rows),
+        _TUNED_NOTE.format(rates=", ".join(str(n) for n in rates_tried)),
+        _score_table(table, columns, majority),
         "",
-        markdown_table(
-            [
-                "task",
-                "method",
-                "lr: held-out score (chosen in bold)",
-                "tuning seed",
-                "seeds",
-                "dev per seed",
-            ],
-            detail,
-        ),
+        markdown_table(_DETAIL_HEADER, [_detail_row(choice, columns) for choice in choices]),
         "",
     ]
     if notes:
@@ -263,6 +239,38 @@ def render(records: list[dict[str, Any]]) -> str | None:
             "",
         ]
     return "\n".join(lines)
+
+
+def _score_table(
+    table: dict[str, dict[str, list[float]]], columns: list[str], majority: dict[str, float]
+) -> str:
+    """The tuned rows' dev scores (mean ± sd over the chosen rate's seeds), then the majority class."""
+    rows = [
+        [label, *[mean_sd(table[label].get(c, []), scale=100) for c in columns]]
+        for label in sorted(table, key=method_order)
+    ]
+    rows.append(["majority class", *[f"{100 * majority[c]:.1f}" if c in majority else "–" for c in columns]])
+    return markdown_table(["method", *columns], rows)
+
+
+def _detail_row(choice: TunedChoice, columns: list[str]) -> list[str]:
+    """One tuning: each rate's held-out score (the chosen one in bold), the seeds, and dev per seed."""
+    rates = ", ".join(
+        f"**{lr:g}: {100 * score:.1f}**" if lr == choice.lr else f"{lr:g}: {100 * score:.1f}"
+        for lr, score in choice.holdout.items()
+    )
+    dev = [column_scores(r) for r in choice.runs.values()]
+    shown = "; ".join(
+        f"{c} " + ", ".join(f"{100 * d[c]:.1f}" for d in dev) for c in columns if all(c in d for d in dev)
+    )
+    return [
+        choice.task,
+        choice.label,
+        rates,
+        "–" if choice.tuning_seed is None else str(choice.tuning_seed),
+        ",".join(str(s) for s in choice.runs),
+        shown,
+    ]
 
 
 def chosen_run(run_dirs: list[str | Path]) -> Path:
@@ -293,8 +301,6 @@ def chosen_run(run_dirs: list[str | Path]) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m deltamix.experiments.report.glue_tuned RUN_DIR ...``: print the chosen run folder (`chosen_run`)."""
-    import argparse
-
     parser = argparse.ArgumentParser(
         prog="python -m deltamix.experiments.report.glue_tuned",
         description="print the run folder whose learning rate the held-out scores choose",
