@@ -29,7 +29,7 @@ def setting_differences(
     before: dict[str, Any],
     now: dict[str, Any],
     restart_free: Iterable[str] = (),
-    added_since: dict[str, Any] | None = None,
+    values_when_absent: dict[str, Any] | None = None,
 ) -> list[str]:
     """The settings of ``now`` that ``before`` holds with another value, as ``"name: old there, new now"``.
 
@@ -37,10 +37,10 @@ def setting_differences(
     ``now`` are compared: ``before`` may hold more (a finished run's config.json adds what the run
     measured, such as the vocabulary size). Keys named in ``restart_free`` (at either level) may
     change between an interrupted run and its restart (threads, where the records go). A key of
-    ``added_since`` that ``before`` lacks (a setting added after that run was started) stands for the
-    value every run had before the setting existed.
+    ``values_when_absent`` that ``before`` lacks stands for that value: the value of a setting in runs
+    whose config.json does not name it.
     """
-    free, added = set(restart_free), added_since or {}
+    free, added = set(restart_free), values_when_absent or {}
     differ: list[str] = []
     for key, value in now.items():
         if key in free:
@@ -57,7 +57,7 @@ def check_same_run(
     path: Path,
     settings: dict[str, Any],
     restart_free: Iterable[str] = (),
-    added_since: dict[str, Any] | None = None,
+    values_when_absent: dict[str, Any] | None = None,
 ) -> None:
     """Raise unless the run folder of ``path`` (its ``config.json``) is new or holds ``settings``.
 
@@ -66,7 +66,7 @@ def check_same_run(
             check), and passes.
         settings: the resolved settings of the run about to start (paths are compared as strings).
         restart_free: keys that may differ (see :func:`setting_differences`).
-        added_since: settings added after some runs were started, with the value those runs had.
+        values_when_absent: settings a saved config may lack, with the value such a run had.
 
     Raises:
         DeltamixError: naming the folder and each setting that differs, with both values.
@@ -79,7 +79,7 @@ def check_same_run(
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DataFormatError(path, f"unreadable run config ({error})") from error
     now = json.loads(json.dumps(settings, default=str))  # as the file holds them: lists, not tuples
-    differ = setting_differences(before, now, restart_free, added_since)
+    differ = setting_differences(before, now, restart_free, values_when_absent)
     if differ:
         raise DeltamixError(
             f"{path.parent} holds a run started with other settings ({'; '.join(differ)}); "
@@ -91,7 +91,7 @@ def finished_metrics(
     folder: Path,
     settings: dict[str, Any],
     restart_free: Iterable[str] = (),
-    added_since: dict[str, Any] | None = None,
+    values_when_absent: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """The saved ``metrics.json`` of a finished run in ``folder``, or None if it has yet to finish.
 
@@ -102,7 +102,7 @@ def finished_metrics(
         DeltamixError: the folder was started with other settings.
         DataFormatError: its config or pending record is unreadable.
     """
-    check_same_run(folder / "config.json", settings, restart_free, added_since)
+    check_same_run(folder / "config.json", settings, restart_free, values_when_absent)
     metrics_path = folder / "metrics.json"
     if finish_commit(metrics_path) is not None:
         logger.info("%s: completed the record of a run interrupted while recording", folder)

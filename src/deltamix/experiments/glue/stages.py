@@ -211,7 +211,9 @@ def adopt_first_stage(source: Path, out_dir: Path, settings: dict[str, Any]) -> 
     except (OSError, ValueError) as error:
         raise DeltamixError(f"{source / 'config.json'}: unreadable ({error})") from error
     ours = {key: settings.get(key) for key in FIRST_STAGE_SETTINGS}
-    differ = setting_differences(theirs, json.loads(json.dumps(ours, default=str)), added_since=ADDED_SINCE)
+    differ = setting_differences(
+        theirs, json.loads(json.dumps(ours, default=str)), values_when_absent=ADDED_SINCE
+    )
     if differ:
         raise DeltamixError(
             f"{source}: its {name} stage was trained with other settings than this run's "
