@@ -6,7 +6,7 @@ module's ``summary(records) -> list[str]``, where it has one) between ``<!-- cla
 ``<!-- claims:end -->`` (when the README has them), so the README's numbers are generated from
 records too.
 
-Each experiment has a module here (``glue``, ``glue_serve``, ``scan``, ``translation``,
+Each experiment has a module here (`SECTIONS`: ``glue``, ``glue_serve``, ``scan``, ``translation``,
 ``translation_curves``, ``seqmix_partners``, ``parsing``, ``bench``) with
 ``render(records: list[dict], out_dir: Path) -> str``: it may write plots into ``out_dir`` and returns
 a Markdown section. Experiments without records are left out.
@@ -14,23 +14,36 @@ a Markdown section. Experiments without records are left out.
 
 from __future__ import annotations
 
-import importlib
 import time
 from pathlib import Path
+from types import ModuleType
 
 from deltamix.core.io import atomic_write_text, read_jsonl
-from deltamix.experiments.report import glue_search
-
-EXPERIMENTS = (
-    "scan",
-    "glue",
-    "glue-serve",
-    "translation",
-    "translation-curves",
-    "seqmix-partners",
-    "parsing",
-    "bench",
+from deltamix.experiments.report import (
+    bench,
+    glue,
+    glue_search,
+    glue_serve,
+    parsing,
+    scan,
+    seqmix_partners,
+    translation,
+    translation_curves,
 )
+
+# Experiment (the name of its records file, results/<experiment>.jsonl) -> the module that renders its
+# section, in the order of the report.
+SECTIONS: dict[str, ModuleType] = {
+    "scan": scan,
+    "glue": glue,
+    "glue-serve": glue_serve,
+    "translation": translation,
+    "translation-curves": translation_curves,
+    "seqmix-partners": seqmix_partners,
+    "parsing": parsing,
+    "bench": bench,
+}
+EXPERIMENTS = tuple(SECTIONS)
 
 
 BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -54,15 +67,37 @@ def claims_at_a_glance(results_dir: str | Path = "results") -> list[str]:
     """The papers' claims and our goals checked against the records of ``results_dir``: each report
     module's ``summary(records)`` lines (GLUE claims, SeqMix goals per table), in report order."""
     lines: list[str] = []
-    for experiment in EXPERIMENTS:
-        lines += _summary(experiment, read_jsonl(Path(results_dir) / f"{experiment}.jsonl"))
+    for experiment, module in SECTIONS.items():
+        lines += _summary(module, read_jsonl(Path(results_dir) / f"{experiment}.jsonl"))
     return lines
 
 
-def _summary(experiment: str, records: list[dict]) -> list[str]:
-    """The experiment's ``summary(records)`` lines, or none (no records, or a module without one)."""
-    module = importlib.import_module(f"deltamix.experiments.report.{experiment.replace('-', '_')}")
+def _summary(module: ModuleType, records: list[dict]) -> list[str]:
+    """The module's ``summary(records)`` lines, or none (no records, or a module without one)."""
     return module.summary(records) if records and hasattr(module, "summary") else []
+
+
+def _section(experiment: str, records: list[dict], results_dir: Path) -> str | None:
+    """The experiment's Markdown section (its plots written into ``results_dir``), or None without
+    records. GLUE's section ends with the learning-rate search (``glue_search``), which has records of
+    its own and is shown even while the main GLUE records are missing."""
+    search = read_jsonl(results_dir / glue_search.SEARCH_DIR / "glue.jsonl") if experiment == "glue" else []
+    if not records and not search:
+        return None
+    section = SECTIONS[experiment].render(records, results_dir) if records else "## GLUE (dev sets)\n"
+    if search:
+        section += "\n" + glue_search.render(search)
+    return section
+
+
+def _rewrite_block(readme: str | Path | None, content: str, start: str, end: str) -> None:
+    """Replace the ``start`` ... ``end`` block of the file ``readme`` by ``content``; nothing where
+    ``readme`` is None, absent or without the ``start`` marker."""
+    if readme is None or not Path(readme).is_file():
+        return
+    text = Path(readme).read_text(encoding="utf-8")
+    if start in text:
+        atomic_write_text(readme, replace_marked_block(text, content, start, end))
 
 
 def generate_report(results_dir: str | Path = "results", readme: str | Path | None = "README.md") -> Path:
@@ -84,24 +119,16 @@ def generate_report(results_dir: str | Path = "results", readme: str | Path | No
         "that produced it, its resolved config, library versions and git commit.\n",
     ]
     claims: list[str] = []  # claims_at_a_glance's lines, from the records read here
-    for experiment in EXPERIMENTS:
+    for experiment, module in SECTIONS.items():
         records = read_jsonl(results_dir / f"{experiment}.jsonl")
-        claims += _summary(experiment, records)
-        search = (
-            read_jsonl(results_dir / glue_search.SEARCH_DIR / "glue.jsonl") if experiment == "glue" else []
-        )
-        if not records and not search:
+        claims += _summary(module, records)
+        section = _section(experiment, records, results_dir)
+        if section is None:
             continue
-        module = importlib.import_module(f"deltamix.experiments.report.{experiment.replace('-', '_')}")
-        section = module.render(records, results_dir) if records else "## GLUE (dev sets)\n"
-        if search:
-            section += "\n" + glue_search.render(search)
         sections.append(section)
-        if experiment == "bench" and readme is not None and Path(readme).is_file():
-            text = Path(readme).read_text(encoding="utf-8")
-            if BENCH_START in text:
-                section = section.replace("## Benchmarks", "", 1).replace("\n### ", "\n#### ")
-                atomic_write_text(readme, replace_marked_block(text, section))
+        if experiment == "bench":
+            block = section.replace("## Benchmarks", "", 1).replace("\n### ", "\n#### ")
+            _rewrite_block(readme, block, BENCH_START, BENCH_END)
     if claims:
         bullets = "\n".join(f"- {line}" for line in claims) + "\n"
         sections.insert(
@@ -109,10 +136,7 @@ def generate_report(results_dir: str | Path = "results", readme: str | Path | No
             "## Claims and goals at a glance\n\nThe papers' claims and our goals, checked against the "
             "tables below (each line names its table):\n\n" + bullets,
         )
-        if readme is not None and Path(readme).is_file():
-            text = Path(readme).read_text(encoding="utf-8")
-            if CLAIMS_START in text:
-                atomic_write_text(readme, replace_marked_block(text, bullets, CLAIMS_START, CLAIMS_END))
+        _rewrite_block(readme, bullets, CLAIMS_START, CLAIMS_END)
     path = results_dir / "README.md"
     atomic_write_text(path, "\n".join(sections))
     return path

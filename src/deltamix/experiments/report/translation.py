@@ -34,8 +34,8 @@ _MEMBER_SETTINGS = {
 }
 
 
-# Settings whose default changed after records existed: rows are labelled against the old value, so
-# that a table's rows never move with a default.
+# The value a row label is measured against where it is not the setting's default, so that a table's
+# rows stay put when the default changes.
 _LABEL_REFERENCE = {"partner_extent": UNNAMED_PARTNER_EXTENT}
 
 
@@ -43,8 +43,8 @@ def method_label(record: dict[str, Any]) -> str:
     """The record's method, followed by each augmentation setting of its member that is not the
     reference value (the default, or `_LABEL_REFERENCE`'s).
 
-    Records made before a setting existed lack it and count as the value those runs trained with
-    (`SETTINGS_ADDED_SINCE`), whatever the default is now.
+    A record without a setting counts as the value such runs trained with (`SETTINGS_ADDED_SINCE`),
+    whatever the default is.
     """
     method = str(record.get("method"))
     seqmix = (record.get("config") or {}).get("seqmix") or {}
@@ -94,7 +94,7 @@ def _command(records: list[dict[str, Any]]) -> str:
 def _budget(record: dict[str, Any]) -> tuple[str, float, str]:
     """The training budget of a run as (unit, amount, learning-rate schedule), from its resolved config.
 
-    Runs recorded before the schedule was a setting trained with a constant rate after the warm-up.
+    A record without ``lr_schedule`` trained with a constant rate after the warm-up.
     """
     config = record.get("config") or {}
     run = config.get("run") or {}
@@ -130,7 +130,7 @@ def _recipe(record: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """
     config = record.get("config") or {}
     settings: dict[str, Any] = {}
-    # Runs recorded before precision and token batches were settings trained in fp32 on sentence batches.
+    # A record without precision or max_tokens trained in fp32 on sentence batches.
     added = {name: SETTINGS_ADDED_SINCE[name] for name in ("precision", "max_tokens")}
     sections = {"training": {**added, **(config.get("training") or {})}, "model": config.get("model") or {}}
     for section, values in sections.items():
