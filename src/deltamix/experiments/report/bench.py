@@ -34,7 +34,8 @@ def _format(value: Any) -> str:
     return str(value)
 
 
-# The performance targets of the issues: (benchmark task, method, metric, what it measures, at most).
+# The performance targets the benchmarks are checked against: (benchmark task, method, metric, what it
+# measures, at most).
 # "at most" is a number, or the name of another method of the same task whose metric is the bound.
 TARGETS = (
     ("diffprune-train-minilm", "diff-pruning-l0", "step_vs_full", "L0 step vs full fine-tuning, MiniLM", 1.1),
