@@ -9,7 +9,7 @@ statistics each record carries.
 
 Runs that chose their checkpoints on a held-out slice of train (``select_on`` "holdout") are kept out
 of the main table (whose runs selected on dev, the reported score being the best of their dev
-evaluations) and get their own section, tuned against tuned (:mod:`deltamix.experiments.report.glue_tuned`). Where
+evaluations) and get their own section, tuned against tuned (:mod:`deltamix.experiments.report.glue_tuning`). Where
 records carry the dev set's majority-class score (``majority_class``), the tables show it as a row.
 
 The section is assembled here from its parts: the cells and row order (``glue_rows``), the row labels
@@ -61,8 +61,8 @@ from deltamix.experiments.report.glue_rows import (
 )
 from deltamix.experiments.report.glue_settings import render_paired_settings
 from deltamix.experiments.report.glue_tables import reproduce_table, score_table, storage_table
-from deltamix.experiments.report.glue_tuned import holdout_selected, tuned_claims
-from deltamix.experiments.report.glue_tuned import render as render_tuned
+from deltamix.experiments.report.glue_tuning import holdout_selected, tuned_claims
+from deltamix.experiments.report.glue_tuning import render as render_tuned
 
 __all__ = [  # the section, and the parts it is built from that callers use by this module's name
     "CLAIMS",
