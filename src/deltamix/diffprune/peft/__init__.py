@@ -1,6 +1,6 @@
 """Diff pruning as a PEFT method: ``peft.get_peft_model(model, DiffPruningPeftConfig(...))``.
 
-Importing this package registers the method with PEFT (registration.py), which is needed before
+Importing this package registers the method with PEFT (registration.py, run here), which is needed before
 ``PeftModel.from_pretrained`` can read a diff pruning adapter; ``from deltamix import
 DiffPruningPeftConfig`` imports it too. See docs/peft.md.
 """
@@ -10,7 +10,8 @@ from __future__ import annotations
 from deltamix.diffprune.peft.card import write_adapter_card
 from deltamix.diffprune.peft.config import DiffPruningPeftConfig
 from deltamix.diffprune.peft.model import DiffPruningTuner
-from deltamix.diffprune.peft.registration import PEFT_TYPE, register
+from deltamix.diffprune.peft.peft_type import PEFT_TYPE
+from deltamix.diffprune.peft.registration import register
 
 register()
 

@@ -8,7 +8,7 @@ from typing import Any
 from peft.config import PeftConfig
 
 from deltamix.diffprune.config import DiffPruningConfig
-from deltamix.diffprune.peft.registration import PEFT_TYPE
+from deltamix.diffprune.peft.peft_type import PEFT_TYPE
 
 
 @dataclass

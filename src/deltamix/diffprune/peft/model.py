@@ -36,7 +36,7 @@ from deltamix.diffprune.peft.layer import (
     new_diff_state,
     read_adapter_tensors,
 )
-from deltamix.diffprune.peft.registration import PREFIX
+from deltamix.diffprune.peft.peft_type import PREFIX
 from deltamix.diffprune.sparse_diff import SparseDiff
 
 logger = logging.getLogger(__name__)

@@ -21,6 +21,7 @@ from typing import Any
 
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from deltamix.diffprune.peft.model import DiffPruningTuner
 from deltamix.diffprune.trainer import DiffPruningTrainerMixin
 
 logger = logging.getLogger(__name__)
@@ -35,8 +36,6 @@ class DiffPruningPeftTrainer(DiffPruningTrainerMixin, Trainer):
     """
 
     def __init__(self, model: Any = None, *args: Any, **kwargs: Any) -> None:
-        from deltamix.diffprune.peft.model import DiffPruningTuner
-
         if not isinstance(getattr(model, "base_model", None), DiffPruningTuner):
             raise ValueError(
                 f"DiffPruningPeftTrainer needs a PeftModel with a diff pruning adapter, got {type(model).__name__}"
