@@ -4,10 +4,12 @@ The method itself, shared by :class:`~deltamix.diffprune.model.DiffPruningModel`
 the PEFT tuner (:mod:`deltamix.diffprune.peft`, one per adapter). It never holds the base model: the
 caller passes the model (or its parameters) in, so one base can carry many states.
 
-State, in two stages:
+Its stage is explicit (``DiffState.stage``, a :class:`~deltamix.diffprune.stage.Stage`), and what
+the state holds follows from it:
 
 - L0 stage: flat fp32 vectors ``w`` and ``alpha`` over all d gated entries (and ``group_alpha``, one
   per tensor, if structured); delta = z(alpha) * w [* z_g], z a stretched hard-concrete gate.
+- Dense-diff stage (``learn_gates=False``): ``w`` alone, delta = w.
 - Fixed-mask stage (after :meth:`DiffState.project_`): only the k kept entries remain, as
   ``kept_values`` (a trainable (k,) vector) at ``kept_indices`` (sorted flat indices); ``w`` and
   ``alpha`` are freed, so gradients and optimizer state cost O(k), not O(d).
@@ -17,8 +19,6 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -31,62 +31,23 @@ from deltamix.diffprune.density_control import MULTIPLIERS_KEY, ascend
 from deltamix.diffprune.fused import deterministic_delta, expected_l0_chunked, gated_thetas
 from deltamix.diffprune.hard_concrete import deterministic_gate, prob_nonzero, sample_gate
 from deltamix.diffprune.kept_theta import kept_thetas
+from deltamix.diffprune.param_groups import dense_group, diff_param_groups
 from deltamix.diffprune.projection import num_kept, topk_indices
+from deltamix.diffprune.spans import Span, input_embedding, spans_of
 from deltamix.diffprune.split_linear import (
     LowPrecisionBases,
     autocast_dtype,
     linear_weight_names,
     split_linears,
 )
+from deltamix.diffprune.stage import Stage
 from deltamix.diffprune.workspace import Workspace
+
+__all__ = ["L0_STATE", "DiffState", "Span", "Stage", "input_embedding", "spans_of"]
 
 L0_STATE = ("w", "alpha", "group_alpha", MULTIPLIERS_KEY)  # the trainable tensors of the first stage
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Span:
-    """Where one gated parameter lives in the flat diff vector."""
-
-    name: str
-    offset: int
-    numel: int
-    shape: tuple[int, ...]
-
-
-def spans_of(named: Sequence[tuple[str, Tensor]]) -> list[Span]:
-    """The spans of parameters laid end to end in the flat vector, in the order given."""
-    spans, offset = [], 0
-    for name, p in named:
-        spans.append(Span(name, offset, p.numel(), tuple(p.shape)))
-        offset += p.numel()
-    return spans
-
-
-def input_embedding(model: nn.Module, spans: list[Span]) -> tuple[nn.Embedding, int] | None:
-    """(module, span index) of ``model``'s input word embeddings, if gated and looked up only at
-    input_ids; None otherwise (no ``get_input_embeddings``, not a plain ``nn.Embedding``, tied or
-    shared with another parameter such as an LM head, or an encoder-decoder, whose decoder reads
-    other ids).
-    """
-    getter = getattr(model, "get_input_embeddings", None)
-    try:
-        embedding = getter() if callable(getter) else None
-    except NotImplementedError:
-        return None
-    config = getattr(model, "config", None)
-    if not isinstance(embedding, nn.Embedding) or getattr(config, "is_encoder_decoder", False):
-        return None
-    if embedding.max_norm is not None or embedding.scale_grad_by_freq:
-        return None  # max_norm renormalises looked-up rows in place
-    names = [name for name, p in model.named_parameters(remove_duplicate=False) if p is embedding.weight]
-    if len(names) != 1:
-        return None
-    for index, span in enumerate(spans):
-        if span.name == names[0]:
-            return embedding, index
-    return None
 
 
 class DiffState(nn.Module):
@@ -129,6 +90,7 @@ class DiffState(nn.Module):
         self.num_gated = offset
         # The input embedding's (module, span index): its rows are computed only where looked up.
         self._embedding_rows_of = embedding if config.embedding_rows_only else None
+        self._stage = Stage.initial(config.learn_gates)
         self.w: nn.Parameter | None = nn.Parameter(torch.zeros(offset, device=device))
         self.alpha: nn.Parameter | None = None
         self.group_alpha: nn.Parameter | None = None
@@ -158,19 +120,18 @@ class DiffState(nn.Module):
     @property
     def diff_device(self) -> torch.device:
         """The device of the diff's tensors."""
-        return (self.w if self.w is not None else self.kept_values).device
+        return (self.kept_values if self._stage is Stage.FIXED_MASK else self.w).device
 
     @property
-    def stage(self) -> str:
-        """``"l0"`` (learned gates), ``"dense_diff"`` (learn_gates=False) or ``"fixed_mask"``."""
-        if self.kept_values is not None:
-            return "fixed_mask"
-        return "l0" if self.alpha is not None else "dense_diff"
+    def stage(self) -> Stage:
+        """``Stage.L0`` (learned gates), ``Stage.DENSE_DIFF`` (learn_gates=False) or ``Stage.FIXED_MASK``;
+        a str enum, equal to ``"l0"``, ``"dense_diff"``, ``"fixed_mask"``."""
+        return self._stage
 
     @property
     def is_fixed_mask(self) -> bool:
         """True after :meth:`project_`."""
-        return self.kept_values is not None
+        return self._stage is Stage.FIXED_MASK
 
     def _flat_delta(self) -> Tensor:
         """The deterministic delta over all gated entries before projection, shape (d,), fp32.
@@ -178,7 +139,7 @@ class DiffState(nn.Module):
         Computed in the same chunks as the forward pass (fused.py), so merged() is bit for bit unmerged.
         """
         cfg = self.diff_config
-        if self.alpha is None:
+        if self._stage is Stage.DENSE_DIFF:
             return self.w
         offsets = [span.offset for span in self._spans]
         delta = deterministic_delta(self.w, self.alpha, cfg.stretch_left, cfg.stretch_right, offsets)
@@ -229,15 +190,14 @@ class DiffState(nn.Module):
         """
         cfg = self.diff_config
         workspace = self._workspace if cfg.reuse_buffers else None  # see workspace.py
-        if self.kept_values is not None:  # fixed-mask stage: base plus the kept values (kept_theta.py)
+        if self._stage is Stage.FIXED_MASK:  # base plus the kept values (kept_theta.py)
             pieces = [(local, start, end) for _, local, start, end in self._kept_local]
             kept = [base[span.name].contiguous() for span, *_ in self._kept_local]
             thetas = kept_thetas(self.kept_values, pieces, kept, workspace=workspace)
             return {span.name: theta for (span, *_), theta in zip(self._kept_local, thetas, strict=True)}
         gated = [base[span.name].contiguous() for span in self._spans]  # no copy where already contiguous
         offsets = [span.offset for span in self._spans]
-        if self.alpha is not None:
-            # L0 stage: the chunked kernel writes theta directly (see fused.py).
+        if self._stage is Stage.L0:  # the chunked kernel writes theta directly (see fused.py)
             with_penalty, alive = torch.is_grad_enabled() and self.alpha.requires_grad, [True]
             sample = self._sample_gates()
             thetas, penalty = gated_thetas(
@@ -304,9 +264,8 @@ class DiffState(nn.Module):
         learned gates or after :meth:`project_`.
         """
         cfg = self.diff_config
-        if self.alpha is None or self.kept_values is not None:
-            device = self.kept_values.device if self.kept_values is not None else self.w.device
-            return torch.zeros((), device=device)
+        if self._stage is not Stage.L0:
+            return torch.zeros((), device=self.diff_device)
         cached = self._penalty_cache
         if (
             cached is not None
@@ -332,14 +291,14 @@ class DiffState(nn.Module):
     @torch.no_grad()
     def current_delta(self) -> Tensor:
         """The diff the model uses in deterministic evaluation, flat over gated entries, shape (d,), fp32."""
-        if self.kept_values is not None:
+        if self._stage is Stage.FIXED_MASK:
             delta = torch.zeros(self.num_gated, device=self.kept_values.device)
             return delta.index_copy_(0, self.kept_indices, self.kept_values.detach())
         return self._flat_delta().detach()
 
     def nnz(self) -> int:
         """Non-zeros of :meth:`current_delta`."""
-        if self.kept_values is not None:
+        if self._stage is Stage.FIXED_MASK:
             return int((self.kept_values != 0).sum())
         return int((self.current_delta() != 0).sum())
 
@@ -364,7 +323,7 @@ class DiffState(nn.Module):
         t = self.diff_config.target_sparsity if target_sparsity is None else float(target_sparsity)
         delta = self.current_delta()
         k = num_kept(t, self.num_gated)
-        if self.kept_values is not None and k > self.kept_values.numel():
+        if self._stage is Stage.FIXED_MASK and k > self.kept_values.numel():
             raise ValueError(f"the mask keeps {self.kept_values.numel()} entries; cannot grow it to {k}")
         nonzero = int((delta != 0).sum())
         if nonzero < k:
@@ -377,13 +336,18 @@ class DiffState(nn.Module):
         indices = topk_indices(delta, k, tiebreak=self._tiebreak_keys())
         values = delta.index_select(0, indices)
         self._drop_l0_state()
-        self.kept_values = nn.Parameter(values)
-        self.kept_indices = indices
-        self._index_spans()
+        self._enter_fixed_mask(nn.Parameter(values), indices)
         logger.info(
             "projected the diff to %d of %d entries (%.4f%%)", k, self.num_gated, 100 * k / self.num_gated
         )
         return self
+
+    def _enter_fixed_mask(self, kept_values: nn.Parameter, kept_indices: Tensor) -> None:
+        """Hold ``kept_values`` (k,) at the sorted flat ``kept_indices`` (k,) int64: the fixed-mask stage."""
+        self.kept_values = kept_values
+        self.kept_indices = kept_indices
+        self._stage = Stage.FIXED_MASK
+        self._index_spans()
 
     def _drop_l0_state(self) -> None:
         """Free what only the L0 stage uses: w, the gates, the cached penalty and the workspace buffers."""
@@ -402,10 +366,10 @@ class DiffState(nn.Module):
         budget on the first tensors' entries, while |w| and P(z != 0) pick the ones the L0 stage
         valued most. Shapes (d,), fp32. Empty in the fixed-mask stage (no w or alpha left).
         """
-        if self.w is None:
+        if self._stage is Stage.FIXED_MASK:
             return []
         keys = [self.w.detach().abs()]
-        if self.alpha is not None:
+        if self._stage is Stage.L0:
             cfg = self.diff_config
             probs = prob_nonzero(self.alpha.detach(), cfg.stretch_left, cfg.stretch_right)
             if self.group_alpha is not None:
@@ -432,7 +396,7 @@ class DiffState(nn.Module):
         result = super()._apply(fn, recurse)
         self._workspace.clear()  # its buffers may be on the old device or dtype
         self._low_precision_bases.clear()
-        if self.kept_indices is not None:
+        if self._stage is Stage.FIXED_MASK:
             self._index_spans()
         return result
 
@@ -463,12 +427,12 @@ class DiffState(nn.Module):
         (an optimizer may hold it). Call :meth:`check_kept` first."""
         device = self.diff_device
         self._drop_l0_state()
-        if self.kept_values is not None and self.kept_values.shape == values.shape:
-            self.kept_values.copy_(values)
+        kept = self.kept_values
+        if kept is not None and kept.shape == values.shape:
+            kept.copy_(values)
         else:
-            self.kept_values = nn.Parameter(values.to(device=device, dtype=torch.float32).clone())
-        self.kept_indices = indices.to(device).clone()
-        self._index_spans()
+            kept = nn.Parameter(values.to(device=device, dtype=torch.float32).clone())
+        self._enter_fixed_mask(kept, indices.to(device).clone())
 
     @torch.no_grad()
     def sparse_entries(self) -> dict[str, tuple[Tensor, Tensor]]:
@@ -484,57 +448,19 @@ class DiffState(nn.Module):
     def param_groups_with_dense(self, dense: list[nn.Parameter]) -> list[dict[str, Any]]:
         """`diff_param_groups` plus a ``"dense"`` group of ``dense`` (the head: the config's
         ``head_learning_rate`` and weight decay), left out when ``dense`` is empty."""
-        cfg = self.diff_config
-        groups = self.diff_param_groups()
-        if dense:
-            groups.append(
-                {
-                    "name": "dense",
-                    "params": dense,
-                    "lr": cfg.head_learning_rate,
-                    "weight_decay": cfg.weight_decay,
-                }
-            )
-        return groups
+        return self.diff_param_groups() + dense_group(self.diff_config, dense)
 
     def diff_param_groups(self) -> list[dict[str, Any]]:
         """The diff's parameter groups for ``torch.optim.AdamW``, each with a ``"name"``: ``"diff"`` (w,
         or kept_values after project_, with ``fixed_mask_learning_rate``), ``"gates"`` (alpha and group
         alphas; ``"constant_lr": True`` so a scheduler keeps it fixed, no weight decay) and
         ``"multipliers"`` (the Lagrange multipliers of a target density: constant lr, no weight decay,
-        ascent); empty ones left out."""
-        cfg = self.diff_config
-        if self.kept_values is not None:
-            return [
-                {
-                    "name": "diff",
-                    "params": [self.kept_values],
-                    "lr": cfg.fixed_mask_learning_rate,
-                    "weight_decay": cfg.weight_decay,
-                }
-            ]
-        groups: list[dict[str, Any]] = [
-            {"name": "diff", "params": [self.w], "lr": cfg.learning_rate, "weight_decay": cfg.weight_decay}
-        ]
-        gates = [p for p in (self.alpha, self.group_alpha) if p is not None]
-        if gates:
-            groups.append(
-                {
-                    "name": "gates",
-                    "params": gates,
-                    "lr": cfg.alpha_learning_rate,
-                    "weight_decay": 0.0,
-                    "constant_lr": True,
-                }
-            )
-        if self.lagrange_multipliers is not None:
-            groups.append(
-                {
-                    "name": "multipliers",
-                    "params": [self.lagrange_multipliers],
-                    "lr": cfg.multiplier_learning_rate,
-                    "weight_decay": 0.0,
-                    "constant_lr": True,
-                }
-            )
-        return groups
+        ascent); empty ones left out (see param_groups.py)."""
+        fixed = self._stage is Stage.FIXED_MASK
+        return diff_param_groups(
+            self.diff_config,
+            self._stage,
+            self.kept_values if fixed else self.w,
+            [] if fixed else [p for p in (self.alpha, self.group_alpha) if p is not None],
+            None if fixed else self.lagrange_multipliers,
+        )

@@ -22,8 +22,9 @@ import torch
 from torch import Tensor, nn
 
 from deltamix.diffprune.config import DiffPruningConfig
-from deltamix.diffprune.diff_state import L0_STATE, DiffState, input_embedding, spans_of
+from deltamix.diffprune.diff_state import L0_STATE, DiffState
 from deltamix.diffprune.fingerprint import fingerprint
+from deltamix.diffprune.spans import input_embedding, spans_of
 from deltamix.diffprune.sparse_diff import SparseDiff
 
 logger = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ class DiffPruningModel(DiffState):
             dtypes={s.name: str(base[s.name].dtype).removeprefix("torch.") for s in self._spans},
             dense={name: base[name].detach().cpu().clone() for name in self.dense_names},
             base_fingerprint=self.base_fingerprint(),
-            config={**self.diff_config.to_dict(), "stage": self.stage},
+            config={**self.diff_config.to_dict(), "stage": self.stage.value},
         )
 
     @contextlib.contextmanager
@@ -236,7 +237,7 @@ class DiffPruningModel(DiffState):
             expected = {"kept_values", "kept_indices"}
         else:
             expected = {k for k in L0_STATE if getattr(self, k) is not None}
-            if self.kept_values is not None:
+            if self.is_fixed_mask:
                 raise ValueError("the model is in its fixed-mask stage; an L0-stage state cannot be loaded")
         expected |= {f"dense/{n}" for n in self.dense_names}
         if set(state) != expected:

@@ -53,6 +53,7 @@ from deltamix.core.errors import DiffFormatError
 from deltamix.core.io import atomic_path
 from deltamix.diffprune.density_control import annealed_target, lagrangian_term
 from deltamix.diffprune.model import DiffPruningModel, loss_uses_item_count
+from deltamix.diffprune.stage import Stage
 
 logger = logging.getLogger(__name__)
 # Distributed types whose gradients are plain tensors on each process (after DDP's all-reduce).
@@ -129,7 +130,7 @@ class DiffPruningTrainerMixin:
         )
         dp, cfg = self.diff_model, self.diff_model.diff_config
         multipliers = dp.lagrange_multipliers
-        if dp.training and dp.stage == "l0" and (multipliers is not None or cfg.l0_lambda > 0):
+        if dp.training and dp.stage == Stage.L0 and (multipliers is not None or cfg.l0_lambda > 0):
             penalty = dp.l0_penalty()
             self.last_l0_penalty = float(penalty.detach())
             if multipliers is None:
@@ -145,7 +146,7 @@ class DiffPruningTrainerMixin:
         """Trainer's log; training-loss entries of the L0 stage add the expected density E[L0] / d of
         the last step and, with a target density, the Lagrange multipliers ``lambda_1``, ``lambda_2``."""
         dp = self.diff_model
-        if "loss" in logs and dp.stage == "l0" and self.last_l0_penalty is not None:
+        if "loss" in logs and dp.stage == Stage.L0 and self.last_l0_penalty is not None:
             logs = {**logs, "expected_density": self.last_l0_penalty / dp.num_gated}
             if dp.lagrange_multipliers is not None:
                 first, second = (float(v) for v in dp.lagrange_multipliers.detach().cpu())
@@ -238,7 +239,7 @@ class DiffPruningTrainer(DiffPruningTrainerMixin, Trainer):
         save_trainable_state(self.diff_model, os.path.join(output_dir, STATE_FILE_NAME))
         # In a checkpoint of the L0 stage the exported diff is redundant (it follows from the state)
         # and large (nearly every entry is non-zero early on: ~6 bytes x d), so it is left out.
-        if not (self._in_checkpoint and self.diff_model.stage != "fixed_mask"):
+        if not (self._in_checkpoint and self.diff_model.stage != Stage.FIXED_MASK):
             self.diff_model.export_diff().save(os.path.join(output_dir, DIFF_FILE_NAME))
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
@@ -274,7 +275,7 @@ def save_trainable_state(model: DiffPruningModel, path: str | os.PathLike) -> No
     metadata = {
         "format": _STATE_FORMAT,
         "version": "1",
-        "stage": model.stage,
+        "stage": model.stage.value,
         "num_gated": str(model.num_gated),
     }
     state = {k: v.cpu() for k, v in model.trainable_state_dict().items()}

@@ -21,9 +21,10 @@ from torch import Tensor, nn
 
 from deltamix.core.errors import DiffFormatError
 from deltamix.diffprune.config import DiffPruningConfig
-from deltamix.diffprune.diff_state import DiffState, Span, input_embedding, spans_of
+from deltamix.diffprune.diff_state import DiffState
 from deltamix.diffprune.peft.config import DiffPruningPeftConfig
 from deltamix.diffprune.peft.peft_type import PREFIX
+from deltamix.diffprune.spans import Span, input_embedding, spans_of
 from deltamix.diffprune.sparse_diff import decode_entry, encode_entry
 
 INDICES = PREFIX + "indices"

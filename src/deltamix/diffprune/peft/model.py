@@ -38,6 +38,7 @@ from deltamix.diffprune.peft.layer import (
 )
 from deltamix.diffprune.peft.peft_type import PREFIX
 from deltamix.diffprune.sparse_diff import SparseDiff
+from deltamix.diffprune.stage import Stage
 
 logger = logging.getLogger(__name__)
 
@@ -213,8 +214,8 @@ class DiffPruningTuner(BaseTuner):
         return self.peft_config[self.active_adapters[0]]
 
     @property
-    def stage(self) -> str:
-        """The active adapter's stage: ``"l0"``, ``"dense_diff"`` or ``"fixed_mask"``."""
+    def stage(self) -> Stage:
+        """The active adapter's stage (a str enum: ``"l0"``, ``"dense_diff"`` or ``"fixed_mask"``)."""
         return self.state().stage
 
     @property
@@ -273,7 +274,7 @@ class DiffPruningTuner(BaseTuner):
             base_fingerprint=config.base_fingerprint,
             config={
                 **{k: v for k, v in config.to_dict().items() if k != "base_fingerprint"},
-                "stage": state.stage,
+                "stage": state.stage.value,
             },
         )
 

@@ -22,6 +22,7 @@ from typing import Any
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from deltamix.diffprune.peft.model import DiffPruningTuner
+from deltamix.diffprune.stage import Stage
 from deltamix.diffprune.trainer import DiffPruningTrainerMixin
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class ProjectCallback(TrainerCallback):
         model: Any = None,
         **kwargs: Any,
     ) -> None:
-        if model is None or model.stage == "fixed_mask":
+        if model is None or model.stage == Stage.FIXED_MASK:
             return
         model.project_(self.target_sparsity)
         logger.info("projected the diff to %d of %d entries", model.nnz(), model.num_gated)
