@@ -21,11 +21,11 @@ from torch import Tensor, nn
 
 from deltamix.core.errors import DiffFormatError
 from deltamix.diffprune.config import DiffPruningConfig
+from deltamix.diffprune.diff_file import decode_entry, encode_entry
 from deltamix.diffprune.diff_state import DiffState
 from deltamix.diffprune.peft.config import DiffPruningPeftConfig
 from deltamix.diffprune.peft.peft_type import PREFIX
 from deltamix.diffprune.spans import Span, input_embedding, spans_of
-from deltamix.diffprune.sparse_diff import decode_entry, encode_entry
 
 INDICES = PREFIX + "indices"
 VALUES = PREFIX + "values"
@@ -124,7 +124,7 @@ def read_adapter_tensors(
 
     Raises:
         DiffFormatError: an entry for a parameter that is not gated here, a lone indices or values
-            tensor, or a bad entry (see ``sparse_diff.decode_entry``).
+            tensor, or a bad entry (see ``diff_file.decode_entry``).
     """
     rest, codes, values = {}, {}, {}
     for key, tensor in tensors.items():
