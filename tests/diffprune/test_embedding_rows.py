@@ -15,6 +15,7 @@ from deltamix.diffprune import DiffPruningConfig, DiffPruningModel
 from deltamix.diffprune.dense_theta import dense_thetas
 from deltamix.diffprune.hard_concrete import prob_nonzero
 from deltamix.diffprune.kept_theta import kept_thetas
+from deltamix.diffprune.keyed_uniform import keyed_uniform_
 
 L, R = -1.5, 1.5
 
@@ -275,10 +276,10 @@ def test_sampled_gates_at_some_rows_do_not_depend_on_the_other_rows(structured: 
 
 
 def test_keyed_uniforms_are_uniform() -> None:
-    u = fused._keyed_uniform_(torch.empty(200_000), torch.tensor(12345), torch.arange(200_000))
+    u = keyed_uniform_(torch.empty(200_000), torch.tensor(12345), torch.arange(200_000))
     assert float(u.min()) >= 0.0 and float(u.max()) < 1.0
     assert abs(float(u.mean()) - 0.5) < 5e-3 and abs(float(u.var()) - 1 / 12) < 2e-3
     histogram = torch.histc(u, bins=20, min=0.0, max=1.0) / u.numel()
     assert (histogram - 0.05).abs().max() < 3e-3
-    other = fused._keyed_uniform_(torch.empty(200_000), torch.tensor(12346), torch.arange(200_000))
+    other = keyed_uniform_(torch.empty(200_000), torch.tensor(12346), torch.arange(200_000))
     assert abs(float(torch.corrcoef(torch.stack([u, other]))[0, 1])) < 1e-2  # another key: other draws

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from deltamix.diffprune.fused import row_entries_of, row_gradient
+from deltamix.diffprune.row_gradients import row_entries_of, row_gradient
 from deltamix.diffprune.workspace import Workspace
 
 

@@ -29,11 +29,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
+from deltamix.diffprune.keyed_uniform import keyed_uniform_
+from deltamix.diffprune.row_gradients import gradient_at, row_entries_of, row_gradient
 from deltamix.diffprune.workspace import Workspace
+
+__all__ = [
+    "CHUNK",
+    "ExpectedL0",
+    "GatedTheta",
+    "deterministic_delta",
+    "expected_l0_chunked",
+    "gated_thetas",
+    "gradient_at",
+    "row_entries_of",
+    "row_gradient",
+]
 
 CHUNK = 1 << 18  # entries per chunk (1 MB of fp32): scratch stays in cache and is reused by malloc
 _EPS = 1e-6
@@ -41,32 +57,6 @@ _EPS = 1e-6
 
 def _chunks(numel: int) -> range:
     return range(0, numel, CHUNK)
-
-
-def _signed(value: int) -> int:
-    """A 64-bit constant as the int64 with the same bits (torch's int64 arithmetic wraps mod 2^64)."""
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
-_GOLDEN, _MIX1, _MIX2 = (_signed(c) for c in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
-
-
-def _keyed_uniform_(out: Tensor, key: Tensor, positions: Tensor) -> Tensor:
-    """U[0, 1) draws that are a function of (``key``, position) alone, written into ``out`` (shape (m,)).
-
-    The splitmix64 hash of ``key + (position + 1) * golden`` (logical shifts: torch's ``>>`` on int64
-    is arithmetic, so the sign bits are masked off), its top 24 bits scaled by 2^-24 as ``uniform_``
-    does for float32. Entry j's draw is the same whichever other entries are drawn with it, and the
-    generator's stream advances by the one draw of ``key``, not by m: what keeps every process of a
-    data-parallel job on the same noise when each looks up other embedding rows.
-    """
-    x = (positions + 1) * _GOLDEN + key
-    x = x ^ ((x >> 30) & ((1 << 34) - 1))
-    x = x * _MIX1
-    x = x ^ ((x >> 27) & ((1 << 37) - 1))
-    x = x * _MIX2
-    x = x ^ ((x >> 31) & ((1 << 33) - 1))
-    return torch.mul((x >> 40) & 0xFFFFFF, 2.0**-24, out=out)
 
 
 def _gate_(
@@ -81,10 +71,10 @@ def _gate_(
     """Write the hard-concrete gate of ``alpha`` (one chunk) into ``z`` in place and return it.
 
     Sampled, u comes from the default generator (``uniform_``), or with ``noise_key`` from
-    `_keyed_uniform_` at ``positions`` (int64, z's shape).
+    `keyed_uniform_` at ``positions`` (int64, z's shape).
     """
     if sample:  # log u - log(1 - u) + alpha
-        u = z.uniform_() if noise_key is None else _keyed_uniform_(z, noise_key, positions)
+        u = z.uniform_() if noise_key is None else keyed_uniform_(z, noise_key, positions)
         torch.logit(u, eps=_EPS, out=z).add_(alpha).sigmoid_()
     else:
         torch.sigmoid(alpha, out=z)
@@ -115,50 +105,6 @@ def _times(values: Tensor, group_gate: Tensor | None) -> Tensor:
     return values if group_gate is None else values.mul_(group_gate)
 
 
-def row_entries_of(row_ids: Tensor, width: int) -> Tensor:
-    """The flat indices of rows ``row_ids`` (shape (m,)) of a 2-D tensor ``width`` wide, shape (m * width,)."""
-    return (row_ids[:, None] * width + torch.arange(width, device=row_ids.device)).reshape(-1)
-
-
-def gradient_at(grad: Tensor, flat: Tensor) -> Tensor:
-    """``grad`` at the flat indices ``flat`` (shape (k,)), fp32, shape (k,).
-
-    ``grad`` is dense, or sparse COO over the rows of a 2-D tensor (``nn.Embedding(sparse=True)``: no
-    vocabulary-sized gradient is ever filled); an index in a row it does not name gets 0.
-    """
-    if not grad.is_sparse:
-        return grad.reshape(-1)[flat].float()
-    grad = grad.coalesce()
-    present = grad.indices()[0]  # sorted, unique rows that got a gradient
-    if present.numel() == 0:
-        return torch.zeros(flat.numel(), dtype=torch.float32, device=grad.device)
-    width = grad.shape[1]
-    rows, columns = flat // width, flat % width
-    position = torch.searchsorted(present, rows).clamp_(max=present.numel() - 1)
-    found = present[position] == rows
-    return torch.where(found, grad.values()[position, columns].float(), 0.0)
-
-
-def row_gradient(grad: Tensor, row_ids: Tensor, entries: Tensor) -> Tensor:
-    """The incoming gradient of a row-restricted tensor at its rows ``row_ids`` (flat ``entries``,
-    `row_entries_of`), fp32, shape (m * width,); see `gradient_at`.
-
-    Raises:
-        RuntimeError: a sparse ``grad`` names a row outside ``row_ids``: the model read its embedding at
-            an id that is not in its input_ids, where theta was the base's.
-    """
-    if grad.is_sparse:
-        grad = grad.coalesce()
-        read = grad.indices()[0]
-        position = torch.searchsorted(row_ids, read).clamp_(max=row_ids.numel() - 1)
-        if not torch.equal(row_ids[position], read):
-            raise RuntimeError(
-                "the input embedding was read at ids that are not in input_ids, so its theta there was the "
-                "base's; wrap this model with DiffPruningConfig(embedding_rows_only=False)"
-            )
-    return gradient_at(grad, entries)
-
-
 def _compose_rows_(
     flat_theta: Tensor,
     flat_base: Tensor,
@@ -174,7 +120,7 @@ def _compose_rows_(
     """theta = base, then base + z * w [* zg] at ``entries`` only (shape (m,)); returns their gates z, shape (m,).
 
     Sampled gates take their noise from one key drawn from the default generator and the entries'
-    flat positions (`_keyed_uniform_`), not from m draws: the rows looked up differ between the
+    flat positions (`keyed_uniform_`), not from m draws: the rows looked up differ between the
     processes of a data-parallel job (each reads its own share of the batch), and m draws would give
     the same entry other noise in each process and move every later tensor's draws by a different
     amount, so the processes would no longer sample the gates one process samples.
@@ -207,6 +153,244 @@ def deterministic_delta(
             z = _gate_(delta[lo:hi], alpha[lo:hi], left, right, sample=False)
             z.mul_(w[lo:hi])
     return delta
+
+
+class _ForwardBuffers(NamedTuple):
+    """The forward pass's buffers (from the workspace; ``k = CHUNK``)."""
+
+    z: Tensor  # (d,): every entry's gate, saved for backward
+    scratch: Tensor  # (k,): a chunk's P(z != 0) or exp(-alpha)
+    delta: Tensor | None  # (k,): a chunk's z * w before the group gate (structured only)
+    slope: Tensor | None  # (d,): the penalty's slope p (1 - p), which becomes alpha's gradient, or None
+    penalty: Tensor  # (num tensors,) float64: each tensor's expected L0
+
+
+def _forward_buffers(
+    workspace: Workspace, alpha: Tensor, structured: bool, penalty_shift: float | None, num_tensors: int
+) -> _ForwardBuffers:
+    """Take the forward pass's buffers; ``slope`` only when the penalty's gradient will be needed."""
+    device = alpha.device
+    # The penalty's slope p (1 - p), p = sigmoid(alpha - shift), is written while p is at hand, into
+    # the buffer that becomes alpha's gradient: backward then scales it rather than recompute p.
+    with_slope = penalty_shift is not None and alpha.requires_grad
+    return _ForwardBuffers(
+        z=workspace.take("z", alpha.shape, alpha.dtype, device),
+        scratch=workspace.take("scratch", (CHUNK,), alpha.dtype, device),
+        delta=workspace.take("scratch_delta", (CHUNK,), alpha.dtype, device) if structured else None,
+        slope=workspace.take("grad_alpha", alpha.shape, alpha.dtype, device) if with_slope else None,
+        penalty=torch.zeros(num_tensors, dtype=torch.float64, device=device),
+    )
+
+
+def _compose_tensor_(
+    buffers: _ForwardBuffers,
+    index: int,
+    start: int,
+    flat_theta: Tensor,
+    flat_base: Tensor,
+    w: Tensor,
+    alpha: Tensor,
+    group_gate: Tensor | None,
+    left: float,
+    right: float,
+    sample: bool,
+    penalty_shift: float | None,
+    penalty_only: bool,
+) -> None:
+    """One gated tensor, chunk by chunk: its expected L0 into ``buffers.penalty[index]`` (and the slopes),
+    and, unless ``penalty_only`` (a row-restricted tensor, composed by `_compose_rows_`), its gates into
+    ``buffers.z`` and theta = base + z * w [* zg] into ``flat_theta`` (shape (numel,)).
+
+    ``w``, ``alpha``: flat over all tensors, (d,); this tensor is ``[start, start + numel)``.
+    """
+    numel = flat_base.numel()
+    z_all, scratch = buffers.z, buffers.scratch
+    fused_gate = sample and penalty_shift is not None and not penalty_only
+    for a in _chunks(numel):
+        b = min(a + CHUNK, numel)
+        lo, hi = start + a, start + b
+        if fused_gate:  # the gate and the chunk's P(z != 0) from one exponential
+            z = z_all[lo:hi]
+            p = _sampled_gate_and_penalty_(z, alpha[lo:hi], left, right, scratch[: b - a], penalty_shift)
+        elif penalty_shift is not None:  # the expected L0 of this chunk, while alpha is in cache
+            p = torch.sub(alpha[lo:hi], penalty_shift, out=scratch[: b - a]).sigmoid_()
+        if penalty_shift is not None:
+            buffers.penalty[index] += p.sum()  # float32 within the chunk, float64 across chunks
+            if buffers.slope is not None:
+                torch.addcmul(p, p, p, value=-1.0, out=buffers.slope[lo:hi])  # p - p^2
+        if penalty_only:
+            continue
+        if not fused_gate:
+            z = _gate_(z_all[lo:hi], alpha[lo:hi], left, right, sample)
+        if group_gate is None:
+            # base + z * w: the product rounded to theta's dtype, then the sum (as base + delta)
+            torch.mul(z, w[lo:hi], out=flat_theta[a:b]).add_(flat_base[a:b])
+        else:  # base + (z * w) * zg, the same operations as the composed path
+            product = torch.mul(z, w[lo:hi], out=buffers.delta[: b - a])
+            torch.mul(product, group_gate, out=flat_theta[a:b]).add_(flat_base[a:b])
+
+
+@dataclass
+class _Backward:
+    """What the backward pass of one GatedTheta call computes with and into (``k = CHUNK``)."""
+
+    w: Tensor  # (d,)
+    alpha: Tensor  # (d,)
+    left: float
+    right: float
+    penalty_shift: float | None
+    grad_penalty: Tensor | None  # (num tensors,): the incoming gradient of the penalty output
+    with_penalty: bool  # the penalty's gradient is added to alpha's
+    use_stored: bool  # alpha's gradient buffer holds the penalty's slope p (1 - p) from forward
+    grad_w: Tensor | None  # (d,), or None when w needs no gradient
+    grad_alpha: Tensor | None  # (d,), or None when alpha needs no gradient
+    grad_group: Tensor | None  # (num tensors,) float64, or None when the group gates need none
+    slope_buffer: Tensor  # (k,): a chunk's dz / dalpha
+    penalty_buffer: Tensor | None  # (k,): a chunk's p when the slope is recomputed
+    gw_buffer: Tensor | None  # (k,): a chunk's g * w when it is not written into grad_alpha
+    scale: float  # 1 / (r - l)
+    offset: Tensor  # -l r / (r - l), a scalar tensor
+
+
+def _backward_state(ctx, w: Tensor, alpha: Tensor, grad_penalty: Tensor | None) -> _Backward:
+    """The backward pass's outputs and buffers, from the workspace; takes over the slopes forward kept."""
+    with_penalty = grad_penalty is not None and ctx.penalty_shift is not None
+    left, right = ctx.stretch
+    need_w, need_alpha, need_group = ctx.needs_input_grad[:3]
+    take = ctx.workspace.take
+    # p (1 - p) of the penalty, kept by forward in the buffer that becomes alpha's gradient. The
+    # reference is dropped so that autograd can adopt the gradient as alpha.grad without a copy.
+    stored, ctx.slope_store = ctx.slope_store, None
+    if not need_alpha:
+        grad_alpha = None
+    elif stored is not None:
+        grad_alpha = stored
+    else:
+        grad_alpha = take("grad_alpha", w.shape, w.dtype, w.device)
+    use_stored = need_alpha and with_penalty and stored is not None
+    del stored
+    # dz/dalpha = (z - l)(r - z)/(r - l) = (z((l + r) - z) - lr)/(r - l) inside (0, 1), 0 where clamped
+    scale = 1.0 / (right - left)
+    return _Backward(
+        w=w,
+        alpha=alpha,
+        left=left,
+        right=right,
+        penalty_shift=ctx.penalty_shift,
+        grad_penalty=grad_penalty,
+        with_penalty=with_penalty,
+        use_stored=use_stored,
+        grad_w=take("grad_w", w.shape, w.dtype, w.device) if need_w else None,
+        grad_alpha=grad_alpha,
+        # d loss / d zg_i = sum_{j in i} g_j z_j w_j, accumulated in float64 per tensor
+        grad_group=torch.zeros(len(ctx.spans), dtype=torch.float64, device=w.device) if need_group else None,
+        slope_buffer=take("scratch", (CHUNK,), w.dtype, w.device),
+        penalty_buffer=(
+            take("scratch_penalty", (CHUNK,), w.dtype, w.device) if with_penalty and not use_stored else None
+        ),
+        gw_buffer=(
+            take("scratch_gw", (CHUNK,), w.dtype, w.device)
+            if (need_group and not need_alpha) or use_stored
+            else None
+        ),
+        scale=scale,
+        offset=torch.tensor(-left * right * scale, dtype=w.dtype, device=w.device),
+    )
+
+
+def _gate_slope_(bw: _Backward, slope: Tensor, z: Tensor) -> Tensor:
+    """dz / dalpha at gates ``z`` (shape (n,)), written into ``slope`` (holding (l + r) - z): 0 where clamped."""
+    torch.addcmul(bw.offset, slope, z, value=bw.scale, out=slope)
+    # 0 where the gate is clamped (hardtanh_backward: the mask and the select in one pass)
+    torch.ops.aten.hardtanh_backward.grad_input(slope, z, 0.0, 1.0, grad_input=slope)
+    return slope
+
+
+def _penalty_gradient_only_(bw: _Backward, index: int, start: int, numel: int) -> None:
+    """alpha's gradient over tensor ``index`` (``[start, start + numel)``) from the penalty alone:
+    grad_penalty_i * p (1 - p), scaled from the stored slopes or recomputed chunk by chunk, else 0."""
+    grad_alpha = bw.grad_alpha
+    if bw.use_stored:  # grad_penalty_i * p (1 - p)
+        grad_alpha[start : start + numel].mul_(bw.grad_penalty[index])
+    elif bw.with_penalty:
+        for a in _chunks(numel):
+            b = min(a + CHUNK, numel)
+            p = torch.sub(
+                bw.alpha[start + a : start + b], bw.penalty_shift, out=grad_alpha[start + a : start + b]
+            )
+            p.sigmoid_()
+            torch.ops.aten.sigmoid_backward.grad_input(bw.grad_penalty[index].expand_as(p), p, grad_input=p)
+    else:
+        grad_alpha[start : start + numel].zero_()
+
+
+def _backward_rows_(
+    bw: _Backward,
+    index: int,
+    start: int,
+    numel: int,
+    grad: Tensor,
+    group_gate: Tensor | None,
+    row_ids: Tensor,
+    row_entries: Tensor,
+    row_z: Tensor,
+) -> None:
+    """The gradients of a row-restricted tensor: the loss reaches only its rows ``row_ids`` (flat
+    ``row_entries`` (m,), gates ``row_z`` (m,)), so w's gradient is 0 elsewhere and alpha's the
+    penalty's alone, plus the loss's at the rows. ``grad`` may be sparse COO over rows."""
+    g = row_gradient(grad, row_ids, row_entries)
+    rows_w = bw.w[row_entries + start]
+    span = slice(start, start + numel)
+    if bw.grad_w is not None:
+        bw.grad_w[span].zero_().index_copy_(0, row_entries, _times(torch.mul(g, row_z), group_gate))
+    if bw.grad_alpha is not None or bw.grad_group is not None:
+        gw = torch.mul(g, rows_w)
+        if bw.grad_group is not None:
+            bw.grad_group[index] += torch.dot(gw, row_z).double()
+    if bw.grad_alpha is not None:
+        slope = _gate_slope_(bw, torch.sub(bw.left + bw.right, row_z), row_z)
+        from_loss = _times(gw, group_gate).mul_(slope)
+        _penalty_gradient_only_(bw, index, start, numel)
+        bw.grad_alpha[span].index_add_(0, row_entries, from_loss)
+
+
+def _backward_chunks_(
+    bw: _Backward, index: int, start: int, numel: int, grad: Tensor, group_gate: Tensor | None, z_all: Tensor
+) -> None:
+    """The gradients of tensor ``index`` (``[start, start + numel)`` of the flat vectors), chunk by
+    chunk, from its incoming gradient ``grad`` (its shape, dense or sparse) and the saved gates (d,):
+    w's g z [zg], the group gate's sum g z w, alpha's slope * g w [zg] plus the penalty's."""
+    flat_grad = (grad.to_dense() if grad.is_sparse else grad).reshape(-1)
+    need_alpha = bw.grad_alpha is not None
+    for a in _chunks(numel):
+        b = min(a + CHUNK, numel)
+        lo, hi = start + a, start + b
+        g = flat_grad[a:b].float()
+        z = z_all[lo:hi]
+        if bw.grad_w is not None:
+            torch.mul(g, z, out=bw.grad_w[lo:hi])
+            if group_gate is not None:
+                bw.grad_w[lo:hi].mul_(group_gate)
+        if need_alpha or bw.grad_group is not None:
+            into_alpha = need_alpha and not bw.use_stored
+            gw = torch.mul(
+                g, bw.w[lo:hi], out=(bw.grad_alpha[lo:hi] if into_alpha else bw.gw_buffer[: b - a])
+            )
+            if bw.grad_group is not None:
+                bw.grad_group[index] += torch.dot(gw, z).double()
+        if need_alpha:
+            slope = _gate_slope_(bw, torch.sub(bw.left + bw.right, z, out=bw.slope_buffer[: b - a]), z)
+            out = gw if group_gate is None else gw.mul_(group_gate)
+            if bw.use_stored:  # grad_penalty_i * p (1 - p) (kept by forward) + slope * g w
+                bw.grad_alpha[lo:hi].mul_(bw.grad_penalty[index]).addcmul_(slope, out)
+            elif bw.with_penalty:  # + grad_penalty_i * p (1 - p), p = sigmoid(alpha - shift)
+                p = torch.sub(bw.alpha[lo:hi], bw.penalty_shift, out=bw.penalty_buffer[: b - a])
+                p.sigmoid_()
+                upstream = bw.grad_penalty[index].expand_as(p)
+                torch.ops.aten.sigmoid_backward.grad_input(upstream, p, grad_input=p)
+                torch.addcmul(p, slope, out, out=out)
+            else:
+                out.mul_(slope)
 
 
 class GatedTheta(torch.autograd.Function):
@@ -243,175 +427,51 @@ class GatedTheta(torch.autograd.Function):
     def forward(
         ctx, w, alpha, group_z, workspace, left, right, sample, offsets, penalty_shift, alive, rows, *bases
     ):
-        thetas = []
-        device = alpha.device
-        penalty = torch.zeros(len(bases), dtype=torch.float64, device=device)
-        z_all = workspace.take("z", alpha.shape, alpha.dtype, device)
-        scratch = workspace.take("scratch", (CHUNK,), alpha.dtype, device)
-        delta = (
-            workspace.take("scratch_delta", (CHUNK,), alpha.dtype, device) if group_z is not None else None
-        )
-        # The penalty's slope p (1 - p), p = sigmoid(alpha - shift), is written while p is at hand, into
-        # the buffer that becomes alpha's gradient: backward then scales it rather than recompute p.
-        slope_store = (
-            workspace.take("grad_alpha", alpha.shape, alpha.dtype, device)
-            if penalty_shift is not None and alpha.requires_grad
-            else None
-        )
+        buffers = _forward_buffers(workspace, alpha, group_z is not None, penalty_shift, len(bases))
         row_index, row_ids, row_entries, row_z = -1, None, None, None
         if rows is not None:
             row_index, row_ids = rows
             row_entries = row_entries_of(row_ids, bases[row_index].shape[1])
+        thetas = []
         for index, (start, base) in enumerate(zip(offsets, bases, strict=True)):
-            numel = base.numel()
             theta = workspace.take(("theta", index), base.shape, base.dtype, base.device)
             flat_theta, flat_base = theta.view(-1), base.reshape(-1)
+            group_gate = None if group_z is None else group_z[index]
             if index == row_index:
-                row_z = _compose_rows_(flat_theta, flat_base, w, alpha, start, row_entries, left, right, sample,
-                                       None if group_z is None else group_z[index])  # fmt: skip
-            fused_gate = sample and penalty_shift is not None and index != row_index
-            for a in _chunks(numel):
-                b = min(a + CHUNK, numel)
-                lo, hi = start + a, start + b
-                if fused_gate:  # the gate and the chunk's P(z != 0) from one exponential
-                    z = z_all[lo:hi]
-                    p = _sampled_gate_and_penalty_(
-                        z, alpha[lo:hi], left, right, scratch[: b - a], penalty_shift
-                    )
-                elif penalty_shift is not None:  # the expected L0 of this chunk, while alpha is in cache
-                    p = torch.sub(alpha[lo:hi], penalty_shift, out=scratch[: b - a]).sigmoid_()
-                if penalty_shift is not None:
-                    penalty[index] += p.sum()  # float32 within the chunk, float64 across chunks
-                    if slope_store is not None:
-                        torch.addcmul(p, p, p, value=-1.0, out=slope_store[lo:hi])  # p - p^2
-                if index == row_index:
-                    continue
-                if not fused_gate:
-                    z = _gate_(z_all[lo:hi], alpha[lo:hi], left, right, sample)
-                if group_z is None:
-                    # base + z * w: the product rounded to theta's dtype, then the sum (as base + delta)
-                    torch.mul(z, w[lo:hi], out=flat_theta[a:b]).add_(flat_base[a:b])
-                else:  # base + (z * w) * zg, the same operations as the composed path
-                    product = torch.mul(z, w[lo:hi], out=delta[: b - a])
-                    torch.mul(product, group_z[index], out=flat_theta[a:b]).add_(flat_base[a:b])
+                row_z = _compose_rows_(
+                    flat_theta, flat_base, w, alpha, start, row_entries, left, right, sample, group_gate
+                )
+            _compose_tensor_(
+                buffers, index, start, flat_theta, flat_base, w, alpha, group_gate, left, right, sample,
+                penalty_shift, penalty_only=index == row_index,
+            )  # fmt: skip
             thetas.append(theta)
-        ctx.save_for_backward(w, alpha, z_all, group_z, row_ids, row_entries, row_z)
+        ctx.save_for_backward(w, alpha, buffers.z, group_z, row_ids, row_entries, row_z)
         ctx.row_index = row_index
         ctx.workspace = workspace
         ctx.stretch = (left, right)
         ctx.penalty_shift = penalty_shift
         ctx.alive = alive
-        ctx.slope_store = slope_store
+        ctx.slope_store = buffers.slope
         ctx.spans = [(start, base.numel(), base.dtype) for start, base in zip(offsets, bases, strict=True)]
-        return (*thetas, penalty.to(alpha.dtype))
+        return (*thetas, buffers.penalty.to(alpha.dtype))
 
     @staticmethod
     def backward(ctx, *grads):
         *grads, grad_penalty = grads
         ctx.alive[0] = False  # this graph is used up; its penalty output cannot be reused
         w, alpha, z_all, group_z, row_ids, row_entries, row_z = ctx.saved_tensors
-        with_penalty = grad_penalty is not None and ctx.penalty_shift is not None
-        left, right = ctx.stretch
-        need_w, need_alpha, need_group = ctx.needs_input_grad[:3]
-        take = ctx.workspace.take
-        grad_w = take("grad_w", w.shape, w.dtype, w.device) if need_w else None
-        # p (1 - p) of the penalty, kept by forward in the buffer that becomes alpha's gradient. The
-        # reference is dropped so that autograd can adopt the gradient as alpha.grad without a copy.
-        stored, ctx.slope_store = ctx.slope_store, None
-        if not need_alpha:
-            grad_alpha = None
-        elif stored is not None:
-            grad_alpha = stored
-        else:
-            grad_alpha = take("grad_alpha", w.shape, w.dtype, w.device)
-        use_stored = need_alpha and with_penalty and stored is not None
-        del stored
-        # d loss / d zg_i = sum_{j in i} g_j z_j w_j, accumulated in float64 per tensor
-        grad_group = torch.zeros(len(ctx.spans), dtype=torch.float64, device=w.device) if need_group else None
-        slope_buffer = take("scratch", (CHUNK,), w.dtype, w.device)
-        penalty_buffer = (
-            take("scratch_penalty", (CHUNK,), w.dtype, w.device) if with_penalty and not use_stored else None
-        )
-        gw_buffer = (
-            take("scratch_gw", (CHUNK,), w.dtype, w.device)
-            if (need_group and not need_alpha) or use_stored
-            else None
-        )
-        # dz/dalpha = (z - l)(r - z)/(r - l) = (z((l + r) - z) - lr)/(r - l) inside (0, 1), 0 where clamped
-        scale = 1.0 / (right - left)
-        offset = torch.tensor(-left * right * scale, dtype=w.dtype, device=w.device)
+        bw = _backward_state(ctx, w, alpha, grad_penalty)
         for index, ((start, numel, _), grad) in enumerate(zip(ctx.spans, grads, strict=True)):
             if grad is None:  # this tensor did not reach the loss
                 grad = torch.zeros((), dtype=w.dtype, device=w.device).expand(numel)
-            zg = group_z[index] if group_z is not None else None
-            if index == ctx.row_index:  # the loss reaches only these rows: w's gradient is 0 elsewhere,
-                # alpha's the penalty's alone (written chunk by chunk), plus the loss's at the rows
-                g = row_gradient(grad, row_ids, row_entries)
-                rows_w = w[row_entries + start]
-                span = slice(start, start + numel)
-                if need_w:
-                    grad_w[span].zero_().index_copy_(0, row_entries, _times(torch.mul(g, row_z), zg))
-                if need_alpha or need_group:
-                    gw = torch.mul(g, rows_w)
-                    if need_group:
-                        grad_group[index] += torch.dot(gw, row_z).double()
-                if need_alpha:
-                    slope = torch.sub(left + right, row_z)
-                    torch.addcmul(offset, slope, row_z, value=scale, out=slope)
-                    torch.ops.aten.hardtanh_backward.grad_input(slope, row_z, 0.0, 1.0, grad_input=slope)
-                    from_loss = _times(gw, zg).mul_(slope)
-                    if use_stored:  # grad_penalty_i * p (1 - p)
-                        grad_alpha[span].mul_(grad_penalty[index])
-                    elif with_penalty:
-                        for a in _chunks(numel):
-                            b = min(a + CHUNK, numel)
-                            p = torch.sub(
-                                alpha[start + a : start + b],
-                                ctx.penalty_shift,
-                                out=grad_alpha[start + a : start + b],
-                            )
-                            p.sigmoid_()
-                            torch.ops.aten.sigmoid_backward.grad_input(
-                                grad_penalty[index].expand_as(p), p, grad_input=p
-                            )
-                    else:
-                        grad_alpha[span].zero_()
-                    grad_alpha[span].index_add_(0, row_entries, from_loss)
-                continue
-            flat_grad = (grad.to_dense() if grad.is_sparse else grad).reshape(-1)
-            for a in _chunks(numel):
-                b = min(a + CHUNK, numel)
-                lo, hi = start + a, start + b
-                g = flat_grad[a:b].float()
-                z = z_all[lo:hi]
-                if need_w:
-                    torch.mul(g, z, out=grad_w[lo:hi])
-                    if zg is not None:
-                        grad_w[lo:hi].mul_(zg)
-                if need_alpha or need_group:
-                    into_alpha = need_alpha and not use_stored
-                    gw = torch.mul(g, w[lo:hi], out=(grad_alpha[lo:hi] if into_alpha else gw_buffer[: b - a]))
-                    if need_group:
-                        grad_group[index] += torch.dot(gw, z).double()
-                if need_alpha:
-                    slope = torch.sub(left + right, z, out=slope_buffer[: b - a])  # (l + r) - z
-                    torch.addcmul(offset, slope, z, value=scale, out=slope)
-                    # 0 where the gate is clamped (hardtanh_backward: the mask and the select in one pass)
-                    torch.ops.aten.hardtanh_backward.grad_input(slope, z, 0.0, 1.0, grad_input=slope)
-                    out = gw if zg is None else gw.mul_(zg)
-                    if use_stored:  # grad_penalty_i * p (1 - p) (kept by forward) + slope * g w
-                        grad_alpha[lo:hi].mul_(grad_penalty[index]).addcmul_(slope, out)
-                    elif with_penalty:  # + grad_penalty_i * p (1 - p), p = sigmoid(alpha - shift)
-                        p = torch.sub(alpha[lo:hi], ctx.penalty_shift, out=penalty_buffer[: b - a])
-                        p.sigmoid_()
-                        upstream = grad_penalty[index].expand_as(p)
-                        torch.ops.aten.sigmoid_backward.grad_input(upstream, p, grad_input=p)
-                        torch.addcmul(p, slope, out, out=out)
-                    else:
-                        out.mul_(slope)
-        if grad_group is not None:
-            grad_group = grad_group.to(group_z.dtype)
-        return (grad_w, grad_alpha, grad_group, *([None] * 8), *([None] * len(ctx.spans)))
+            group_gate = group_z[index] if group_z is not None else None
+            if index == ctx.row_index:
+                _backward_rows_(bw, index, start, numel, grad, group_gate, row_ids, row_entries, row_z)
+            else:
+                _backward_chunks_(bw, index, start, numel, grad, group_gate, z_all)
+        grad_group = bw.grad_group.to(group_z.dtype) if bw.grad_group is not None else None
+        return (bw.grad_w, bw.grad_alpha, grad_group, *([None] * 8), *([None] * len(ctx.spans)))
 
 
 def gated_thetas(

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from deltamix.diffprune.fused import gradient_at
+from deltamix.diffprune.row_gradients import gradient_at
 from deltamix.diffprune.workspace import Workspace
 
 
