@@ -5,7 +5,7 @@ with ``torch.func.functional_call`` on theta = base + delta for the gated parame
 forward signature and outputs (Hugging Face ``ModelOutput`` with ``.loss`` included) are untouched
 and no weight is copied. The dense modules (the task head) are trained in place.
 
-The diff itself (its two stages, the kernels, projection) is :class:`~deltamix.diffprune.diff_state.DiffState`,
+The diff itself (its stages, the kernels, projection) is :class:`~deltamix.diffprune.diff_state.DiffState`,
 which this class extends with the base model, the dense head, export and merging; the PEFT tuner
 (:mod:`deltamix.diffprune.peft`) runs the same DiffState once per adapter.
 """
