@@ -1,4 +1,5 @@
-"""Learning-rate schedules of the seq2seq training loop: warm-up then constant, or fairseq's inverse square root.
+"""Learning-rate schedules of the seq2seq training loop (warm-up then constant, or fairseq's inverse square
+root) and the AdamW optimizer that follows one (`adamw_with_schedule`).
 
 Kept over transformers' get_constant_schedule_with_warmup / get_inverse_sqrt_schedule and torch's LinearLR:
 theirs give update t + 1 our rate of update t (their first update has rate 0), or differ by float rounding,
@@ -16,6 +17,9 @@ recorded Multi30k and GeoQuery runs used).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+
+import torch
 
 LR_SCHEDULES = ("constant", "inverse-sqrt")
 DEFAULT_LR_SCHEDULE = "constant"
@@ -45,3 +49,22 @@ def lr_factor(update: int, warmup: int, schedule: str) -> float:
     if schedule == "constant":
         return 1.0
     return math.sqrt(warmup / update)
+
+
+def adamw_with_schedule(
+    parameters: Iterable[torch.nn.Parameter],
+    learning_rate: float,
+    weight_decay: float,
+    warmup: int,
+    schedule: str,
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW over ``parameters`` at peak ``learning_rate`` and the scheduler that applies `lr_factor`.
+
+    The scheduler's step count is the number of updates taken so far, so update ``t`` (1-based) runs at
+    ``learning_rate * lr_factor(t, warmup, schedule)``.
+    """
+    optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step + 1, warmup, schedule)
+    )
+    return optimizer, scheduler

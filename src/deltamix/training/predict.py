@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,62 +25,16 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from deltamix.core.errors import DataFormatError
-from deltamix.data.batching import Tokenizer, encode_source, pad_batch
+from deltamix.data.batching import Tokenizer, encode_source
+from deltamix.data.tokenization import load_tokenizer
 from deltamix.seqmix.hf import build_hf_model
+from deltamix.training.decoding import DecodingSettings, decode_batch, length_sorted_batches
+from deltamix.training.model_io import MODEL_FORMAT, load_model
 from deltamix.training.snapshots import average_checkpoints
 
+__all__ = ["DecodingSettings", "Predictor", "decode_batch", "length_sorted_batches"]
+
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DecodingSettings:
-    """How to decode: beam search (greedy at ``beam_size=1``) with a length penalty, in batches."""
-
-    beam_size: int = 1
-    length_penalty: float = 1.0
-    max_length: int = 200  # most tokens generated per input
-    batch_size: int = 64
-
-    def __post_init__(self) -> None:
-        for name in ("beam_size", "max_length", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.length_penalty >= 0:
-            raise ValueError(f"length_penalty must be >= 0, got {self.length_penalty}")
-
-
-def length_sorted_batches(lengths: Sequence[int], size: int) -> list[list[int]]:
-    """Indices of ``lengths`` sorted by length, cut into batches of ``size`` (less padding per batch).
-
-    >>> length_sorted_batches([5, 1, 3], 2)
-    [[1, 2], [0]]
-    """
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    return [order[i : i + size] for i in range(0, len(order), size)]
-
-
-@torch.no_grad()
-def decode_batch(
-    model: nn.Module,
-    sources: Sequence[Sequence[int]],
-    pad_id: int,
-    target_tokenizer: Tokenizer,
-    settings: DecodingSettings,
-    device: torch.device | str = "cpu",
-) -> list[str]:
-    """Output texts of one batch of encoded sources (each ending in EOS), in order.
-
-    Args:
-        model: a `deltamix.models.base.Seq2SeqModel` in eval mode.
-        sources: source ids per input (lengths may differ; padded here to [B, S]).
-        pad_id: the source padding id.
-        target_tokenizer: decodes output ids to text.
-        settings: beam size, length penalty, output-length limit.
-        device: where ``model`` is.
-    """
-    src_ids = pad_batch(sources, pad_id).to(device)
-    ids = model.generate(src_ids, settings.max_length, settings.beam_size, settings.length_penalty)
-    return [target_tokenizer.decode(row) for row in ids]
 
 
 class Predictor:
@@ -166,14 +120,11 @@ def _load_model_and_tokenizers(
     model_dir: Path, run_dir: Path
 ) -> tuple[nn.Module, Tokenizer, Tokenizer | None]:
     """Our model (with vocab/tokenizer.json and an optional target_vocab.json) or a Hugging Face one."""
-    from deltamix.data.tokenization import load_tokenizer
-    from deltamix.training.loop import load_model
-
     try:
         meta = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DataFormatError(model_dir / "config.json", f"unreadable model config ({error})") from error
-    if meta.get("format") == "deltamix-seq2seq-model":
+    if meta.get("format") == MODEL_FORMAT:
         model, tokenizer = load_model(model_dir)
         target = model_dir / "target_vocab.json"
         return model, tokenizer, load_tokenizer(target) if target.is_file() else None
