@@ -18,10 +18,10 @@ from deltamix.experiments.report import translation as translation_report
 from deltamix.experiments.text.run import (
     TASK_DEFAULTS,
     TextRunConfig,
-    _run_settings,
     average_checkpoints,
     run_text,
 )
+from deltamix.experiments.text.settings import run_settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -164,7 +164,7 @@ def test_an_interrupted_run_folder_of_other_settings_is_refused(tmp_path: Path) 
     out = tmp_path / "run"
     started = TextRunConfig(kind="train", metric="exact_match", max_steps=2, output_dir=out, **files)
     out.mkdir()  # as a run killed during training leaves it: its settings, no metrics
-    (out / "config.json").write_text(json.dumps({"run": _run_settings(started)}), encoding="utf-8")
+    (out / "config.json").write_text(json.dumps({"run": run_settings(started)}), encoding="utf-8")
     restart = TextRunConfig(kind="train", metric="exact_match", max_steps=2, output_dir=out, lr=0.01, **files)
     with pytest.raises(DeltamixError, match=r"run.lr: 0.001 there, 0.01 now"):
         run_text(restart)
@@ -193,7 +193,7 @@ def test_partner_extent_reaches_the_record_and_older_folders_count_as_union(tmp_
     files = {"train_file": str(data), "valid_file": str(data), "test_file": str(data)}
     out = tmp_path / "old"
     started = TextRunConfig(kind="train", metric="exact_match", max_steps=2, output_dir=out, **files)
-    settings = _run_settings(started)
+    settings = run_settings(started)
     del settings["partner_extent"]
     out.mkdir()
     (out / "config.json").write_text(json.dumps({"run": settings}), encoding="utf-8")

@@ -7,6 +7,10 @@ import sys
 import time
 
 from deltamix.cli.args import existing_dir, input_file, non_negative_float, positive_int
+from deltamix.cli.output import write_lines
+from deltamix.core.errors import DeltamixError
+from deltamix.data.seq2seq import read_lines
+from deltamix.training.predict import Predictor
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,11 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from deltamix.cli.output import write_lines
-    from deltamix.core.errors import DeltamixError
-    from deltamix.data.seq2seq import read_lines
-    from deltamix.training.predict import Predictor
-
+    """Decode the lines of ``--input`` with the run's model; outputs to ``--output`` or standard output."""
     sources = read_lines(args.input)
     try:
         predictor = Predictor.load(

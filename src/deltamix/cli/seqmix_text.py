@@ -1,17 +1,17 @@
 """`deltamix seqmix translate|parse|train`: SeqMix on translation, GeoQuery and any source/target files.
 
-The options are generated from the fields of `deltamix.experiments.text.run.TextRunConfig`."""
+The options are generated from the fields of `deltamix.experiments.text.settings.TextRunConfig`."""
 
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+
+from accelerate import PartialState
 
 from deltamix.cli.settings_args import add_settings_options, settings_from_args
-from deltamix.experiments.text.run import TextRunConfig
-
-if TYPE_CHECKING:
-    from deltamix.experiments.text.run import TextRunResult
+from deltamix.core.errors import DeltamixError
+from deltamix.experiments.text import run as text_run
+from deltamix.experiments.text.settings import TextRunConfig
 
 # The TextRunConfig fields every command offers, by --help group; their options are generated from the
 # fields (deltamix.cli.settings_args). Unset ones take `TASK_DEFAULTS` of the metric (translation-like
@@ -80,10 +80,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_options(train, "train")
 
 
-def _finish(result: TextRunResult) -> int:
-    from accelerate import PartialState  # initialised by the run
-
-    if not PartialState().is_main_process:  # in a multi-process job only the main process reports
+def _finish(result: text_run.TextRunResult) -> int:
+    # PartialState was initialised by the run; in a multi-process job only the main process reports.
+    if not PartialState().is_main_process:
         return 0
     metrics = result.metrics
     metric = "bleu" if "bleu" in metrics else "exact_match"
@@ -103,12 +102,10 @@ def _finish(result: TextRunResult) -> int:
 def run_command(args: argparse.Namespace) -> int:
     """Build the run config of the command from its options (a refused combination is a clean error)
     and run it."""
-    from deltamix.core.errors import DeltamixError
-    from deltamix.experiments.text.run import run_text
-
     names = COMMAND_FIELDS[args.kind] + COMMON_FIELDS
     try:
         config = TextRunConfig(kind=args.kind, **settings_from_args(args, names))
     except ValueError as error:  # a combination of flags, e.g. --lr-schedule inverse-sqrt without warm-up
         raise DeltamixError(f"seqmix {args.kind}: {error}") from error
-    return _finish(run_text(config))
+    # Looked up on its module when called, so that a stand-in patched there is the one run.
+    return _finish(text_run.run_text(config))
