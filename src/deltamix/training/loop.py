@@ -2,11 +2,14 @@
 
 API
 ---
->>> config = Seq2SeqTrainingConfig(max_steps=2000, batch_size=32, learning_rate=1e-3)  # doctest: +SKIP
->>> trainer = Seq2SeqTrainingLoop(model, tokenizer, config, train_pairs, "runs/x", augmenter=augmenter)
->>> state = trainer.train()                  # resumes from runs/x/checkpoint; a finished run is a no-op
->>> metrics, predictions = trainer.evaluate(test_pairs)   # {"exact_match": ..., ...}, decoded texts
->>> trainer.save_model("runs/x/model")       # model.safetensors + config.json + vocab/tokenizer.json
+Train (resuming from ``runs/x/checkpoint``; a finished run is a no-op), score exact match and decode,
+save ``model.safetensors`` + ``config.json`` + ``vocab.json`` / ``tokenizer.json``:
+
+>>> config = Seq2SeqTrainingConfig(max_steps=2000, batch_size=32, learning_rate=1e-3)
+>>> trainer = Seq2SeqTrainingLoop(model, tokenizer, config, train_pairs, "runs/x")  # doctest: +SKIP
+>>> state = trainer.train()  # doctest: +SKIP
+>>> metrics, predictions = trainer.evaluate(test_pairs)  # doctest: +SKIP
+>>> trainer.save_model("runs/x/model")  # doctest: +SKIP
 
 - ``model``: anything with the `deltamix.models.base.Seq2SeqModel` interface (our LSTM and Transformer,
   or a wrapped Hugging Face model): ``model(src: MixedTokens, tgt_in: MixedTokens) -> log-probs [B, T, V]``
@@ -174,7 +177,7 @@ class Seq2SeqTrainingLoop:
         self.steps_per_epoch = len(self.loader)
 
     def _training_precision(self) -> str:
-        """ "bf16" or "fp32": accelerate's mixed precision where it applies one, else the config's."""
+        """The precision it trains in, "bf16" or "fp32": accelerate's where it applies one, else the config's."""
         # accelerate's own mixed precision is one per process (AcceleratorState refuses a second
         # value), so a process could not train an fp32 and a bf16 model; torch.autocast is what it applies.
         if self.accelerator.mixed_precision == "bf16":
