@@ -30,13 +30,20 @@ from deltamix.core.io import atomic_write_json, atomic_write_text
 from deltamix.core.precision import accelerate_mixed_precision, configure_threads, resolve_precision
 from deltamix.core.records import commit_record, make_record
 from deltamix.core.run_folder import finished_metrics
+from deltamix.data.scan import Pair, load_split
 from deltamix.data.vocab import Vocabulary
+from deltamix.models.lstm import LSTMSeq2Seq, LSTMSeq2SeqConfig
+from deltamix.models.transformer import TransformerSeq2Seq, TransformerSeq2SeqConfig
+from deltamix.seqmix.augment import SeqMixAugmenter
 from deltamix.seqmix.config import (
     PARTNER_EXTENTS,
     SETTINGS_ADDED_SINCE,
+    SeqMixConfig,
     partner_extent_suffix,
     resolve_partner_extent,
 )
+from deltamix.seqmix.geca import GecaConfig, geca_augment
+from deltamix.training.checkpoint import TrainerState
 from deltamix.training.loop import (
     Seq2SeqTrainingConfig,
     Seq2SeqTrainingLoop,
@@ -181,6 +188,25 @@ class ScanRunConfig:
         """The SeqMix-family member applied to batches (GECA alone trains on plain batches)."""
         return {"geca": "none", "geca+seqmix": "seqmix"}.get(self.augment, self.augment)
 
+    @property
+    def uses_geca(self) -> bool:
+        """Whether GECA's pairs join the training set (``geca`` and ``geca+seqmix``)."""
+        return self.augment.startswith("geca")
+
+    def seqmix_config(self) -> SeqMixConfig:
+        """The `SeqMixConfig` of this run, built from its fields.
+
+        The run's command line, ``config.json`` and records keep SeqMix's settings as flat fields of
+        `ScanRunConfig` (``seqmix_alpha``, ``partner_extent``) and the label smoothing in
+        ``training``; this is the one place that turns them into the augmentation's config.
+        """
+        return SeqMixConfig(
+            variant=self.seqmix_variant,
+            alpha=self.seqmix_alpha,
+            partner_extent=self.partner_extent,
+            label_smoothing=self.training.label_smoothing,
+        )
+
 
 @dataclass
 class ScanRunResult:
@@ -210,35 +236,52 @@ def geca_repeats(num_original: int, num_extra: int, ratio: float) -> int:
     return max(1, round(ratio / (1.0 - ratio) * num_original / num_extra))
 
 
-def _geca_config() -> Any:
-    """GECA's settings for SCAN (the authors' defaults)."""
-    from deltamix.seqmix.geca import GecaConfig
-
-    return GecaConfig()
-
-
-def _geca_pairs(train: list[tuple[str, str]], seed: int, path: Path) -> list[tuple[str, str]]:
+def _geca_pairs(train: list[Pair], seed: int, path: Path) -> list[Pair]:
     """GECA's extra pairs for ``train``, computed once per run folder and stored in ``path``."""
     if path.exists():
         try:
             return [tuple(pair) for pair in json.loads(path.read_text(encoding="utf-8"))["pairs"]]
         except (json.JSONDecodeError, KeyError, TypeError) as error:
             raise DataFormatError(path, f"unreadable GECA pairs ({error})") from error
-    from deltamix.seqmix.geca import geca_augment
-
     started = time.perf_counter()
-    extra = [tuple(pair) for pair in geca_augment(train, _geca_config(), seed)]
+    extra = [tuple(pair) for pair in geca_augment(train, GecaConfig(), seed)]
     logger.info("GECA added %d pairs in %.1f s", len(extra), time.perf_counter() - started)
     if PartialState(cpu=distributed_cpu()).is_main_process:  # every process computes the same pairs
         atomic_write_json(path, {"pairs": extra})
     return extra
 
 
-def build_model(name: str, vocab: Vocabulary, overrides: dict[str, Any]) -> Any:
-    """The SCAN model ``name`` (lstm or transformer) for ``vocab``, with config overrides."""
-    from deltamix.models.lstm import LSTMSeq2Seq, LSTMSeq2SeqConfig
-    from deltamix.models.transformer import TransformerSeq2Seq, TransformerSeq2SeqConfig
+@dataclass
+class ScanData:
+    """The pairs a run trains and is scored on, and the vocabulary built from its training pairs."""
 
+    train: list[Pair]
+    test: list[Pair]
+    vocab: Vocabulary
+    num_original: int
+    """Training pairs of the split (after ``train_limit``), before GECA's are added."""
+    num_geca: int
+    """Distinct pairs GECA generated (each repeated `geca_repeats` times in ``train``)."""
+
+
+def prepare_data(config: ScanRunConfig, out: Path) -> ScanData:
+    """The split of ``config``, limited, with GECA's pairs (stored in ``out``) where it uses GECA."""
+    train, test = load_split(config.split, seed=config.seed)
+    if config.train_limit is not None:
+        train = train[: config.train_limit]
+    if config.test_limit is not None:
+        test = test[: config.test_limit]
+    num_original, num_geca = len(train), 0
+    if config.uses_geca:
+        extra = _geca_pairs(train, config.seed, out / "geca_pairs.json")
+        num_geca = len(extra)
+        train = train + extra * geca_repeats(len(train), len(extra), config.geca_ratio)
+    vocab = Vocabulary.build(text for pair in train for text in pair)
+    return ScanData(train, test, vocab, num_original, num_geca)
+
+
+def build_model(name: str, vocab: Vocabulary, overrides: dict[str, Any]) -> LSTMSeq2Seq | TransformerSeq2Seq:
+    """The SCAN model ``name`` (lstm or transformer) for ``vocab``, with config overrides."""
     cls, config_cls = (
         (LSTMSeq2Seq, LSTMSeq2SeqConfig) if name == "lstm" else (TransformerSeq2Seq, TransformerSeq2SeqConfig)
     )
@@ -247,6 +290,15 @@ def build_model(name: str, vocab: Vocabulary, overrides: dict[str, Any]) -> Any:
         raise ValueError(f"unknown {name} model settings: {sorted(unknown)}")
     specials = {"pad_id": vocab.pad_id, "bos_id": vocab.bos_id, "eos_id": vocab.eos_id}
     return cls(config_cls(vocab_size=len(vocab), **specials, **overrides))
+
+
+def build_augmenter(seqmix: SeqMixConfig, vocab: Vocabulary) -> SeqMixAugmenter | None:
+    """The batch augmenter of ``seqmix`` over ``vocab`` (None for ``variant="none"``)."""
+    if seqmix.variant == "none":
+        return None
+    return SeqMixAugmenter(
+        seqmix, vocab.pad_id, vocab.unk_id, len(vocab), special_ids=(vocab.bos_id, vocab.eos_id)
+    )
 
 
 # Settings that may change between an interrupted run and its restart.
@@ -261,77 +313,41 @@ def _run_settings(config: ScanRunConfig) -> dict[str, Any]:
     }
 
 
-def run_scan(config: ScanRunConfig) -> ScanRunResult:
-    """Train and evaluate one SCAN configuration; append its record to ``results_dir/scan.jsonl``."""
-    from deltamix.data.scan import load_split
-    from deltamix.seqmix.augment import SeqMixAugmenter
-    from deltamix.seqmix.config import SeqMixConfig
-
-    # The folder records the precision the run trains in, not "auto" (which differs by machine).
-    precision = resolve_precision(config.training.precision)
-    config = replace(config, training=replace(config.training, precision=precision))
-    out = config.resolved_output_dir()
-    files = {
+def _run_files(out: Path) -> dict[str, str]:
+    """The files a run leaves in its folder ``out``, by name."""
+    return {
         "model": str(out / "model"),
         "metrics": str(out / "metrics.json"),
         "predictions": str(out / "predictions.txt"),
     }
-    settings = _run_settings(config)
-    saved = finished_metrics(out, settings, _RESTART_FREE, SETTINGS_ADDED_SINCE)
-    if saved is not None:
-        logger.info("%s already holds a finished run: not training again", out)
-        seconds = float(saved.get("train_seconds", 0.0))
-        return ScanRunResult(saved["metrics"], out, None, True, int(saved["steps"]), files, seconds)
-    metrics_path = out / "metrics.json"
 
-    threads = configure_threads(config.num_threads)
-    train, test = load_split(config.split, seed=config.seed)
-    if config.train_limit is not None:
-        train = train[: config.train_limit]
-    if config.test_limit is not None:
-        test = test[: config.test_limit]
-    num_original, num_geca = len(train), 0
-    if config.augment.startswith("geca"):
-        extra = _geca_pairs(train, config.seed, out / "geca_pairs.json")
-        num_geca = len(extra)
-        train = train + extra * geca_repeats(len(train), len(extra), config.geca_ratio)
-    vocab = Vocabulary.build(text for pair in train for text in pair)
 
-    set_seed(config.seed)
-    if PartialState(cpu=distributed_cpu()).is_main_process and not (out / "config.json").is_file():
-        atomic_write_json(out / "config.json", settings)  # what a restart must match; completed at the end
-    model = build_model(config.model, vocab, config.model_config)
-    seqmix = SeqMixConfig(
-        variant=config.seqmix_variant,
-        alpha=config.seqmix_alpha,
-        partner_extent=config.partner_extent,
-        label_smoothing=config.training.label_smoothing,
-    )
-    augmenter = None
-    if seqmix.variant != "none":
-        augmenter = SeqMixAugmenter(
-            seqmix, vocab.pad_id, vocab.unk_id, len(vocab), special_ids=(vocab.bos_id, vocab.eos_id)
-        )
-    trainer = Seq2SeqTrainingLoop(model, vocab, config.training, train, out, augmenter=augmenter)
-    logger.info(
-        "SCAN %s, %s, %s: %d training pairs (%d from GECA), %d test pairs, %d steps/epoch, %d threads",
-        config.split, config.augment, config.model, len(train), len(train) - num_original, len(test),
-        trainer.steps_per_epoch, threads,
-    )  # fmt: skip
-    state = trainer.train()
-    metrics, predictions = trainer.evaluate(test)
-    metrics = {
-        "exact_match": metrics["exact_match"],
-        "num_test": float(len(test)),
-        "num_train": float(len(train)),
-        "num_geca_pairs": float(num_geca),
+def _run_metrics(data: ScanData, state: TrainerState, evaluation: dict[str, float]) -> dict[str, float]:
+    """The metrics a run saves: test exact match, data sizes, the last training loss, eval time."""
+    return {
+        "exact_match": evaluation["exact_match"],
+        "num_test": float(len(data.test)),
+        "num_train": float(len(data.train)),
+        "num_geca_pairs": float(data.num_geca),
         "final_train_loss": float("nan") if state.last_loss is None else state.last_loss,
-        "eval_seconds": metrics["eval_seconds"],
+        "eval_seconds": evaluation["eval_seconds"],
     }
-    resolved = {
+
+
+def _resolved_config(
+    config: ScanRunConfig,
+    settings: dict[str, Any],
+    seqmix: SeqMixConfig,
+    model: LSTMSeq2Seq | TransformerSeq2Seq,
+    trainer: Seq2SeqTrainingLoop,
+    state: TrainerState,
+    threads: int,
+) -> dict[str, Any]:
+    """The finished run's ``config.json`` and record config: the settings and what they resolved to."""
+    return {
         **settings,
         "seqmix": seqmix.to_dict(),
-        "geca": _geca_config().to_dict() if config.augment.startswith("geca") else None,
+        "geca": GecaConfig().to_dict() if config.uses_geca else None,
         "model": model.config.to_dict(),
         "threads": threads,
         "processes": trainer.accelerator.num_processes,
@@ -340,28 +356,75 @@ def run_scan(config: ScanRunConfig) -> ScanRunResult:
         "steps": state.step,
         "epochs": state.step / trainer.steps_per_epoch,
     }
+
+
+def _save_and_record(
+    config: ScanRunConfig,
+    out: Path,
+    metrics: dict[str, float],
+    predictions: list[str],
+    resolved: dict[str, Any],
+    state: TrainerState,
+) -> Path:
+    """Write the predictions and the resolved config, append the record; the record's path."""
+    atomic_write_text(out / "predictions.txt", "".join(p + "\n" for p in predictions))
+    atomic_write_json(out / "config.json", resolved)
+    record = make_record(
+        "scan",
+        config.split,
+        config.augment,
+        config.seed,
+        {k: v for k, v in metrics.items() if k != "eval_seconds"},
+        "exact_match",
+        resolved,
+        model=f"{config.model}-seq2seq",
+        train_seconds=state.train_seconds,
+        eval_seconds=metrics["eval_seconds"],
+        output_dir=str(out),
+    )
+    # The record is appended exactly once even if the run is killed here (see commit_record).
+    return commit_record(
+        record,
+        config.results_dir,
+        out / "metrics.json",
+        {"metrics": metrics, "steps": state.step, "train_seconds": state.train_seconds},
+    )
+
+
+def run_scan(config: ScanRunConfig) -> ScanRunResult:
+    """Train and evaluate one SCAN configuration; append its record to ``results_dir/scan.jsonl``."""
+    # The folder records the precision the run trains in, not "auto" (which differs by machine).
+    precision = resolve_precision(config.training.precision)
+    config = replace(config, training=replace(config.training, precision=precision))
+    out = config.resolved_output_dir()
+    files = _run_files(out)
+    settings = _run_settings(config)
+    saved = finished_metrics(out, settings, _RESTART_FREE, SETTINGS_ADDED_SINCE)
+    if saved is not None:
+        logger.info("%s already holds a finished run: not training again", out)
+        seconds = float(saved.get("train_seconds", 0.0))
+        return ScanRunResult(saved["metrics"], out, None, True, int(saved["steps"]), files, seconds)
+
+    threads = configure_threads(config.num_threads)
+    data = prepare_data(config, out)
+    set_seed(config.seed)
+    if PartialState(cpu=distributed_cpu()).is_main_process and not (out / "config.json").is_file():
+        atomic_write_json(out / "config.json", settings)  # what a restart must match; completed at the end
+    model = build_model(config.model, data.vocab, config.model_config)
+    seqmix = config.seqmix_config()
+    augmenter = build_augmenter(seqmix, data.vocab)
+    trainer = Seq2SeqTrainingLoop(model, data.vocab, config.training, data.train, out, augmenter=augmenter)
+    logger.info(
+        "SCAN %s, %s, %s: %d training pairs (%d from GECA), %d test pairs, %d steps/epoch, %d threads",
+        config.split, config.augment, config.model, len(data.train), len(data.train) - data.num_original,
+        len(data.test), trainer.steps_per_epoch, threads,
+    )  # fmt: skip
+
+    state = trainer.train()
+    evaluation, predictions = trainer.evaluate(data.test)
+    metrics = _run_metrics(data, state, evaluation)
+    resolved = _resolved_config(config, settings, seqmix, model, trainer, state, threads)
     record_path = None
     if trainer.is_main:
-        atomic_write_text(out / "predictions.txt", "".join(p + "\n" for p in predictions))
-        atomic_write_json(out / "config.json", resolved)
-        record = make_record(
-            "scan",
-            config.split,
-            config.augment,
-            config.seed,
-            {k: v for k, v in metrics.items() if k != "eval_seconds"},
-            "exact_match",
-            resolved,
-            model=f"{config.model}-seq2seq",
-            train_seconds=state.train_seconds,
-            eval_seconds=metrics["eval_seconds"],
-            output_dir=str(out),
-        )
-        # The record is appended exactly once even if the run is killed here (see commit_record).
-        record_path = commit_record(
-            record,
-            config.results_dir,
-            metrics_path,
-            {"metrics": metrics, "steps": state.step, "train_seconds": state.train_seconds},
-        )
+        record_path = _save_and_record(config, out, metrics, predictions, resolved, state)
     return ScanRunResult(metrics, out, record_path, False, state.step, files, state.train_seconds)
