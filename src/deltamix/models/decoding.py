@@ -13,6 +13,7 @@ Beam search ranks finished hypotheses by ``score / length ** length_penalty``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
@@ -100,6 +101,94 @@ def greedy_decode(model: IncrementalDecoder, src_ids: Tensor, max_length: int) -
     return _strip(out.tolist(), model.eos_id, model.pad_id)
 
 
+@dataclass
+class _Beams:
+    """The live hypotheses of a beam search: K rows per input still decoding (N = B' * K rows).
+
+    ``scores`` is [B', K]; ``tokens``, ``finished`` and ``lengths`` are [N]; ``history`` is [N, t]
+    (the tokens so far); ``examples`` [B'] names the input each group of K rows decodes; ``state`` is
+    the decoder state of the N rows.
+    """
+
+    examples: Tensor
+    scores: Tensor
+    tokens: Tensor
+    finished: Tensor
+    lengths: Tensor
+    history: Tensor
+    state: DecoderState
+
+
+def _start_beams(model: IncrementalDecoder, src_ids: Tensor, k: int) -> _Beams:
+    """K copies of each input's start state, of which only the first may be extended at step one."""
+    batch, device = src_ids.size(0), src_ids.device
+    state = reorder_state(
+        model.start_decoding(src_ids), torch.arange(batch, device=device).repeat_interleave(k)
+    )
+    scores = torch.full((batch, k), float("-inf"), device=device)
+    scores[:, 0] = 0.0  # all beams start identical: keep one so the first top-k picks distinct tokens
+    return _Beams(
+        examples=torch.arange(batch, device=device),
+        scores=scores,
+        tokens=src_ids.new_full((batch * k,), model.bos_id),
+        finished=torch.zeros(batch * k, dtype=torch.bool, device=device),
+        lengths=torch.zeros(batch * k, device=device),
+        history=src_ids.new_zeros((batch * k, 0)),
+        state=state,
+    )
+
+
+def _extend(beams: _Beams, model: IncrementalDecoder, k: int) -> _Beams:
+    """One decoding step: every row's continuations scored, the best K kept per input."""
+    live = beams.examples.numel()
+    lprobs, state = model.decode_step(beams.state, beams.tokens)
+    lprobs = _forbid_specials(lprobs.float(), model)  # N x V
+    vocab = lprobs.size(-1)
+    # A finished hypothesis continues with PAD at no cost and nothing else.
+    frozen = torch.full_like(lprobs, float("-inf"))
+    frozen[:, model.pad_id] = 0.0
+    lprobs = torch.where(beams.finished.unsqueeze(1), frozen, lprobs)
+    candidates = (beams.scores.view(-1, 1) + lprobs).view(live, k * vocab)  # B' x KV
+    scores, flat = candidates.topk(k, dim=1)  # B' x K
+    origin = flat // vocab + torch.arange(live, device=flat.device).unsqueeze(1) * k  # B' x K
+    origin = origin.view(-1)
+    tokens = (flat % vocab).view(-1)
+    was_finished = beams.finished.index_select(0, origin)
+    return _Beams(
+        examples=beams.examples,
+        scores=scores,
+        tokens=tokens,
+        finished=was_finished | tokens.eq(model.eos_id),
+        lengths=beams.lengths.index_select(0, origin) + (~was_finished).float(),
+        history=torch.cat([beams.history.index_select(0, origin), tokens.unsqueeze(1)], 1),
+        state=reorder_state(state, origin),
+    )
+
+
+def _settle(beams: _Beams, rows: Tensor, k: int, length_penalty: float, best: list[list[int]]) -> None:
+    """Store in ``best`` the best hypothesis of the live inputs ``rows`` [R] (indices into ``scores``)."""
+    normalised = beams.scores[rows] / beams.lengths.view(-1, k)[rows].clamp_min(1.0).pow(length_penalty)
+    pick = normalised.argmax(1) + rows * k  # R
+    for example, row in zip(
+        beams.examples[rows].tolist(), beams.history.index_select(0, pick).tolist(), strict=True
+    ):
+        best[example] = row
+
+
+def _keep(beams: _Beams, keep: Tensor, k: int) -> _Beams:
+    """The beams of the live inputs ``keep`` [B''] (indices into ``scores``) only."""
+    hyps = (keep.unsqueeze(1) * k + torch.arange(k, device=keep.device)).view(-1)
+    return _Beams(
+        examples=beams.examples[keep],
+        scores=beams.scores[keep],
+        tokens=beams.tokens[hyps],
+        finished=beams.finished[hyps],
+        lengths=beams.lengths[hyps],
+        history=beams.history[hyps],
+        state=reorder_state(beams.state, hyps),
+    )
+
+
 @torch.no_grad()
 def beam_search(
     model: IncrementalDecoder,
@@ -129,59 +218,20 @@ def beam_search(
     _check(src_ids, max_length)
     if beam_size < 1:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
-    batch, k = src_ids.size(0), beam_size
-    device = src_ids.device
-    state = reorder_state(
-        model.start_decoding(src_ids), torch.arange(batch, device=device).repeat_interleave(k)
-    )
-    scores = torch.full((batch, k), float("-inf"), device=device)
-    scores[:, 0] = 0.0  # all beams start identical: keep one so the first top-k picks distinct tokens
-    tokens = src_ids.new_full((batch * k,), model.bos_id)
-    finished = torch.zeros(batch * k, dtype=torch.bool, device=device)
-    lengths = torch.zeros(batch * k, device=device)
-    history = src_ids.new_zeros((batch * k, 0))
-    examples = torch.arange(batch, device=device)  # which input each live row of `scores` decodes
-    best: list[list[int]] = [[] for _ in range(batch)]
-
-    def settle(rows: Tensor) -> None:
-        """Store the best hypothesis of the live examples ``rows`` [R] (indices into ``scores``)."""
-        normalised = scores[rows] / lengths.view(-1, k)[rows].clamp_min(1.0).pow(length_penalty)
-        pick = normalised.argmax(1) + rows * k  # R
-        for example, row in zip(examples[rows].tolist(), history.index_select(0, pick).tolist(), strict=True):
-            best[example] = row
-
+    k = beam_size
+    beams = _start_beams(model, src_ids, k)
+    best: list[list[int]] = [[] for _ in range(src_ids.size(0))]
     for _ in range(max_length):
-        live = examples.numel()
-        lprobs, state = model.decode_step(state, tokens)
-        lprobs = _forbid_specials(lprobs.float(), model)  # N x V
-        vocab = lprobs.size(-1)
-        # A finished hypothesis continues with PAD at no cost and nothing else.
-        frozen = torch.full_like(lprobs, float("-inf"))
-        frozen[:, model.pad_id] = 0.0
-        lprobs = torch.where(finished.unsqueeze(1), frozen, lprobs)
-        candidates = (scores.view(-1, 1) + lprobs).view(live, k * vocab)  # B' x KV
-        scores, flat = candidates.topk(k, dim=1)  # B' x K
-        origin = flat // vocab + torch.arange(live, device=device).unsqueeze(1) * k  # B' x K
-        origin = origin.view(-1)
-        tokens = (flat % vocab).view(-1)
-        history = torch.cat([history.index_select(0, origin), tokens.unsqueeze(1)], 1)
-        was_finished = finished.index_select(0, origin)
-        lengths = lengths.index_select(0, origin) + (~was_finished).float()
-        finished = was_finished | tokens.eq(model.eos_id)
-        state = reorder_state(state, origin)
-        # An example whose K hypotheses all ended can no longer change: settle it and stop decoding it.
-        done = finished.view(live, k).all(1)
+        beams = _extend(beams, model, k)
+        # An input whose K hypotheses all ended can no longer change: settle it and stop decoding it.
+        done = beams.finished.view(-1, k).all(1)
         if bool(done.any()):
-            settle(done.nonzero().squeeze(1))
+            _settle(beams, done.nonzero().squeeze(1), k, length_penalty, best)
             keep = (~done).nonzero().squeeze(1)
             if keep.numel() == 0:
                 return _strip(best, model.eos_id, model.pad_id)
-            hyps = (keep.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)
-            examples, scores = examples[keep], scores[keep]
-            tokens, finished = tokens[hyps], finished[hyps]
-            lengths, history = lengths[hyps], history[hyps]
-            state = reorder_state(state, hyps)
-    settle(torch.arange(examples.numel(), device=device))
+            beams = _keep(beams, keep, k)
+    _settle(beams, torch.arange(beams.examples.numel(), device=src_ids.device), k, length_penalty, best)
     return _strip(best, model.eos_id, model.pad_id)
 
 
