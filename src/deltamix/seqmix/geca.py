@@ -263,19 +263,11 @@ def geca_augment(pairs: Sequence[Pair], config: GecaConfig | None = None, seed: 
     config = config or GecaConfig()
     start = time.perf_counter()
     codec = _Codec()
-    encoded = set()
-    for i, (x, y) in enumerate(pairs):
-        ex, ey = codec.encode(x), codec.encode(y)
-        if not ex or not ey:
-            raise ValueError(f"GECA needs non-empty source and target; pair {i} is {(x, y)!r}")
-        encoded.add((ex, ey))
-    train_x = {x for x, _ in encoded}
-    train_y = {y for _, y in encoded}
+    encoded = _encode_pairs(pairs, codec)
     seqs = sorted(x + _SEP + y for x, y in encoded)
 
     deadline = start + config.time_limit_s if config.time_limit_s is not None else float("inf")
     index = _build_index(seqs, config, deadline)
-    multiplicity = [len(a) for a in index.templ_args]
     logger.info(
         "GECA: %d pairs -> %d templates, %d fragments (%.1fs)",
         len(seqs),
@@ -285,14 +277,61 @@ def geca_augment(pairs: Sequence[Pair], config: GecaConfig | None = None, seed: 
     )
 
     rng = random.Random(seed)
+    order = _template_order(index, rng)
+    known = ({x for x, _ in encoded}, {y for _, y in encoded})
+    realized, visited = _realize_new(index, order, known, config, rng, deadline)
+    logger.info(
+        "GECA: %d new examples from %d of %d templates (%.1fs)",
+        len(realized),
+        visited,
+        len(order),
+        time.perf_counter() - start,
+    )
+    return [(codec.decode(x), codec.decode(y)) for x, y in realized]
+
+
+def _encode_pairs(pairs: Sequence[Pair], codec: _Codec) -> set[tuple[str, str]]:
+    """The distinct training pairs, encoded one character per token."""
+    encoded = set()
+    for i, (x, y) in enumerate(pairs):
+        ex, ey = codec.encode(x), codec.encode(y)
+        if not ex or not ey:
+            raise ValueError(f"GECA needs non-empty source and target; pair {i} is {(x, y)!r}")
+        encoded.add((ex, ey))
+    return encoded
+
+
+def _template_order(index: _TemplateIndex, rng: random.Random) -> list[int]:
+    """The templates to visit, in a seeded random order.
+
+    Only templates with a hole on each side can realise a pair that passes the authors' filters.
+    """
     holes = set(_WUGS)
-    # Only templates with a hole on each side can realise a pair that passes the authors' filters.
     order = [
         t
         for t, templ in enumerate(index.templates)
         if all(holes.intersection(side) for side in templ.split(_SEP))
     ]
     rng.shuffle(order)
+    return order
+
+
+def _realize_new(
+    index: _TemplateIndex,
+    order: list[int],
+    known: tuple[set[str], set[str]],
+    config: GecaConfig,
+    rng: random.Random,
+    deadline: float,
+) -> tuple[dict[tuple[str, str], None], int]:
+    """Fill the templates of ``order`` with drawn fragments until ``config.max_new`` new pairs.
+
+    A pair is new when its source is none of ``known[0]`` (the training sources) and its target none
+    of ``known[1]``. Returns the new encoded pairs (a dict, for their generation order) and how many
+    templates were visited.
+    """
+    train_x, train_y = known
+    multiplicity = [len(a) for a in index.templ_args]
     cache: dict[frozenset[int], tuple[list[int], list[int]]] = {}
     realized: dict[tuple[str, str], None] = {}
     limit = config.max_new if config.max_new is not None else float("inf")
@@ -317,11 +356,4 @@ def geca_augment(pairs: Sequence[Pair], config: GecaConfig | None = None, seed: 
             realized[(x, y)] = None
             if len(realized) >= limit:
                 break
-    logger.info(
-        "GECA: %d new examples from %d of %d templates (%.1fs)",
-        len(realized),
-        visited,
-        len(order),
-        time.perf_counter() - start,
-    )
-    return [(codec.decode(x), codec.decode(y)) for x, y in realized]
+    return realized, visited
