@@ -155,38 +155,11 @@ def read_tsv(task: str | GlueTask, path: str | Path) -> dict[str, list]:
     """
     task = get_task(task) if isinstance(task, str) else task
     path = Path(path)
-    if not path.is_file():
-        raise DataUnavailableError(f"GLUE file {path} not found")
-    raw_bytes = path.read_bytes()
-    try:
-        # utf-8-sig drops a BOM at the start; "\r" is kept here and stripped per line below.
-        text = raw_bytes.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = raw_bytes.count(b"\n", 0, error.start) + 1
-        raise DataFormatError(
-            path, f"not valid UTF-8 (byte {raw_bytes[error.start]:#04x} at offset {error.start})", line=line
-        ) from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the file's final newline
+    lines = _read_lines(path)
     columns: dict[str, list] = {name: [] for name in (*task.text_columns, "label", "idx")}
-    num_columns = task.num_columns
-    first = 0
+    num_columns, first = task.num_columns, 0
     if task.header:
-        if not lines:
-            raise DataFormatError(path, "empty file: expected a header line", line=1)
-        header = lines[0].rstrip("\r").split("\t")
-        positions = (*task.text_positions, task.label_position)
-        for position, expected in zip(positions, _HEADER_NAMES[task.name], strict=True):
-            found = header[position] if -len(header) <= position < len(header) else None
-            if found != expected:
-                raise DataFormatError(
-                    path,
-                    f"header does not match the {task.folder} layout: expected {expected!r} in column "
-                    f"{position}, found {found!r} (header: {header})",
-                    line=1,
-                )
-        num_columns, first = len(header), 1
+        num_columns, first = _check_header(task, path, lines), 1
     for number in range(first, len(lines)):
         line_number = number + 1
         fields = lines[number].rstrip("\r").split("\t")
@@ -196,28 +169,69 @@ def read_tsv(task: str | GlueTask, path: str | Path) -> dict[str, list]:
                 f"expected {num_columns} tab-separated columns for {task.folder}, found {len(fields)}",
                 line=line_number,
             )
-        raw = fields[task.label_position]
-        if task.is_regression:
-            try:
-                label = float(raw)
-            except ValueError:
-                raise DataFormatError(path, f"label {raw!r} is not a number", line=line_number) from None
-            if not math.isfinite(label):
-                raise DataFormatError(path, f"label {raw!r} is not a finite number", line=line_number)
-        else:
-            labels = task.tsv_labels or {}
-            if raw not in labels:
-                raise DataFormatError(
-                    path,
-                    f"unknown label {raw!r} for {task.folder}; expected one of {sorted(labels)}",
-                    line=line_number,
-                )
-            label = labels[raw]
+        label = _parse_label(task, fields[task.label_position], path, line_number)
         for name, position in zip(task.text_columns, task.text_positions, strict=True):
             columns[name].append(fields[position])
         columns["label"].append(label)
         columns["idx"].append(number - first)
     return columns
+
+
+def _read_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 file (a BOM dropped, "\r" kept), without the final newline's empty line."""
+    if not path.is_file():
+        raise DataUnavailableError(f"GLUE file {path} not found")
+    raw_bytes = path.read_bytes()
+    try:
+        # utf-8-sig drops a BOM at the start; "\r" is kept here and stripped per line by the reader.
+        text = raw_bytes.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw_bytes.count(b"\n", 0, error.start) + 1
+        raise DataFormatError(
+            path, f"not valid UTF-8 (byte {raw_bytes[error.start]:#04x} at offset {error.start})", line=line
+        ) from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the file's final newline
+    return lines
+
+
+def _check_header(task: GlueTask, path: Path, lines: list[str]) -> int:
+    """Check the header line of ``task``'s file against its layout; the number of columns it names."""
+    if not lines:
+        raise DataFormatError(path, "empty file: expected a header line", line=1)
+    header = lines[0].rstrip("\r").split("\t")
+    positions = (*task.text_positions, task.label_position)
+    for position, expected in zip(positions, _HEADER_NAMES[task.name], strict=True):
+        found = header[position] if -len(header) <= position < len(header) else None
+        if found != expected:
+            raise DataFormatError(
+                path,
+                f"header does not match the {task.folder} layout: expected {expected!r} in column "
+                f"{position}, found {found!r} (header: {header})",
+                line=1,
+            )
+    return len(header)
+
+
+def _parse_label(task: GlueTask, raw: str, path: Path, line_number: int) -> float | int:
+    """The label ``raw`` of line ``line_number``: a finite float (regression) or the class index."""
+    if task.is_regression:
+        try:
+            label = float(raw)
+        except ValueError:
+            raise DataFormatError(path, f"label {raw!r} is not a number", line=line_number) from None
+        if not math.isfinite(label):
+            raise DataFormatError(path, f"label {raw!r} is not a finite number", line=line_number)
+        return label
+    labels = task.tsv_labels or {}
+    if raw not in labels:
+        raise DataFormatError(
+            path,
+            f"unknown label {raw!r} for {task.folder}; expected one of {sorted(labels)}",
+            line=line_number,
+        )
+    return labels[raw]
 
 
 def _features(task: GlueTask):
