@@ -27,7 +27,6 @@ from deltamix.diffprune import DiffPruningModel
 from deltamix.diffprune.config import STRUCTURED_PENALTIES
 from deltamix.diffprune.hard_concrete import prob_nonzero
 from deltamix.experiments.glue.run import GlueRunConfig, load_classifier, prepare_data
-from deltamix.experiments.glue.stages import _diff_config
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -56,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer = AutoTokenizer.from_pretrained(config.model_path())
     train, _, _ = prepare_data(config, tokenizer)
     model = load_classifier(config, get_task(config.task))
-    dp = DiffPruningModel(model, _diff_config(config, model))
+    dp = DiffPruningModel(model, config.glue_method.diff_config(config, model))
     cfg = dp.diff_config
     groups = dp.optimizer_param_groups()
     optimizer = torch.optim.AdamW(groups, fused=True)

@@ -6,15 +6,37 @@ The options of ``glue`` are generated from the fields of `deltamix.experiments.g
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import time
 from pathlib import Path
 
 from deltamix.cli.args import existing_dir, input_file, output_dir, positive_int
+from deltamix.cli.output import write_lines
 from deltamix.cli.settings_args import add_alias, add_settings_options, settings_from_args
+from deltamix.core.errors import DeltamixError
+from deltamix.core.io import atomic_write_json
+from deltamix.core.model_card import ModelCardInfo, render_model_card
+from deltamix.core.records import append_record
+from deltamix.data.glue import get_task
+from deltamix.experiments.glue import run as glue_run
+from deltamix.experiments.glue.classify import TaskClassifier, read_examples
+from deltamix.experiments.glue.methods import (
+    DEFAULT_LR,
+    MINILM_DIFF_LR,
+    MINILM_FULL_LR,
+    MINILM_L0_LAMBDA,
+    MINILM_MASK_LR,
+    PAPER_DIFF_LR,
+    PAPER_L0_LAMBDA,
+    PAPER_MASK_LR,
+)
+from deltamix.experiments.glue.run import RUN_DONE
+from deltamix.experiments.glue.serve import serve, serve_records
+from deltamix.experiments.glue.settings import GlueRunConfig
 
 
 def _task(text: str) -> str:
-    from deltamix.data.glue import get_task
-
     try:
         return get_task(text).name
     except ValueError as error:
@@ -40,28 +62,17 @@ GLUE_FIELDS = (
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``diffprune`` command group with ``glue``, ``serve``, ``predict`` and ``export``."""
-    from deltamix.experiments.glue.methods import (
-        DEFAULT_LR,
-        MINILM_DIFF_LR,
-        MINILM_FULL_LR,
-        MINILM_L0_LAMBDA,
-        MINILM_MASK_LR,
-        PAPER_DIFF_LR,
-        PAPER_L0_LAMBDA,
-        PAPER_MASK_LR,
-    )
-    from deltamix.experiments.glue.run import GlueRunConfig
-
     group = subparsers.add_parser("diffprune", help="diff pruning experiments (GLUE) and serving demo")
     commands = group.add_subparsers(dest="diffprune_command", metavar="COMMAND", required=True)
+    _add_glue(commands)
+    _add_serve(commands)
+    _add_predict(commands)
+    _add_export(commands)
 
-    glue = commands.add_parser(
-        "glue",
-        help="train one GLUE task with diff pruning or a baseline, write the task file and a record",
-        description="One GLUE run: data, the method's stages (Trainer), the stored diff/adapter, "
-        "metrics.json, config.json and one line in RESULTS_DIR/glue.jsonl. Defaults: the paper's.",
-    )
-    overrides = {
+
+def _lr_overrides() -> dict[str, dict[str, object]]:
+    """The ``--help`` text of the rates whose defaults depend on the method and the base model."""
+    return {
         "task": {"type": _task},
         "lr": {
             "help": "the first stage's lr",
@@ -80,43 +91,56 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "MiniLM",
         },
     }
-    add_settings_options(glue, GlueRunConfig, GLUE_FIELDS, overrides=overrides)
+
+
+def _add_glue(commands: argparse._SubParsersAction) -> None:
+    glue = commands.add_parser(
+        "glue",
+        help="train one GLUE task with diff pruning or a baseline, write the task file and a record",
+        description="One GLUE run: data, the method's stages (Trainer), the stored diff/adapter, "
+        "metrics.json, config.json and one line in RESULTS_DIR/glue.jsonl. Defaults: the paper's.",
+    )
+    add_settings_options(glue, GlueRunConfig, GLUE_FIELDS, overrides=_lr_overrides())
     glue.set_defaults(func=run_glue_command)
 
-    serve = commands.add_parser(
+
+def _add_serve(commands: argparse._SubParsersAction) -> None:
+    serving = commands.add_parser(
         "serve",
         help="evaluate several tasks' diffs from one base model, switching diffs in a DiffBank",
     )
-    serve.add_argument(
+    serving.add_argument(
         "--runs",
         nargs="+",
         required=True,
         type=existing_dir,
         help="output folders of diffprune runs (required)",
     )
-    serve.add_argument("--data-dir", type=existing_dir, help="GLUE TSV folder (default: each run's)")
-    serve.add_argument(
+    serving.add_argument("--data-dir", type=existing_dir, help="GLUE TSV folder (default: each run's)")
+    serving.add_argument(
         "--eval-batch-size", type=positive_int, default=64, help="examples per batch (default: %(default)s)"
     )
-    serve.add_argument(
+    serving.add_argument(
         "--eval-limit",
         dest="max_eval_examples",
         type=positive_int,
         help="evaluate on the first N dev examples of each task (default: all)",
     )
-    add_alias(serve, "--max-eval-examples", "--eval-limit", "max_eval_examples", type=positive_int)
-    serve.add_argument(
+    add_alias(serving, "--max-eval-examples", "--eval-limit", "max_eval_examples", type=positive_int)
+    serving.add_argument(
         "--rounds", type=positive_int, default=2, help="cycles through all tasks (default: %(default)s)"
     )
-    serve.add_argument("--output", type=Path, help="write the results as JSON here (default: not written)")
-    serve.add_argument(
+    serving.add_argument("--output", type=Path, help="write the results as JSON here (default: not written)")
+    serving.add_argument(
         "--results-dir",
         type=output_dir,
         default=Path("results"),
         help="folder of glue-serve.jsonl, which gets one record per task (default: %(default)s)",
     )
-    serve.set_defaults(func=run_serve_command)
+    serving.set_defaults(func=run_serve_command)
 
+
+def _add_predict(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser(
         "predict",
         help="label (or score, STS-B) new sentences or sentence pairs with a finished GLUE run's model",
@@ -138,6 +162,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     predict.set_defaults(func=run_predict_command)
 
+
+def _add_export(commands: argparse._SubParsersAction) -> None:
     export = commands.add_parser(
         "export",
         help="save a finished GLUE run's model as a standalone Hugging Face model folder",
@@ -155,9 +181,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_glue_command(args: argparse.Namespace) -> int:
-    from deltamix.core.errors import DeltamixError
-    from deltamix.experiments.glue.run import GlueRunConfig, run_glue
-
     settings = settings_from_args(args, GLUE_FIELDS)
     for name in ("data_dir", "output_dir", "results_dir", "first_stage_from"):  # the config holds text
         settings[name] = None if settings[name] is None else str(settings[name])
@@ -165,7 +188,7 @@ def run_glue_command(args: argparse.Namespace) -> int:
         config = GlueRunConfig(**settings)
     except ValueError as error:  # settings that conflict only together, e.g. a flag of another method
         raise DeltamixError(f"diffprune glue: {error}") from None
-    record = run_glue(config)
+    record = glue_run.run_glue(config)  # looked up at call time, so tests can stand in for it
     if record:  # only the main process of a multi-GPU run has one
         metrics = ", ".join(f"{k} {100 * v:.2f}" for k, v in record["metrics"].items())
         print(
@@ -176,10 +199,6 @@ def run_glue_command(args: argparse.Namespace) -> int:
 
 
 def run_serve_command(args: argparse.Namespace) -> int:
-    from deltamix.core.io import atomic_write_json
-    from deltamix.core.records import append_record
-    from deltamix.experiments.glue.serve import serve, serve_records
-
     results = serve(
         args.runs,
         data_dir=args.data_dir,
@@ -212,12 +231,6 @@ def run_serve_command(args: argparse.Namespace) -> int:
 
 
 def run_predict_command(args: argparse.Namespace) -> int:
-    import sys
-    import time
-
-    from deltamix.cli.output import write_lines
-    from deltamix.experiments.glue.classify import TaskClassifier, read_examples
-
     classifier = TaskClassifier.load(args.run, batch_size=args.batch_size)
     examples = read_examples(args.input, classifier.task)
     started = time.perf_counter()
@@ -232,12 +245,6 @@ def run_predict_command(args: argparse.Namespace) -> int:
 
 
 def run_export_command(args: argparse.Namespace) -> int:
-    import json
-
-    from deltamix.core.model_card import ModelCardInfo, render_model_card
-    from deltamix.experiments.glue.classify import TaskClassifier
-    from deltamix.experiments.glue.run import RUN_DONE
-
     classifier = TaskClassifier.load(args.run, device="cpu")
     record = json.loads((args.run / RUN_DONE).read_text(encoding="utf-8"))["record"]
     metrics_path = args.run / "metrics.json"  # the dev metrics of the run

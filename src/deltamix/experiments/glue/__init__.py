@@ -1,5 +1,6 @@
-"""Diff pruning on GLUE: the methods compared (``methods``), one run end to end (``run``), multi-task
-serving (``serve``), and a finished run's model on new inputs or exported (``classify``).
+"""Diff pruning on GLUE: the methods compared, one object each (``methods``), a run's settings
+(``settings``), one run end to end (``run``; its Trainer stages in ``stages``), multi-task serving
+(``serve``), and a finished run's model on new inputs or exported (``classify``).
 
 >>> from deltamix.experiments.glue import GlueRunConfig, TaskClassifier, run_glue
 >>> record = run_glue(GlueRunConfig(task="rte", method="diffprune", data_dir="glue_data"))  # doctest: +SKIP
@@ -9,8 +10,18 @@ serving (``serve``), and a finished run's model on new inputs or exported (``cla
 from __future__ import annotations
 
 from deltamix.experiments.glue.classify import TaskClassifier
-from deltamix.experiments.glue.methods import METHODS
-from deltamix.experiments.glue.run import GlueRunConfig, run_glue
+from deltamix.experiments.glue.methods import GLUE_METHODS, METHODS, GlueMethod, get_method
+from deltamix.experiments.glue.run import run_glue
 from deltamix.experiments.glue.serve import serve
+from deltamix.experiments.glue.settings import GlueRunConfig
 
-__all__ = ["METHODS", "GlueRunConfig", "TaskClassifier", "run_glue", "serve"]
+__all__ = [
+    "GLUE_METHODS",
+    "METHODS",
+    "GlueMethod",
+    "GlueRunConfig",
+    "TaskClassifier",
+    "get_method",
+    "run_glue",
+    "serve",
+]

@@ -3,7 +3,7 @@
 `TaskClassifier.load(run_dir)` rebuilds the model a finished ``deltamix diffprune glue`` run was
 scored with: the base model with the run's stored file applied (a sparse diff with its dense head, a
 PEFT adapter, or the trained tensors of full / last-layer / BitFit), through the same
-`deltamix.experiments.glue.run.load_artifact` the run used for its final evaluation. Inputs are tokenized as the
+`deltamix.experiments.glue.run_data.load_artifact` the run used for its final evaluation. Inputs are tokenized as the
 run tokenized its dev set (its ``max_length``).
 
 >>> classifier = TaskClassifier.load("runs/glue/mrpc/diffprune/seed0")   # doctest: +SKIP
@@ -27,9 +27,16 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 from torch import nn
+from transformers import AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 from deltamix.core.errors import DataFormatError, DeltamixError
+from deltamix.core.io import atomic_folder, atomic_write_json
 from deltamix.data.glue import GlueTask, get_task
+from deltamix.data.seq2seq import decode_lines, source_name
+from deltamix.experiments.glue.run import RUN_DONE
+from deltamix.experiments.glue.run_data import load_artifact
+from deltamix.experiments.glue.settings import GlueRunConfig
 
 Example = str | tuple[str, ...]
 
@@ -78,10 +85,6 @@ class TaskClassifier:
             DeltamixError: the folder holds no finished run, or its stored file is gone.
             DataFormatError: an unreadable ``run_done.json`` or ``config.json``.
         """
-        from transformers import AutoTokenizer
-
-        from deltamix.experiments.glue.run import RUN_DONE, GlueRunConfig, load_artifact
-
         run_dir = Path(run_dir)
         done, config = _read_json(run_dir / RUN_DONE), _read_json(run_dir / "config.json")
         # The stored file sits in the run folder (the record names it from where the run was started).
@@ -92,8 +95,6 @@ class TaskClassifier:
         run_config = GlueRunConfig(
             task=spec.name, model=config["model_path"], seed=config["seed"], output_dir=str(run_dir)
         )
-        from transformers.utils import logging as hf_logging
-
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # the fresh head it reports as "newly initialized" is replaced next
         try:
@@ -150,8 +151,6 @@ class TaskClassifier:
         Raises:
             DeltamixError: ``folder`` exists and is not empty (nothing is overwritten).
         """
-        from deltamix.core.io import atomic_folder, atomic_write_json
-
         folder = Path(folder)
         try:
             with atomic_folder(folder) as staging:
@@ -183,8 +182,6 @@ def read_examples(source: str | Path | BinaryIO, task: GlueTask) -> list[tuple[s
         DataFormatError: naming the file and line, for a missing file, bad UTF-8, a line with another
             number of columns, or an empty text.
     """
-    from deltamix.data.seq2seq import decode_lines, source_name
-
     path = source_name(source)
     columns = len(task.text_columns)
     examples = []

@@ -1,4 +1,5 @@
-"""How each ``--method`` prepares a sequence-classification model for GLUE training.
+"""The methods a GLUE run compares, one object per ``--method``: how it prepares the model, what it
+trains, and what it stores.
 
 Methods (the head, e.g. ``classifier``, is always trained densely and stored densely):
 
@@ -9,60 +10,52 @@ Methods (the head, e.g. ``classifier``, is always trained densely and stored den
   projection to the target sparsity, fixed-mask fine-tuning) via :mod:`deltamix.diffprune`.
 - ``diffprune-nonadaptive``: the paper's pruning baseline: full fine-tuning, magnitude projection
   of ``theta_ft - theta_pretrained``, fixed-mask fine-tuning.
-- ``lora``, ``shira``, ``supertuning``: PEFT 0.21's adapters, sized to diff pruning's budget.
+- ``lora``, ``shira``, ``supertuning``: PEFT 0.21's adapters, sized to diff pruning's budget
+  (:mod:`deltamix.experiments.glue.parts` has the arithmetic).
 
-Budget arithmetic (all counts exclude the head). Diff pruning stores ``B = ceil(t * d)`` entries,
-``d`` = parameters of the base model (all of them: embeddings, layers, pooler), ``t`` the target
-sparsity (0.5%). PEFT adapters target every ``nn.Linear`` of the base model (``L`` layers of shape
-``m x n``):
+`GLUE_METHODS` maps each name (as on the command line and in records) to its `GlueMethod`; a run
+asks the object, never the name. The exact count each run stores is recorded (``stored_params``,
+``stored_fraction``).
 
-- LoRA and SHiRA store ``r * (m + n)`` values per layer (SHiRA picks that many random entries), so
-  ``r = max(1, round(B / sum(m + n)))``. For all-MiniLM-L6-v2 (d = 22,713,216; B = 113,567 at 0.5%;
-  sum(m + n) = 6 x (4 x 768 + 2 x 1920) + 768 = 42,240) this gives r = 3, i.e. 126,720 values (0.56%).
-- SuperTuning keeps ``int(m * n * (1 - s))`` entries per layer, so ``1 - s = B / sum(m * n)``
-  (MiniLM: sum(m * n) = 10,764,288; 1 - s = 1.055%), which matches B to within one entry per layer.
-
-The exact count of each run is recorded (``stored_params``, ``stored_fraction``).
+>>> method = get_method("lora")
+>>> method.first_stage, method.stored_file, method.stores_diff
+('train', 'adapter', False)
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
-from typing import Any
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
 
+import peft
+import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
+from deltamix.core.io import atomic_path
 from deltamix.core.precision import resolve_precision
+from deltamix.diffprune import DiffPruningConfig, DiffPruningModel, SparseDiff
+from deltamix.diffprune.trainer import DiffPruningTrainer
+from deltamix.experiments.glue.parts import (
+    PreparedModel,
+    diff_budget,
+    head_module_names,
+    linear_targets,
+    lora_rank_for_budget,
+    parameter_counts,
+    split_parameters,
+    supertuning_sparsity_for_budget,
+    tensor_stats,
+)
+from deltamix.experiments.glue.resume import FIXED_MASK_STAGE
+from deltamix.experiments.glue.stages import StageSettings, guarded, run_stage
 
 logger = logging.getLogger(__name__)
-
-DENSE_METHODS = ("full", "last-layer", "bitfit")
-DIFF_METHODS = ("diffprune", "diffprune-structured", "diffprune-nonadaptive")
-L0_METHODS = ("diffprune", "diffprune-structured")  # the diff methods that learn gates with an L0 penalty
-PEFT_METHODS = ("lora", "shira", "supertuning")
-METHODS = (*DENSE_METHODS, *DIFF_METHODS, *PEFT_METHODS)
-# Methods whose bf16 runs matched fp32 on GLUE dev (docs/glue.md, "Training precision"): --precision auto
-# trains them in bf16 where the hardware has it; the others get fp32 from auto until their parity runs
-# (experiments/precision_parity.sh, group glue) are recorded. --precision bf16 is open to every method:
-# under autocast, diff pruning runs each gated linear's base and diff products apart
-# (deltamix.diffprune.split_linear), so the diff is not rounded away with the frozen weight.
-BF16_PARITY_METHODS: tuple[str, ...] = ()
-
-
-def glue_precision(method: str, precision: str) -> str:
-    """The precision (bf16 or fp32) a GLUE run of ``method`` trains in when ``precision`` is asked.
-
-    ``auto`` gives bf16 only for the methods of ``BF16_PARITY_METHODS`` on hardware with native bf16.
-
-    Raises:
-        ValueError: an unknown precision.
-    """
-    if precision == "auto" and method not in BF16_PARITY_METHODS:
-        return "fp32"
-    return resolve_precision(precision)
-
 
 # Learning rate of the (single-stage) baselines when --lr is not given. full: BERT's GLUE range
 # (Devlin et al.); bitfit: BitFit's range 1e-4..1e-3; PEFT adapters: the usual LoRA value.
@@ -74,7 +67,6 @@ DEFAULT_LR = {
     "shira": 5e-4,
     "supertuning": 5e-4,
 }
-
 
 # Diff pruning's first stage when --lr / --l0-lambda are not given. The paper's values (BERT-large):
 # w learning rate 1e-5, L0 penalty weight 1.25e-7. For the embedded all-MiniLM-L6-v2 the searches of
@@ -95,104 +87,82 @@ MINILM_DIFF_LR, MINILM_L0_LAMBDA, MINILM_FULL_LR = 1e-4, 2e-7, 1e-4
 PAPER_MASK_LR, MINILM_MASK_LR = 5e-5, 1e-3
 
 
-@dataclass
-class PreparedModel:
-    """A model ready for the Trainer and what it will store.
+class MethodSettings(StageSettings, Protocol):
+    """The settings a method reads; `deltamix.experiments.glue.settings.GlueRunConfig` has them all."""
+
+    method: str
+    epochs: int
+    target_sparsity: float
+    alpha_lr: float
+    head_lr: float | None
+    structured_penalty: str
+    clip_gates_apart: bool
+    l0_target_density: float | None
+    multiplier_lr: float
+
+    def resolved_lr(self) -> float: ...
+    def resolved_l0_lambda(self) -> float: ...
+    def resolved_mask_lr(self) -> float: ...
+
+
+# What the stages train on: (tokenized train set, {selection split: tokenized set}, tokenizer).
+StageData = tuple[Any, dict[str, Any], Any]
+
+
+class GlueMethod(ABC):
+    """One ``--method``: how it prepares a sequence-classification model, what it trains, what it stores.
+
+    Subclasses set the attributes and implement `prepare`, `save` and `apply`; `train` runs one
+    Trainer stage (``train``, best epoch kept) unless a method overrides it.
 
     Attributes:
-        model: the module to train (the input model, a PEFT model or a ``DiffPruningModel``).
-        method: the ``--method``.
-        stored_params: task-specific values stored besides the head (for diff pruning: the budget
-            the projection will reach).
-        base_params: parameters of the base model without head (``d``).
-        head_params: parameters of the dense head.
-        details: method settings derived here (rank, sparsity, target modules), for the record.
+        name: the name on the command line and in records.
+        stored_file: the file (or folder) in the run folder that holds what the task costs to store.
+        stores_diff: whether that file is a `deltamix.diffprune.SparseDiff` (served from a DiffBank).
+        learns_gates: whether the method learns L0 gates (``--l0-target-density`` applies).
+        first_stage: the folder of its first (or only) Trainer stage.
+        bf16_parity: whether its bf16 runs matched fp32 on GLUE dev (docs/glue.md, "Training
+            precision"): ``--precision auto`` trains only those in bf16.
     """
 
-    model: nn.Module
-    method: str
-    stored_params: int
-    base_params: int
-    head_params: int
-    details: dict[str, Any] = field(default_factory=dict)
+    name: str
+    stored_file: str
+    stores_diff: bool = False
+    learns_gates: bool = False
+    first_stage: str = "train"
+    bf16_parity: bool = False
 
-    @property
-    def stored_fraction(self) -> float:
-        """``stored_params / base_params``: the paper's "new params per task" (head excluded)."""
-        return self.stored_params / self.base_params
+    def default_lr(self, embedded: bool) -> float:
+        """The first stage's learning rate without ``--lr`` (``embedded``: the embedded MiniLM)."""
+        return DEFAULT_LR[self.name]
 
+    @abstractmethod
+    def prepare(self, model: nn.Module, config: MethodSettings) -> PreparedModel:
+        """``model`` made ready to train (trainable parameters chosen, or wrapped)."""
 
-def check_method(method: str) -> str:
-    """``method`` if known.
-
-    Raises:
-        ValueError: for an unknown method, listing the known ones.
-    """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
-    return method
-
-
-def base_prefix(model: nn.Module) -> str:
-    """Name of the pretrained body inside a ``*ForSequenceClassification`` model (``bert``, ...)."""
-    prefix = getattr(model, "base_model_prefix", "")
-    if not prefix or not hasattr(model, prefix):
-        raise ValueError(
-            f"{type(model).__name__} has no pretrained body attribute (base_model_prefix={prefix!r}); "
-            "expected a transformers *ForSequenceClassification model"
+    def train(
+        self, config: MethodSettings, model: nn.Module, data: StageData, mask_epochs: int
+    ) -> tuple[list[dict[str, Any]], PreparedModel]:
+        """Prepare and train ``model``; returns (the stage logs, the trained model prepared to store)."""
+        prepared = self.prepare(model, config)
+        log = run_stage(
+            self.first_stage, config, prepared.model, data, config.resolved_lr(), config.epochs, True
         )
-    return prefix
+        return [log], prepared
 
+    @abstractmethod
+    def save(self, prepared: PreparedModel, out_dir: Path, meta: dict[str, str]) -> Path:
+        """Write what the task costs to store into ``out_dir``; returns its path."""
 
-def head_module_names(model: nn.Module) -> list[str]:
-    """Top-level modules outside the pretrained body that hold parameters (e.g. ``["classifier"]``)."""
-    prefix = base_prefix(model)
-    return [
-        name
-        for name, child in model.named_children()
-        if name != prefix and any(True for _ in child.parameters())
-    ]
+    @abstractmethod
+    def apply(self, model: nn.Module, path: Path) -> nn.Module:
+        """A fresh base ``model`` with the stored file at ``path`` applied (merged)."""
 
-
-def split_parameters(model: nn.Module) -> tuple[dict[str, nn.Parameter], dict[str, nn.Parameter]]:
-    """(body parameters, head parameters) by full name."""
-    heads = tuple(f"{name}." for name in head_module_names(model))
-    body, head = {}, {}
-    for name, parameter in model.named_parameters():
-        (head if name.startswith(heads) else body)[name] = parameter
-    return body, head
-
-
-def diff_budget(model: nn.Module, target_sparsity: float) -> int:
-    """``ceil(t * d)``: entries a diff at target sparsity ``t`` keeps over the ``d`` body parameters."""
-    from deltamix.diffprune.projection import num_kept  # the projection's own count
-
-    body, _ = split_parameters(model)
-    return num_kept(target_sparsity, sum(p.numel() for p in body.values()))
-
-
-def linear_targets(model: nn.Module) -> dict[str, nn.Linear]:
-    """Every ``nn.Linear`` of the pretrained body, by full module name (the PEFT targets)."""
-    prefix = base_prefix(model) + "."
-    return {
-        name: module
-        for name, module in model.named_modules()
-        if isinstance(module, nn.Linear) and name.startswith(prefix)
-    }
-
-
-def lora_rank_for_budget(model: nn.Module, budget: int) -> int:
-    """The rank r >= 1 whose ``r * sum(m + n)`` over :func:`linear_targets` is nearest ``budget``."""
-    per_rank = sum(m.in_features + m.out_features for m in linear_targets(model).values())
-    return max(1, round(budget / per_rank))
-
-
-def supertuning_sparsity_for_budget(model: nn.Module, budget: int) -> float:
-    """SuperTuning's ``sparsity`` s with ``sum(m * n) * (1 - s) = budget`` over :func:`linear_targets`."""
-    total = sum(m.weight.numel() for m in linear_targets(model).values())
-    if budget >= total:
-        raise ValueError(f"budget {budget} is not below the {total} linear weights SuperTuning can adapt")
-    return 1.0 - budget / total
+    def stored_counts(
+        self, prepared: PreparedModel, path: Path, stored: nn.Module, base: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, list[int]], int]:
+        """(per body tensor ``[changed entries, numel]``, values stored besides the head)."""
+        return tensor_stats(stored, base), prepared.stored_params
 
 
 def _freeze_except(model: nn.Module, trainable: set[str]) -> None:
@@ -200,71 +170,314 @@ def _freeze_except(model: nn.Module, trainable: set[str]) -> None:
         parameter.requires_grad_(name in trainable)
 
 
+def _last_layer(body: dict[str, nn.Parameter], model: nn.Module) -> set[str]:
+    """The last numbered transformer block's parameters and the pooler's."""
+    numbers = [int(m.group(1)) for name in body if (m := re.search(r"\.layers?\.(\d+)\.", name))]
+    if not numbers:
+        raise ValueError(f"{type(model).__name__}: no numbered transformer layers found for last-layer")
+    last = f".{max(numbers)}."
+    return {
+        name
+        for name in body
+        if (re.search(r"\.layers?\.(\d+)\.", name) and last in name) or ".pooler." in name
+    }
+
+
+class DenseMethod(GlueMethod):
+    """A method that trains a chosen set of the body's parameters (and the head) in place.
+
+    Args:
+        name: the method's name.
+        choose: (body parameters by name, model) -> the names that train.
+        embedded_lr: the default learning rate for the embedded MiniLM, if not `DEFAULT_LR`'s.
+    """
+
+    stored_file = "trained.safetensors"
+
+    def __init__(
+        self,
+        name: str,
+        choose: Callable[[dict[str, nn.Parameter], nn.Module], set[str]],
+        embedded_lr: float | None = None,
+    ) -> None:
+        self.name, self.choose, self.embedded_lr = name, choose, embedded_lr
+
+    def default_lr(self, embedded: bool) -> float:
+        if embedded and self.embedded_lr is not None:
+            return self.embedded_lr
+        return DEFAULT_LR[self.name]
+
+    def prepare(self, model: nn.Module, config: MethodSettings | None = None) -> PreparedModel:
+        """Set ``requires_grad`` in place: the chosen body parameters and the head train."""
+        body, head = split_parameters(model)
+        chosen = self.choose(body, model)
+        _freeze_except(model, chosen | set(head))
+        base_params, head_params = parameter_counts(model)
+        stored = sum(body[name].numel() for name in chosen)
+        return PreparedModel(model, self.name, stored, base_params, head_params)
+
+    def save(self, prepared: PreparedModel, out_dir: Path, meta: dict[str, str]) -> Path:
+        path = out_dir / self.stored_file
+        tensors = {
+            name: p.detach().cpu().contiguous()
+            for name, p in prepared.model.named_parameters()
+            if p.requires_grad
+        }
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
+        return path
+
+    def apply(self, model: nn.Module, path: Path) -> nn.Module:
+        unexpected = model.load_state_dict(load_file(str(path)), strict=False).unexpected_keys
+        if unexpected:
+            raise ValueError(f"{path}: tensors not in the model: {unexpected[:5]}")
+        return model
+
+
+class PeftMethod(GlueMethod):
+    """A PEFT adapter on every linear layer of the body, sized to diff pruning's budget.
+
+    Args:
+        name: the method's name.
+        make_config: (model, budget, target module names, head module names, seed) ->
+            (the PEFT config, the settings derived for the record).
+    """
+
+    stored_file = "adapter"
+
+    def __init__(
+        self, name: str, make_config: Callable[[nn.Module, int, list[str], list[str], int], tuple[Any, dict]]
+    ) -> None:
+        self.name, self.make_config = name, make_config
+
+    def prepare(self, model: nn.Module, config: MethodSettings) -> PreparedModel:
+        return self.prepare_sized(model, config.target_sparsity, config.seed)
+
+    def prepare_sized(self, model: nn.Module, target_sparsity: float, seed: int) -> PreparedModel:
+        """Wrap ``model`` with the adapter sized to the budget of ``target_sparsity``."""
+        base_params, head_params = parameter_counts(model)
+        budget = diff_budget(model, target_sparsity)
+        targets, heads = sorted(linear_targets(model)), head_module_names(model)
+        peft_config, derived = self.make_config(model, budget, targets, heads, seed)
+        details = {"budget": budget, "target_modules": len(targets), **derived}
+        wrapped = peft.get_peft_model(model, peft_config)
+        stored = sum(
+            p.numel()
+            for name, p in wrapped.named_parameters()
+            if p.requires_grad and not any(f".{h}." in f".{name}" for h in heads)
+        )
+        logger.info("%s: %s, %d stored values (budget %d)", self.name, details, stored, budget)
+        return PreparedModel(wrapped, self.name, stored, base_params, head_params, details)
+
+    def save(self, prepared: PreparedModel, out_dir: Path, meta: dict[str, str]) -> Path:
+        path = out_dir / self.stored_file
+        prepared.model.save_pretrained(str(path))
+        return path
+
+    def apply(self, model: nn.Module, path: Path) -> nn.Module:
+        return peft.PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+
+
+def _lora_config(model, budget, targets, heads, seed):
+    rank = lora_rank_for_budget(model, budget)
+    config = peft.LoraConfig(
+        r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=targets, modules_to_save=heads
+    )
+    return config, {"r": rank}
+
+
+def _shira_config(model, budget, targets, heads, seed):
+    rank = lora_rank_for_budget(model, budget)
+    return peft.ShiraConfig(r=rank, random_seed=seed, target_modules=targets, modules_to_save=heads), {
+        "r": rank
+    }
+
+
+def _supertuning_config(model, budget, targets, heads, seed):
+    sparsity = supertuning_sparsity_for_budget(model, budget)
+    config = peft.SupertuningConfig(sparsity=sparsity, target_modules=targets, modules_to_save=heads)
+    return config, {"sparsity": sparsity}
+
+
+class DiffPruningMethod(GlueMethod):
+    """Diff pruning's three stages: a first stage, magnitude projection, fixed-mask fine-tuning.
+
+    Args:
+        name: the method's name.
+        structured: one extra gate per parameter tensor (``diffprune-structured``).
+        learn_gates: L0 gates in the first stage; False is the non-adaptive baseline, whose first
+            stage is full fine-tuning of a dense diff (folder ``full-ft``) at full fine-tuning's rate.
+    """
+
+    stored_file = "diff.safetensors"
+    stores_diff = True
+
+    def __init__(self, name: str, structured: bool = False, learn_gates: bool = True) -> None:
+        self.name, self.structured, self.learns_gates = name, structured, learn_gates
+        self.first_stage = "l0" if learn_gates else "full-ft"
+
+    def default_lr(self, embedded: bool) -> float:
+        if not self.learns_gates:  # full fine-tuning's
+            return MINILM_FULL_LR if embedded else DEFAULT_LR["full"]
+        return MINILM_DIFF_LR if embedded else PAPER_DIFF_LR
+
+    def diff_config(self, config: MethodSettings, model: nn.Module) -> DiffPruningConfig:
+        """The `DiffPruningConfig` of a run with settings ``config`` on ``model``."""
+        return DiffPruningConfig(
+            target_sparsity=config.target_sparsity,
+            structured=self.structured,
+            structured_penalty=config.structured_penalty,
+            clip_gates_apart=config.clip_gates_apart,
+            learn_gates=self.learns_gates,
+            l0_lambda=config.resolved_l0_lambda(),
+            target_density=config.l0_target_density,
+            multiplier_learning_rate=config.multiplier_lr,
+            dense_modules=head_module_names(model),
+            learning_rate=config.resolved_lr(),
+            alpha_learning_rate=config.alpha_lr,
+            dense_learning_rate=config.head_lr,
+            fixed_mask_learning_rate=config.resolved_mask_lr(),
+            weight_decay=config.weight_decay,
+        )
+
+    def prepare(self, model: nn.Module, config: MethodSettings) -> PreparedModel:
+        """``model`` wrapped in a `DiffPruningModel` (stored count: the projection's budget)."""
+        dp_config = self.diff_config(config, model)
+        details = {"diffprune_config": dp_config.to_dict()}
+        base_params, head_params = parameter_counts(model)
+        budget = diff_budget(model, config.target_sparsity)
+        return PreparedModel(
+            DiffPruningModel(model, dp_config), self.name, budget, base_params, head_params, details
+        )
+
+    def train(
+        self, config: MethodSettings, model: nn.Module, data: StageData, mask_epochs: int
+    ) -> tuple[list[dict[str, Any]], PreparedModel]:
+        prepared = self.prepare(model, config)
+        wrapped, trainer_cls = prepared.model, guarded(DiffPruningTrainer)
+        logs = [
+            run_stage(
+                self.first_stage,
+                config,
+                wrapped,
+                data,
+                config.resolved_lr(),
+                config.epochs,
+                False,
+                trainer_cls,
+            )
+        ]
+        logs.append(self.project(wrapped, prepared.stored_params, config.target_sparsity))
+        # The fixed-mask stage fine-tunes the kept entries and the head together at the stage's rate.
+        mask_lr = config.resolved_mask_lr()
+        wrapped.diff_config.dense_learning_rate = config.head_lr or mask_lr
+        logs.append(
+            run_stage(FIXED_MASK_STAGE, config, wrapped, data, mask_lr, mask_epochs, True, trainer_cls)
+        )
+        prepared.details["fixed_mask_head_lr"] = config.head_lr or mask_lr
+        return logs, prepared
+
+    @staticmethod
+    def project(wrapped: DiffPruningModel, budget: int, target_sparsity: float) -> dict[str, Any]:
+        """Project the diff to ``budget`` entries; returns the projection's stage log."""
+        start = time.perf_counter()
+        gates = {}
+        if wrapped.alpha is not None:  # what the L0 stage ended with: E[L0] / d, and the multipliers if any
+            with torch.no_grad():
+                gates["expected_density"] = float(wrapped.l0_penalty()) / wrapped.num_gated
+            if wrapped.lagrange_multipliers is not None:
+                gates["lagrange_multipliers"] = wrapped.lagrange_multipliers.detach().cpu().tolist()
+        nonzero = wrapped.nnz()
+        # project_ warns when nonzero < budget (gates closed early) and fills the rest by |w|, then gate.
+        wrapped.project_(target_sparsity)
+        seconds = time.perf_counter() - start
+        return {"stage": "projection", "seconds": seconds, "nonzero_before": nonzero, "kept": budget, **gates}
+
+    def save(self, prepared: PreparedModel, out_dir: Path, meta: dict[str, str]) -> Path:
+        path = out_dir / self.stored_file
+        prepared.model.export_diff().save(path)
+        return path
+
+    def apply(self, model: nn.Module, path: Path) -> nn.Module:
+        SparseDiff.load(path).apply_(model)
+        return model
+
+    def stored_counts(
+        self, prepared: PreparedModel, path: Path, stored: nn.Module, base: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, list[int]], int]:
+        diff = SparseDiff.load(path)
+        stats = {
+            row["name"]: [row["nnz"], row["numel"]] for row in diff.tensor_stats() if row["kind"] == "gated"
+        }
+        return stats, diff.nnz
+
+
+GLUE_METHODS: dict[str, GlueMethod] = {
+    method.name: method
+    for method in (
+        DenseMethod("full", lambda body, model: set(body), embedded_lr=MINILM_FULL_LR),
+        DenseMethod("last-layer", _last_layer),
+        DenseMethod("bitfit", lambda body, model: {name for name in body if name.endswith(".bias")}),
+        DiffPruningMethod("diffprune"),
+        DiffPruningMethod("diffprune-structured", structured=True),
+        DiffPruningMethod("diffprune-nonadaptive", learn_gates=False),
+        PeftMethod("lora", _lora_config),
+        PeftMethod("shira", _shira_config),
+        PeftMethod("supertuning", _supertuning_config),
+    )
+}
+METHODS = tuple(GLUE_METHODS)
+# Groups of names, for the report's tables (a run asks its method object instead).
+DENSE_METHODS = tuple(name for name, m in GLUE_METHODS.items() if isinstance(m, DenseMethod))
+DIFF_METHODS = tuple(name for name, m in GLUE_METHODS.items() if m.stores_diff)
+L0_METHODS = tuple(name for name, m in GLUE_METHODS.items() if m.learns_gates)
+PEFT_METHODS = tuple(name for name, m in GLUE_METHODS.items() if isinstance(m, PeftMethod))
+# --precision bf16 is open to every method: under autocast, diff pruning runs each gated linear's base
+# and diff products apart (deltamix.diffprune.split_linear), so the diff is not rounded away with the
+# frozen weight. The parity runs are experiments/precision_parity.sh, group glue.
+BF16_PARITY_METHODS = tuple(name for name, m in GLUE_METHODS.items() if m.bf16_parity)
+
+
+def get_method(name: str) -> GlueMethod:
+    """The `GlueMethod` called ``name``.
+
+    Raises:
+        ValueError: for an unknown method, listing the known ones.
+    """
+    if name not in GLUE_METHODS:
+        raise ValueError(f"unknown method {name!r}; expected one of {', '.join(METHODS)}")
+    return GLUE_METHODS[name]
+
+
+def check_method(method: str) -> str:
+    """``method`` if known (`get_method` raises otherwise)."""
+    return get_method(method).name
+
+
+def glue_precision(method: str, precision: str) -> str:
+    """The precision (bf16 or fp32) a GLUE run of ``method`` trains in when ``precision`` is asked.
+
+    ``auto`` gives bf16 only for the methods with ``bf16_parity`` on hardware with native bf16.
+
+    Raises:
+        ValueError: an unknown precision.
+    """
+    if precision == "auto" and not get_method(method).bf16_parity:
+        return "fp32"
+    return resolve_precision(precision)
+
+
 def prepare_dense(model: nn.Module, method: str) -> PreparedModel:
     """``full``, ``last-layer`` or ``bitfit``: set ``requires_grad`` in place; the head always trains."""
-    body, head = split_parameters(model)
-    if method == "full":
-        chosen = set(body)
-    elif method == "bitfit":
-        chosen = {name for name in body if name.endswith(".bias")}
-    elif method == "last-layer":
-        numbers = [int(m.group(1)) for name in body if (m := re.search(r"\.layers?\.(\d+)\.", name))]
-        if not numbers:
-            raise ValueError(f"{type(model).__name__}: no numbered transformer layers found for last-layer")
-        last = f".{max(numbers)}."
-        chosen = {
-            name
-            for name in body
-            if (re.search(r"\.layers?\.(\d+)\.", name) and last in name) or ".pooler." in name
-        }
-    else:
+    chosen = get_method(method)
+    if not isinstance(chosen, DenseMethod):
         raise ValueError(f"{method!r} is not one of {DENSE_METHODS}")
-    _freeze_except(model, chosen | set(head))
-    return PreparedModel(
-        model=model,
-        method=method,
-        stored_params=sum(body[name].numel() for name in chosen),
-        base_params=sum(p.numel() for p in body.values()),
-        head_params=sum(p.numel() for p in head.values()),
-    )
+    return chosen.prepare(model)
 
 
 def prepare_peft(model: nn.Module, method: str, target_sparsity: float, seed: int) -> PreparedModel:
-    """``lora``, ``shira`` or ``supertuning`` through PEFT, sized to diff pruning's budget (module doc)."""
-    import peft
-
-    body, head = split_parameters(model)
-    budget = diff_budget(model, target_sparsity)
-    targets = sorted(linear_targets(model))
-    heads = head_module_names(model)
-    details: dict[str, Any] = {"budget": budget, "target_modules": len(targets)}
-    if method in ("lora", "shira"):
-        rank = lora_rank_for_budget(model, budget)
-        details["r"] = rank
-        if method == "lora":
-            config = peft.LoraConfig(
-                r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=targets, modules_to_save=heads
-            )
-        else:
-            config = peft.ShiraConfig(r=rank, random_seed=seed, target_modules=targets, modules_to_save=heads)
-    elif method == "supertuning":
-        sparsity = supertuning_sparsity_for_budget(model, budget)
-        details["sparsity"] = sparsity
-        config = peft.SupertuningConfig(sparsity=sparsity, target_modules=targets, modules_to_save=heads)
-    else:
+    """``lora``, ``shira`` or ``supertuning`` through PEFT, sized to diff pruning's budget."""
+    chosen = get_method(method)
+    if not isinstance(chosen, PeftMethod):
         raise ValueError(f"{method!r} is not one of {PEFT_METHODS}")
-    wrapped = peft.get_peft_model(model, config)
-    stored = sum(
-        p.numel()
-        for name, p in wrapped.named_parameters()
-        if p.requires_grad and not any(f".{h}." in f".{name}" for h in heads)
-    )
-    logger.info("%s: %s, %d stored values (budget %d)", method, details, stored, budget)
-    return PreparedModel(
-        model=wrapped,
-        method=method,
-        stored_params=stored,
-        base_params=sum(p.numel() for p in body.values()),
-        head_params=sum(p.numel() for p in head.values()),
-        details=details,
-    )
+    return chosen.prepare_sized(model, target_sparsity, seed)

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from deltamix.data.glue import get_task
+
 # Columns of the paper's GLUE table, in its order; the average is over these.
 GLUE_AVERAGE_COLUMNS = ("qnli", "sst2", "mnli-m", "mnli-mm", "cola", "mrpc", "stsb", "rte", "qqp")
 
@@ -74,8 +76,6 @@ def glue_metrics(
         Metric name -> value, names as in ``GlueTask.metrics`` (``mcc``, ``accuracy``, ``f1``,
         ``pearson``, ``spearman``).
     """
-    from deltamix.data.glue import get_task
-
     spec = get_task(task)
     predictions = np.asarray(predictions)
     if predictions.ndim == 2:

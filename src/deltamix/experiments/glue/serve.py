@@ -24,9 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import AutoTokenizer
 
 from deltamix.core.errors import DeltamixError
 from deltamix.core.records import make_record
+from deltamix.data.glue import get_task
+from deltamix.diffprune import DiffBank, SparseDiff
+from deltamix.experiments.glue.evaluation import default_device, evaluate
+from deltamix.experiments.glue.run_data import load_classifier, prepare_data
+from deltamix.experiments.glue.settings import DEFAULT_MODEL_NAME, GlueRunConfig
 
 SERVE_EXPERIMENT = "glue-serve"
 
@@ -59,6 +65,92 @@ def _read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, float], Path]:
     return json.loads(config_path.read_text()), json.loads(metrics_path.read_text()), diff_path
 
 
+@dataclass
+class _Bank:
+    """The shared base model with every run's diff in a DiffBank, and what each task is scored on."""
+
+    base: torch.nn.Module
+    bank: DiffBank
+    tokenizer: Any
+    served: list[ServedTask]
+    evals: dict[str, dict[str, Any]]
+    diffs: dict[str, dict[str, int]]
+    device: torch.device
+
+
+def _load_bank(runs, data_dir: str | Path | None, max_eval_examples: int | None) -> _Bank:
+    """One base model, each run's diff added to its bank, and each task's tokenized dev sets."""
+    model_paths = {config["model_path"] for _, config, _, _ in runs}
+    if len(model_paths) != 1:
+        raise DeltamixError(f"the runs use different base models: {sorted(model_paths)}")
+    tasks = [config["task"] for _, config, _, _ in runs]
+    if len(set(tasks)) != len(tasks):
+        raise DeltamixError(f"each task may be served once; got {tasks}")
+    model_path = model_paths.pop()
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    # The shared model; each diff carries its task's head, which the bank installs on activate().
+    base = load_classifier(
+        GlueRunConfig(task=tasks[0], model=model_path, output_dir="unused"), get_task(tasks[0])
+    )
+    device = default_device()
+    base.to(device).eval()
+    loaded = _Bank(base, DiffBank(base), tokenizer, [], {}, {}, device)
+    for run_dir, config, expected, diff_path in runs:
+        spec = get_task(config["task"])
+        diff = SparseDiff.load(diff_path)
+        loaded.diffs[spec.name] = {"diff_bytes": diff_path.stat().st_size, "nnz": diff.nnz}
+        loaded.bank.add(spec.name, diff)
+        run_config = GlueRunConfig(
+            task=spec.name,
+            model=model_path,
+            data_dir=str(data_dir) if data_dir is not None else config.get("data_dir"),
+            max_length=config["max_length"],
+            max_eval_examples=max_eval_examples,
+            output_dir="unused",
+        )
+        _, loaded.evals[spec.name], _ = prepare_data(run_config, tokenizer, with_train=False)
+        loaded.served.append(ServedTask(spec.name, spec.name, run_dir, expected, config))
+    return loaded
+
+
+def _serve_task(
+    loaded: _Bank,
+    task: ServedTask,
+    results: dict[str, Any],
+    eval_batch_size: int,
+    max_eval_examples,
+    tolerance,
+) -> None:
+    """Activate ``task``'s diff, score it, and fold the scores into ``results["tasks"][task.name]``."""
+    start = time.perf_counter()
+    loaded.bank.activate(task.name)
+    results["switch_seconds"].append(time.perf_counter() - start)
+    start = time.perf_counter()
+    metrics = evaluate(task.task, loaded.base, loaded.evals[task.name], loaded.tokenizer, eval_batch_size)
+    seconds = time.perf_counter() - start
+    # Comparable only when the run scored the same dev examples (its own max_eval_examples).
+    same_examples = task.config.get("max_eval_examples") == max_eval_examples
+    compared = {k: v for k, v in task.expected.items() if k in metrics} if same_examples else {}
+    worst = max((abs(metrics[k] - v) for k, v in compared.items()), default=None)
+    entry = results["tasks"].setdefault(task.name, {"rounds": [], "max_abs_diff": None})
+    if entry["max_abs_diff"] is not None and worst is not None:  # the worst over all rounds
+        worst = max(worst, entry["max_abs_diff"])
+    entry["rounds"].append(metrics)
+    entry.update(
+        metrics=metrics,
+        expected=task.expected,
+        max_abs_diff=worst,
+        matches=None if worst is None else worst <= tolerance,
+        eval_seconds=seconds,
+        run_dir=str(task.run_dir),
+        method=task.config.get("method"),
+        seed=task.config.get("seed"),
+        model=task.config.get("model") or DEFAULT_MODEL_NAME,
+        **loaded.diffs[task.name],
+    )
+    logger.info("%s: %s (stored run: %s)", task.name, metrics, compared)
+
+
 def serve(
     run_dirs: list[Path],
     data_dir: str | Path | None = None,
@@ -88,90 +180,18 @@ def serve(
         DeltamixError: a folder is not a finished diffprune run, runs use different base models, or
             a task appears twice.
     """
-    from transformers import AutoTokenizer
-
-    from deltamix.data.glue import get_task
-    from deltamix.diffprune import DiffBank, SparseDiff
-    from deltamix.experiments.glue.run import (
-        DEFAULT_MODEL_NAME,
-        GlueRunConfig,
-        evaluate,
-        load_classifier,
-        prepare_data,
-    )
-
     if not run_dirs:
         raise ValueError("serve needs at least one run folder")
     if rounds <= 0:
         raise ValueError(f"rounds must be > 0, got {rounds}")
-    runs = [(Path(d), *_read_run(Path(d))) for d in run_dirs]
-    model_paths = {config["model_path"] for _, config, _, _ in runs}
-    if len(model_paths) != 1:
-        raise DeltamixError(f"the runs use different base models: {sorted(model_paths)}")
-    tasks = [config["task"] for _, config, _, _ in runs]
-    if len(set(tasks)) != len(tasks):
-        raise DeltamixError(f"each task may be served once; got {tasks}")
-
-    model_path = model_paths.pop()
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    # The shared model; each diff carries its task's head, which the bank installs on activate().
-    base = load_classifier(
-        GlueRunConfig(task=tasks[0], model=model_path, output_dir="unused"), get_task(tasks[0])
-    )
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    base.to(device).eval()
-    bank = DiffBank(base)
-    served, evals_by_task, diffs = [], {}, {}
-    for run_dir, config, expected, diff_path in runs:
-        spec = get_task(config["task"])
-        diff = SparseDiff.load(diff_path)
-        diffs[spec.name] = {"diff_bytes": diff_path.stat().st_size, "nnz": diff.nnz}
-        bank.add(spec.name, diff)
-        run_config = GlueRunConfig(
-            task=spec.name,
-            model=model_path,
-            data_dir=str(data_dir) if data_dir is not None else config.get("data_dir"),
-            max_length=config["max_length"],
-            max_eval_examples=max_eval_examples,
-            output_dir="unused",
-        )
-        _, evals, _ = prepare_data(run_config, tokenizer, with_train=False)
-        evals_by_task[spec.name] = evals
-        served.append(ServedTask(spec.name, spec.name, run_dir, expected, config))
-
+    loaded = _load_bank([(Path(d), *_read_run(Path(d))) for d in run_dirs], data_dir, max_eval_examples)
     results: dict[str, Any] = {"tasks": {}, "switch_seconds": []}
     for _ in range(rounds):
-        for task in served:
-            start = time.perf_counter()
-            bank.activate(task.name)
-            results["switch_seconds"].append(time.perf_counter() - start)
-            start = time.perf_counter()
-            metrics = evaluate(task.task, base, evals_by_task[task.name], tokenizer, eval_batch_size)
-            seconds = time.perf_counter() - start
-            # Comparable only when the run scored the same dev examples (its own max_eval_examples).
-            same_examples = task.config.get("max_eval_examples") == max_eval_examples
-            compared = {k: v for k, v in task.expected.items() if k in metrics} if same_examples else {}
-            worst = max((abs(metrics[k] - v) for k, v in compared.items()), default=None)
-            entry = results["tasks"].setdefault(task.name, {"rounds": [], "max_abs_diff": None})
-            if entry["max_abs_diff"] is not None and worst is not None:  # the worst over all rounds
-                worst = max(worst, entry["max_abs_diff"])
-            entry["rounds"].append(metrics)
-            entry.update(
-                metrics=metrics,
-                expected=task.expected,
-                max_abs_diff=worst,
-                matches=None if worst is None else worst <= tolerance,
-                eval_seconds=seconds,
-                run_dir=str(task.run_dir),
-                method=task.config.get("method"),
-                seed=task.config.get("seed"),
-                model=task.config.get("model") or DEFAULT_MODEL_NAME,
-                **diffs[task.name],
-            )
-            logger.info("%s: %s (stored run: %s)", task.name, metrics, compared)
-    bank.activate(None)
-    results["base_params"] = sum(p.numel() for p in base.parameters())
-    results["stored_nnz"] = sum(entry["nnz"] for entry in diffs.values())
+        for task in loaded.served:
+            _serve_task(loaded, task, results, eval_batch_size, max_eval_examples, tolerance)
+    loaded.bank.activate(None)
+    results["base_params"] = sum(p.numel() for p in loaded.base.parameters())
+    results["stored_nnz"] = sum(entry["nnz"] for entry in loaded.diffs.values())
     # Tasks that could not be compared (other dev examples than their run's) do not count against it.
     results["all_match"] = all(entry["matches"] is not False for entry in results["tasks"].values())
     results["settings"] = {
@@ -181,7 +201,7 @@ def serve(
         "max_eval_examples": max_eval_examples,
         "rounds": rounds,
         "tolerance": tolerance,
-        "device": device.type,
+        "device": loaded.device.type,
     }
     return results
 

@@ -1,4 +1,4 @@
-"""The Trainer stages of a GLUE run: one stage on transformers' Trainer, and diff pruning's three.
+"""The Trainer stages of a GLUE run: one stage on transformers' Trainer, resumable, and a reused first stage.
 
 Each stage runs in ``output_dir/<stage>/`` and is evaluated on its selection set (the first eval
 split it is given: the held-out slice, or dev with ``select_on="dev"``) and checkpointed after every
@@ -16,57 +16,47 @@ import json
 import logging
 import os
 import shutil
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
+from safetensors.torch import load_model as load_state
+from safetensors.torch import save_model as save_state
 from torch import nn
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from deltamix.core.errors import DeltamixError
 from deltamix.core.io import atomic_path, atomic_write_json
-from deltamix.experiments.glue.methods import PreparedModel, diff_budget, head_module_names, split_parameters
+from deltamix.core.run_folder import setting_differences
+from deltamix.diffprune import DiffPruningModel
+from deltamix.diffprune.trainer import load_trainable_state, save_trainable_state
 from deltamix.experiments.glue.metrics import glue_metrics, task_score
-
-if TYPE_CHECKING:
-    from deltamix.experiments.glue.run import GlueRunConfig
+from deltamix.experiments.glue.resume import ADDED_SINCE, FIRST_STAGE_SETTINGS
+from deltamix.experiments.glue.stage_callbacks import SaveEveryStepsCallback, StageClock
 
 logger = logging.getLogger(__name__)
 
 _DONE = "stage_done.json"
 _FINAL = "final_state.safetensors"
-# The resolved settings a diff pruning run's first stage depends on: a run may take another run's first
-# stage (`adopt_first_stage`) only if these are equal. Not among them: the target sparsity and the
-# fixed-mask stage's settings, which act after the first stage.
-FIRST_STAGE_SETTINGS = (
-    "task", "method", "model_path", "data_dir", "seed", "max_length", "batch_size", "epochs", "resolved_lr",
-    "alpha_lr", "head_lr", "resolved_l0_lambda", "structured_penalty", "max_grad_norm", "clip_gates_apart",
-    "l0_target_density", "multiplier_lr", "weight_decay",
-    "warmup_ratio", "max_train_examples", "max_eval_examples", "max_steps", "train_examples",
-    "select_on", "holdout_examples",
-)  # fmt: skip
 
 
-# The settings that act only after the first stage: the projection's and the fixed-mask stage's. A run
-# interrupted before its fixed-mask stage began may be restarted with other values of these.
-LATER_STAGE_SETTINGS = (
-    "target_sparsity",
-    "mask_lr",
-    "resolved_mask_lr",
-    "mask_epochs",
-    "resolved_mask_epochs",
-)
+class StageSettings(Protocol):
+    """The settings a stage reads; `deltamix.experiments.glue.settings.GlueRunConfig` has them all."""
 
-
-def fixed_mask_started(out_dir: Path) -> bool:
-    """Whether the run in ``out_dir`` has begun its fixed-mask stage (its folder exists)."""
-    return (out_dir / "fixed-mask").exists()
-
-
-def first_stage_name(method: str) -> str:
-    """The folder of a diff pruning method's first stage: ``full-ft`` (non-adaptive) or ``l0``."""
-    return "full-ft" if method == "diffprune-nonadaptive" else "l0"
+    task: str
+    output_dir: str | None
+    seed: int
+    batch_size: int
+    eval_batch_size: int
+    max_grad_norm: float
+    weight_decay: float
+    warmup_ratio: float
+    max_steps: int | None
+    logging_steps: int
+    save_steps: int | None
+    precision: str
 
 
 def compute_metrics_fn(task: str):
@@ -82,9 +72,9 @@ def compute_metrics_fn(task: str):
     return compute
 
 
-def _training_args(config: GlueRunConfig, stage_dir: Path, lr: float, epochs: int, select_best: bool, evals):
-    from transformers import TrainingArguments
-
+def _training_args(
+    config: StageSettings, stage_dir: Path, lr: float, epochs: int, select_best: bool, evals
+) -> TrainingArguments:
     first = next(iter(evals))
     return TrainingArguments(
         output_dir=str(stage_dir),
@@ -117,7 +107,7 @@ def _training_args(config: GlueRunConfig, stage_dir: Path, lr: float, epochs: in
 
 
 def run_stage(
-    name: str, config: GlueRunConfig, model: nn.Module, data, lr: float, epochs: int, select_best: bool,
+    name: str, config: StageSettings, model: nn.Module, data, lr: float, epochs: int, select_best: bool,
     trainer_cls=None,
 ) -> dict[str, Any]:  # fmt: skip
     """Train ``model`` for one stage in ``output_dir/name`` (skipped if already done); returns its log.
@@ -125,10 +115,6 @@ def run_stage(
     A finished stage leaves ``stage_done.json`` and ``final_state.safetensors`` (the model's state
     dict at the end, after best-checkpoint loading); running again loads that state instead.
     """
-    from transformers import DataCollatorWithPadding, Trainer
-
-    from deltamix.experiments.glue.stage_callbacks import SaveEveryStepsCallback, StageClock
-
     stage_dir = Path(config.output_dir) / name
     done = stage_dir / _DONE
     if done.is_file():
@@ -137,7 +123,7 @@ def run_stage(
         return json.loads(done.read_text())
     train, evals, tokenizer = data
     args = _training_args(config, stage_dir, lr, epochs, select_best, evals)
-    trainer = _guarded(trainer_cls or Trainer)(
+    trainer = guarded(trainer_cls or Trainer)(
         model=model,
         args=args,
         train_dataset=train,
@@ -179,7 +165,7 @@ def run_stage(
     return log
 
 
-def adopt_first_stage(source: Path, out_dir: Path, settings: dict[str, Any]) -> None:
+def adopt_first_stage(source: Path, out_dir: Path, settings: dict[str, Any], name: str) -> None:
     """Copy the finished first stage of run folder ``source`` into ``out_dir``, so `run_stage` loads it
     instead of training (a sparsity sweep trains the first stage once). Nothing to do if ``out_dir``
     already holds a finished first stage.
@@ -188,15 +174,12 @@ def adopt_first_stage(source: Path, out_dir: Path, settings: dict[str, Any]) -> 
         source: a run folder whose first stage was kept (``keep_first_stage``).
         out_dir: this run's folder.
         settings: this run's resolved settings (its ``config.json``).
+        name: the first stage's folder (`deltamix.experiments.glue.methods.GlueMethod.first_stage`).
 
     Raises:
         DeltamixError: ``source`` holds no kept first stage, or its settings differ from ``settings``
             in one of `FIRST_STAGE_SETTINGS` (each named, with both values).
     """
-    from deltamix.core.run_folder import setting_differences
-    from deltamix.experiments.glue.run import ADDED_SINCE
-
-    name = first_stage_name(settings["method"])
     target = out_dir / name
     if (target / _DONE).is_file():
         return
@@ -239,8 +222,6 @@ def last_complete_checkpoint(stage_dir: Path, remove_partial: bool = False) -> s
     short; with ``remove_partial`` (main process only) such folders are deleted so that Trainer's
     checkpoint rotation cannot mistake them for the newest.
     """
-    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
-
     if not stage_dir.is_dir():
         return None
     found = []
@@ -265,11 +246,6 @@ def last_complete_checkpoint(stage_dir: Path, remove_partial: bool = False) -> s
 
 def _save_final(model: nn.Module, path: Path) -> None:
     """A stage's final state: the trainable state of a DiffPruningModel (no frozen base), else the state dict."""
-    from safetensors.torch import save_model as save_state
-
-    from deltamix.diffprune import DiffPruningModel
-    from deltamix.diffprune.trainer import save_trainable_state
-
     if isinstance(model, DiffPruningModel):
         save_trainable_state(model, path)
         return
@@ -278,11 +254,6 @@ def _save_final(model: nn.Module, path: Path) -> None:
 
 
 def _load_final(model: nn.Module, path: Path) -> None:
-    from safetensors.torch import load_model as load_state
-
-    from deltamix.diffprune import DiffPruningModel
-    from deltamix.diffprune.trainer import load_trainable_state
-
     if isinstance(model, DiffPruningModel):
         load_trainable_state(model, path)
     else:
@@ -293,7 +264,7 @@ class NonFiniteLossError(DeltamixError):
     """The training loss became NaN or Inf; the run stopped before applying that step's update."""
 
 
-def _guarded(trainer_cls: type) -> type:
+def guarded(trainer_cls: type) -> type:
     """``trainer_cls`` whose every training step stops the run if the loss is not finite.
 
     The check runs after the backward pass and before the optimizer step, so the parameters never
@@ -310,8 +281,6 @@ def _guarded(trainer_cls: type) -> type:
         def training_step(self, model, inputs, num_items_in_batch=None):
             loss = super().training_step(model, inputs, num_items_in_batch)
             if not torch.isfinite(loss.detach()).all():
-                from transformers.trainer_utils import get_last_checkpoint
-
                 out = self.args.output_dir
                 last = get_last_checkpoint(out) if os.path.isdir(out) else None
                 raise NonFiniteLossError(
@@ -325,70 +294,3 @@ def _guarded(trainer_cls: type) -> type:
 
     Guarded.__name__ = Guarded.__qualname__ = f"Guarded{trainer_cls.__name__}"
     return Guarded
-
-
-def _diff_config(config: GlueRunConfig, model: nn.Module):
-    from deltamix.diffprune import DiffPruningConfig
-
-    return DiffPruningConfig(
-        target_sparsity=config.target_sparsity,
-        structured=config.method == "diffprune-structured",
-        structured_penalty=config.structured_penalty,
-        clip_gates_apart=config.clip_gates_apart,
-        learn_gates=config.method != "diffprune-nonadaptive",
-        l0_lambda=config.resolved_l0_lambda(),
-        target_density=config.l0_target_density,
-        multiplier_learning_rate=config.multiplier_lr,
-        dense_modules=head_module_names(model),
-        learning_rate=config.resolved_lr(),
-        alpha_learning_rate=config.alpha_lr,
-        dense_learning_rate=config.head_lr,
-        fixed_mask_learning_rate=config.resolved_mask_lr(),
-        weight_decay=config.weight_decay,
-    )
-
-
-def train_diffprune(config: GlueRunConfig, model: nn.Module, data, mask_epochs: int):
-    """The three stages; returns (the DiffPruningModel after stage 3, stage logs, its prepared info)."""
-    from deltamix.diffprune import DiffPruningModel
-    from deltamix.diffprune.trainer import DiffPruningTrainer
-
-    trainer_cls = _guarded(DiffPruningTrainer)
-    body, head = split_parameters(model)
-    dp_config = _diff_config(config, model)
-    stage1_config = dp_config.to_dict()
-    wrapped = DiffPruningModel(model, dp_config)
-    first = first_stage_name(config.method)
-    logs = [run_stage(first, config, wrapped, data, config.resolved_lr(), config.epochs, False, trainer_cls)]
-    start = time.perf_counter()
-    gates = {}
-    if wrapped.alpha is not None:  # what the L0 stage ended with: E[L0] / d, and the multipliers if any
-        with torch.no_grad():
-            gates["expected_density"] = float(wrapped.l0_penalty()) / wrapped.num_gated
-        if wrapped.lagrange_multipliers is not None:
-            gates["lagrange_multipliers"] = wrapped.lagrange_multipliers.detach().cpu().tolist()
-    nonzero, budget = wrapped.nnz(), diff_budget(model, config.target_sparsity)
-    # project_ warns when nonzero < budget (gates closed early) and fills the rest by |w|, then gate.
-    wrapped.project_(config.target_sparsity)
-    logs.append(
-        {
-            "stage": "projection",
-            "seconds": time.perf_counter() - start,
-            "nonzero_before": nonzero,
-            "kept": budget,
-            **gates,
-        }
-    )
-    # The fixed-mask stage fine-tunes the kept entries and the head together at the stage's rate.
-    mask_lr = config.resolved_mask_lr()
-    wrapped.diff_config.dense_learning_rate = config.head_lr or mask_lr
-    logs.append(run_stage("fixed-mask", config, wrapped, data, mask_lr, mask_epochs, True, trainer_cls))
-    prepared = PreparedModel(
-        model=wrapped,
-        method=config.method,
-        stored_params=diff_budget(model, config.target_sparsity),
-        base_params=sum(p.numel() for p in body.values()),
-        head_params=sum(p.numel() for p in head.values()),
-        details={"diffprune_config": stage1_config, "fixed_mask_head_lr": config.head_lr or mask_lr},
-    )
-    return wrapped, logs, prepared
