@@ -7,6 +7,8 @@ import dataclasses
 import logging
 import time
 
+from accelerate import PartialState
+
 from deltamix.cli.args import positive_int, unit_interval
 from deltamix.cli.settings_args import add_settings_options, settings_from_args
 from deltamix.core.precision import PRECISIONS
@@ -109,7 +111,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run, scan_parser=parser)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _config_from_args(args: argparse.Namespace) -> ScanRunConfig:
+    """The `ScanRunConfig` of the parsed command line (parser errors for impossible model settings)."""
     if args.model != "lstm" and args.embedding_dim is not None:
         args.scan_parser.error("--embedding-dim applies to --model lstm only")
     budget = settings_from_args(args, BUDGET_FIELDS)
@@ -118,32 +121,39 @@ def _run(args: argparse.Namespace) -> int:
     training = dataclasses.replace(
         default_training(), **budget, **settings_from_args(args, TRAINING_FIELDS), seed=args.seed
     )
-    model_config = {}
+    model_config = _model_overrides(args)
+    run = settings_from_args(args, RUN_FIELDS)
+    run["output_dir"] = None if args.output_dir is None else str(args.output_dir)
+    run["results_dir"] = str(args.results_dir)
+    return ScanRunConfig(**run, training=training, model_config=model_config)
+
+
+def _model_overrides(args: argparse.Namespace) -> dict[str, float | int]:
+    """The model config fields the command line sets, checked now rather than after the data is prepared."""
+    model_config: dict[str, float | int] = {}
     if args.hidden_size is not None:
         model_config["hidden_size" if args.model == "lstm" else "d_model"] = args.hidden_size
     if args.embedding_dim is not None:
         model_config["embedding_dim"] = args.embedding_dim
     if args.dropout is not None:
         model_config["dropout"] = args.dropout
-    try:  # reject impossible model sizes now, not after the data is prepared
+    try:
         config_class = LSTMSeq2SeqConfig if args.model == "lstm" else TransformerSeq2SeqConfig
         config_class(vocab_size=32, **model_config)
     except ValueError as error:
         args.scan_parser.error(str(error))
-    run = settings_from_args(args, RUN_FIELDS)
-    run["output_dir"] = None if args.output_dir is None else str(args.output_dir)
-    run["results_dir"] = str(args.results_dir)
-    config = ScanRunConfig(**run, training=training, model_config=model_config)
-    if not getattr(
-        args, "verbose", False
-    ):  # accelerate logs six lines per checkpoint: keep them for --verbose
+    return model_config
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = _config_from_args(args)
+    # accelerate logs six lines per checkpoint: keep them for --verbose
+    if not getattr(args, "verbose", False):
         for name in ("accelerate.accelerator", "accelerate.checkpointing"):
             logging.getLogger(name).setLevel(logging.WARNING)
     started = time.perf_counter()
     result = run_scan(config)
-    from accelerate import PartialState  # initialised by the run
-
-    if not PartialState().is_main_process:  # in a multi-process job only the main process reports
+    if not PartialState().is_main_process:  # initialised by the run; only the main process reports
         return 0
     metrics = result.metrics
     print()
