@@ -57,16 +57,10 @@ from deltamix.experiments.glue.stages import StageSettings, guarded, run_stage
 
 logger = logging.getLogger(__name__)
 
-# Learning rate of the (single-stage) baselines when --lr is not given. full: BERT's GLUE range
-# (Devlin et al.); bitfit: BitFit's range 1e-4..1e-3; PEFT adapters: the usual LoRA value.
-DEFAULT_LR = {
-    "full": 2e-5,
-    "last-layer": 1e-4,
-    "bitfit": 1e-3,
-    "lora": 5e-4,
-    "shira": 5e-4,
-    "supertuning": 5e-4,
-}
+# Full fine-tuning's learning rate when --lr is not given: BERT's GLUE range (Devlin et al.). The other
+# single-stage baselines carry theirs (``GlueMethod.lr``): bitfit BitFit's range 1e-4..1e-3, the PEFT
+# adapters the usual LoRA value.
+FULL_LR = 2e-5
 
 # Diff pruning's first stage when --lr / --l0-lambda are not given. The paper's values (BERT-large):
 # w learning rate 1e-5, L0 penalty weight 1.25e-7. For the embedded all-MiniLM-L6-v2 the searches of
@@ -121,6 +115,7 @@ class GlueMethod(ABC):
         stores_diff: whether that file is a `deltamix.diffprune.SparseDiff` (served from a DiffBank).
         learns_gates: whether the method learns L0 gates (``--l0-target-density`` applies).
         first_stage: the folder of its first (or only) Trainer stage.
+        lr: its first stage's learning rate when ``--lr`` is not given (see `default_lr`).
         bf16_parity: whether its bf16 runs matched fp32 on GLUE dev (docs/glue.md, "Training
             precision"): ``--precision auto`` trains only those in bf16.
     """
@@ -131,10 +126,11 @@ class GlueMethod(ABC):
     learns_gates: bool = False
     first_stage: str = "train"
     bf16_parity: bool = False
+    lr: float
 
     def default_lr(self, embedded: bool) -> float:
         """The first stage's learning rate without ``--lr`` (``embedded``: the embedded MiniLM)."""
-        return DEFAULT_LR[self.name]
+        return self.lr
 
     @abstractmethod
     def prepare(self, model: nn.Module, config: MethodSettings) -> PreparedModel:
@@ -189,7 +185,8 @@ class DenseMethod(GlueMethod):
     Args:
         name: the method's name.
         choose: (body parameters by name, model) -> the names that train.
-        embedded_lr: the default learning rate for the embedded MiniLM, if not `DEFAULT_LR`'s.
+        lr: the default learning rate.
+        embedded_lr: the default learning rate for the embedded MiniLM, if not ``lr``.
     """
 
     stored_file = "trained.safetensors"
@@ -198,14 +195,15 @@ class DenseMethod(GlueMethod):
         self,
         name: str,
         choose: Callable[[dict[str, nn.Parameter], nn.Module], set[str]],
+        lr: float,
         embedded_lr: float | None = None,
     ) -> None:
-        self.name, self.choose, self.embedded_lr = name, choose, embedded_lr
+        self.name, self.choose, self.lr, self.embedded_lr = name, choose, lr, embedded_lr
 
     def default_lr(self, embedded: bool) -> float:
         if embedded and self.embedded_lr is not None:
             return self.embedded_lr
-        return DEFAULT_LR[self.name]
+        return self.lr
 
     def prepare(self, model: nn.Module, config: MethodSettings | None = None) -> PreparedModel:
         """Set ``requires_grad`` in place: the chosen body parameters and the head train."""
@@ -241,14 +239,18 @@ class PeftMethod(GlueMethod):
         name: the method's name.
         make_config: (model, budget, target module names, head module names, seed) ->
             (the PEFT config, the settings derived for the record).
+        lr: the default learning rate.
     """
 
     stored_file = "adapter"
 
     def __init__(
-        self, name: str, make_config: Callable[[nn.Module, int, list[str], list[str], int], tuple[Any, dict]]
+        self,
+        name: str,
+        make_config: Callable[[nn.Module, int, list[str], list[str], int], tuple[Any, dict]],
+        lr: float = 5e-4,
     ) -> None:
-        self.name, self.make_config = name, make_config
+        self.name, self.make_config, self.lr = name, make_config, lr
 
     def prepare(self, model: nn.Module, config: MethodSettings) -> PreparedModel:
         return self.prepare_sized(model, config.target_sparsity, config.seed)
@@ -314,12 +316,13 @@ class DiffPruningMethod(GlueMethod):
 
     def __init__(self, name: str, structured: bool = False, learn_gates: bool = True) -> None:
         self.name, self.structured, self.learns_gates = name, structured, learn_gates
+        self.lr = PAPER_DIFF_LR if learn_gates else FULL_LR  # the paper's; full fine-tuning's
         self.first_stage = "l0" if learn_gates else "full-ft"
 
     def default_lr(self, embedded: bool) -> float:
-        if not self.learns_gates:  # full fine-tuning's
-            return MINILM_FULL_LR if embedded else DEFAULT_LR["full"]
-        return MINILM_DIFF_LR if embedded else PAPER_DIFF_LR
+        if embedded:  # the searches of docs/glue.md; the non-adaptive first stage is full fine-tuning's
+            return MINILM_DIFF_LR if self.learns_gates else MINILM_FULL_LR
+        return self.lr
 
     def diff_config(self, config: MethodSettings, model: nn.Module) -> DiffPruningConfig:
         """The `DiffPruningConfig` of a run with settings ``config`` on ``model``."""
@@ -415,9 +418,9 @@ class DiffPruningMethod(GlueMethod):
 GLUE_METHODS: dict[str, GlueMethod] = {
     method.name: method
     for method in (
-        DenseMethod("full", lambda body, model: set(body), embedded_lr=MINILM_FULL_LR),
-        DenseMethod("last-layer", _last_layer),
-        DenseMethod("bitfit", lambda body, model: {name for name in body if name.endswith(".bias")}),
+        DenseMethod("full", lambda body, model: set(body), FULL_LR, embedded_lr=MINILM_FULL_LR),
+        DenseMethod("last-layer", _last_layer, 1e-4),
+        DenseMethod("bitfit", lambda body, model: {name for name in body if name.endswith(".bias")}, 1e-3),
         DiffPruningMethod("diffprune"),
         DiffPruningMethod("diffprune-structured", structured=True),
         DiffPruningMethod("diffprune-nonadaptive", learn_gates=False),
@@ -427,6 +430,8 @@ GLUE_METHODS: dict[str, GlueMethod] = {
     )
 }
 METHODS = tuple(GLUE_METHODS)
+# The single-stage methods' default learning rates (other than the embedded MiniLM's), for --help.
+DEFAULT_LR = {name: m.lr for name, m in GLUE_METHODS.items() if not m.stores_diff}
 # Groups of names, for the report's tables (a run asks its method object instead).
 DENSE_METHODS = tuple(name for name, m in GLUE_METHODS.items() if isinstance(m, DenseMethod))
 DIFF_METHODS = tuple(name for name, m in GLUE_METHODS.items() if m.stores_diff)
