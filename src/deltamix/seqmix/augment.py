@@ -30,17 +30,9 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
+import deltamix.seqmix.mixing as mixing
 from deltamix.core.mixed_tokens import MixedBatch, MixedTokens
 from deltamix.seqmix.config import SeqMixConfig
-from deltamix.seqmix.mixing import (
-    bernoulli_mask,
-    hard_mix,
-    sample_lambda,
-    shift_right,
-    soft_mix,
-    switchout,
-    word_dropout,
-)
 from deltamix.seqmix.partners import sample_partners
 
 
@@ -156,7 +148,7 @@ class SeqMixAugmenter:
     ) -> tuple[Tensor, Tensor]:
         """partner [B] (index into the batch) and lambda [B]."""
         partner = sample_partners(self.config.partner, labels.ne(self.pad_id).sum(dim=1), generator)
-        lam = sample_lambda(
+        lam = mixing.sample_lambda(
             labels.shape[0], self.config.alpha, self.config.use_max_lambda, generator, device=labels.device
         )
         return partner, lam
@@ -174,9 +166,9 @@ class SeqMixAugmenter:
         self, src_ids: Tensor, tgt_in: Tensor, labels: Tensor, generator: torch.Generator | None
     ) -> MixedBatch:
         partner, lam = self._partners_and_lambda(labels, generator)
-        src = soft_mix(src_ids, self._partner_of(src_ids, partner), lam, self.pad_id)
+        src = mixing.soft_mix(src_ids, self._partner_of(src_ids, partner), lam, self.pad_id)
         if self.config.mix_target_input:
-            tgt = soft_mix(tgt_in, self._partner_of(tgt_in, partner), lam, self.pad_id)
+            tgt = mixing.soft_mix(tgt_in, self._partner_of(tgt_in, partner), lam, self.pad_id)
         else:
             tgt = MixedTokens.plain(tgt_in, self.pad_id)
         return MixedBatch(
@@ -191,13 +183,13 @@ class SeqMixAugmenter:
         self, src_ids: Tensor, tgt_in: Tensor, labels: Tensor, generator: torch.Generator | None
     ) -> MixedBatch:
         partner, lam = self._partners_and_lambda(labels, generator)
-        take_src = bernoulli_mask(lam, tuple(src_ids.shape), generator)  # B x S
-        take_label = bernoulli_mask(lam, tuple(labels.shape), generator)  # B x T
-        new_src = hard_mix(src_ids, self._partner_of(src_ids, partner), take_src, self.pad_id)
-        new_labels = hard_mix(labels, self._partner_of(labels, partner), take_label, self.pad_id)
+        take_src = mixing.bernoulli_mask(lam, tuple(src_ids.shape), generator)  # B x S
+        take_label = mixing.bernoulli_mask(lam, tuple(labels.shape), generator)  # B x T
+        new_src = mixing.hard_mix(src_ids, self._partner_of(src_ids, partner), take_src, self.pad_id)
+        new_labels = mixing.hard_mix(labels, self._partner_of(labels, partner), take_label, self.pad_id)
         if self.config.mix_target_input:
-            new_tgt_in = hard_mix(
-                tgt_in, self._partner_of(tgt_in, partner), shift_right(take_label), self.pad_id
+            new_tgt_in = mixing.hard_mix(
+                tgt_in, self._partner_of(tgt_in, partner), mixing.shift_right(take_label), self.pad_id
             )
         else:
             new_tgt_in = tgt_in
@@ -207,24 +199,24 @@ class SeqMixAugmenter:
         self, src_ids: Tensor, tgt_in: Tensor, labels: Tensor, generator: torch.Generator | None
     ) -> MixedBatch:
         p, protected = self.config.word_dropout_p, self._protected.to(src_ids.device)
-        new_src, _ = word_dropout(src_ids, p, self.unk_id, protected, generator)
+        new_src, _ = mixing.word_dropout(src_ids, p, self.unk_id, protected, generator)
         if self.config.mix_target_input:
-            tgt_in, _ = word_dropout(tgt_in, p, self.unk_id, protected, generator)
+            tgt_in, _ = mixing.word_dropout(tgt_in, p, self.unk_id, protected, generator)
         return self.plain(new_src, tgt_in, labels)
 
     def _switchout(
         self, src_ids: Tensor, tgt_in: Tensor, labels: Tensor, generator: torch.Generator | None
     ) -> MixedBatch:
         protected = self._protected.to(src_ids.device)
-        new_src, _ = switchout(
+        new_src, _ = mixing.switchout(
             src_ids, self.config.switchout_tau, self._allowed_src.to(src_ids.device), protected, generator
         )
         if self.config.mix_target_input and self.config.target_tau > 0:
             # Replace in the labels (y1 .. yn EOS) and feed the same replaced tokens to the decoder.
-            new_labels, replaced = switchout(
+            new_labels, replaced = mixing.switchout(
                 labels, self.config.target_tau, self._allowed_tgt.to(labels.device), protected, generator
             )
             shifted = torch.cat([tgt_in[:, :1], new_labels[:, :-1]], dim=1)
-            tgt_in = torch.where(shift_right(replaced, first=False), shifted, tgt_in)
+            tgt_in = torch.where(mixing.shift_right(replaced, first=False), shifted, tgt_in)
             labels = new_labels
         return self.plain(new_src, tgt_in, labels)
