@@ -23,6 +23,7 @@ mkdir -p runs/multi30k-converged
 for entry in "${queue[@]}"; do
   IFS=: read -r augment seed <<< "$entry"
   out="runs/multi30k-converged/$augment-seed$seed"
+  recorded results/translation.jsonl "$out" && continue
   OMP_NUM_THREADS=1 run_once "$out" "$out/metrics.json" "multi30k converged $augment seed $seed" \
     "${deltamix[@]}" seqmix translate --dataset multi30k --data-dir "$data" \
     --augment "$augment" --partner-extent main --seed "$seed" --epochs 60 --patience 5 \

@@ -30,3 +30,11 @@ run_once() {
   exec {lock}>&-
   return "$status"
 }
+
+# recorded RESULTS OUT
+#   True when the records file RESULTS already holds a run whose command wrote to OUT: a queue skips
+#   it even when the run folder is gone (a fresh clone keeps results/, not runs/).
+recorded() {
+  local results="$1" out="$2"
+  [ -f "$results" ] && grep -qE -- "--output-dir $out( |\")" "$results"
+}

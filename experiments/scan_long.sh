@@ -23,6 +23,7 @@ mkdir -p "runs/scan-$steps"
 for entry in "${queue[@]}"; do
   IFS=: read -r split augment seed <<< "$entry"
   out="runs/scan-$steps/$split/$augment-seed$seed"
+  recorded results/scan.jsonl "$out" && continue
   extent=()  # the partner extent applies to the members that mix two examples
   [[ "$augment" == *seqmix* ]] && extent=(--partner-extent main)
   OMP_NUM_THREADS=1 run_once "$out" "$out/metrics.json" "scan $split $augment seed $seed ($steps steps)" \
