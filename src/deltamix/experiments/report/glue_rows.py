@@ -9,7 +9,7 @@ from typing import Any
 
 from deltamix.experiments.glue.methods import DENSE_METHODS, METHODS
 from deltamix.experiments.glue.metrics import GLUE_AVERAGE_COLUMNS
-from deltamix.experiments.glue.run import ADDED_SINCE, RESTART_FREE
+from deltamix.experiments.glue.run import MAY_DIFFER_ON_RESTART, VALUES_WHEN_ABSENT
 from deltamix.experiments.report.glue_labels import base_method
 
 # The target sparsity of the main table (the paper's 0.5%); runs at other targets are sparsity points.
@@ -59,13 +59,15 @@ def method_order(method: str) -> tuple[int, str]:
 # Config fields that do not change what a run computes: where it wrote, how often it logged or
 # checkpointed, where its data and model files were read from, whether its first stage was adopted
 # (bit for bit the same).
-_NOT_SETTINGS = frozenset({*RESTART_FREE, "output_dir", "first_stage_from", "data_dir", "model_path"})
+_NOT_SETTINGS = frozenset(
+    {*MAY_DIFFER_ON_RESTART, "output_dir", "first_stage_from", "data_dir", "model_path"}
+)
 
 
 def _run_key(record: dict[str, Any]) -> str:
     """What makes two records the same run: task, method, model, seed, target sparsity and the settings of
     its config (see `_NOT_SETTINGS`)."""
-    config = {**ADDED_SINCE, **record.get("config", {})}
+    config = {**VALUES_WHEN_ABSENT, **record.get("config", {})}
     settings = {k: v for k, v in config.items() if k not in _NOT_SETTINGS}
     identity = [record.get(k) for k in ("task", "method", "model", "seed", "target_sparsity")]
     return repr((identity, sorted((k, repr(v)) for k, v in settings.items())))

@@ -14,7 +14,7 @@ from typing import Any
 from deltamix.experiments.report.common import group_by, markdown_table, mean_sd
 from deltamix.seqmix.config import (
     MIXING_VARIANTS,
-    SETTINGS_ADDED_SINCE,
+    SEQMIX_VALUES_WHEN_ABSENT,
     UNNAMED_PARTNER_EXTENT,
     SeqMixConfig,
 )
@@ -43,7 +43,7 @@ def method_label(record: dict[str, Any]) -> str:
     """The record's method, followed by each augmentation setting of its member that is not the
     reference value (the default, or `_LABEL_REFERENCE`'s).
 
-    A record without a setting counts as the value such runs trained with (`SETTINGS_ADDED_SINCE`),
+    A record without a setting counts as the value such runs trained with (`SEQMIX_VALUES_WHEN_ABSENT`),
     whatever the default is.
     """
     method = str(record.get("method"))
@@ -52,7 +52,7 @@ def method_label(record: dict[str, Any]) -> str:
     fields = SeqMixConfig.__dataclass_fields__
     changed = []
     for name in _MEMBER_SETTINGS.get(member, ()):
-        value = seqmix.get(name, SETTINGS_ADDED_SINCE.get(name, fields[name].default))
+        value = seqmix.get(name, SEQMIX_VALUES_WHEN_ABSENT.get(name, fields[name].default))
         if value != _LABEL_REFERENCE.get(name, fields[name].default):
             changed.append(f"{name} {value}")
     return f"{method} ({', '.join(changed)})" if changed else method
@@ -64,7 +64,7 @@ def _method_key(label: str) -> tuple[int, str]:
 
 
 def _pinned_settings(record: dict[str, Any]) -> list[str]:
-    """Flags for the `SETTINGS_ADDED_SINCE` settings that the record's command leaves to the default
+    """Flags for the `SEQMIX_VALUES_WHEN_ABSENT` settings that the record's command leaves to the default
     (``--lr-schedule constant``, and ``--partner-extent union`` for a mixing member): the values the
     run trained with, written out so that its command keeps reproducing it after a default changes."""
     command = str(record.get("command") or "")
@@ -73,11 +73,11 @@ def _pinned_settings(record: dict[str, Any]) -> list[str]:
     training = config.get("training") or {}
     flags = []
     if "--lr-schedule" not in command and "kind" in (config.get("run") or {}):  # a text run (run_text)
-        flags += ["--lr-schedule", str(training.get("lr_schedule", SETTINGS_ADDED_SINCE["lr_schedule"]))]
+        flags += ["--lr-schedule", str(training.get("lr_schedule", SEQMIX_VALUES_WHEN_ABSENT["lr_schedule"]))]
     if "--partner-extent" not in command and seqmix.get("variant", record.get("method")) in MIXING_VARIANTS:
         flags += [
             "--partner-extent",
-            str(seqmix.get("partner_extent", SETTINGS_ADDED_SINCE["partner_extent"])),
+            str(seqmix.get("partner_extent", SEQMIX_VALUES_WHEN_ABSENT["partner_extent"])),
         ]
     return flags
 
@@ -131,7 +131,7 @@ def _recipe(record: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     config = record.get("config") or {}
     settings: dict[str, Any] = {}
     # A record without precision or max_tokens trained in fp32 on sentence batches.
-    added = {name: SETTINGS_ADDED_SINCE[name] for name in ("precision", "max_tokens")}
+    added = {name: SEQMIX_VALUES_WHEN_ABSENT[name] for name in ("precision", "max_tokens")}
     sections = {"training": {**added, **(config.get("training") or {})}, "model": config.get("model") or {}}
     for section, values in sections.items():
         for name, value in values.items():

@@ -37,7 +37,7 @@ from deltamix.models.transformer import TransformerSeq2Seq, TransformerSeq2SeqCo
 from deltamix.seqmix.augment import SeqMixAugmenter
 from deltamix.seqmix.config import (
     PARTNER_EXTENTS,
-    SETTINGS_ADDED_SINCE,
+    SEQMIX_VALUES_WHEN_ABSENT,
     SeqMixConfig,
     partner_extent_suffix,
     resolve_partner_extent,
@@ -302,7 +302,7 @@ def build_augmenter(seqmix: SeqMixConfig, vocab: Vocabulary) -> SeqMixAugmenter 
 
 
 # Settings that may change between an interrupted run and its restart.
-_RESTART_FREE = ("num_threads", "results_dir", "output_dir", "log_interval", "eval_batch_size")
+MAY_DIFFER_ON_RESTART = ("num_threads", "results_dir", "output_dir", "log_interval", "eval_batch_size")
 
 
 def _run_settings(config: ScanRunConfig) -> dict[str, Any]:
@@ -399,7 +399,7 @@ def run_scan(config: ScanRunConfig) -> ScanRunResult:
     out = config.resolved_output_dir()
     files = _run_files(out)
     settings = _run_settings(config)
-    saved = finished_metrics(out, settings, _RESTART_FREE, SETTINGS_ADDED_SINCE)
+    saved = finished_metrics(out, settings, MAY_DIFFER_ON_RESTART, SEQMIX_VALUES_WHEN_ABSENT)
     if saved is not None:
         logger.info("%s already holds a finished run: not training again", out)
         seconds = float(saved.get("train_seconds", 0.0))

@@ -59,8 +59,8 @@ from deltamix.experiments.text.settings import (
     AUGMENTATIONS,
     EXPERIMENT,
     KINDS,
+    MAY_DIFFER_ON_RESTART,
     METRICS,
-    RESTART_FREE,
     TASK_DEFAULTS,
     TRANSFORMER_SIZES,
     TextRunConfig,
@@ -69,7 +69,7 @@ from deltamix.experiments.text.settings import (
     training_config,
 )
 from deltamix.seqmix.augment import SeqMixAugmenter
-from deltamix.seqmix.config import SETTINGS_ADDED_SINCE, SeqMixConfig
+from deltamix.seqmix.config import SEQMIX_VALUES_WHEN_ABSENT, SeqMixConfig
 from deltamix.training.config import Seq2SeqTrainingConfig
 from deltamix.training.distributed import distributed_cpu
 from deltamix.training.loop import Seq2SeqTrainingLoop, TrainerState
@@ -139,7 +139,7 @@ def run_text(config: TextRunConfig) -> TextRunResult:
     limited = config.train_limit is not None
     out = config.resolved_output_dir(f"{data.name}-n{config.train_limit}" if limited else data.name)
     settings = {"run": run_settings(config)}
-    saved = finished_metrics(out, settings, RESTART_FREE, SETTINGS_ADDED_SINCE)
+    saved = finished_metrics(out, settings, MAY_DIFFER_ON_RESTART, SEQMIX_VALUES_WHEN_ABSENT)
     if saved is not None:
         logger.info("%s already holds a finished run: not training or recording again", out)
         return TextRunResult(saved["metrics"], out, None, True)

@@ -434,7 +434,7 @@ class TextRunConfig:
 
 
 # Settings that may change between an interrupted run and its restart.
-RESTART_FREE = ("threads", "results_dir", "output_dir")
+MAY_DIFFER_ON_RESTART = ("threads", "results_dir", "output_dir")
 
 
 def run_settings(config: TextRunConfig) -> dict[str, Any]:
