@@ -53,10 +53,12 @@ for group in "${groups[@]}"; do
     done
   done
 done
+declare -A record_file=([glue]=glue.jsonl [scan]=scan.jsonl [geoquery]=parsing.jsonl [multi30k]=translation.jsonl)
 mkdir -p "$runs"
 for entry in "${queue[@]}"; do
   IFS=: read -r group name precision seed <<< "$entry"
   out="$runs/$group/$name-$precision-seed$seed"
+  recorded "$results/${record_file[$group]}" "$out" && continue
   done_file="$out/metrics.json"
   [ "$group" = glue ] && done_file="$out/run_done.json"  # a GLUE run writes metrics.json before its record
   OMP_NUM_THREADS=1 run_once "$out" "$done_file" "$group $name $precision seed $seed" \
