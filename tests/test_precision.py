@@ -51,3 +51,10 @@ def test_processes_of_a_job_share_the_cores(monkeypatch) -> None:
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(2 * precision.available_cores()))
     assert precision.default_threads() == 1
+
+
+def test_cpu_model_reads_the_model_name_line(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu\n")
+    assert precision.cpu_model(cpuinfo) == "AMD EPYC 9R14"
+    assert precision.cpu_model(tmp_path / "missing") is None

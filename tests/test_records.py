@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from deltamix.core import precision
 from deltamix.core.io import read_jsonl
 from deltamix.core.records import append_record, make_record
 
@@ -48,6 +49,8 @@ def test_record_has_design_fields_and_appends(tmp_path: Path) -> None:
         "accelerator": expected_accelerator,
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "cpu": precision.cpu_model(),
+        "cpu_bf16": precision.hardware_has_bf16("cpu"),
     }
     path = append_record(record, tmp_path)
     assert path == tmp_path / "glue.jsonl"

@@ -36,6 +36,18 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
     return set()
 
 
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
+    """The CPU's model name as ``cpuinfo`` gives it (None where the file or the line is missing)."""
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("model name") and ":" in line:
+            return line.split(":", 1)[1].strip()
+    return None
+
+
 def hardware_has_bf16(device: str | torch.device = "cpu") -> bool:
     """True where ``device`` computes bf16 matrix products natively (see the module docstring)."""
     device = torch.device(device)

@@ -20,6 +20,7 @@ from typing import Any
 
 from deltamix.core.errors import DataFormatError
 from deltamix.core.io import append_jsonl, atomic_write_json
+from deltamix.core.precision import cpu_model, hardware_has_bf16
 
 RESULTS_DIR = Path("results")
 _LIBRARIES = (
@@ -46,13 +47,17 @@ def library_versions() -> dict[str, str]:
 
 
 def hardware() -> dict[str, Any]:
-    """Where a run trained: the CUDA device's name (None on CPU), CPU cores, torch's thread count."""
+    """Where a run trained: the CUDA device's name (None on CPU), CPU cores, torch's thread count, the
+    CPU's model and whether it computes bf16 natively (timings of bf16 runs compare only where it does).
+    """
     import torch
 
     return {
         "accelerator": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "cpu": cpu_model(),
+        "cpu_bf16": hardware_has_bf16("cpu"),
     }
 
 

@@ -22,14 +22,45 @@ torch.Size([1, 2, 20])
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import cache
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from deltamix.core.mixed_tokens import MixedTokens, embed_mixed, scatter_mixed
+from deltamix.core.precision import hardware_has_bf16
 from deltamix.models.decoding import DecoderState, generate
+
+
+@cache
+def _cpu_has_bf16() -> bool:
+    return hardware_has_bf16("cpu")
+
+
+class AutocastSafeLSTM(nn.LSTM):
+    """`nn.LSTM` that also runs under CPU bf16 autocast on CPUs without native bf16.
+
+    oneDNN's LSTM refuses bf16 on such CPUs ("could not create a primitive descriptor"); there the
+    recurrence runs in float32 (bf16 would only be emulated), the rest of the model stays in autocast.
+    Elsewhere it is `nn.LSTM` unchanged (same parameters, same numbers).
+    """
+
+    def forward(
+        self, input: Tensor | PackedSequence, hx: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor | PackedSequence, tuple[Tensor, Tensor]]:
+        """`nn.LSTM.forward` (input [B, T, E] or packed; states [L*D, B, H])."""
+        emulated_bf16 = (
+            torch.is_autocast_enabled("cpu")
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16
+            and not _cpu_has_bf16()
+        )
+        if not emulated_bf16:
+            return super().forward(input, hx)
+        state = None if hx is None else tuple(part.float() for part in hx)
+        with torch.autocast("cpu", enabled=False):
+            return super().forward(input.float(), state)
 
 
 @dataclass
@@ -74,8 +105,8 @@ class LSTMSeq2Seq(nn.Module):
         v, e, h = config.vocab_size, config.embedding_dim, config.hidden_size
         self.src_embedding = nn.Embedding(v, e, padding_idx=config.pad_id)
         self.tgt_embedding = nn.Embedding(v, e, padding_idx=config.pad_id)
-        self.encoder = nn.LSTM(e, h, batch_first=True, bidirectional=True)
-        self.decoder = nn.LSTM(e, h, batch_first=True)
+        self.encoder = AutocastSafeLSTM(e, h, batch_first=True, bidirectional=True)
+        self.decoder = AutocastSafeLSTM(e, h, batch_first=True)
         self.attention = nn.Linear(h, h, bias=False)  # bilinear score h_t^T W s
         self.combine = nn.Linear(2 * h, h)
         self.output = nn.Linear(h, v)
