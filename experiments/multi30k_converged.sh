@@ -14,6 +14,15 @@
 # copies share the queue (flock). Runs resume from their last epoch when the script runs again, so
 # the queue spans sessions.
 source "$(dirname "$0")/queue_lib.sh"
+# The recorded runs trained in bf16 (--precision auto on a CPU with native bf16); on other hardware
+# auto gives fp32, and a matrix with both would compare precisions, not methods.
+python="${PYTHON:-.venv/bin/python}"
+resolved="$("$python" -c 'from deltamix.core.precision import resolve_precision; print(resolve_precision("auto"))')"
+if [ "$resolved" != bf16 ]; then
+  echo "multi30k_converged.sh: --precision auto gives $resolved here; the queue's records are bf16." >&2
+  echo "Run it where the CPU has avx512_bf16 or amx_bf16, or on a CUDA GPU with bf16." >&2
+  exit 3
+fi
 data="${MULTI30K_DIR:-../shared/data/multi30k}"
 read -r -a seeds <<< "${SEEDS:-0 1 2}"
 queue=()

@@ -423,9 +423,17 @@ def test_precision_parity_runs_each_recipe_in_both_precisions_once(tmp_path: Pat
     assert _run(script, fake, SEEDS="0 1") == []  # everything finished: nothing runs again
 
 
+def _fake_python(tmp_path: Path, precision: str) -> str:
+    """A stand-in for the venv's python that answers the queue's precision check with ``precision``."""
+    fake = tmp_path / f"fake_python_{precision}"
+    fake.write_text(f"#!/usr/bin/env bash\necho {precision}\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    return str(fake)
+
+
 def test_multi30k_converged_queues_the_claim_first_with_the_authors_recipe(tmp_path: Path) -> None:
     script, fake = _project(tmp_path, "multi30k_converged.sh")
-    calls = _run(script, fake)
+    calls = _run(script, fake, PYTHON=_fake_python(tmp_path, "bf16"))
     order = [(_value(args, "--augment"), _value(args, "--seed")) for args in calls]
     assert order[:6] == [
         ("none", "0"),
@@ -440,7 +448,19 @@ def test_multi30k_converged_queues_the_claim_first_with_the_authors_recipe(tmp_p
         assert _value(args, "--patience") == "5" and _value(args, "--epochs") == "60"
         assert _value(args, "--max-tokens") == "4096" and _value(args, "--lr-schedule") == "inverse-sqrt"
         assert _value(args, "--partner-extent") == "main" and _value(args, "--dropout") == "0.3"
-    assert _run(script, fake) == []
+    assert _run(script, fake, PYTHON=_fake_python(tmp_path, "bf16")) == []
+
+
+def test_multi30k_converged_skips_recorded_runs_and_refuses_fp32_hardware(tmp_path: Path) -> None:
+    script, fake = _project(tmp_path, "multi30k_converged.sh")
+    (tmp_path / "results").mkdir()
+    command = "deltamix seqmix translate --output-dir runs/multi30k-converged/none-seed0"
+    (tmp_path / "results" / "translation.jsonl").write_text(f'{{"command": "{command}"}}\n')
+    calls = _run(script, fake, PYTHON=_fake_python(tmp_path, "bf16"), SEEDS="0")
+    assert [_value(args, "--augment") for args in calls][:1] == ["seqmix"]  # none-seed0 is recorded
+    env = {**os.environ, "DELTAMIX": str(fake), "PYTHON": _fake_python(tmp_path, "fp32")}
+    done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert done.returncode == 3 and "gives fp32 here" in done.stderr
 
 
 def test_scan_long_runs_four_methods_on_two_splits_and_three_seeds(tmp_path: Path) -> None:
