@@ -141,7 +141,10 @@ def _queue_commands(tmp_path: Path, script: str) -> list[list[str]]:
     fake = tmp_path / "fake_deltamix"
     fake.write_text(FAKE_DELTAMIX)
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
-    env = {**os.environ, "DELTAMIX": str(fake)}
+    bf16_python = tmp_path / "fake_python"  # multi30k_converged.sh runs only where auto gives bf16
+    bf16_python.write_text("#!/usr/bin/env bash\necho bf16\n")
+    bf16_python.chmod(bf16_python.stat().st_mode | stat.S_IXUSR)
+    env = {**os.environ, "DELTAMIX": str(fake), "PYTHON": str(bf16_python)}
     subprocess.run(["bash", str(tmp_path / "experiments" / script)], env=env, check=True, capture_output=True)
     return [line.split() for line in (tmp_path / "calls.log").read_text().splitlines()]
 

@@ -14,7 +14,9 @@ only runs the matrix products in bf16).
 from __future__ import annotations
 
 import os
+from dataclasses import field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -22,6 +24,28 @@ PRECISIONS = ("auto", "bf16", "fp32")
 DEFAULT_PRECISION = "auto"
 # CPU flags (as /proc/cpuinfo names them) of native bf16 matrix instructions.
 BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+PRECISION_HELP = (
+    "bf16 autocast or fp32; auto = bf16 where the hardware computes it natively (a CUDA GPU with bf16, "
+    "a CPU with avx512_bf16 or amx_bf16), else fp32"
+)
+
+
+def precision_field(help: str = PRECISION_HELP) -> Any:
+    """The ``precision`` field of a run's settings dataclass: default auto, the three choices, ``help``."""
+    return field(default=DEFAULT_PRECISION, metadata={"help": help, "choices": PRECISIONS})
+
+
+def threads_field(**metadata: Any) -> Any:
+    """The CPU-threads field of a run's settings dataclass (default None: `default_threads`)."""
+    return field(
+        default=None,
+        metadata={
+            "help": "torch CPU threads",
+            "type": "positive_int",
+            "default_help": "$OMP_NUM_THREADS if set, else all the cores this process may use",
+            **metadata,
+        },
+    )
 
 
 def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from deltamix.core.precision import DEFAULT_PRECISION, PRECISIONS, resolve_precision
+from deltamix.core.precision import (
+    precision_field,
+    resolve_precision,
+)
 from deltamix.training.lr_schedule import DEFAULT_LR_SCHEDULE, LR_SCHEDULES, lr_factor
 
 
@@ -33,12 +36,9 @@ class Seq2SeqTrainingConfig:
             "None: batch_size examples"
         },
     )
-    precision: str = field(
-        default=DEFAULT_PRECISION,
-        metadata={
-            "help": f"{', '.join(PRECISIONS)}: bf16 autocast of the forward pass and loss (weights, optimizer "
-            "and loss reduction stay fp32); auto = bf16 where the hardware computes it natively"
-        },
+    precision: str = precision_field(
+        "bf16 autocast of the forward pass and loss (weights, optimizer and loss reduction stay fp32) "
+        "or fp32; auto = bf16 where the hardware computes it natively"
     )
     learning_rate: float = field(default=1e-3, metadata={"help": "peak learning rate"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay (0 = Adam)"})

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deltamix.core.precision import DEFAULT_PRECISION, PRECISIONS
+from deltamix.core.precision import PRECISIONS, precision_field, threads_field
 from deltamix.core.records import RESULTS_DIR
 from deltamix.data.glue import get_task
 from deltamix.diffprune.config import STRUCTURED_PENALTIES
@@ -212,23 +212,12 @@ class GlueRunConfig:
             "default_help": "none: the epochs decide",
         },
     )
-    precision: str = field(
-        default=DEFAULT_PRECISION,
-        metadata={
-            "help": "bf16 (Trainer's bf16 autocast) or fp32; auto = bf16 where the hardware computes it "
-            "natively and the method's bf16 parity on GLUE is shown (methods.BF16_PARITY_METHODS), else "
-            "fp32; diff pruning trains in fp32",
-            "choices": PRECISIONS,
-        },
+    precision: str = precision_field(
+        "bf16 (Trainer's bf16 autocast) or fp32; auto = bf16 where the hardware computes it natively and "
+        "the method's bf16 parity on GLUE is shown (methods.BF16_PARITY_METHODS), else fp32; diff "
+        "pruning trains in fp32"
     )
-    threads: int | None = field(
-        default=None,
-        metadata={
-            "help": "torch CPU threads",
-            "type": "positive_int",
-            "default_help": "$OMP_NUM_THREADS if set, else all the cores this process may use",
-        },
-    )
+    threads: int | None = threads_field()
     logging_steps: int = field(
         default=50, metadata={"help": "log the training loss every N steps", "type": "positive_int"}
     )

@@ -26,7 +26,10 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from deltamix.core.io import atomic_path, atomic_write_json, atomic_write_text
-from deltamix.core.precision import DEFAULT_PRECISION, PRECISIONS, available_cores
+from deltamix.core.precision import (
+    available_cores,
+    precision_field,
+)
 from deltamix.experiments.scan.run import AUGMENTATIONS, SPLITS, ScanRunConfig, default_training, run_scan
 
 logger = logging.getLogger(__name__)
@@ -68,13 +71,7 @@ class ScanComparisonConfig:
             "type": "positive_int",
         },
     )
-    precision: str = field(
-        default=DEFAULT_PRECISION,
-        metadata={
-            "help": "bf16 autocast or fp32; auto = bf16 where the hardware computes it natively",
-            "choices": PRECISIONS,
-        },
-    )
+    precision: str = precision_field()
     workers: int | None = field(
         default=None,
         metadata={

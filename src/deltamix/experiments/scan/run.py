@@ -27,7 +27,12 @@ from accelerate.utils import set_seed
 
 from deltamix.core.errors import DataFormatError
 from deltamix.core.io import atomic_write_json, atomic_write_text
-from deltamix.core.precision import accelerate_mixed_precision, configure_threads, resolve_precision
+from deltamix.core.precision import (
+    accelerate_mixed_precision,
+    configure_threads,
+    resolve_precision,
+    threads_field,
+)
 from deltamix.core.records import commit_record, make_record
 from deltamix.core.run_folder import finished_metrics
 from deltamix.data.scan import Pair, load_split
@@ -148,15 +153,7 @@ class ScanRunConfig:
             "default_help": "none: all",
         },
     )
-    num_threads: int | None = field(
-        default=None,
-        metadata={
-            "help": "torch CPU threads",
-            "flag": "--threads",
-            "type": "positive_int",
-            "default_help": "$OMP_NUM_THREADS if set, else all the cores this process may use",
-        },
-    )
+    num_threads: int | None = threads_field(flag="--threads")
 
     def __post_init__(self) -> None:
         self.partner_extent = resolve_partner_extent(self.seqmix_variant, self.partner_extent)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deltamix.core.precision import DEFAULT_PRECISION, PRECISIONS
+from deltamix.core.precision import PRECISIONS, precision_field, threads_field
 from deltamix.data.seq2seq import GEOQUERY_FORMS, GEOQUERY_SPLITS, parse_columns
 from deltamix.seqmix.config import (
     PARTNER_EXTENTS,
@@ -289,22 +289,8 @@ class TextRunConfig:
             "default_help": "none: sentence batches",
         },
     )
-    precision: str = field(
-        default=DEFAULT_PRECISION,
-        metadata={
-            "help": "bf16 autocast or fp32; auto = bf16 where the CPU (avx512_bf16 / amx_bf16) or GPU "
-            "computes it natively, else fp32",
-            "choices": PRECISIONS,
-        },
-    )
-    threads: int | None = field(
-        default=None,
-        metadata={
-            "help": "torch CPU threads",
-            "type": "positive_int",
-            "default_help": "$OMP_NUM_THREADS if set, else all the cores this process may use",
-        },
-    )
+    precision: str = precision_field()
+    threads: int | None = threads_field()
     # decoding
     beam_size: int | None = field(
         default=None,
