@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from deltamix.core.mixed_tokens import MixedBatch, MixedTokens
-from deltamix.seqmix.loss import label_smoothed_nll, seqmix_loss
+from deltamix.seqmix.loss import label_smoothed_nll, seqmix_loss, smoothed_nll_terms
 
 PAD, V = 0, 9
 
@@ -108,3 +108,18 @@ def test_bad_inputs_raise() -> None:
         label_smoothed_nll(lprobs, LABELS[:, :2], 0.1, PAD)
     with pytest.raises(ValueError, match="smoothing"):
         label_smoothed_nll(lprobs, LABELS, 1.0, PAD)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_terms_of_several_targets_equal_one_target_at_a_time(eps: float) -> None:
+    """One gather and one smoothing sum for main and partner: the values (and gradients) of
+    `label_smoothed_nll` applied to each target on its own."""
+    lprobs = _lprobs().requires_grad_(True)
+    together = smoothed_nll_terms(lprobs, [LABELS, PARTNER], eps, PAD)
+    for target, (loss, nll) in zip((LABELS, PARTNER), together, strict=True):
+        alone_loss, alone_nll = label_smoothed_nll(lprobs, target, eps, PAD)
+        assert torch.equal(loss, alone_loss) and torch.equal(nll, alone_nll)
+    (grad,) = torch.autograd.grad(together[0][0].sum() + 0.3 * together[1][0].sum(), lprobs)
+    separate = [label_smoothed_nll(lprobs, t, eps, PAD)[0] for t in (LABELS, PARTNER)]
+    (expected,) = torch.autograd.grad(separate[0].sum() + 0.3 * separate[1].sum(), lprobs)
+    torch.testing.assert_close(grad, expected)
