@@ -6,9 +6,10 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from deltamix.core.io import read_jsonl
-from deltamix.training.lr_schedule import lr_factor
+from deltamix.training.lr_schedule import adamw_with_schedule, lr_factor
 
 from .test_trainer import _trainer, scan_slice  # noqa: F401 (a fixture)
 
@@ -32,6 +33,29 @@ def test_bad_schedules_are_refused() -> None:
         lr_factor(1, 10, "cosine")
     with pytest.raises(ValueError, match=r"needs warmup_steps >= 1 \(--warmup-steps\), got 0"):
         lr_factor(1, 0, "inverse-sqrt")
+
+
+def test_the_optimizer_is_fused_adamw_with_the_loops_updates() -> None:
+    """On the CPU the fused kernel runs, and its updates are torch's loop AdamW's up to float rounding."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 5))
+    fused_model = torch.nn.Sequential(*(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 5)))
+    fused_model.load_state_dict(model.state_dict())
+    fused, scheduler = adamw_with_schedule(fused_model.parameters(), 1e-2, 0.01, 2, "constant")
+    assert fused.defaults["fused"] is True
+    loop = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.01, foreach=False)
+    x = torch.randn(4, 8)
+    for step in range(4):
+        for net, optimizer in ((model, loop), (fused_model, fused)):
+            optimizer.zero_grad()
+            net(x).square().mean().backward()
+        for group in loop.param_groups:
+            group["lr"] = 1e-2 * lr_factor(step + 1, 2, "constant")
+        loop.step()
+        fused.step()
+        scheduler.step()
+    for ours, reference in zip(fused_model.parameters(), model.parameters(), strict=True):
+        torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
 
 
 def test_trainer_follows_the_schedule_across_a_resume(scan_slice, tmp_path: Path) -> None:  # noqa: F811
