@@ -16,25 +16,24 @@ save ``model.safetensors`` + ``config.json`` + ``vocab.json`` / ``tokenizer.json
   and ``model.generate(src_ids, max_length, beam_size, length_penalty) -> list[list[int]]``.
 - ``tokenizer``: the `deltamix.data.vocab.Vocabulary` interface (``pad_id, bos_id, eos_id, unk_id``,
   ``encode``, ``decode``; ``save(path)`` if the model is to be saved); ``target_tokenizer`` optionally.
-- ``train_pairs``: (source text, target text) pairs; batches are length-bucketed and dynamically padded
-  (`deltamix.data.batching`).
+- ``train_pairs``: (source, target) text pairs, in length-bucketed, padded batches (`deltamix.data.batching`).
 - ``augmenter``: ``augmenter(src_ids, tgt_in, labels, generator) -> MixedBatch`` (a
   `deltamix.seqmix.augment.SeqMixAugmenter`), or None for plain training. Its generator is seeded from
   (seed, step), so a resumed run draws the same mixing as an uninterrupted one, and a job of N processes
   the same as one process.
 
-Training: AdamW (weight decay 0 by default = Adam), linear warm-up then a constant or inverse-square-root
-learning rate (`deltamix.training.lr_schedule`),
-gradient-norm clipping, the SeqMix loss (`deltamix.seqmix.loss.seqmix_loss`, which reduces to label-
-smoothed cross-entropy for unmixed batches). Accelerate does device placement and multi-process runs
-(``torchrun`` / ``accelerate launch``; gloo on machines without CUDA), and ``save_state``/``load_state``
-write and restore checkpoints (model, optimizer, scheduler and random states) every ``checkpoint_interval``
-steps, atomically (written beside, then renamed; loaded only if every file is plain data). In a job of
-N processes, ``batch_size`` is the global batch: each process reads the whole batch, augments it with
-the same generator and trains on its contiguous 1/N of the rows, with the loss normalised by the global
-token count, so the gradient is the single-process one (up to float summation order; dropout masks
-differ). Only the main process logs, shows a progress bar and writes files. A non-finite loss or
-gradient norm stops training with a `DeltamixError` naming the step; the last checkpoint is kept.
+Training: fused AdamW (weight decay 0 by default = Adam), linear warm-up then a constant or inverse-
+square-root learning rate (`deltamix.training.lr_schedule`), gradient-norm clipping, the SeqMix loss
+(`deltamix.seqmix.loss.seqmix_loss`: label-smoothed cross-entropy for unmixed batches); on the CPU, freed
+memory stays mapped for the next step (`deltamix.core.memory`). Accelerate places devices and runs jobs
+(``torchrun`` / ``accelerate launch``; gloo without CUDA); its ``save_state``/``load_state`` write and restore
+checkpoints (model, optimizer, scheduler, random states) every ``checkpoint_interval`` steps, atomically
+(written beside, then renamed; loaded only if every file is plain data). In a job of N processes,
+``batch_size`` is the global batch: each process reads and augments (same generator) the whole batch and
+trains on its contiguous 1/N of the rows, the loss normalised by the global token count, so the gradient
+is the single-process one (up to float summation order; dropout masks differ). Only the main process
+logs, shows a progress bar and writes files. A non-finite loss or gradient norm stops training with a
+`DeltamixError` naming the step; the last checkpoint is kept.
 
 The pieces it uses live beside it: `deltamix.training.config` (the settings), `.checkpoint` (the run's
 files), `.distributed` (a global batch over processes), `.decoding` and `.model_io` (saved models).
@@ -61,6 +60,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from deltamix.core.errors import DeltamixError
 from deltamix.core.io import append_jsonl
+from deltamix.core.memory import retain_freed_memory
 from deltamix.core.mixed_tokens import MixedBatch
 from deltamix.core.precision import resolve_precision
 from deltamix.data.batching import (
@@ -157,11 +157,12 @@ class Seq2SeqTrainingLoop:
         self.pad_id = self.target_tokenizer.pad_id
         self.precision = self._training_precision()
         device = self.accelerator.device
+        if device.type == "cpu":
+            retain_freed_memory()  # no page faults for the step's large tensors (deltamix.core.memory)
         self._autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
         self.loader = self._train_loader(train_pairs)
-        # The loader is not sharded by accelerate: every process reads the same global batch and
-        # augments it with the same generator, then trains on its own rows (`train_step`), so a run
-        # on N processes draws the same batches and mixing as a run on one.
+        # Not sharded by accelerate: every process reads and augments the global batch, then trains
+        # on its own rows (`train_step`), so N processes draw the batches and mixing of one.
         optimizer, scheduler = adamw_with_schedule(
             model.parameters(),
             config.learning_rate,
@@ -171,8 +172,8 @@ class Seq2SeqTrainingLoop:
         )
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
         self.checkpoints = RunCheckpoints(self.accelerator, self.output_dir)
-        # Called with the state on every process just before a checkpoint is written, so that files
-        # that belong to that step (e.g. epoch snapshots) exist before the checkpoint counts.
+        # Called on every process just before a checkpoint is written, so that the step's own files
+        # (e.g. epoch snapshots) exist before the checkpoint counts.
         self.before_checkpoint: Callable[[TrainerState], None] | None = None
         self.steps_per_epoch = len(self.loader)
 
@@ -399,8 +400,7 @@ class Seq2SeqTrainingLoop:
     def _log(self, state: TrainerState, losses: list[float], progress: tqdm) -> None:
         if not losses:
             return
-        mean = sum(losses) / len(losses)
-        state.last_loss = mean
+        state.last_loss = mean = sum(losses) / len(losses)
         lr = self.scheduler.get_last_lr()[0]
         progress.set_postfix(loss=f"{mean:.4f}")
         self.log_event({"step": state.step, "loss": mean, "lr": lr, "train_seconds": state.train_seconds})
