@@ -2,7 +2,7 @@
 
 The step of `bench_throughput.py` (augmentation, forward, loss, backward, clipping, AdamW) on a
 recipe's real batches; the table of operators by self time is printed and written, with the settings,
-to ``results/profiles/train-step-<recipe>-<precision>-<threads>t.json``.
+to ``results/profiles/train-step-<recipe>-<precision>-<threads>t[-<max-tokens>tok].json``.
 
     python benchmarks/profile_train_step.py --recipe multi30k --precision bf16 --threads 2
 """
@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     for row in rows:
         print(f"{row['op']:<45} {100 * row['share']:5.1f}%  {row['self_ms_per_step']:8.1f} ms/step  "
               f"{row['calls_per_step']:6.0f} calls/step")  # fmt: skip
-    name = f"train-step-{args.recipe}-{args.precision}-{args.threads}t.json"
+    batches = f"-{args.max_tokens}tok" if args.max_tokens else ""  # token batches: their own file
+    name = f"train-step-{args.recipe}-{args.precision}-{args.threads}t{batches}.json"
     atomic_write_json(
         args.results_dir / "profiles" / name,
         {"settings": {k: str(v) for k, v in vars(args).items()}, "ms_per_step": total / 1000 / args.steps,
