@@ -16,6 +16,7 @@ from deltamix.diffprune.dense_theta import dense_thetas
 from deltamix.diffprune.hard_concrete import prob_nonzero
 from deltamix.diffprune.kept_theta import kept_thetas
 from deltamix.diffprune.keyed_uniform import keyed_uniform_
+from deltamix.diffprune.workspace import Workspace
 
 L, R = -1.5, 1.5
 
@@ -283,3 +284,35 @@ def test_keyed_uniforms_are_uniform() -> None:
     assert (histogram - 0.05).abs().max() < 3e-3
     other = keyed_uniform_(torch.empty(200_000), torch.tensor(12346), torch.arange(200_000))
     assert abs(float(torch.corrcoef(torch.stack([u, other]))[0, 1])) < 1e-2  # another key: other draws
+
+
+def test_a_reused_row_restricted_theta_equals_a_fresh_one() -> None:
+    """The buffer kept from the last step gets only the last rows reset to base (row_theta.py)."""
+    bases, w, alpha, _, offsets = _kernel_inputs()
+    workspace = Workspace()
+    for rows in (torch.tensor([0, 3, 7]), torch.tensor([1, 3, 11]), torch.tensor([2])):
+        torch.manual_seed(4)
+        reused, _ = fused.gated_thetas(
+            w, alpha, L, R, True, offsets, bases, workspace=workspace, rows=(1, rows)
+        )
+        torch.manual_seed(4)
+        fresh, _ = fused.gated_thetas(w, alpha, L, R, True, offsets, bases, rows=(1, rows))
+        assert all(torch.equal(a, b) for a, b in zip(reused, fresh, strict=True))
+        del reused  # idle again: the next step reuses the buffer
+
+
+def test_a_reused_kept_theta_equals_a_fresh_one() -> None:
+    """The buffer kept from the last step gets only the kept entries rewritten (kept_theta.py)."""
+    bases = [torch.randn(4, 6, generator=torch.Generator().manual_seed(0))]
+    pieces = [(torch.tensor([1, 5, 17]), 0, 3)]
+    workspace = Workspace()
+    for step in range(3):
+        values = torch.randn(3, generator=torch.Generator().manual_seed(step))
+        (reused,) = kept_thetas(values, pieces, bases, workspace=workspace)
+        (fresh,) = kept_thetas(values, pieces, bases)
+        assert torch.equal(reused, fresh)
+        del reused
+    with torch.no_grad():
+        bases[0].add_(1.0)  # a changed base is copied afresh
+    (reused,) = kept_thetas(values, pieces, bases, workspace=workspace)
+    assert torch.equal(reused, kept_thetas(values, pieces, bases)[0])

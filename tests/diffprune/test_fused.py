@@ -286,7 +286,7 @@ def test_sampled_theta_penalty_and_gradients_match_composed_ops() -> None:
     with torch.no_grad():
         alpha[:6] = torch.tensor([-200.0, -90.0, -30.0, 30.0, 90.0, 200.0])
     weights = [torch.randn(b.shape, generator=torch.Generator().manual_seed(i)) for i, b in enumerate(bases)]
-    torch.manual_seed(11)  # on CPU the chunked draws are the same uniforms as one rand_like over d
+    torch.manual_seed(11)  # on CPU the chunked draws are the same uniforms as one draw over d (gate_noise.py)
     thetas, per_tensor = fused.gated_thetas(w, alpha, L, R, True, offsets, bases, with_penalty=True)
     (sum((t * c).sum() for t, c in zip(thetas, weights, strict=True)) + 3.0 * per_tensor.sum()).backward()
     grad_w, grad_alpha = w.grad.clone(), alpha.grad.clone()

@@ -18,9 +18,9 @@ the generator's state afterwards) do not depend on which rows a process looks up
 For the same gate z, theta is bit-identical to the composed path (``gated_diff`` then
 ``param + delta``): the same float operations in the same order (a multiply then an add, never a
 fused multiply-add); the gradients agree to float rounding (fewer passes, other operation order).
-A sampled gate and its entry's penalty term share one exponential (`_sampled_gate_and_penalty_`),
+A sampled gate and its entry's penalty term share one exponential (`sampled_gate_and_penalty_` (gate_chunk.py)),
 so they equal the composed path's logit / sigmoid ops on the same uniform draws to float rounding
-(on CPU the chunk-by-chunk draws are the very uniforms of one ``rand_like`` over all d entries).
+(the chunk-by-chunk draws are the very uniforms of one `GateNoise` draw over all d entries, as ``gated_diff``'s).
 The penalty's slope p (1 - p) is kept by the forward pass in the buffer that becomes alpha's
 gradient, so backward does not recompute the sigmoid.
 """
@@ -35,9 +35,11 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from deltamix.diffprune.keyed_uniform import keyed_uniform_
+from deltamix.diffprune.gate_chunk import GateConstants, gate_, sampled_gate_and_penalty_
+from deltamix.diffprune.gate_noise import GateNoise
 from deltamix.diffprune.row_gradients import gradient_at, row_entries_of, row_gradient
-from deltamix.diffprune.workspace import Workspace
+from deltamix.diffprune.row_theta import compose_rows_, reset_to_base_, times
+from deltamix.diffprune.workspace import Workspace, tensor_stamp
 
 __all__ = [
     "CHUNK",
@@ -52,87 +54,10 @@ __all__ = [
 ]
 
 CHUNK = 1 << 18  # entries per chunk (1 MB of fp32): scratch stays in cache and is reused by malloc
-_EPS = 1e-6
 
 
 def _chunks(numel: int) -> range:
     return range(0, numel, CHUNK)
-
-
-def _gate_(
-    z: Tensor,
-    alpha: Tensor,
-    left: float,
-    right: float,
-    sample: bool,
-    noise_key: Tensor | None = None,
-    positions: Tensor | None = None,
-) -> Tensor:
-    """Write the hard-concrete gate of ``alpha`` (one chunk) into ``z`` in place and return it.
-
-    Sampled, u comes from the default generator (``uniform_``), or with ``noise_key`` from
-    `keyed_uniform_` at ``positions`` (int64, z's shape).
-    """
-    if sample:  # log u - log(1 - u) + alpha
-        u = z.uniform_() if noise_key is None else keyed_uniform_(z, noise_key, positions)
-        torch.logit(u, eps=_EPS, out=z).add_(alpha).sigmoid_()
-    else:
-        torch.sigmoid(alpha, out=z)
-    return z.mul_(right - left).add_(left).clamp_(0.0, 1.0)
-
-
-def _sampled_gate_and_penalty_(
-    z: Tensor, alpha: Tensor, left: float, right: float, scratch: Tensor, penalty_shift: float
-) -> Tensor:
-    """Sample the gate of ``alpha`` (one chunk, shape (n,)) into ``z`` in place; return each entry's
-    P(z != 0) = sigmoid(alpha - shift), written into ``scratch`` (shape (n,)).
-
-    One exponential serves both: with e = exp(-alpha), sigmoid(log u - log(1 - u) + alpha) =
-    1 / (1 + e (1/u - 1)) and sigmoid(alpha - shift) = 1 / (1 + exp(shift) e), where the separate
-    ops take a logit, a sigmoid and another sigmoid per entry (the costliest passes of the L0 stage
-    after drawing u). u is clamped to [eps, 1 - eps] as ``logit(u, eps)`` does, so the noise
-    distribution is the same; e = inf (alpha < -88) gives 0 and e = 0 gives 1, as the sigmoids do.
-    """
-    e = torch.neg(alpha, out=scratch).exp_()
-    u = z.uniform_().clamp_(_EPS, 1.0 - _EPS)
-    u.reciprocal_().sub_(1.0).mul_(e).add_(1.0).reciprocal_()  # z = sigmoid(logit(u) + alpha)
-    z.mul_(right - left).add_(left).clamp_(0.0, 1.0)
-    return e.mul_(math.exp(penalty_shift)).add_(1.0).reciprocal_()  # sigmoid(alpha - shift)
-
-
-def _times(values: Tensor, group_gate: Tensor | None) -> Tensor:
-    """``values`` times the tensor's group gate in place (structured), or ``values`` unchanged."""
-    return values if group_gate is None else values.mul_(group_gate)
-
-
-def _compose_rows_(
-    flat_theta: Tensor,
-    flat_base: Tensor,
-    w: Tensor,
-    alpha: Tensor,
-    start: int,
-    entries: Tensor,
-    left: float,
-    right: float,
-    sample: bool,
-    group_gate: Tensor | None,
-) -> Tensor:
-    """theta = base, then base + z * w [* zg] at ``entries`` only (shape (m,)); returns their gates z, shape (m,).
-
-    Sampled gates take their noise from one key drawn from the default generator and the entries'
-    flat positions (`keyed_uniform_`), not from m draws: the rows looked up differ between the
-    processes of a data-parallel job (each reads its own share of the batch), and m draws would give
-    the same entry other noise in each process and move every later tensor's draws by a different
-    amount, so the processes would no longer sample the gates one process samples.
-    """
-    flat_theta.copy_(flat_base)
-    at = entries + start
-    key = torch.empty((), dtype=torch.int64, device=alpha.device).random_() if sample else None
-    z = torch.empty(entries.numel(), dtype=alpha.dtype, device=alpha.device)
-    z = _gate_(z, alpha[at], left, right, sample, noise_key=key, positions=at)
-    product = _times(torch.mul(z, w[at]), group_gate).to(flat_theta.dtype)
-    flat_theta.index_copy_(0, entries, product.add_(flat_base[entries]))
-    return z
 
 
 @torch.no_grad()
@@ -150,7 +75,7 @@ def deterministic_delta(
     for start, end in zip(offsets, ends, strict=True):
         for a in _chunks(end - start):
             lo, hi = start + a, min(start + a + CHUNK, end)
-            z = _gate_(delta[lo:hi], alpha[lo:hi], left, right, sample=False)
+            z = gate_(delta[lo:hi], alpha[lo:hi], left, right, sampled=False)
             z.mul_(w[lo:hi])
     return delta
 
@@ -160,25 +85,46 @@ class _ForwardBuffers(NamedTuple):
 
     z: Tensor  # (d,): every entry's gate, saved for backward
     scratch: Tensor  # (k,): a chunk's P(z != 0) or exp(-alpha)
+    den: Tensor  # (k,): a chunk's u + (1 - u) exp(-alpha) (sampled gates)
     delta: Tensor | None  # (k,): a chunk's z * w before the group gate (structured only)
     slope: Tensor | None  # (d,): the penalty's slope p (1 - p), which becomes alpha's gradient, or None
     penalty: Tensor  # (num tensors,) float64: each tensor's expected L0
+    noise: GateNoise | None  # the uniform draws of the sampled gates (None: deterministic)
+    constants: GateConstants
 
 
 def _forward_buffers(
-    workspace: Workspace, alpha: Tensor, structured: bool, penalty_shift: float | None, num_tensors: int
+    workspace: Workspace,
+    alpha: Tensor,
+    structured: bool,
+    penalty_shift: float | None,
+    num_tensors: int,
+    stretch: tuple[float, float, bool],
 ) -> _ForwardBuffers:
-    """Take the forward pass's buffers; ``slope`` only when the penalty's gradient will be needed."""
+    """Take the forward pass's buffers; ``slope`` only when the penalty's gradient will be needed.
+
+    ``stretch``: (l, r, whether the gates are sampled).
+    """
     device = alpha.device
+    left, right, sample = stretch
+    constants = GateConstants(
+        left=torch.tensor(left, dtype=alpha.dtype, device=device),
+        one=torch.ones((), dtype=alpha.dtype, device=device),
+        width=right - left,
+        exp_shift=math.exp(penalty_shift) if penalty_shift is not None else 1.0,
+    )
     # The penalty's slope p (1 - p), p = sigmoid(alpha - shift), is written while p is at hand, into
     # the buffer that becomes alpha's gradient: backward then scales it rather than recompute p.
     with_slope = penalty_shift is not None and alpha.requires_grad
     return _ForwardBuffers(
         z=workspace.take("z", alpha.shape, alpha.dtype, device),
         scratch=workspace.take("scratch", (CHUNK,), alpha.dtype, device),
+        den=workspace.take("scratch_gw", (CHUNK,), alpha.dtype, device),  # free again in backward
         delta=workspace.take("scratch_delta", (CHUNK,), alpha.dtype, device) if structured else None,
         slope=workspace.take("grad_alpha", alpha.shape, alpha.dtype, device) if with_slope else None,
         penalty=torch.zeros(num_tensors, dtype=torch.float64, device=device),
+        noise=GateNoise(device) if sample else None,
+        constants=constants,
     )
 
 
@@ -198,7 +144,7 @@ def _compose_tensor_(
     penalty_only: bool,
 ) -> None:
     """One gated tensor, chunk by chunk: its expected L0 into ``buffers.penalty[index]`` (and the slopes),
-    and, unless ``penalty_only`` (a row-restricted tensor, composed by `_compose_rows_`), its gates into
+    and, unless ``penalty_only`` (a row-restricted tensor, composed by `compose_rows_` (row_theta.py)), its gates into
     ``buffers.z`` and theta = base + z * w [* zg] into ``flat_theta`` (shape (numel,)).
 
     ``w``, ``alpha``: flat over all tensors, (d,); this tensor is ``[start, start + numel)``.
@@ -211,7 +157,9 @@ def _compose_tensor_(
         lo, hi = start + a, start + b
         if fused_gate:  # the gate and the chunk's P(z != 0) from one exponential
             z = z_all[lo:hi]
-            p = _sampled_gate_and_penalty_(z, alpha[lo:hi], left, right, scratch[: b - a], penalty_shift)
+            p = sampled_gate_and_penalty_(
+                z, alpha[lo:hi], buffers.noise, buffers.constants, scratch[: b - a], buffers.den[: b - a]
+            )
         elif penalty_shift is not None:  # the expected L0 of this chunk, while alpha is in cache
             p = torch.sub(alpha[lo:hi], penalty_shift, out=scratch[: b - a]).sigmoid_()
         if penalty_shift is not None:
@@ -221,7 +169,8 @@ def _compose_tensor_(
         if penalty_only:
             continue
         if not fused_gate:
-            z = _gate_(z_all[lo:hi], alpha[lo:hi], left, right, sample)
+            z = z_all[lo:hi] if buffers.noise is None else buffers.noise.fill_(z_all[lo:hi])
+            z = gate_(z, alpha[lo:hi], left, right, sampled=buffers.noise is not None)
         if group_gate is None:
             # base + z * w: the product rounded to theta's dtype, then the sum (as base + delta)
             torch.mul(z, w[lo:hi], out=flat_theta[a:b]).add_(flat_base[a:b])
@@ -298,12 +247,15 @@ def _backward_state(ctx, w: Tensor, alpha: Tensor, grad_penalty: Tensor | None) 
     )
 
 
-def _gate_slope_(bw: _Backward, slope: Tensor, z: Tensor) -> Tensor:
-    """dz / dalpha at gates ``z`` (shape (n,)), written into ``slope`` (holding (l + r) - z): 0 where clamped."""
-    torch.addcmul(bw.offset, slope, z, value=bw.scale, out=slope)
+def _gate_slope_(bw: _Backward, out: Tensor, z: Tensor) -> Tensor:
+    """dz / dalpha at gates ``z`` (shape (n,)), written into ``out`` (shape (n,)): 0 where clamped."""
+    if bw.left + bw.right == 0.0:  # symmetric stretch (the default): (l + r) - z = -z, one pass fewer
+        torch.addcmul(bw.offset, z, z, value=-bw.scale, out=out)
+    else:
+        torch.addcmul(bw.offset, torch.sub(bw.left + bw.right, z, out=out), z, value=bw.scale, out=out)
     # 0 where the gate is clamped (hardtanh_backward: the mask and the select in one pass)
-    torch.ops.aten.hardtanh_backward.grad_input(slope, z, 0.0, 1.0, grad_input=slope)
-    return slope
+    torch.ops.aten.hardtanh_backward.grad_input(out, z, 0.0, 1.0, grad_input=out)
+    return out
 
 
 def _penalty_gradient_only_(bw: _Backward, index: int, start: int, numel: int) -> None:
@@ -342,14 +294,14 @@ def _backward_rows_(
     rows_w = bw.w[row_entries + start]
     span = slice(start, start + numel)
     if bw.grad_w is not None:
-        bw.grad_w[span].zero_().index_copy_(0, row_entries, _times(torch.mul(g, row_z), group_gate))
+        bw.grad_w[span].zero_().index_copy_(0, row_entries, times(torch.mul(g, row_z), group_gate))
     if bw.grad_alpha is not None or bw.grad_group is not None:
         gw = torch.mul(g, rows_w)
         if bw.grad_group is not None:
             bw.grad_group[index] += torch.dot(gw, row_z).double()
     if bw.grad_alpha is not None:
-        slope = _gate_slope_(bw, torch.sub(bw.left + bw.right, row_z), row_z)
-        from_loss = _times(gw, group_gate).mul_(slope)
+        slope = _gate_slope_(bw, torch.empty_like(row_z), row_z)
+        from_loss = times(gw, group_gate).mul_(slope)
         _penalty_gradient_only_(bw, index, start, numel)
         bw.grad_alpha[span].index_add_(0, row_entries, from_loss)
 
@@ -379,7 +331,7 @@ def _backward_chunks_(
             if bw.grad_group is not None:
                 bw.grad_group[index] += torch.dot(gw, z).double()
         if need_alpha:
-            slope = _gate_slope_(bw, torch.sub(bw.left + bw.right, z, out=bw.slope_buffer[: b - a]), z)
+            slope = _gate_slope_(bw, bw.slope_buffer[: b - a], z)
             out = gw if group_gate is None else gw.mul_(group_gate)
             if bw.use_stored:  # grad_penalty_i * p (1 - p) (kept by forward) + slope * g w
                 bw.grad_alpha[lo:hi].mul_(bw.grad_penalty[index]).addcmul_(slope, out)
@@ -410,7 +362,7 @@ class GatedTheta(torch.autograd.Function):
         rows: ``(i, row_ids)``: of the 2-D tensor i only the rows ``row_ids`` (int64, sorted, unique,
             shape (m,)) can reach the loss (the rows of an input embedding that the batch looks
             up), or None. Only their gates are drawn (sampled: from one key and each entry's
-            position, so an entry's gate does not depend on the other rows; see `_compose_rows_`)
+            position, so an entry's gate does not depend on the other rows; see `compose_rows_` (row_theta.py))
             and their theta composed; theta_i is base_i elsewhere, the gradient of w there is 0
             and that of alpha the penalty's alone (exact: the loss does not depend on those
             entries). The penalty still covers every entry.
@@ -427,7 +379,9 @@ class GatedTheta(torch.autograd.Function):
     def forward(
         ctx, w, alpha, group_z, workspace, left, right, sample, offsets, penalty_shift, alive, rows, *bases
     ):
-        buffers = _forward_buffers(workspace, alpha, group_z is not None, penalty_shift, len(bases))
+        buffers = _forward_buffers(
+            workspace, alpha, group_z is not None, penalty_shift, len(bases), (left, right, sample)
+        )
         row_index, row_ids, row_entries, row_z = -1, None, None, None
         if rows is not None:
             row_index, row_ids = rows
@@ -438,9 +392,11 @@ class GatedTheta(torch.autograd.Function):
             flat_theta, flat_base = theta.view(-1), base.reshape(-1)
             group_gate = None if group_z is None else group_z[index]
             if index == row_index:
-                row_z = _compose_rows_(
+                reset_to_base_(workspace, ("theta", index), theta, base)
+                row_z = compose_rows_(
                     flat_theta, flat_base, w, alpha, start, row_entries, left, right, sample, group_gate
                 )
+                workspace.stamp(("theta", index), theta, (tensor_stamp(base),), note=row_entries)
             _compose_tensor_(
                 buffers, index, start, flat_theta, flat_base, w, alpha, group_gate, left, right, sample,
                 penalty_shift, penalty_only=index == row_index,

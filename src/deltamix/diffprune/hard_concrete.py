@@ -12,6 +12,8 @@ import math
 import torch
 from torch import Tensor
 
+from deltamix.diffprune.gate_noise import GateNoise
+
 _EPS = 1e-6
 
 
@@ -31,7 +33,8 @@ def sample_gate(alpha: Tensor, left: float, right: float, noise: Tensor | None =
         z, alpha's shape and dtype.
     """
     if noise is None:
-        noise = torch.logit(torch.rand_like(alpha), eps=_EPS)  # log u - log(1 - u)
+        u = GateNoise(alpha.device).fill_(torch.empty_like(alpha, memory_format=torch.contiguous_format))
+        noise = torch.logit(u, eps=_EPS)  # log u - log(1 - u), u from the fused kernel's stream
     s = torch.sigmoid(noise + alpha)
     return (s * (right - left) + left).clamp(0.0, 1.0)
 
@@ -82,7 +85,11 @@ class GatedDiff(torch.autograd.Function):
     @staticmethod
     def forward(ctx, w: Tensor, alpha: Tensor, left: float, right: float, sample: bool) -> Tensor:
         # z starts as log u - log(1 - u) + alpha (sampled) or alpha (deterministic), then is gated in place.
-        z = torch.logit(torch.rand_like(alpha), eps=_EPS).add_(alpha) if sample else alpha.detach().clone()
+        if sample:  # the uniforms of the fused kernel's stream (gate_noise.py)
+            u = GateNoise(alpha.device).fill_(torch.empty_like(alpha, memory_format=torch.contiguous_format))
+            z = torch.logit(u, eps=_EPS).add_(alpha)
+        else:
+            z = alpha.detach().clone()
         z.sigmoid_().mul_(right - left).add_(left).clamp_(0.0, 1.0)
         ctx.save_for_backward(w, z)
         ctx.stretch = (left, right)

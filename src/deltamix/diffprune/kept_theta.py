@@ -6,7 +6,9 @@ touch of a new page a fault. Here each theta is written into a reused
 :class:`~deltamix.diffprune.workspace.Workspace` buffer (one copy of the base, then the values
 added), and the gradient of the k kept values is gathered from theta's gradient, which may be sparse
 over rows (an input embedding switched to ``sparse=True``: no vocabulary-sized gradient is filled).
-The values are those of ``index_add``: the same single addition per kept entry.
+The values are those of ``index_add``: the same single addition per kept entry. A buffer that still
+holds the last step's theta (the same buffer, not written since, over the same unchanged base) gets
+only its kept entries rewritten, k writes instead of a copy of d floats.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 from torch import Tensor
 
 from deltamix.diffprune.row_gradients import gradient_at
-from deltamix.diffprune.workspace import Workspace
+from deltamix.diffprune.workspace import Workspace, tensor_stamp
 
 
 class KeptTheta(torch.autograd.Function):
@@ -38,10 +40,16 @@ class KeptTheta(torch.autograd.Function):
     def forward(ctx, values, workspace, pieces, *bases):
         thetas = []
         for index, ((local, start, end), base) in enumerate(zip(pieces, bases, strict=True)):
-            theta = workspace.take(("kept_theta", index), base.shape, base.dtype, base.device)
-            flat = theta.view(-1)
-            flat.copy_(base.reshape(-1))
-            flat.index_add_(0, local, values[start:end].to(base.dtype))
+            key = ("kept_theta", index)
+            theta = workspace.take(key, base.shape, base.dtype, base.device)
+            flat, flat_base, kept = theta.view(-1), base.reshape(-1), values[start:end].to(base.dtype)
+            inputs = (tensor_stamp(base), tensor_stamp(local))
+            if workspace.held(key, theta, inputs)[0]:  # last step's theta: only the kept entries change
+                flat.index_put_((local,), flat_base[local].add_(kept))
+            else:
+                flat.copy_(flat_base)
+                flat.index_add_(0, local, kept)
+            workspace.stamp(key, theta, inputs)
             thetas.append(theta)
         ctx.pieces = pieces
         ctx.values_meta = (values.numel(), values.dtype, values.device)

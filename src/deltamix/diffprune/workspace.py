@@ -13,6 +13,7 @@ left alone and a fresh one is allocated in its place, so reuse never changes res
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -43,6 +44,7 @@ class Workspace:
 
     def __init__(self) -> None:
         self._buffers: dict[Hashable, tuple[Tensor, int]] = {}  # key -> (buffer, users when idle)
+        self._stamps: dict[Hashable, tuple] = {}  # key -> ((data pointer, version, inputs), note): stamp()
 
     def take(self, key: Hashable, shape: Sequence[int], dtype: torch.dtype, device: torch.device) -> Tensor:
         """An uninitialised tensor of ``shape``: the buffer kept under ``key`` if idle, else a new one.
@@ -66,9 +68,26 @@ class Workspace:
         self._buffers[key] = (buffer, _storage_users(buffer))
         return buffer.view(shape)
 
+    def stamp(self, key: Hashable, tensor: Tensor, inputs: tuple, note: Any = None) -> None:
+        """Record that ``tensor`` (just taken under ``key`` and written) holds a function of ``inputs``.
+
+        ``inputs``: hashable stamps of what the contents were computed from (see `tensor_stamp`);
+        ``note``: anything the writer needs to update the contents next time (see `held`).
+        """
+        self._stamps[key] = ((tensor.data_ptr(), tensor._version, inputs), note)
+
+    def held(self, key: Hashable, tensor: Tensor, inputs: tuple) -> tuple[bool, Any]:
+        """(whether ``tensor``, just taken under ``key``, still holds what was stamped from ``inputs``:
+        the same buffer, not written since (its version), the same inputs; the stamp's note, or None)."""
+        entry = self._stamps.get(key)
+        if entry is None or entry[0] != (tensor.data_ptr(), tensor._version, inputs):
+            return False, None
+        return True, entry[1]
+
     def clear(self) -> None:
         """Forget every buffer (memory is freed once the tensors handed out are gone)."""
         self._buffers.clear()
+        self._stamps.clear()
 
     def nbytes(self, idle_only: bool = False) -> int:
         """Bytes held by the workspace's buffers (with ``idle_only``: those no other tensor shares now)."""
@@ -77,3 +96,8 @@ class Workspace:
             for buffer, idle_users in self._buffers.values()
             if not idle_only or _is_idle(buffer, idle_users)
         )
+
+
+def tensor_stamp(tensor: Tensor) -> tuple[int, int, int, tuple[int, ...]]:
+    """What identifies a tensor's current contents: its object, data pointer, version and shape."""
+    return (id(tensor), tensor.data_ptr(), tensor._version, tuple(tensor.shape))
