@@ -30,6 +30,7 @@ from deltamix.diffprune.dense_theta import dense_thetas
 from deltamix.diffprune.density_control import MULTIPLIERS_KEY, ascend
 from deltamix.diffprune.fused import deterministic_delta, expected_l0_chunked, gated_thetas
 from deltamix.diffprune.hard_concrete import deterministic_gate, prob_nonzero, sample_gate
+from deltamix.diffprune.kept_linear import kept_linears
 from deltamix.diffprune.kept_theta import kept_thetas
 from deltamix.diffprune.param_groups import dense_group, diff_param_groups
 from deltamix.diffprune.projection import num_kept, topk_indices
@@ -235,7 +236,8 @@ class DiffState(nn.Module):
         params = self.thetas(base, rows)
         dtype = autocast_dtype(self.diff_device)
         names = self._linear_names(model) if dtype is not None else set()
-        with split_linears(params, base, names, self._low_precision_bases, dtype):
+        kept = self._kept_linear_indices(model) if dtype is None else {}
+        with split_linears(params, base, names, self._low_precision_bases, dtype), kept_linears(params, kept):
             if rows is None:
                 return functional_call(model, params, args, kwargs, tie_weights=True, strict=False)
             embedding = self._embedding_rows_of[0]
@@ -244,6 +246,18 @@ class DiffState(nn.Module):
                 return functional_call(model, params, args, kwargs, tie_weights=True, strict=False)
             finally:
                 embedding.sparse = sparse
+
+    def _kept_linear_indices(self, model: nn.Module) -> dict[str, Tensor]:
+        """Fixed-mask stage, training: the kept flat indices of each gated linear weight, by name (their
+        gradient is computed there only, kept_linear.py); empty otherwise."""
+        if (
+            self._stage is not Stage.FIXED_MASK
+            or not torch.is_grad_enabled()
+            or not self.kept_values.requires_grad
+        ):
+            return {}
+        names = self._linear_names(model)
+        return {span.name: local for span, local, _, _ in self._kept_local if span.name in names}
 
     def _linear_names(self, model: nn.Module) -> set[str]:
         """The gated parameters of ``model`` that are nn.Linear weights (split under autocast), cached per model."""

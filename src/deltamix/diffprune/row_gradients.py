@@ -20,11 +20,14 @@ def gradient_at(grad: Tensor, flat: Tensor) -> Tensor:
     """``grad`` at the flat indices ``flat`` (shape (k,)), fp32, shape (k,).
 
     ``grad`` is dense, or sparse COO over the rows of a 2-D tensor (``nn.Embedding(sparse=True)``: no
-    vocabulary-sized gradient is ever filled); an index in a row it does not name gets 0.
+    vocabulary-sized gradient is ever filled), or over its entries (a fixed-mask linear,
+    kept_linear.py); an index it does not name gets 0.
     """
     if not grad.is_sparse:
         return grad.reshape(-1)[flat].float()
     grad = grad.coalesce()
+    if grad.sparse_dim() == 2 and grad.dense_dim() == 0:  # sparse over entries (kept_linear.py)
+        return _entry_gradient_at(grad, flat)
     present = grad.indices()[0]  # sorted, unique rows that got a gradient
     if present.numel() == 0:
         return torch.zeros(flat.numel(), dtype=torch.float32, device=grad.device)
@@ -33,6 +36,18 @@ def gradient_at(grad: Tensor, flat: Tensor) -> Tensor:
     position = torch.searchsorted(present, rows).clamp_(max=present.numel() - 1)
     found = present[position] == rows
     return torch.where(found, grad.values()[position, columns].float(), 0.0)
+
+
+def _entry_gradient_at(grad: Tensor, flat: Tensor) -> Tensor:
+    """A coalesced COO gradient over entries of a 2-D tensor at the flat indices ``flat`` (k,), fp32; 0 where absent."""
+    present = grad.indices()[0] * grad.shape[1] + grad.indices()[1]  # sorted flat indices
+    values = grad.values().float()
+    if torch.equal(present, flat):  # the kept entries themselves (KeptLinear's gradient)
+        return values
+    if present.numel() == 0:
+        return torch.zeros(flat.numel(), dtype=torch.float32, device=grad.device)
+    position = torch.searchsorted(present, flat).clamp_(max=present.numel() - 1)
+    return torch.where(present[position] == flat, values[position], 0.0)
 
 
 def row_gradient(grad: Tensor, row_ids: Tensor, entries: Tensor) -> Tensor:
