@@ -12,7 +12,7 @@
 #          e.g. LRS_full="2e-5 5e-5 1e-4"; $GLUE_ARGS: more flags for every run, e.g. a smoke test's
 #          "--max-train-examples 64 --epochs 1"; $TUNED_DIR: the run folders' root, default runs/glue-tuned)
 # Start one copy per core: the copies share one queue, each run claimed with flock; finished runs
-# (run_done.json) are skipped and an interrupted one resumes from its last checkpoint when a copy
+# (run_done.json, or a record in $RESULTS_DIR/glue.jsonl naming the folder) are skipped and an interrupted one resumes from its last checkpoint when a copy
 # reaches it again. A method's other seeds start once all its rates have finished (a copy that finds
 # one still running moves on; the copy running it comes back to them).
 source "$(dirname "$0")/queue_lib.sh"
@@ -40,6 +40,7 @@ rates() {  # the learning rates of a method: about 3x apart around its default f
 run() {  # run TASK METHOD LR SEED once (claimed with flock; skipped when finished)
   local task="$1" method="$2" lr="$3" seed="$4"
   local out="$root/$task/$method/lr$lr/seed$seed"
+  recorded "$results/glue.jsonl" "$out" && return 0
   run_once "$out" "$out/run_done.json" "$task $method lr $lr seed $seed" \
     "${deltamix[@]}" diffprune glue --task "$task" --method "$method" --lr "$lr" --seed "$seed" \
     --select-on holdout --data-dir "$data" --output-dir "$out" --results-dir "$results" "${extra[@]}" \
@@ -57,13 +58,14 @@ for task in "${tasks[@]}"; do
     read -r -a lrs <<< "$(rates "$method")"
     finished=()
     for lr in "${lrs[@]}"; do
-      [ -f "$root/$task/$method/lr$lr/seed$tuning/run_done.json" ] && finished+=("$root/$task/$method/lr$lr/seed$tuning")
+      out="$root/$task/$method/lr$lr/seed$tuning"
+      if [ -f "$out/run_done.json" ] || recorded "$results/glue.jsonl" "$out"; then finished+=("$out"); fi
     done
     if [ "${#finished[@]}" -lt "${#lrs[@]}" ]; then
       echo "-- $task $method: ${#finished[@]} of ${#lrs[@]} rates finished; its seeds wait for the rest"
       continue
     fi
-    chosen="$("${python[@]}" -m deltamix.experiments.report.glue_tuned "${finished[@]}")" || { echo "!! $task $method: no rate chosen"; continue; }
+    chosen="$("${python[@]}" -m deltamix.experiments.report.glue_tuned --records "$results/glue.jsonl" "${finished[@]}")" || { echo "!! $task $method: no rate chosen"; continue; }
     lr="$(basename "$(dirname "$chosen")")"
     lr="${lr#lr}"
     echo "-- $task $method: lr $lr chosen on the held-out slice"

@@ -36,5 +36,5 @@ run_once() {
 #   it even when the run folder is gone (a fresh clone keeps results/, not runs/).
 recorded() {
   local results="$1" out="$2"
-  [ -f "$results" ] && grep -qE -- "--output-dir $out( |\")" "$results"
+  [ -f "$results" ] && grep -qF -e "--output-dir $out " -e "--output-dir $out\"" -- "$results"
 }

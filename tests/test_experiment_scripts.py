@@ -496,6 +496,11 @@ record = {{
 }}
 out.mkdir(parents=True, exist_ok=True)
 (out / "run_done.json").write_text(json.dumps({{"record": record}}))
+record["command"] = "deltamix diffprune glue " + " ".join(args)
+results = Path(value("--results-dir"))
+results.mkdir(parents=True, exist_ok=True)
+with open(results / "glue.jsonl", "a") as records:
+    records.write(json.dumps(record) + "\\n")
 """
 
 
@@ -556,6 +561,30 @@ def test_glue_tuned_waits_for_every_rate_before_the_seeds(tmp_path):
     # the failed rate again, then the chosen rate's other seed
     assert run(SEEDS="0 1", TUNED_DIR="runs/t") == [("3e-4", "0"), ("1e-4", "1")]
     assert subprocess.run(["bash", str(script)], env={**env, "METHODS": "nope"}).returncode == 2
+
+
+@pytest.mark.slow  # a Python process picks the rate of each task (~4 s each, 4 here)
+@pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
+def test_glue_tuned_goes_on_from_the_records_when_the_run_folders_are_gone(tmp_path):
+    import sys
+
+    script, fake = _project(tmp_path, "glue_tuned.sh")
+    fake.write_text(FAKE_TUNED_DELTAMIX.format(python=sys.executable))
+    env = {"METHODS": "full", "BEST_LR": "1e-4", "PYTHON": sys.executable}
+    tasks = ("rte", "mrpc", "stsb", "sst2")
+
+    def started(**more: str) -> list[tuple[str, str, str]]:
+        return [
+            (_value(c, "--task"), _value(c, "--lr"), _value(c, "--seed")) for c in _run(script, fake, **more)
+        ]
+
+    rates = [(task, lr, "0") for task in tasks for lr in ("3e-5", "1e-4", "3e-4")]
+    assert started(**env, SEEDS="0") == rates
+    shutil.rmtree(tmp_path / "runs")  # a fresh clone: results/ without runs/
+    # the rates are recorded: only the chosen rate's other seed of each task runs, then nothing
+    assert started(**env, SEEDS="0 1") == [(task, "1e-4", "1") for task in tasks]
+    shutil.rmtree(tmp_path / "runs")
+    assert started(**env, SEEDS="0 1") == []
 
 
 @pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
