@@ -1,8 +1,10 @@
-"""GateNoise: the U[0, 1) draws of the sampled gates, a PCG64 stream keyed by one draw of torch's default generator.
+"""GateNoise: the U[0, 1] draws of the sampled gates, an SFC64 stream keyed by one draw of torch's default generator.
 
 Why: on CPU, ``Tensor.uniform_`` (MT19937, one draw per entry) was the costliest single pass of the
-L0 stage (~40% of its gate kernel on MiniLM). NumPy's PCG64 gives 64 random bits per call, two
-24-bit uniforms, at about half the cost. Its seed is one int64 drawn from torch's default generator,
+L0 stage (~40% of its gate kernel on MiniLM). NumPy's SFC64 gives 64 random bits per call, two
+uniforms, and each 32-bit half becomes u = 1/2 + v 2^-32 (v read as a signed int32) in one pass,
+at about half the cost in all. u lies on a grid no coarser than uniform_'s 2^-24 and may be 0 or
+(rounded) 1, which the gates clamp to [eps, 1 - eps] as ``logit(u, eps)`` does. Its seed is one int64 drawn from torch's default generator,
 so ``torch.manual_seed`` (and a checkpoint's saved RNG state) still fixes every gate, every process
 of a data-parallel job draws the same noise, and torch's stream advances by one draw per forward
 pass, not by d. The stream is cut into chunks in any way (`GateNoise.fill_` keeps the odd half of a
@@ -17,11 +19,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-_SCALE = 2.0**-24  # a float32 uniform keeps 24 bits, as uniform_ does
+_SCALE = 2.0**-32  # u = 1/2 + v 2^-32 for a signed 32-bit v
 
 
 class GateNoise:
-    """A stream of U[0, 1) draws (multiples of 2^-24) written into tensors chunk by chunk.
+    """A stream of U[0, 1] draws written into tensors chunk by chunk.
 
     >>> _ = torch.manual_seed(0)
     >>> one = GateNoise(torch.device("cpu")).fill_(torch.empty(5))
@@ -33,11 +35,12 @@ class GateNoise:
     """
 
     def __init__(self, device: torch.device) -> None:
-        self._bits: np.random.PCG64 | None = None
+        self._bits: np.random.SFC64 | None = None
         self._carry: float | None = None  # the second half of the last word, not yet used
         if device.type == "cpu":
             key = int(torch.empty((), dtype=torch.int64).random_())  # one draw of the default generator
-            self._bits = np.random.PCG64(key)
+            self._bits = np.random.SFC64(key)
+            self._half = torch.tensor(0.5)
 
     def fill_(self, out: Tensor) -> Tensor:
         """The next ``out.numel()`` draws of the stream, written into ``out`` (contiguous) and returned."""
@@ -55,8 +58,8 @@ class GateNoise:
         if needed == 0:
             return out
         words = torch.from_numpy(self._bits.random_raw((needed + 1) // 2).view(np.int32))  # (2 ceil(m/2),)
-        words.bitwise_right_shift_(8).bitwise_and_(0xFFFFFF)  # each 32-bit half's top 24 bits
-        torch.mul(words[:needed], _SCALE, out=flat[start:])
+        # 1/2 + v 2^-32: v 2^-32 is exact (a power of two), so one rounding, vectorised or not
+        torch.add(self._half, words[:needed], alpha=_SCALE, out=flat[start:])
         if words.numel() > needed:
-            self._carry = float(words[needed]) * _SCALE
+            self._carry = float(torch.add(self._half, words[needed:], alpha=_SCALE))
         return out
