@@ -19,7 +19,8 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.overrides import TorchFunctionMode
+
+from deltamix.diffprune.linear_routing import LinearRoutingMode
 
 
 class KeptLinear(torch.autograd.Function):
@@ -71,24 +72,14 @@ def _sampled_product(grad: Tensor, x: Tensor, cols: Tensor, row_starts: Tensor, 
         return torch.sparse.sampled_addmm(pattern, grad.t(), x, beta=0.0).values()
 
 
-class _KeptLinearMode(TorchFunctionMode):
-    """Routes ``F.linear(x, theta, bias)`` to :class:`KeptLinear` for the registered thetas."""
+class _KeptLinearMode(LinearRoutingMode):
+    """Routes ``F.linear(x, theta, bias)`` to :class:`KeptLinear` for the registered thetas.
 
-    def __init__(self, entries: dict[int, tuple[Tensor, Tensor, Tensor, Tensor]]) -> None:
-        super().__init__()
-        self.entries = (
-            entries  # id(theta) -> (theta, rows, cols, row starts): theta kept so its id stays unique
-        )
+    ``entries``: id(theta) -> (theta, rows, cols, row starts).
+    """
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func is F.linear:
-            x, weight = args[0], args[1] if len(args) > 1 else kwargs["weight"]
-            bias = args[2] if len(args) > 2 else kwargs.get("bias")
-            entry = self.entries.get(id(weight))
-            if entry is not None and entry[0] is weight:
-                return KeptLinear.apply(x, weight, bias, *entry[1:])
-        return func(*args, **kwargs)
+    def linear(self, x: Tensor, weight: Tensor, bias: Tensor | None, extra: tuple) -> Tensor:
+        return KeptLinear.apply(x, weight, bias, *extra)
 
 
 @contextlib.contextmanager

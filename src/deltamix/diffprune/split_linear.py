@@ -28,9 +28,9 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.overrides import TorchFunctionMode
+
+from deltamix.diffprune.linear_routing import LinearRoutingMode
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 
@@ -85,23 +85,19 @@ class SplitLinear(torch.autograd.Function):
         return grad_x, grad_theta, None, None, grad_bias, None
 
 
-class _SplitLinearMode(TorchFunctionMode):
-    """Routes ``F.linear(x, theta, bias)`` to :class:`SplitLinear` for the registered thetas."""
+class _SplitLinearMode(LinearRoutingMode):
+    """Routes ``F.linear(x, theta, bias)`` to :class:`SplitLinear` for the registered thetas.
 
-    def __init__(self, split: dict[int, tuple[Tensor, Tensor, Tensor]], dtype: torch.dtype) -> None:
-        super().__init__()
-        self.split = split  # id(theta) -> (theta, base, base_lp): theta kept so its id stays unique
+    ``entries``: id(theta) -> (theta, base, base_lp).
+    """
+
+    def __init__(self, entries: dict[int, tuple[Tensor, Tensor, Tensor]], dtype: torch.dtype) -> None:
+        super().__init__(entries)
         self.dtype = dtype
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func is F.linear:
-            x, weight = args[0], args[1] if len(args) > 1 else kwargs["weight"]
-            bias = args[2] if len(args) > 2 else kwargs.get("bias")
-            entry = self.split.get(id(weight))
-            if entry is not None and entry[0] is weight:
-                return SplitLinear.apply(x, weight, entry[1], entry[2], bias, self.dtype)
-        return func(*args, **kwargs)
+    def linear(self, x: Tensor, weight: Tensor, bias: Tensor | None, extra: tuple) -> Tensor:
+        base, base_lp = extra
+        return SplitLinear.apply(x, weight, base, base_lp, bias, self.dtype)
 
 
 class LowPrecisionBases:
