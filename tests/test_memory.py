@@ -25,8 +25,12 @@ def test_a_repeated_large_allocation_no_longer_page_faults(monkeypatch: pytest.M
         torch.ones(64 * 2**20 // 4)  # 64 MiB, above glibc's largest mmap threshold; freed at once
         return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
-    faults_of_one_allocation()  # the heap grows once
-    assert faults_of_one_allocation() < 100  # 64 MiB freshly mapped would be 16,384 faults
+    # The heap grows for the first few: torch's 64-byte aligned blocks fit the freed ones only once
+    # neighbours have merged (up to 9 allocations measured on a 2-thread Xeon, 1 on an EPYC).
+    for _ in range(16):
+        faults_of_one_allocation()
+    later = [faults_of_one_allocation() for _ in range(8)]
+    assert max(later) < 100, later  # 64 MiB freshly mapped is 16,384 faults
 
 
 def test_the_users_malloc_settings_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
