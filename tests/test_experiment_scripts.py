@@ -9,46 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import subprocess
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-FAKE_DELTAMIX = """#!/usr/bin/env bash
-# Logs its arguments, then marks the run in --output-dir finished the way deltamix does.
-echo "$*" >> "$(dirname "$0")/calls.log"
-while [ $# -gt 0 ]; do
-  if [ "$1" = --output-dir ]; then out="$2"; fi
-  shift
-done
-mkdir -p "$out"
-echo '{}' > "$out/run_done.json"
-echo '{}' > "$out/metrics.json"
-"""
-
-
-def _project(tmp_path: Path, script: str) -> tuple[Path, Path]:
-    """A temporary project holding ``experiments/<script>`` and the fake command; (script, fake)."""
-    (tmp_path / "experiments").mkdir()
-    copy = tmp_path / "experiments" / script
-    shutil.copy(REPO / "experiments" / script, copy)
-    shutil.copy(REPO / "experiments" / "queue_lib.sh", tmp_path / "experiments" / "queue_lib.sh")
-    fake = tmp_path / "fake_deltamix"
-    fake.write_text(FAKE_DELTAMIX)
-    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
-    return copy, fake
-
-
-def _run(script: Path, fake: Path, **env: str) -> list[list[str]]:
-    """Runs ``script`` with ``env`` added; the argument lists of the runs it started, in order."""
-    log = fake.parent / "calls.log"
-    log.unlink(missing_ok=True)
-    full_env = {**os.environ, "DELTAMIX": str(fake), **env}
-    subprocess.run(["bash", str(script)], env=full_env, check=True, capture_output=True, text=True)
-    return [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+from queue_fakes import FAKE_DELTAMIX, REPO, fake_python, queue_project, run_queue
 
 
 def _value(args: list[str], option: str) -> str:
@@ -70,8 +36,8 @@ KEEPS_FIRST_STAGE = (
 
 @pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
 def test_glue_matrix_subset_runs_each_chosen_run_once(tmp_path):
-    script, fake = _project(tmp_path, "glue_matrix.sh")
-    calls = _run(script, fake, METHODS="diffprune bitfit", SEEDS="0 2", GLUE_DIR="data")
+    script, fake = queue_project(tmp_path, "glue_matrix.sh")
+    calls = run_queue(script, fake, METHODS="diffprune bitfit", SEEDS="0 2", GLUE_DIR="data")
     started = [(_value(c, "--task"), _value(c, "--method"), _value(c, "--seed")) for c in calls]
     assert started == [
         (task, method, seed)
@@ -79,14 +45,14 @@ def test_glue_matrix_subset_runs_each_chosen_run_once(tmp_path):
         for seed in ("0", "2")
         for method in ("diffprune", "bitfit")
     ]
-    calls = _run(script, fake, METHODS="diffprune", SEEDS="1")
+    calls = run_queue(script, fake, METHODS="diffprune", SEEDS="1")
     assert [_value(c, "--output-dir") for c in calls] == [
         f"runs/glue/{task}/diffprune/seed1" for task in ("rte", "mrpc", "stsb")
     ]
     # finished runs are skipped: running the same subset again starts nothing
-    assert _run(script, fake, METHODS="diffprune", SEEDS="1") == []
+    assert run_queue(script, fake, METHODS="diffprune", SEEDS="1") == []
     # another root runs them again beside the finished ones (after a default changed)
-    calls = _run(script, fake, METHODS="diffprune", SEEDS="1", MATRIX_DIR="runs/glue-new")
+    calls = run_queue(script, fake, METHODS="diffprune", SEEDS="1", MATRIX_DIR="runs/glue-new")
     assert [_value(c, "--output-dir") for c in calls] == [
         f"runs/glue-new/{task}/diffprune/seed1" for task in ("rte", "mrpc", "stsb")
     ]
@@ -94,8 +60,8 @@ def test_glue_matrix_subset_runs_each_chosen_run_once(tmp_path):
 
 @pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
 def test_glue_matrix_task_arguments_and_data_dir(tmp_path):
-    script, fake = _project(tmp_path, "glue_matrix.sh")
-    calls = _run(script, fake, METHODS="full", SEEDS="0", GLUE_DIR="my/glue")
+    script, fake = queue_project(tmp_path, "glue_matrix.sh")
+    calls = run_queue(script, fake, METHODS="full", SEEDS="0", GLUE_DIR="my/glue")
     assert [(_value(c, "--task"), _value(c, "--data-dir")) for c in calls] == [
         ("rte", "my/glue"),
         ("mrpc", "my/glue"),
@@ -116,8 +82,8 @@ def test_glue_matrix_task_arguments_and_data_dir(tmp_path):
 
 @pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
 def test_multi30k_matrix_default_queue_and_longer_budget(tmp_path):
-    script, fake = _project(tmp_path, "multi30k_matrix.sh")
-    calls = _run(script, fake, SEEDS="0 1")
+    script, fake = queue_project(tmp_path, "multi30k_matrix.sh")
+    calls = run_queue(script, fake, SEEDS="0 1")
     assert [(_value(c, "--augment"), _value(c, "--seed")) for c in calls] == [
         ("none", "0"),
         ("seqmix", "0"),
@@ -131,7 +97,7 @@ def test_multi30k_matrix_default_queue_and_longer_budget(tmp_path):
     assert {(_value(c, "--epochs"), _value(c, "--average-last")) for c in calls} == {("3", "2")}
     assert _value(calls[0], "--output-dir") == "runs/multi30k/none-small-seed0"
 
-    longer = _run(script, fake, EPOCHS="8", AVERAGE_LAST="3", AUGMENTS="seqmix none", SEEDS="0")
+    longer = run_queue(script, fake, EPOCHS="8", AVERAGE_LAST="3", AUGMENTS="seqmix none", SEEDS="0")
     assert [_value(c, "--output-dir") for c in longer] == [
         "runs/multi30k/seqmix-small-e8-avg3-seed0",
         "runs/multi30k/none-small-e8-avg3-seed0",
@@ -139,27 +105,29 @@ def test_multi30k_matrix_default_queue_and_longer_budget(tmp_path):
     assert {
         (_value(c, "--epochs"), _value(c, "--average-last"), _value(c, "--warmup-steps")) for c in longer
     } == {("8", "3", "400")}
-    recipe = _run(
+    recipe = run_queue(
         script, fake, EPOCHS="15", AVERAGE_LAST="5", WARMUP_STEPS="1000", AUGMENTS="none", SEEDS="0"
     )
     assert [(_value(c, "--output-dir"), _value(c, "--warmup-steps")) for c in recipe] == [
         ("runs/multi30k/none-small-e15-avg5-wu1000-seed0", "1000")
     ]
     # the same epochs with another average is another folder, not the finished e8-avg3 run
-    other_average = _run(script, fake, EPOCHS="8", AVERAGE_LAST="5", AUGMENTS="none", SEEDS="0")
+    other_average = run_queue(script, fake, EPOCHS="8", AVERAGE_LAST="5", AUGMENTS="none", SEEDS="0")
     assert [_value(c, "--output-dir") for c in other_average] == ["runs/multi30k/none-small-e8-avg5-seed0"]
-    fairseq = _run(script, fake, WARMUP_STEPS="1000", LR_SCHEDULE="inverse-sqrt", AUGMENTS="none", SEEDS="0")
+    fairseq = run_queue(
+        script, fake, WARMUP_STEPS="1000", LR_SCHEDULE="inverse-sqrt", AUGMENTS="none", SEEDS="0"
+    )
     assert [(_value(c, "--output-dir"), _value(c, "--lr-schedule")) for c in fairseq] == [
         ("runs/multi30k/none-small-wu1000-inverse-sqrt-seed0", "inverse-sqrt")
     ]
     assert {_value(c, "--lr-schedule") for c in calls} == {"constant"}
     assert not any("--train-limit" in c for c in calls)
-    small = _run(script, fake, EPOCHS="40", TRAIN_LIMIT="5000", AUGMENTS="none", SEEDS="0")
+    small = run_queue(script, fake, EPOCHS="40", TRAIN_LIMIT="5000", AUGMENTS="none", SEEDS="0")
     assert [(_value(c, "--output-dir"), _value(c, "--train-limit")) for c in small] == [
         ("runs/multi30k/none-small-e40-n5000-seed0", "5000")
     ]
     # the authors' partner extent: its own SeqMix folders; the baseline's folder is the usual one
-    authors = _run(script, fake, PARTNER_EXTENT="main", AUGMENTS="none seqmix", SEEDS="2")
+    authors = run_queue(script, fake, PARTNER_EXTENT="main", AUGMENTS="none seqmix", SEEDS="2")
     extents = [
         (_value(c, "--output-dir"), "--partner-extent" in c and _value(c, "--partner-extent"))
         for c in authors
@@ -172,24 +140,24 @@ def test_multi30k_matrix_default_queue_and_longer_budget(tmp_path):
     assert {_value(c, "--partner-extent") for c in calls if "--partner-extent" in c} == {"union"}
     assert all(("--partner-extent" in c) == (_value(c, "--augment") == "seqmix") for c in calls)
     # the 3-epoch runs are finished and a longer budget does not count as them
-    assert _run(script, fake, SEEDS="0 1") == []
+    assert run_queue(script, fake, SEEDS="0 1") == []
 
 
 @pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
 def test_glue_matrix_keeps_the_first_stage_of_diff_pruning_runs_only(tmp_path):
-    script, fake = _project(tmp_path, "glue_matrix.sh")
-    calls = _run(script, fake, METHODS="diffprune diffprune-nonadaptive lora", SEEDS="0", GLUE_DIR="d")
+    script, fake = queue_project(tmp_path, "glue_matrix.sh")
+    calls = run_queue(script, fake, METHODS="diffprune diffprune-nonadaptive lora", SEEDS="0", GLUE_DIR="d")
     kept = {_value(c, "--method"): "--keep-first-stage" in c for c in calls}
     assert kept == {"diffprune": True, "diffprune-nonadaptive": True, "lora": False}
 
 
 @pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
 def test_glue_sparsity_sweep_trains_each_first_stage_once(tmp_path):
-    script, fake = _project(tmp_path, "glue_sparsity.sh")
+    script, fake = queue_project(tmp_path, "glue_sparsity.sh")
     # The matrix run of rte seed 0 kept its L0 stage; mrpc's did not.
     _write_marker(tmp_path / "runs/glue/rte/diffprune/seed0/l0/stage_done.json")
     fake.write_text(FAKE_DELTAMIX + KEEPS_FIRST_STAGE)
-    calls = _run(script, fake, METHODS="diffprune", SPARSITIES="0.001 0.01", GLUE_DIR="d")
+    calls = run_queue(script, fake, METHODS="diffprune", SPARSITIES="0.001 0.01", GLUE_DIR="d")
     runs = [
         (_value(c, "--task"), _value(c, "--target-sparsity"), c[c.index("--target-sparsity") + 6 :])
         for c in calls
@@ -207,24 +175,24 @@ def test_glue_sparsity_sweep_trains_each_first_stage_once(tmp_path):
         ["--first-stage-from", "runs/glue/rte/diffprune/seed0"],  # rte: the matrix run's
         ["--first-stage-from", "runs/glue/rte/diffprune/seed0"],
     ]
-    assert _run(script, fake, METHODS="diffprune", SPARSITIES="0.001 0.01") == []  # all finished
+    assert run_queue(script, fake, METHODS="diffprune", SPARSITIES="0.001 0.01") == []  # all finished
 
 
 @pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
 def test_glue_sparsity_takes_first_stages_from_the_matrix_root_it_is_given(tmp_path):
-    script, fake = _project(tmp_path, "glue_sparsity.sh")
+    script, fake = queue_project(tmp_path, "glue_sparsity.sh")
     _write_marker(tmp_path / "runs/glue-new/rte/diffprune/seed0/l0/stage_done.json")
-    calls = _run(script, fake, METHODS="diffprune", SPARSITIES="0.01", MATRIX_DIR="runs/glue-new")
+    calls = run_queue(script, fake, METHODS="diffprune", SPARSITIES="0.01", MATRIX_DIR="runs/glue-new")
     rte = [c for c in calls if _value(c, "--task") == "rte"]
     assert [_value(c, "--first-stage-from") for c in rte] == ["runs/glue-new/rte/diffprune/seed0"]
 
 
 @pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
 def test_glue_sparsity_sweeps_fixed_mask_learning_rates_from_one_first_stage(tmp_path):
-    script, fake = _project(tmp_path, "glue_sparsity.sh")
+    script, fake = queue_project(tmp_path, "glue_sparsity.sh")
     fake.write_text(FAKE_DELTAMIX + KEEPS_FIRST_STAGE)
     env = {"METHODS": "diffprune", "SPARSITIES": "0.005", "MASK_LRS": "5e-5 1e-3"}
-    calls = _run(script, fake, **env, TASKS="", POLL_SECONDS="1")
+    calls = run_queue(script, fake, **env, TASKS="", POLL_SECONDS="1")
     sweep = "runs/glue-sparsity/mrpc/diffprune/seed0"
     assert [c[c.index("--target-sparsity") :] for c in calls if "mrpc" in c] == [
         ["--target-sparsity", "0.005", "--mask-lr", "5e-5", "--data-dir", "../shared/data/glue",
@@ -236,10 +204,10 @@ def test_glue_sparsity_sweeps_fixed_mask_learning_rates_from_one_first_stage(tmp
 
 @pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
 def test_glue_sparsity_skips_the_points_of_a_failed_first_stage_and_ends(tmp_path):
-    script, fake = _project(tmp_path, "glue_sparsity.sh")
+    script, fake = queue_project(tmp_path, "glue_sparsity.sh")
     fails = 'case "$out" in */diffprune-structured/*/t0.001) rm "$out/run_done.json"; exit 1;; esac'
     fake.write_text(FAKE_DELTAMIX + fails + "\n")
-    calls = _run(script, fake, TASKS="", SPARSITIES="0.001 0.01", POLL_SECONDS="1")
+    calls = run_queue(script, fake, TASKS="", SPARSITIES="0.001 0.01", POLL_SECONDS="1")
     started = [(_value(c, "--method"), _value(c, "--target-sparsity")) for c in calls if "mrpc" in c]
     # the structured sweep's first point is tried once; its 1% point, waiting for it, never starts
     assert started == [("diffprune", "0.001"), ("diffprune", "0.01"), ("diffprune-structured", "0.001")]
@@ -247,9 +215,9 @@ def test_glue_sparsity_skips_the_points_of_a_failed_first_stage_and_ends(tmp_pat
 
 @pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
 def test_glue_sparsity_trains_a_stage_when_the_first_point_kept_none(tmp_path):
-    script, fake = _project(tmp_path, "glue_sparsity.sh")
+    script, fake = queue_project(tmp_path, "glue_sparsity.sh")
     _write_marker(tmp_path / "runs/glue-sparsity/mrpc/diffprune/seed0/t0.001/run_done.json")
-    calls = _run(script, fake, METHODS="diffprune", SPARSITIES="0.001 0.01", POLL_SECONDS="1")
+    calls = run_queue(script, fake, METHODS="diffprune", SPARSITIES="0.001 0.01", POLL_SECONDS="1")
     # the fake keeps no stage either: every point trains its own instead of waiting for one nobody trains
     assert [(_value(c, "--task"), _value(c, "--target-sparsity"), c[-1]) for c in calls] == [
         ("mrpc", "0.01", "--keep-first-stage"),
@@ -262,7 +230,7 @@ def test_glue_sparsity_trains_a_stage_when_the_first_point_kept_none(tmp_path):
 def test_glue_sparsity_copies_share_a_sweep_once_its_first_stage_is_done(tmp_path):
     """Two copies, one sweep of three points: the second copy waits for the first stage, then the two
     run the remaining points side by side (each point once)."""
-    script, fake = _project(tmp_path, "glue_sparsity.sh")
+    script, fake = queue_project(tmp_path, "glue_sparsity.sh")
     fake.write_text(  # the first stage takes 2 s, then each point 2 s more
         '#!/usr/bin/env bash\nargs="$*"\n'
         'while [ $# -gt 0 ]; do if [ "$1" = --output-dir ]; then out="$2"; fi; shift; done\n'
@@ -291,8 +259,8 @@ def test_glue_sparsity_copies_share_a_sweep_once_its_first_stage_is_done(tmp_pat
 
 
 def test_geoquery_matrix_queue_and_the_authors_partner_extent(tmp_path):
-    script, fake = _project(tmp_path, "geoquery_matrix.sh")
-    calls = _run(script, fake, SEEDS="0")
+    script, fake = queue_project(tmp_path, "geoquery_matrix.sh")
+    calls = run_queue(script, fake, SEEDS="0")
     assert [(_value(c, "--split"), _value(c, "--augment"), _value(c, "--output-dir")) for c in calls] == [
         ("query", "none", "runs/geoquery/query-logic/none-lstm-seed0"),
         ("query", "seqmix", "runs/geoquery/query-logic/seqmix-lstm-seed0"),
@@ -305,7 +273,7 @@ def test_geoquery_matrix_queue_and_the_authors_partner_extent(tmp_path):
     ] * 2
     assert not any("--partner-extent" in c for c in calls if _value(c, "--augment") == "none")
     # The authors' extent: new SeqMix folders; the finished baselines are not run again.
-    authors = _run(script, fake, SEEDS="0 1", PARTNER_EXTENT="main")
+    authors = run_queue(script, fake, SEEDS="0 1", PARTNER_EXTENT="main")
     extents = [
         (_value(c, "--output-dir"), "--partner-extent" in c and _value(c, "--partner-extent"))
         for c in authors
@@ -322,14 +290,14 @@ def test_geoquery_matrix_queue_and_the_authors_partner_extent(tmp_path):
 
 @pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
 def test_glue_matrix_passes_glue_args_to_every_run(tmp_path):
-    script, fake = _project(tmp_path, "glue_matrix.sh")
-    calls = _run(script, fake, METHODS="full diffprune", SEEDS="0", GLUE_ARGS="--save-steps 1000")
+    script, fake = queue_project(tmp_path, "glue_matrix.sh")
+    calls = run_queue(script, fake, METHODS="full diffprune", SEEDS="0", GLUE_ARGS="--save-steps 1000")
     assert len(calls) == 6 and all(_value(c, "--save-steps") == "1000" for c in calls)
 
 
 @pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
 def test_glue_queue_runs_each_line_once_in_order(tmp_path):
-    script, fake = _project(tmp_path, "glue_queue.sh")
+    script, fake = queue_project(tmp_path, "glue_queue.sh")
     queue = tmp_path / "experiments" / "settings.txt"
     queue.write_text(
         "# a comment, then a blank line\n\n"
@@ -410,8 +378,8 @@ def test_every_committed_queue_line_is_a_valid_command_with_its_own_name_and_fol
 
 
 def test_precision_parity_runs_each_recipe_in_both_precisions_once(tmp_path: Path) -> None:
-    script, fake = _project(tmp_path, "precision_parity.sh")
-    calls = _run(script, fake, SEEDS="0 1")
+    script, fake = queue_project(tmp_path, "precision_parity.sh")
+    calls = run_queue(script, fake, SEEDS="0 1")
     runs = {(_value(args, "--output-dir"), _value(args, "--precision")) for args in calls}
     # glue: 3 tasks x 3 methods (full, diffprune, diffprune-structured); scan, geoquery, multi30k: 1
     assert len(calls) == len(runs) == (3 * 3 + 1 + 1 + 1) * 2 * 2
@@ -420,20 +388,12 @@ def test_precision_parity_runs_each_recipe_in_both_precisions_once(tmp_path: Pat
     glue = [args for args in calls if args[1] == "glue"]
     assert {_value(args, "--task") for args in glue} == {"rte", "mrpc", "stsb"}
     assert {_value(args, "--method") for args in glue} == {"full", "diffprune", "diffprune-structured"}
-    assert _run(script, fake, SEEDS="0 1") == []  # everything finished: nothing runs again
-
-
-def _fake_python(tmp_path: Path, precision: str) -> str:
-    """A stand-in for the venv's python that answers the queue's precision check with ``precision``."""
-    fake = tmp_path / f"fake_python_{precision}"
-    fake.write_text(f"#!/usr/bin/env bash\necho {precision}\n")
-    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
-    return str(fake)
+    assert run_queue(script, fake, SEEDS="0 1") == []  # everything finished: nothing runs again
 
 
 def test_multi30k_converged_queues_the_claim_first_with_the_authors_recipe(tmp_path: Path) -> None:
-    script, fake = _project(tmp_path, "multi30k_converged.sh")
-    calls = _run(script, fake, PYTHON=_fake_python(tmp_path, "bf16"))
+    script, fake = queue_project(tmp_path, "multi30k_converged.sh")
+    calls = run_queue(script, fake, PYTHON=fake_python(tmp_path, "bf16"))
     order = [(_value(args, "--augment"), _value(args, "--seed")) for args in calls]
     assert order[:6] == [
         ("none", "0"),
@@ -448,24 +408,24 @@ def test_multi30k_converged_queues_the_claim_first_with_the_authors_recipe(tmp_p
         assert _value(args, "--patience") == "5" and _value(args, "--epochs") == "60"
         assert _value(args, "--max-tokens") == "4096" and _value(args, "--lr-schedule") == "inverse-sqrt"
         assert _value(args, "--partner-extent") == "main" and _value(args, "--dropout") == "0.3"
-    assert _run(script, fake, PYTHON=_fake_python(tmp_path, "bf16")) == []
+    assert run_queue(script, fake, PYTHON=fake_python(tmp_path, "bf16")) == []
 
 
 def test_multi30k_converged_skips_recorded_runs_and_refuses_fp32_hardware(tmp_path: Path) -> None:
-    script, fake = _project(tmp_path, "multi30k_converged.sh")
+    script, fake = queue_project(tmp_path, "multi30k_converged.sh")
     (tmp_path / "results").mkdir()
     command = "deltamix seqmix translate --output-dir runs/multi30k-converged/none-seed0"
     (tmp_path / "results" / "translation.jsonl").write_text(f'{{"command": "{command}"}}\n')
-    calls = _run(script, fake, PYTHON=_fake_python(tmp_path, "bf16"), SEEDS="0")
+    calls = run_queue(script, fake, PYTHON=fake_python(tmp_path, "bf16"), SEEDS="0")
     assert [_value(args, "--augment") for args in calls][:1] == ["seqmix"]  # none-seed0 is recorded
-    env = {**os.environ, "DELTAMIX": str(fake), "PYTHON": _fake_python(tmp_path, "fp32")}
+    env = {**os.environ, "DELTAMIX": str(fake), "PYTHON": fake_python(tmp_path, "fp32")}
     done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
     assert done.returncode == 3 and "gives fp32 here" in done.stderr
 
 
 def test_scan_long_runs_four_methods_on_two_splits_and_three_seeds(tmp_path: Path) -> None:
-    script, fake = _project(tmp_path, "scan_long.sh")
-    calls = _run(script, fake)
+    script, fake = queue_project(tmp_path, "scan_long.sh")
+    calls = run_queue(script, fake)
     runs = {(_value(a, "--split"), _value(a, "--augment"), _value(a, "--seed")) for a in calls}
     assert len(calls) == len(runs) == 2 * 4 * 3
     assert all(_value(a, "--max-steps") == "6000" for a in calls)
@@ -475,7 +435,7 @@ def test_scan_long_runs_four_methods_on_two_splits_and_three_seeds(tmp_path: Pat
             assert _value(args, "--partner-extent") == "main"
         else:
             assert "--partner-extent" not in args
-    assert _run(script, fake) == []
+    assert run_queue(script, fake) == []
 
 
 # A fake `deltamix` for glue_tuned.sh: writes the run record deltamix would, with a held-out score that
@@ -509,10 +469,10 @@ with open(results / "glue.jsonl", "a") as records:
 def test_glue_tuned_gives_every_method_three_rates_then_seeds_of_the_held_out_choice(tmp_path):
     import sys
 
-    script, fake = _project(tmp_path, "glue_tuned.sh")
+    script, fake = queue_project(tmp_path, "glue_tuned.sh")
     fake.write_text(FAKE_TUNED_DELTAMIX.format(python=sys.executable))
     env = {"METHODS": "full lora", "BEST_LR": "1e-4", "LRS_lora": "5e-5 1e-4 5e-4", "PYTHON": sys.executable}
-    calls = _run(script, fake, **env, GLUE_DIR="d", GLUE_ARGS="--max-train-examples 64")
+    calls = run_queue(script, fake, **env, GLUE_DIR="d", GLUE_ARGS="--max-train-examples 64")
     started = [
         (_value(c, "--task"), _value(c, "--method"), _value(c, "--lr"), _value(c, "--seed")) for c in calls
     ]
@@ -529,14 +489,14 @@ def test_glue_tuned_gives_every_method_three_rates_then_seeds_of_the_held_out_ch
     assert {_value(c, "--results-dir") for c in calls} == {"results"} and _value(
         calls[0], "--data-dir"
     ) == "d"
-    assert _run(script, fake, **env) == []  # all finished: nothing runs again
+    assert run_queue(script, fake, **env) == []  # all finished: nothing runs again
 
 
 @pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
 def test_glue_tuned_waits_for_every_rate_before_the_seeds(tmp_path):
     import sys
 
-    script, fake = _project(tmp_path, "glue_tuned.sh")
+    script, fake = queue_project(tmp_path, "glue_tuned.sh")
     fails = "if '3e-4' in args and os.environ.get('FAIL'): sys.exit(1)\n"
     fake.write_text(
         FAKE_TUNED_DELTAMIX.format(python=sys.executable).replace("best = ", fails + "best = ", 1)
@@ -568,14 +528,15 @@ def test_glue_tuned_waits_for_every_rate_before_the_seeds(tmp_path):
 def test_glue_tuned_goes_on_from_the_records_when_the_run_folders_are_gone(tmp_path):
     import sys
 
-    script, fake = _project(tmp_path, "glue_tuned.sh")
+    script, fake = queue_project(tmp_path, "glue_tuned.sh")
     fake.write_text(FAKE_TUNED_DELTAMIX.format(python=sys.executable))
     env = {"METHODS": "full", "BEST_LR": "1e-4", "PYTHON": sys.executable}
     tasks = ("rte", "mrpc", "stsb", "sst2")
 
     def started(**more: str) -> list[tuple[str, str, str]]:
         return [
-            (_value(c, "--task"), _value(c, "--lr"), _value(c, "--seed")) for c in _run(script, fake, **more)
+            (_value(c, "--task"), _value(c, "--lr"), _value(c, "--seed"))
+            for c in run_queue(script, fake, **more)
         ]
 
     rates = [(task, lr, "0") for task in tasks for lr in ("3e-5", "1e-4", "3e-4")]
@@ -592,12 +553,12 @@ def test_glue_matrix_sparsity_and_queue_keep_selecting_on_dev(tmp_path):
     """Their finished runs selected on dev (before --select-on existed); a run added to them must too."""
     for part in "msq":
         (tmp_path / part).mkdir()
-    script, fake = _project(tmp_path / "m", "glue_matrix.sh")
-    assert {_value(c, "--select-on") for c in _run(script, fake, METHODS="full", SEEDS="0")} == {"dev"}
-    script, fake = _project(tmp_path / "s", "glue_sparsity.sh")
-    calls = _run(script, fake, METHODS="diffprune", SPARSITIES="0.01", POLL_SECONDS="1")
+    script, fake = queue_project(tmp_path / "m", "glue_matrix.sh")
+    assert {_value(c, "--select-on") for c in run_queue(script, fake, METHODS="full", SEEDS="0")} == {"dev"}
+    script, fake = queue_project(tmp_path / "s", "glue_sparsity.sh")
+    calls = run_queue(script, fake, METHODS="diffprune", SPARSITIES="0.01", POLL_SECONDS="1")
     assert calls and {_value(c, "--select-on") for c in calls} == {"dev"}
-    script, fake = _project(tmp_path / "q", "glue_queue.sh")
+    script, fake = queue_project(tmp_path / "q", "glue_queue.sh")
     queue = tmp_path / "q" / "experiments" / "x.txt"
     queue.write_text(
         "a|--task rte --output-dir runs/a\nb|--task rte --select-on holdout --output-dir runs/b\n"

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import shutil
-import stat
-import subprocess
 from pathlib import Path
 from unittest import mock
 
@@ -18,6 +14,7 @@ import pytest
 from deltamix.cli.main import build_parser, main, parse_args
 from deltamix.experiments.scan.run import ScanRunConfig, default_training
 from deltamix.experiments.text.run import TextRunConfig
+from queue_fakes import fake_python, queue_project, run_queue
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -124,29 +121,12 @@ def test_version(capsys) -> None:
 
 # ----------------------------------------------------------------------------- the running queues
 
-FAKE_DELTAMIX = """#!/usr/bin/env bash
-echo "$*" >> "$(dirname "$0")/calls.log"
-while [ $# -gt 0 ]; do if [ "$1" = --output-dir ]; then out="$2"; fi; shift; done
-mkdir -p "$out" && echo '{}' > "$out/metrics.json"
-"""
-
 
 def _queue_commands(tmp_path: Path, script: str) -> list[list[str]]:
     """The argument lists ``experiments/<script>`` passes to deltamix (run with a fake command)."""
-    if shutil.which("flock") is None:
-        pytest.skip("the queues claim runs with flock(1)")
-    (tmp_path / "experiments").mkdir()
-    for name in (script, "queue_lib.sh"):
-        shutil.copy(REPO / "experiments" / name, tmp_path / "experiments" / name)
-    fake = tmp_path / "fake_deltamix"
-    fake.write_text(FAKE_DELTAMIX)
-    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
-    bf16_python = tmp_path / "fake_python"  # multi30k_converged.sh runs only where auto gives bf16
-    bf16_python.write_text("#!/usr/bin/env bash\necho bf16\n")
-    bf16_python.chmod(bf16_python.stat().st_mode | stat.S_IXUSR)
-    env = {**os.environ, "DELTAMIX": str(fake), "PYTHON": str(bf16_python)}
-    subprocess.run(["bash", str(tmp_path / "experiments" / script)], env=env, check=True, capture_output=True)
-    return [line.split() for line in (tmp_path / "calls.log").read_text().splitlines()]
+    copy, fake = queue_project(tmp_path, script)
+    # multi30k_converged.sh runs only where --precision auto gives bf16
+    return run_queue(copy, fake, PYTHON=fake_python(tmp_path, "bf16"))
 
 
 class _Built(Exception):
