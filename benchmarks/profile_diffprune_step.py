@@ -23,6 +23,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from bench_diffprune import METHODS, _setup
 from deltamix.core.io import atomic_write_json
+from deltamix.core.records import git_commit, hardware
 
 
 def profiled_step(setup: dict, precision: str) -> None:
@@ -55,7 +56,13 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(args.threads)
     settings = {"batch_size": args.batch_size, "seq_len": args.seq_len, "seed": 0, "sparsity": 0.005}
-    report: dict = {"settings": vars(args) | {"results_dir": str(args.results_dir)}, "methods": {}}
+    report: dict = {
+        "settings": vars(args) | {"results_dir": str(args.results_dir)},
+        "hardware": hardware(),
+        "git_commit": git_commit(),
+        "load_average_start": os.getloadavg()[0],
+        "methods": {},
+    }
     for method in args.methods:
         setup = _setup("minilm", method, settings)
         for _ in range(2):
@@ -80,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
             "phases_ms": phases,
             "kernels_ms": kernels,
             "top_self_ms": ops,
+            "load_average": os.getloadavg()[0],
         }
         print(
             f"== {method} ({args.precision}, {args.batch_size} x {args.seq_len}): {step_s * 1e3:.0f} ms/step (profiled)"
