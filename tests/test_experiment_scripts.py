@@ -523,6 +523,46 @@ def test_glue_tuned_waits_for_every_rate_before_the_seeds(tmp_path):
     assert subprocess.run(["bash", str(script)], env={**env, "METHODS": "nope"}).returncode == 2
 
 
+@pytest.mark.slow  # a Python process picks the rate (~4 s)
+def test_glue_tuned_waits_for_a_rate_another_copy_runs_then_takes_its_seeds(tmp_path):
+    """A copy left with nothing to run while another holds a rate looks again, then runs the seeds."""
+    import fcntl
+    import sys
+    import time
+
+    script, fake = queue_project(tmp_path, "glue_tuned.sh")
+    fake.write_text(FAKE_TUNED_DELTAMIX.format(python=sys.executable))
+    env = {
+        **os.environ,
+        "DELTAMIX": str(fake),
+        "METHODS": "full",
+        "BEST_LR": "3e-4",
+        "PYTHON": sys.executable,
+    }
+    held = tmp_path / "runs" / "glue-tuned" / "rte" / "full" / "lr3e-4" / "seed0"
+    held.parent.mkdir(parents=True)
+    log = fake.parent / "calls.log"
+    with open(f"{held}.lock", "w") as lock:  # "another copy" runs lr 3e-4
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        queue = subprocess.Popen(
+            ["bash", str(script), "rte"], env={**env, "SEEDS": "0 1", "POLL_SECONDS": "1"}, cwd=tmp_path
+        )
+        deadline = time.monotonic() + 60
+        while (not log.exists() or len(log.read_text().splitlines()) < 2) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)  # a pass or two with nothing to run
+        assert queue.poll() is None, "the copy gave up while another held a rate"
+        subprocess.run(  # the other copy's run finishes
+            [str(fake), "diffprune", "glue", "--task", "rte", "--method", "full", "--lr", "3e-4", "--seed", "0",
+             "--select-on", "holdout", "--output-dir", str(held.relative_to(tmp_path)), "--results-dir", "results"],
+            env=env, cwd=tmp_path, check=True,
+        )  # fmt: skip
+    assert queue.wait(timeout=60) == 0
+    calls = [line.split() for line in log.read_text().splitlines()]
+    started = [(_value(c, "--lr"), _value(c, "--seed")) for c in calls]
+    assert started == [("3e-5", "0"), ("1e-4", "0"), ("3e-4", "0"), ("3e-4", "1")]  # the last from this copy
+
+
 @pytest.mark.slow  # a Python process picks the rate of each task (~4 s each, 4 here)
 @pytest.mark.skipif(shutil.which("flock") is None, reason="the queues claim runs with flock(1)")
 def test_glue_tuned_goes_on_from_the_records_when_the_run_folders_are_gone(tmp_path):

@@ -3,8 +3,10 @@
 # weights, then runs an experiment queue with COPIES copies (default 8) sharing the GPU for SECONDS,
 # stops them and copies the records (results/*.jsonl) to $OUT. Import them here with
 # experiments/import_device_records.py --commit <the commit sent>.
-#   usage: bash experiments/device/call2.sh SECONDS glue|glue-sparsity|multi30k|multi30k-converged|scan-long
+#   usage: bash experiments/device/call2.sh SECONDS glue|glue-tuned|glue-sparsity|multi30k|multi30k-converged|scan-long
 #   glue: experiments/glue_matrix.sh with $TASKS (default "rte mrpc stsb"), $METHODS, $SEEDS
+#   glue-tuned: experiments/glue_tuned.sh with $TASKS (default "rte mrpc stsb"), $METHODS, $SEEDS: every
+#     method at three learning rates chosen on a held-out slice, then the chosen rate's other seeds
 #   glue-sparsity: experiments/glue_sparsity.sh with $TASKS (default "mrpc rte"), $METHODS, $SEEDS,
 #     $SPARSITIES, $MASK_LRS (the first point of each sweep trains the first stage, the others reuse it)
 #   multi30k: experiments/multi30k_matrix.sh with $EPOCHS, $AVERAGE_LAST, $WARMUP_STEPS, $AUGMENTS, $SEEDS
@@ -17,10 +19,10 @@
 # Large GLUE tasks (sst2, qqp, mnli, qnli) in $TASKS are refused unless ALLOW_LARGE_TASKS=1: one run
 # outlasts a call (README.md).
 set -u
-usage="usage: bash experiments/device/call2.sh SECONDS glue|glue-sparsity|multi30k|multi30k-converged|scan-long"
+usage="usage: bash experiments/device/call2.sh SECONDS glue|glue-tuned|glue-sparsity|multi30k|multi30k-converged|scan-long"
 [ $# -eq 2 ] || { echo "$usage"; exit 2; }
 seconds=$1 queue=$2
-case "$queue" in glue|glue-sparsity|multi30k|multi30k-converged|scan-long) ;; *) echo "unknown queue '$queue'; $usage"; exit 2 ;; esac
+case "$queue" in glue|glue-tuned|glue-sparsity|multi30k|multi30k-converged|scan-long) ;; *) echo "unknown queue '$queue'; $usage"; exit 2 ;; esac
 [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "SECONDS must be a whole number, got '$seconds'; $usage"; exit 2; }
 for name in COPIES THREADS MIN_SPARSITY_SECONDS; do  # optional, but whole numbers (> 0) where set
   [[ -z "${!name:-}" || "${!name}" =~ ^[1-9][0-9]*$ ]] \
@@ -38,7 +40,7 @@ cat "$stash/weights.1" .device/part2/weights.2 > "$model/model.safetensors"
 [ "$(sha256sum "$model/model.safetensors" | cut -d' ' -f1)" = "$(cat "$stash/weights.sha256")" ] \
   || { echo "reassembled weights do not match"; exit 4; }
 mkdir -p ../shared/data && cp -r "$stash/data/." ../shared/data/
-export PYTHONPATH=$site:$PWD/src DELTAMIX="python3 -m deltamix.cli.main" OMP_NUM_THREADS=${THREADS:-2}
+export PYTHONPATH=$site:$PWD/src DELTAMIX="python3 -m deltamix.cli.main" PYTHON=python3 OMP_NUM_THREADS=${THREADS:-2}
 export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 mkdir -p results "$stash/logs"
 declare -A lines_before  # the records files' lengths now: only those that grow come back (8 files at most)
@@ -49,6 +51,7 @@ start_copies() {  # start_copies QUEUE: $COPIES copies of QUEUE's script in the 
   for i in $(seq "${COPIES:-8}"); do
     case "$1" in
       glue) bash experiments/glue_matrix.sh ${TASKS:-rte mrpc stsb} ;;
+      glue-tuned) bash experiments/glue_tuned.sh ${TASKS:-rte mrpc stsb} ;;
       glue-sparsity) bash experiments/glue_sparsity.sh ${TASKS:-mrpc rte} ;;
       multi30k) bash experiments/multi30k_matrix.sh ;;
       multi30k-converged) bash experiments/multi30k_converged.sh ;;
@@ -68,7 +71,7 @@ if [ "$queue" = glue ] && [ "${THEN_SPARSITY:-0}" = 1 ] \
   start_copies glue-sparsity
   wait_copies
 fi
-pkill -f "experiments/(glue_matrix|glue_sparsity|multi30k_matrix|multi30k_converged|scan_long).sh"; pkill -f deltamix.cli.main; sleep 3
+pkill -f "experiments/(glue_matrix|glue_tuned|glue_sparsity|multi30k_matrix|multi30k_converged|scan_long).sh"; pkill -f deltamix.cli.main; sleep 3
 for file in results/*.jsonl; do
   [ "$(wc -l < "$file")" -gt "${lines_before[$file]:-0}" ] && cp "$file" "$OUT/" && wc -l "$file"
 done
