@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from bench_throughput import RECIPES, Setting, load_recipe, make_trainer
 from deltamix.core.io import atomic_write_json
+from deltamix.core.records import git_commit, hardware
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     atomic_write_json(
         args.results_dir / "profiles" / name,
         {"settings": {k: str(v) for k, v in vars(args).items()}, "ms_per_step": total / 1000 / args.steps,
-         "operators": rows, "torch": torch.__version__},
+         "operators": rows, "torch": torch.__version__, "hardware": hardware(), "git_commit": git_commit(),
+         "load_average": os.getloadavg()[0]},
     )  # fmt: skip
     print(json.dumps({"ms_per_step": total / 1000 / args.steps}))
 
