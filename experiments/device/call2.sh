@@ -3,10 +3,13 @@
 # weights, then runs an experiment queue with COPIES copies (default 8) sharing the GPU for SECONDS,
 # stops them and copies the records (results/*.jsonl) to $OUT. Import them here with
 # experiments/import_device_records.py --commit <the commit sent>.
-#   usage: bash experiments/device/call2.sh SECONDS glue|glue-tuned|glue-sparsity|multi30k|multi30k-converged|scan-long
+#   usage: bash experiments/device/call2.sh SECONDS glue|glue-tuned|glue-sparsity|precision|multi30k|multi30k-converged|scan-long
 #   glue: experiments/glue_matrix.sh with $TASKS (default "rte mrpc stsb"), $METHODS, $SEEDS
 #   glue-tuned: experiments/glue_tuned.sh with $TASKS (default "rte mrpc stsb"), $METHODS, $SEEDS: every
 #     method at three learning rates chosen on a held-out slice, then the chosen rate's other seeds
+#   precision: experiments/precision_parity.sh with $PARITY_GROUPS (default "glue"), $GLUE_TASKS, $GLUE_METHODS,
+#     $SEEDS: bf16 against fp32 at the same budget; its records (results/precision/*.jsonl) come back as
+#     precision-<name>.jsonl: import them with --results-dir results/precision
 #   glue-sparsity: experiments/glue_sparsity.sh with $TASKS (default "mrpc rte"), $METHODS, $SEEDS,
 #     $SPARSITIES, $MASK_LRS (the first point of each sweep trains the first stage, the others reuse it)
 #   multi30k: experiments/multi30k_matrix.sh with $EPOCHS, $AVERAGE_LAST, $WARMUP_STEPS, $AUGMENTS, $SEEDS
@@ -19,10 +22,10 @@
 # Large GLUE tasks (sst2, qqp, mnli, qnli) in $TASKS are refused unless ALLOW_LARGE_TASKS=1: one run
 # outlasts a call (README.md).
 set -u
-usage="usage: bash experiments/device/call2.sh SECONDS glue|glue-tuned|glue-sparsity|multi30k|multi30k-converged|scan-long"
+usage="usage: bash experiments/device/call2.sh SECONDS glue|glue-tuned|glue-sparsity|precision|multi30k|multi30k-converged|scan-long"
 [ $# -eq 2 ] || { echo "$usage"; exit 2; }
 seconds=$1 queue=$2
-case "$queue" in glue|glue-tuned|glue-sparsity|multi30k|multi30k-converged|scan-long) ;; *) echo "unknown queue '$queue'; $usage"; exit 2 ;; esac
+case "$queue" in glue|glue-tuned|glue-sparsity|precision|multi30k|multi30k-converged|scan-long) ;; *) echo "unknown queue '$queue'; $usage"; exit 2 ;; esac
 [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "SECONDS must be a whole number, got '$seconds'; $usage"; exit 2; }
 for name in COPIES THREADS MIN_SPARSITY_SECONDS; do  # optional, but whole numbers (> 0) where set
   [[ -z "${!name:-}" || "${!name}" =~ ^[1-9][0-9]*$ ]] \
@@ -44,7 +47,7 @@ export PYTHONPATH=$site:$PWD/src DELTAMIX="python3 -m deltamix.cli.main" PYTHON=
 export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 mkdir -p results "$stash/logs"
 declare -A lines_before  # the records files' lengths now: only those that grow come back (8 files at most)
-for file in results/*.jsonl; do lines_before[$file]=$(wc -l < "$file"); done
+for file in results/*.jsonl results/precision/*.jsonl; do lines_before[$file]=$(wc -l < "$file"); done
 deadline=$((SECONDS + seconds))
 start_copies() {  # start_copies QUEUE: $COPIES copies of QUEUE's script in the background
   local i
@@ -53,6 +56,7 @@ start_copies() {  # start_copies QUEUE: $COPIES copies of QUEUE's script in the 
       glue) bash experiments/glue_matrix.sh ${TASKS:-rte mrpc stsb} ;;
       glue-tuned) bash experiments/glue_tuned.sh ${TASKS:-rte mrpc stsb} ;;
       glue-sparsity) bash experiments/glue_sparsity.sh ${TASKS:-mrpc rte} ;;
+      precision) bash experiments/precision_parity.sh ${PARITY_GROUPS:-glue} ;;
       multi30k) bash experiments/multi30k_matrix.sh ;;
       multi30k-converged) bash experiments/multi30k_converged.sh ;;
       scan-long) bash experiments/scan_long.sh ;;
@@ -71,9 +75,11 @@ if [ "$queue" = glue ] && [ "${THEN_SPARSITY:-0}" = 1 ] \
   start_copies glue-sparsity
   wait_copies
 fi
-pkill -f "experiments/(glue_matrix|glue_tuned|glue_sparsity|multi30k_matrix|multi30k_converged|scan_long).sh"; pkill -f deltamix.cli.main; sleep 3
-for file in results/*.jsonl; do
-  [ "$(wc -l < "$file")" -gt "${lines_before[$file]:-0}" ] && cp "$file" "$OUT/" && wc -l "$file"
+pkill -f "experiments/(glue_matrix|glue_tuned|glue_sparsity|precision_parity|multi30k_matrix|multi30k_converged|scan_long).sh"; pkill -f deltamix.cli.main; sleep 3
+for file in results/*.jsonl results/precision/*.jsonl; do
+  name="$(basename "$file")"
+  [[ "$file" == results/precision/* ]] && name="precision-$name"  # beside results/glue.jsonl in $OUT
+  [ -f "$file" ] && [ "$(wc -l < "$file")" -gt "${lines_before[$file]:-0}" ] && cp "$file" "$OUT/$name" && wc -l "$file"
 done
 tar czf "$OUT/worker_logs.tgz" -C "$stash" logs
 grep -hE "^(==|!!)" "$stash"/logs/*worker*.log | sort | tail -60
