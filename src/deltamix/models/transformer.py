@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from deltamix.core.mixed_tokens import MixedTokens, embed_mixed
 from deltamix.models.decoding import DecoderState, generate
+from deltamix.models.fast_dropout import use_fast_dropout
 
 
 @dataclass
@@ -111,6 +112,7 @@ class TransformerSeq2Seq(nn.Module):
             nn.TransformerDecoderLayer(**layer_args()), config.num_decoder_layers, norm=nn.LayerNorm(d)
         )
         self.dropout = nn.Dropout(config.dropout)
+        use_fast_dropout(self)  # every nn.Dropout, the layers' too: torch's CPU masks (fast_dropout.py)
 
     def _embed(self, tokens: MixedTokens) -> Tensor:
         length = tokens.ids.size(1)
