@@ -46,13 +46,16 @@ mkdir -p ../shared/data && cp -r "$stash/data/." ../shared/data/
 export PYTHONPATH=$site:$PWD/src DELTAMIX="python3 -m deltamix.cli.main" PYTHON=python3 OMP_NUM_THREADS=${THREADS:-2}
 export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 mkdir -p results "$stash/logs"
+set +m  # no job control: each setsid copy below leads its own process group
+shopt -s nullglob  # results/precision/ may not exist yet
 declare -A lines_before  # the records files' lengths now: only those that grow come back (8 files at most)
 for file in results/*.jsonl results/precision/*.jsonl; do lines_before[$file]=$(wc -l < "$file"); done
 deadline=$((SECONDS + seconds))
+copies=()  # each copy runs in a session of its own: stopping it stops the runs it started, and nothing else
 start_copies() {  # start_copies QUEUE: $COPIES copies of QUEUE's script in the background
   local i
   for i in $(seq "${COPIES:-8}"); do
-    case "$1" in
+    setsid bash -c 'case "$1" in
       glue) bash experiments/glue_matrix.sh ${TASKS:-rte mrpc stsb} ;;
       glue-tuned) bash experiments/glue_tuned.sh ${TASKS:-rte mrpc stsb} ;;
       glue-sparsity) bash experiments/glue_sparsity.sh ${TASKS:-mrpc rte} ;;
@@ -60,7 +63,8 @@ start_copies() {  # start_copies QUEUE: $COPIES copies of QUEUE's script in the 
       multi30k) bash experiments/multi30k_matrix.sh ;;
       multi30k-converged) bash experiments/multi30k_converged.sh ;;
       scan-long) bash experiments/scan_long.sh ;;
-    esac > "$stash/logs/$1-worker$i.log" 2>&1 &
+    esac' queue "$1" > "$stash/logs/$1-worker$i.log" 2>&1 &
+    copies+=("$!")
     sleep 2
   done
 }
@@ -75,7 +79,8 @@ if [ "$queue" = glue ] && [ "${THEN_SPARSITY:-0}" = 1 ] \
   start_copies glue-sparsity
   wait_copies
 fi
-pkill -f "experiments/(glue_matrix|glue_tuned|glue_sparsity|precision_parity|multi30k_matrix|multi30k_converged|scan_long).sh"; pkill -f deltamix.cli.main; sleep 3
+for pid in "${copies[@]}"; do kill -- "-$pid" 2> /dev/null; done  # each copy's process group
+sleep 3
 for file in results/*.jsonl results/precision/*.jsonl; do
   name="$(basename "$file")"
   [[ "$file" == results/precision/* ]] && name="precision-$name"  # beside results/glue.jsonl in $OUT
