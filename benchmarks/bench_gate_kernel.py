@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+from torch.profiler import ProfilerActivity, profile
 
 from deltamix.diffprune.fused import CHUNK, gated_thetas
 from deltamix.diffprune.gate_noise import GateNoise
@@ -146,6 +147,33 @@ def copy_seconds(numel: int, repeats: int = 5) -> float:
     return statistics.median(seconds)
 
 
+VIEW_OPERATORS = {
+    "aten::slice",
+    "aten::view",
+    "aten::select",
+    "aten::as_strided",
+    "aten::lift_fresh",
+    "aten::empty",
+}
+
+
+def eager_forward_operators(inputs: Inputs, workspace: Workspace) -> tuple[int, int]:
+    """(compute operators, all operators) that one eager forward issues (what a GPU would launch, and
+    the host's dispatches), counted with torch.profiler."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        torch.manual_seed(1)
+        gated_thetas(
+            inputs.w, inputs.alpha, LEFT, RIGHT, True, inputs.offsets, inputs.bases, with_penalty=True,
+            workspace=workspace,
+        )  # fmt: skip
+    names = [
+        e.name
+        for e in prof.events()
+        if e.name.startswith("aten::") and e.cpu_parent is not None and e.cpu_parent.name == "GatedTheta"
+    ]
+    return sum(name not in VIEW_OPERATORS for name in names), len(names)
+
+
 def max_difference(a: list[Tensor] | Tensor, b: list[Tensor] | Tensor) -> float:
     """The largest absolute difference between two tensors (or lists of them, flattened)."""
     a = torch.cat([t.reshape(-1) for t in a]) if isinstance(a, list) else a
@@ -179,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
             step()
             (eager_s if name == "eager" else compiled_s).append(time.perf_counter() - start)
         loads.append(os.getloadavg()[0])
+    compute_ops, all_ops = eager_forward_operators(inputs, workspace)
     phases = {name: statistics.median(seconds[1:]) * 1e3 for name, seconds in compiled.phases.items()}
     copy_ms = copy_seconds(inputs.w.numel()) * 1e3
     speedups = [e / c for e, c in zip(eager_s, compiled_s, strict=True)]
@@ -194,6 +223,9 @@ def main(argv: list[str] | None = None) -> None:
         "copy_ms": copy_ms,
         "bandwidth_floor_ms": copy_ms * 13 / 2,
         "entries": float(inputs.w.numel()),
+        "tensors": float(len(inputs.bases)),
+        "eager_forward_operators": float(compute_ops),
+        "eager_forward_operators_with_views": float(all_ops),
         "load_average": statistics.mean(loads),
         "load_average_max": max(loads),
         "threads": float(threads),
