@@ -101,3 +101,4 @@ while :; do
   [ "$waiting" = 1 ] || break
   sleep "${POLL_SECONDS:-10}"
 done
+echo "-- $(date +%H:%M:%S) nothing left that this copy can run (${#failed[@]} failed here)"
