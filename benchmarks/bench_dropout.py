@@ -22,25 +22,13 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from bench_throughput import RECIPES, Setting, load_recipe, make_trainer
 from deltamix.core.precision import available_cores
-from deltamix.models.fast_dropout import FastDropout
-from run_options import append_bench_record
+from deltamix.models.fast_dropout import use_torch_dropout
+from run_options import add_record_options, append_bench_record
 
 logger = logging.getLogger("bench_dropout")
-
-
-def with_torch_dropout(model: nn.Module) -> int:
-    """Swap every FastDropout in ``model`` back to ``nn.Dropout`` (same p); returns how many."""
-    swapped = 0
-    for parent in model.modules():
-        for name, child in list(parent.named_children()):
-            if isinstance(child, FastDropout):
-                setattr(parent, name, nn.Dropout(child.p, inplace=child.inplace))
-                swapped += 1
-    return swapped
 
 
 def measure(recipe_name: str, args: argparse.Namespace, cores: int) -> dict[str, dict[str, float]]:
@@ -50,7 +38,7 @@ def measure(recipe_name: str, args: argparse.Namespace, cores: int) -> dict[str,
     scratch = Path(tempfile.mkdtemp(prefix="bench_dropout_"))
     fast = make_trainer(recipe, Setting("fp32", 1, None), scratch / "fast")
     torch_side = make_trainer(recipe, Setting("fp32", 1, None), scratch / "torch")
-    swapped = with_torch_dropout(torch_side.model)
+    swapped = use_torch_dropout(torch_side.model)
     batches = []
     for batch in fast.loader:
         batches.append(batch)
@@ -105,17 +93,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=6, help="training steps per round (default: 6)")
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds (default: 7)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default: 1)")
-    parser.add_argument(
-        "--results-dir", default="results", help="where bench.jsonl is (default: %(default)s)"
-    )
-    parser.add_argument("--no-record", action="store_true", help="print only; do not append a record")
+    add_record_options(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cores = available_cores()
     for recipe_name in args.recipes:
+        config = {key: value for key, value in vars(args).items() if key != "no_record"}
+        config["data_dir"], config["recipe"] = str(args.data_dir), recipe_name
         for method, metrics in measure(recipe_name, args, cores).items():
-            config = {key: value for key, value in vars(args).items() if key != "no_record"}
-            config["data_dir"], config["recipe"] = str(args.data_dir), recipe_name
             append_bench_record(
                 args, f"train-dropout-{recipe_name}", method, metrics, "speedup", config,
                 model=recipe_name, threads=int(metrics["threads"]), logger=logger,

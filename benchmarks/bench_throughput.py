@@ -42,7 +42,7 @@ from deltamix.experiments.text.run import build_model as build_text_model
 from deltamix.seqmix.augment import SeqMixAugmenter
 from deltamix.seqmix.config import SeqMixConfig
 from deltamix.training.loop import Seq2SeqTrainingConfig, Seq2SeqTrainingLoop
-from run_options import append_bench_record
+from run_options import add_record_options, append_bench_record
 
 logger = logging.getLogger("bench_throughput")
 
@@ -197,8 +197,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-tokens-scan", type=int, default=1024, help="default: %(default)s")
     parser.add_argument("--max-tokens-geoquery", type=int, default=1024, help="default: %(default)s")
     parser.add_argument("--scratch", default="runs/bench-throughput", help="trainer folders (nothing saved)")
-    parser.add_argument("--results-dir", default="results", help="where bench.jsonl is (default: results)")
-    parser.add_argument("--no-record", action="store_true", help="print only; do not append records")
+    add_record_options(parser)
     args = parser.parse_args(argv)
     for name in ("rounds", "steps"):
         if getattr(args, name) <= 0:

@@ -28,6 +28,7 @@ from deltamix.experiments.scan.run import build_model
 from deltamix.seqmix.augment import SeqMixAugmenter
 from deltamix.seqmix.config import SeqMixConfig
 from deltamix.training.loop import Seq2SeqTrainingConfig, Seq2SeqTrainingLoop
+from run_options import add_record_options
 
 
 def rss_mib() -> float:
@@ -54,8 +55,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5000)
     parser.add_argument("--sample-every", type=int, default=50)
     parser.add_argument("--hidden-size", type=int, default=64)
-    parser.add_argument("--results-dir", default="results")
-    parser.add_argument("--no-record", action="store_true")
+    add_record_options(parser)
     args = parser.parse_args()
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)

@@ -11,15 +11,20 @@ from deltamix.core.precision import configure_threads
 from deltamix.core.records import append_record, make_record
 
 
+def add_record_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--results-dir`` and ``--no-record`` (where a benchmark's record goes, or that it goes nowhere)."""
+    parser.add_argument(
+        "--results-dir", default="results", help="where bench.jsonl is (default: %(default)s)"
+    )
+    parser.add_argument("--no-record", action="store_true", help="print only; do not append a record")
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--threads``, ``--results-dir`` and ``--no-record`` to ``parser``."""
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: $OMP_NUM_THREADS, else 1)"
     )
-    parser.add_argument(
-        "--results-dir", default="results", help="where bench.jsonl is (default: %(default)s)"
-    )
-    parser.add_argument("--no-record", action="store_true", help="print only; do not append a record")
+    add_record_options(parser)
 
 
 def apply_threads(args: argparse.Namespace) -> int:

@@ -84,7 +84,7 @@ sleep 3
 for file in results/*.jsonl results/precision/*.jsonl; do
   name="$(basename "$file")"
   [[ "$file" == results/precision/* ]] && name="precision-$name"  # beside results/glue.jsonl in $OUT
-  [ -f "$file" ] && [ "$(wc -l < "$file")" -gt "${lines_before[$file]:-0}" ] && cp "$file" "$OUT/$name" && wc -l "$file"
+  [ "$(wc -l < "$file")" -gt "${lines_before[$file]:-0}" ] && cp "$file" "$OUT/$name" && wc -l "$file"
 done
 tar czf "$OUT/worker_logs.tgz" -C "$stash" logs
 grep -hE "^(==|!!)" "$stash"/logs/*worker*.log | sort | tail -60

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from deltamix.models.fast_dropout import FastDropout, fast_dropout, use_fast_dropout
+from deltamix.models.fast_dropout import FastDropout, fast_dropout, use_fast_dropout, use_torch_dropout
 from deltamix.models.transformer import TransformerSeq2Seq, TransformerSeq2SeqConfig
 
 
@@ -79,3 +79,5 @@ def test_use_fast_dropout_replaces_every_plain_dropout_module_and_the_transforme
     transformer = TransformerSeq2Seq(config)
     assert not any(type(m) is nn.Dropout for m in transformer.modules())
     assert sum(isinstance(m, FastDropout) for m in transformer.modules()) == 1 + 3 + 4  # embeddings, layers
+    assert use_torch_dropout(transformer) == 8  # and back: torch's masks, same p
+    assert [type(m) for m in transformer.modules() if isinstance(m, nn.Dropout)] == [nn.Dropout] * 8

@@ -20,6 +20,8 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -56,16 +58,30 @@ class FastDropout(nn.Dropout):
         return out
 
 
+def _swap_dropouts(module: nn.Module, is_source: Callable[[nn.Module], bool], make: type[nn.Dropout]) -> int:
+    """Replace every submodule of ``module`` that ``is_source`` picks with ``make(p, inplace)``; how many."""
+    replaced = 0
+    for parent in module.modules():
+        for name, child in list(parent.named_children()):
+            if is_source(child):
+                setattr(parent, name, make(child.p, inplace=child.inplace))
+                replaced += 1
+    return replaced
+
+
 def use_fast_dropout(module: nn.Module) -> int:
     """Replace every plain ``nn.Dropout`` inside ``module`` with a FastDropout of the same ``p``.
 
     Returns how many were replaced. Attention-weight dropout that a layer applies through a float
     argument (``nn.MultiheadAttention``'s ``dropout``) is not a module and stays torch's.
     """
-    replaced = 0
-    for parent in module.modules():
-        for name, child in list(parent.named_children()):
-            if type(child) is nn.Dropout:
-                setattr(parent, name, FastDropout(child.p, inplace=child.inplace))
-                replaced += 1
-    return replaced
+    return _swap_dropouts(module, lambda child: type(child) is nn.Dropout, FastDropout)
+
+
+def use_torch_dropout(module: nn.Module) -> int:
+    """The inverse of `use_fast_dropout`: every FastDropout back to ``nn.Dropout`` (same ``p``).
+
+    For runs that must repeat, mask for mask, a Transformer run recorded before FastDropout (and for
+    measuring what it saves: benchmarks/bench_dropout.py). Returns how many were replaced.
+    """
+    return _swap_dropouts(module, lambda child: isinstance(child, FastDropout), nn.Dropout)
