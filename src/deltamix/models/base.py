@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterable
+from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor
 
@@ -32,3 +33,22 @@ class Seq2SeqModel(Protocol):
         """Decode ``src_ids`` [B, S] (pad-padded) greedily (beam_size=1) or by beam search; returns
         for each example the output ids without BOS/EOS/pad."""
         ...
+
+
+def check_model_config(config: Any, positive: Iterable[str]) -> None:
+    """Refuse a model config whose sizes in ``positive`` are not > 0, whose ``dropout`` is outside
+    [0, 1) or whose special ids (``pad_id``, ``bos_id``, ``eos_id``) lie outside ``vocab_size``.
+
+    Raises:
+        ValueError: naming the field and its value.
+    """
+    for name in positive:
+        if getattr(config, name) <= 0:
+            raise ValueError(f"{name} must be > 0, got {getattr(config, name)}")
+    if not 0.0 <= config.dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {config.dropout}")
+    for name in ("pad_id", "bos_id", "eos_id"):
+        if not 0 <= getattr(config, name) < config.vocab_size:
+            raise ValueError(
+                f"{name}={getattr(config, name)} is outside the vocabulary of {config.vocab_size}"
+            )

@@ -31,6 +31,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from deltamix.core.mixed_tokens import MixedTokens, embed_mixed, scatter_mixed
 from deltamix.core.precision import hardware_has_bf16
+from deltamix.models.base import check_model_config
 from deltamix.models.decoding import DecoderState, generate
 
 
@@ -77,16 +78,7 @@ class LSTMSeq2SeqConfig:
     eos_id: int = field(default=2, metadata={"help": "end-of-sequence id"})
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "embedding_dim", "hidden_size"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        for name in ("pad_id", "bos_id", "eos_id"):
-            if not 0 <= getattr(self, name) < self.vocab_size:
-                raise ValueError(
-                    f"{name}={getattr(self, name)} is outside the vocabulary of {self.vocab_size}"
-                )
+        check_model_config(self, ("vocab_size", "embedding_dim", "hidden_size"))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from deltamix.core.mixed_tokens import MixedTokens, embed_mixed
+from deltamix.models.base import check_model_config
 from deltamix.models.decoding import DecoderState, generate
 from deltamix.models.fast_dropout import use_fast_dropout
 
@@ -45,21 +46,10 @@ class TransformerSeq2SeqConfig:
     eos_id: int = field(default=2, metadata={"help": "end-of-sequence id"})
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "d_model", "num_heads", "feedforward_dim", "max_positions"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("num_encoder_layers", "num_decoder_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        sizes = ("vocab_size", "d_model", "num_heads", "feedforward_dim", "max_positions")
+        check_model_config(self, (*sizes, "num_encoder_layers", "num_decoder_layers"))
         if self.d_model % self.num_heads:
             raise ValueError(f"num_heads={self.num_heads} must divide d_model={self.d_model}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        for name in ("pad_id", "bos_id", "eos_id"):
-            if not 0 <= getattr(self, name) < self.vocab_size:
-                raise ValueError(
-                    f"{name}={getattr(self, name)} is outside the vocabulary of {self.vocab_size}"
-                )
 
     def to_dict(self) -> dict:
         return asdict(self)
