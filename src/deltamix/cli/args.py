@@ -108,3 +108,18 @@ def input_file(text: str) -> Path | BinaryIO:
     either and name a missing file, or the stream as ``<stdin>``, with the line at fault.
     """
     return sys.stdin.buffer if text == "-" else Path(text)
+
+
+def add_line_files(parser: argparse.ArgumentParser, inputs: str, outputs: str) -> None:
+    """Add ``--input`` (a UTF-8 file of one item per line, ``-`` or absent: standard input) and
+    ``--output`` (a file written atomically, absent: standard output) for a command that maps each input
+    line to one output line; ``inputs`` / ``outputs`` say what the lines hold ("one input per line")."""
+    parser.add_argument(
+        "--input",
+        type=input_file,
+        default="-",
+        help=f"UTF-8 text file, {inputs}; '-' reads standard input (default)",
+    )
+    parser.add_argument(
+        "--output", type=Path, default=None, help=f"file for the {outputs} (default: standard output)"
+    )

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from deltamix.cli.args import existing_dir, input_file, output_dir, positive_int
+from deltamix.cli.args import add_line_files, existing_dir, output_dir, positive_int
 from deltamix.cli.output import write_lines
 from deltamix.cli.settings_args import add_alias, add_settings_options, settings_from_args
 from deltamix.core.errors import DeltamixError
@@ -150,13 +150,7 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
         "(atomically) or standard output.",
     )
     predict.add_argument("run", type=existing_dir, help="the --output-dir of a finished GLUE run")
-    predict.add_argument(
-        "--input",
-        type=input_file,
-        default="-",
-        help="UTF-8 text file, one example per line; '-' reads standard input (default)",
-    )
-    predict.add_argument("--output", type=Path, help="file for the labels (default: standard output)")
+    add_line_files(predict, inputs="one example per line", outputs="labels")
     predict.add_argument(
         "--batch-size", type=positive_int, default=64, help="examples per batch (default: %(default)s)"
     )

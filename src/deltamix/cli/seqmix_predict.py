@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from deltamix.cli.args import existing_dir, input_file, non_negative_float, positive_int
+from deltamix.cli.args import add_line_files, existing_dir, non_negative_float, positive_int
 from deltamix.cli.output import write_lines
 from deltamix.core.errors import DeltamixError
 from deltamix.data.seq2seq import read_lines
@@ -24,13 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "standard output.",
     )
     parser.add_argument("run", type=existing_dir, help="the run folder (holding model/) or a model/ folder")
-    parser.add_argument(
-        "--input",
-        type=input_file,
-        default="-",
-        help="UTF-8 text file, one input per line (.gz is decompressed); '-' reads standard input (default)",
-    )
-    parser.add_argument("--output", default=None, help="file for the outputs (default: standard output)")
+    add_line_files(parser, inputs="one input per line (.gz is decompressed)", outputs="outputs")
     parser.add_argument("--beam-size", type=positive_int, default=None, help="beam size (default: the run's)")
     parser.add_argument(
         "--length-penalty", type=non_negative_float, default=None, help="length penalty (default: the run's)"
