@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The learning-rate search of docs/glue.md for all-MiniLM-L6-v2, at a short budget that fits this
+# The learning-rate search of results/notes.md for all-MiniLM-L6-v2, at a short budget that fits this
 # machine: STS-B (short sentence pairs, a continuous metric), seed 0, 1 epoch per stage
 # (`--epochs 1 --mask-epochs 1`), 1 thread per run. Records go to results/glue-search/glue.jsonl
 # (kept apart from the results table; `deltamix report` shows them as the search table).

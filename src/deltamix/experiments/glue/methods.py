@@ -64,7 +64,7 @@ FULL_LR = 2e-5
 
 # Diff pruning's first stage when --lr / --l0-lambda are not given. The paper's values (BERT-large):
 # w learning rate 1e-5, L0 penalty weight 1.25e-7. For the embedded all-MiniLM-L6-v2 the searches of
-# docs/glue.md (records in results/glue-search/glue.jsonl) set w lr 1e-4 (at the paper's 1e-5 the L0
+# results/notes.md (records in results/glue-search/glue.jsonl) set w lr 1e-4 (at the paper's 1e-5 the L0
 # stage barely learns) and lambda 2e-7: on MRPC with the recipe's 3 L0 epochs it leaves 650k entries
 # (2.9%) and scores 81.3 after projection to 0.5%, while 1e-5 (chosen first, on STS-B with one
 # epoch) closes almost every gate over 3 epochs and leaves the model at the majority class.
@@ -77,7 +77,7 @@ MINILM_DIFF_LR, MINILM_L0_LAMBDA, MINILM_FULL_LR = 1e-4, 2e-7, 1e-4
 # embedded MiniLM. At 5e-5 its 0.5% of kept entries barely move: over MRPC and RTE, seeds 0-1, the
 # three diff pruning methods scored 67.0 on average at 5e-5, 69.4 at 2e-4 and 70.8 at 1e-3 (1e-3 above
 # 5e-5 in 11 of 12 runs; the non-adaptive baseline on MRPC 75.1 -> 84.0), and MRPC at 0.1% left the
-# majority class (74.8 -> 85.0). docs/glue.md, "The fixed-mask rate search".
+# majority class (74.8 -> 85.0). results/notes.md, "The fixed-mask rate search".
 PAPER_MASK_LR, MINILM_MASK_LR = 5e-5, 1e-3
 
 
@@ -116,8 +116,8 @@ class GlueMethod(ABC):
         learns_gates: whether the method learns L0 gates (``--l0-target-density`` applies).
         first_stage: the folder of its first (or only) Trainer stage.
         lr: its first stage's learning rate when ``--lr`` is not given (see `default_lr`).
-        bf16_parity: whether its bf16 runs matched fp32 on GLUE dev (docs/glue.md, "Training
-            precision"): ``--precision auto`` trains only those in bf16.
+        bf16_parity: whether its bf16 runs matched fp32 on GLUE dev (docs/training_speed.md,
+            "GLUE"): ``--precision auto`` trains only those in bf16.
     """
 
     name: str
@@ -320,7 +320,7 @@ class DiffPruningMethod(GlueMethod):
         self.first_stage = "l0" if learn_gates else "full-ft"
 
     def default_lr(self, embedded: bool) -> float:
-        if embedded:  # the searches of docs/glue.md; the non-adaptive first stage is full fine-tuning's
+        if embedded:  # the searches of results/notes.md; the non-adaptive first stage is full fine-tuning's
             return MINILM_DIFF_LR if self.learns_gates else MINILM_FULL_LR
         return self.lr
 

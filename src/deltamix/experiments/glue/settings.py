@@ -111,7 +111,7 @@ class GlueRunConfig:
         default=None,
         metadata={
             "help": "learning rate: baselines (None = methods.DEFAULT_LR), diff weights w (None = 1e-5, "
-            "the paper's; 1e-4 for the embedded MiniLM, from the search in docs/glue.md)",
+            "the paper's; 1e-4 for the embedded MiniLM, from the search in results/notes.md)",
             "type": "positive_float",
         },
     )
@@ -131,7 +131,7 @@ class GlueRunConfig:
         default=None,
         metadata={
             "help": "learning rate of the fixed-mask stage (None = 5e-5, the paper's; 1e-3 for the "
-            "embedded MiniLM, from the search in docs/glue.md)",
+            "embedded MiniLM, from the search in results/notes.md)",
             "type": "positive_float",
         },
     )
@@ -139,7 +139,7 @@ class GlueRunConfig:
         default=None,
         metadata={
             "help": "weight of the expected-L0 penalty (None = 1.25e-7, the paper's; 2e-7 for the embedded "
-            "MiniLM, from the search in docs/glue.md)",
+            "MiniLM, from the search in results/notes.md)",
             "type": "non_negative_float",
         },
     )
