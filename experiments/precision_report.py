@@ -5,7 +5,12 @@ per recipe, the main metric of each precision (mean ± sd over seeds), the seed-
 bf16 - fp32 with its min and max, whether the mean difference lies within the seed spread (the
 larger of the two standard deviations) and within ``PARITY_POINTS`` (0.5 points: what the GLUE
 methods must show before ``--precision auto`` trains them in bf16, deltamix.experiments.glue.methods), and the
-training-time ratio fp32 / bf16 per seed pair.
+training-time ratio fp32 / bf16 per seed pair. A bf16 run on a CPU without native bf16 (its record's
+``hardware`` says ``cpu_bf16: false`` and no accelerator) computes the same bf16 rounding in emulation:
+its score counts, its time does not (emulated bf16 is slower than fp32); records made before runs
+recorded their hardware count as native. Emulated bf16 rounds the matrix products' inputs as native
+bf16 does (fp32 accumulation), except the LSTM, which deltamix runs in fp32 there
+(deltamix.models.lstm): emulated runs of LSTM recipes are left out.
 
     python experiments/precision_report.py [--results-dir results/precision]
 """
@@ -29,6 +34,28 @@ def _precision(record: dict[str, Any]) -> str:
     return config.get("precision") or config.get("run", {}).get("precision") or "fp32"
 
 
+def emulated_bf16(record: dict[str, Any]) -> bool:
+    """Whether a bf16 run trained on a CPU that emulates bf16 (no native bf16 instructions, no accelerator)."""
+    hardware = record.get("hardware")
+    return (
+        _precision(record) == "bf16"
+        and bool(hardware)
+        and not hardware.get("accelerator")
+        and hardware.get("cpu_bf16") is False
+    )
+
+
+def _speed(fp32: dict[str, Any], bf16: dict[str, Any]) -> str:
+    """fp32 / bf16 training time, median (min-max) over the seed pairs whose bf16 ran natively."""
+    seeds = [s for s in sorted(set(fp32) & set(bf16)) if not emulated_bf16(bf16[s])]
+    speed = [fp32[s]["train_seconds"] / bf16[s]["train_seconds"] for s in seeds]
+    left_out = len(set(fp32) & set(bf16)) - len(seeds)
+    note = f" ({left_out} emulated left out)" if left_out else ""
+    if not speed:
+        return "–" + note
+    return f"{statistics.median(speed):.2f} ({min(speed):.2f}-{max(speed):.2f}){note}"
+
+
 def _recipe(record: dict[str, Any]) -> str:
     return f"{record['experiment']}: {record['task']} ({record['method']}, {record['model']})"
 
@@ -37,6 +64,8 @@ def parity_rows(records: list[dict[str, Any]]) -> list[list[str]]:
     """One table row per recipe that has runs of both precisions."""
     cells: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
     for record in records:  # the latest record of each (recipe, precision, seed)
+        if emulated_bf16(record) and "lstm" in record["model"]:
+            continue  # its LSTM ran in fp32
         cells.setdefault(_recipe(record), {}).setdefault(_precision(record), {})[record["seed"]] = record
     rows = []
     for recipe, by_precision in sorted(cells.items()):
@@ -50,7 +79,6 @@ def parity_rows(records: list[dict[str, Any]]) -> list[list[str]]:
         paired = [(bf16[s]["main_value"] - fp32[s]["main_value"]) * scale for s in seeds]
         spread = max(statistics.stdev(v) if len(v) > 1 else 0.0 for v in (a, b))
         delta = statistics.mean(b) - statistics.mean(a)
-        speed = [fp32[s]["train_seconds"] / bf16[s]["train_seconds"] for s in seeds]
         rows.append([
             recipe,
             next(iter(fp32.values()))["main_metric"],
@@ -61,7 +89,7 @@ def parity_rows(records: list[dict[str, Any]]) -> list[list[str]]:
             f"{spread:.2f}",
             "yes" if abs(delta) <= spread else "no",
             "yes" if abs(delta) <= PARITY_POINTS and len(seeds) >= 3 else "no",
-            f"{statistics.median(speed):.2f} ({min(speed):.2f}-{max(speed):.2f})" if speed else "–",
+            _speed(fp32, bf16),
         ])  # fmt: skip
     return rows
 
@@ -80,8 +108,10 @@ def render(results_dir: Path) -> str:
         "# bf16 against fp32 at the same budget\n\n"
         "Made by `python experiments/precision_report.py` from the records of "
         "`experiments/precision_parity.sh` (1 thread per run, two runs side by side on a 2-core machine). "
-        "Scores in % (BLEU as is), mean ± sd (seeds); 'within spread' = |Δ mean| <= the larger seed sd.\n\n"
-        + markdown_table(header, parity_rows(records))
+        "Scores in % (BLEU as is), mean ± sd (seeds); 'within spread' = |Δ mean| <= the larger seed sd. "
+        "A bf16 run on a CPU without native bf16 rounds as native bf16 does, in emulation: its score "
+        "counts, its time is left out of the time column (LSTM recipes leave such runs out: their LSTM "
+        "runs in fp32 there).\n\n" + markdown_table(header, parity_rows(records))
     )
 
 
