@@ -109,16 +109,7 @@ class SeqMixAugmenter:
             The `MixedBatch` (tensors on the inputs' device).
         """
         self._check(src_ids, tgt_in, labels)
-        variant = self.config.variant
-        if variant == "none":
-            return self.plain(src_ids, tgt_in, labels)
-        if variant == "seqmix":
-            return self._soft(src_ids, tgt_in, labels, generator)
-        if variant == "seqmix-hard":
-            return self._hard(src_ids, tgt_in, labels, generator)
-        if variant == "word-dropout":
-            return self._word_dropout(src_ids, tgt_in, labels, generator)
-        return self._switchout(src_ids, tgt_in, labels, generator)
+        return _MEMBERS[self.config.variant](self, src_ids, tgt_in, labels, generator)
 
     def plain(self, src_ids: Tensor, tgt_in: Tensor, labels: Tensor) -> MixedBatch:
         """The unaugmented batch (also what evaluation uses)."""
@@ -179,6 +170,11 @@ class SeqMixAugmenter:
             label_weight=lam.unsqueeze(1).expand_as(labels),  # B -> B x T
         )
 
+    def _unaugmented(
+        self, src_ids: Tensor, tgt_in: Tensor, labels: Tensor, generator: torch.Generator | None
+    ) -> MixedBatch:
+        return self.plain(src_ids, tgt_in, labels)
+
     def _hard(
         self, src_ids: Tensor, tgt_in: Tensor, labels: Tensor, generator: torch.Generator | None
     ) -> MixedBatch:
@@ -220,3 +216,13 @@ class SeqMixAugmenter:
             tgt_in = torch.where(mixing.shift_right(replaced, first=False), shifted, tgt_in)
             labels = new_labels
         return self.plain(new_src, tgt_in, labels)
+
+
+# Each member of the family (SeqMixConfig.variant) -> the augmenter's method that draws its batch.
+_MEMBERS = {
+    "none": SeqMixAugmenter._unaugmented,
+    "seqmix": SeqMixAugmenter._soft,
+    "seqmix-hard": SeqMixAugmenter._hard,
+    "word-dropout": SeqMixAugmenter._word_dropout,
+    "switchout": SeqMixAugmenter._switchout,
+}
