@@ -17,13 +17,12 @@ bf16 does (fp32 accumulation), except the LSTM, which deltamix runs in fp32 ther
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from pathlib import Path
 from typing import Any
 
-from deltamix.core.io import atomic_write_text, read_jsonl
-from deltamix.experiments.report.common import markdown_table, mean_sd
+from deltamix.core.io import read_jsonl
+from deltamix.experiments.report.common import markdown_table, mean_sd, write_summary_page
 
 FILES = ("glue", "scan", "parsing", "translation")
 PARITY_POINTS = 0.5  # |mean bf16 - mean fp32| in points (% or BLEU) that counts as parity
@@ -116,14 +115,7 @@ def render(results_dir: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--results-dir", type=Path, default=Path("results/precision"), help="default: %(default)s"
-    )
-    args = parser.parse_args(argv)
-    text = render(args.results_dir)
-    atomic_write_text(args.results_dir / "README.md", text)
-    print(text)
+    write_summary_page(__doc__.split("\n")[0], Path("results/precision"), render, argv)
 
 
 if __name__ == "__main__":
