@@ -2,10 +2,12 @@
 
 Reads results/token-batches/*.jsonl and writes results/token-batches/README.md: per recipe (task,
 method, model, epochs), the main metric of each batching (mean ± sd over seeds), the seed-paired
-difference token - sentence batches with its min and max, and the optimizer steps each took. How
-fast each batching trains is measured apart, in one process with interleaved rounds
-(benchmarks/bench_throughput.py, results/bench.jsonl); the runs here share their machine with
-others, so their times are not compared.
+difference token - sentence batches with its min and max, and the optimizer steps each took. The
+runs share their machine with others, so their times are not compared; how fast each batching
+trains comes from the throughput benchmark's records in the same folder (bench.jsonl, written by
+``benchmarks/bench_throughput.py --recipes scan --configs fp32-1thread token-batches
+--max-tokens-scan N --results-dir results/token-batches``: one process, interleaved rounds, the
+speedup paired per round), shown in a second table.
 
     python experiments/token_batch_report.py [--results-dir results/token-batches]
 """
@@ -71,10 +73,36 @@ def comparison_rows(records: list[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
+def speed_rows(records: list[dict[str, Any]]) -> list[list[str]]:
+    """One row per token-batch benchmark record: its budget, tokens/s, paired speedup, load."""
+    rows = []
+    for record in records:
+        if record["method"] != "token-batches":
+            continue
+        metrics = record["metrics"]
+        rows.append([
+            record["model"],
+            str(record["config"]["setting"]["max_tokens"]),
+            f"{metrics['tokens_per_second']:.0f}",
+            f"{metrics['speedup']:.2f} ({metrics['speedup_min']:.2f}-{metrics['speedup_max']:.2f})",
+            f"{metrics['target_tokens_per_step']:.0f}",
+            f"{metrics['rounds']:.0f}",
+            f"{metrics['load_average']:.1f}",
+            record["hardware"]["cpu"],
+        ])  # fmt: skip
+    return rows
+
+
 def render(results_dir: Path) -> str:
     records = []
     for path in sorted(results_dir.glob("*.jsonl")):
         records += read_jsonl(path)
+    runs = [r for r in records if r["experiment"] != "bench"]
+    benches = [r for r in records if r["experiment"] == "bench"]
+    speed_header = [
+        "recipe", "max tokens", "target tokens/s", "speedup over batches of 32 (median, min-max)",
+        "target tokens a step", "rounds", "load average", "CPU",
+    ]  # fmt: skip
     header = [
         "recipe", "token batches", "sentence batches", "token batches", "Δ mean (points)",
         "Δ per seed (min / max)", "token batches higher", "optimizer steps (sentences / tokens)",
@@ -84,8 +112,11 @@ def render(results_dir: Path) -> str:
         "Made by `python experiments/token_batch_report.py` from the records of "
         "`experiments/token_batches.sh`: the same data, epochs and learning rate, the examples cut into "
         "batches of 32 or into batches of at most N padded tokens. Scores in %, mean ± sd (seeds); Δ is "
-        "token minus sentence batches, paired by seed. Training speed: results/README.md, Benchmarks "
-        "(train-throughput-*).\n\n" + markdown_table(header, comparison_rows(records))
+        "token minus sentence batches, paired by seed.\n\n"
+        + markdown_table(header, comparison_rows(runs))
+        + "\n## Speed\n\nTarget tokens per second of one training step (SeqMix on, fp32, one thread), "
+        "token batches against batches of 32 in one process, interleaved rounds, paired per round.\n\n"
+        + markdown_table(speed_header, speed_rows(benches))
     )
 
 
