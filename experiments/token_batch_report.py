@@ -24,26 +24,21 @@ from deltamix.experiments.report.common import markdown_table, mean_sd, write_su
 SENTENCES = "sentence batches"
 
 
-def _config(record: dict[str, Any]) -> dict[str, Any]:
-    config = record.get("config", {})
-    return {**config.get("training", {}), **config.get("run", {}), **config}
-
-
 def batching(record: dict[str, Any]) -> str:
     """``"sentence batches"``, or ``"<N> tokens"`` for token-budget batches of at most N tokens."""
-    max_tokens = _config(record).get("max_tokens")
+    max_tokens = record["config"]["training"].get("max_tokens")
     return f"{max_tokens} tokens" if max_tokens else SENTENCES
 
 
 def _recipe(record: dict[str, Any]) -> str:
-    epochs = float(_config(record).get("epochs") or 0)
+    epochs = float(record["config"]["epochs"])  # the epochs trained, as the SCAN record states them
     return (
         f"{record['experiment']}: {record['task']} ({record['method']}, {record['model']}, {epochs:g} epochs)"
     )
 
 
 def _steps(records: dict[int, dict[str, Any]]) -> str:
-    steps = sorted({int(_config(r).get("steps", 0)) for r in records.values()})
+    steps = sorted({int(r["config"]["steps"]) for r in records.values()})
     return "/".join(str(s) for s in steps)
 
 

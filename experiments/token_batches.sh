@@ -7,7 +7,7 @@
 # the two are measured apart, by benchmarks/bench_throughput.py (task train-throughput-scan).
 # Records: results/token-batches/scan.jsonl; summary: python experiments/token_batch_report.py.
 #   usage: experiments/token_batches.sh   ($DELTAMIX: the command, default .venv/bin/deltamix;
-#          $SEEDS, default "0 1 2"; $EPOCHS, default 3)
+#          $SEEDS, default "0 1 2"; $EPOCHS, default 3; $MAX_TOKENS, default 2048)
 # Start one copy per core; the copies share the queue (flock). Finished runs are skipped, interrupted
 # ones resume from their last checkpoint.
 source "$(dirname "$0")/queue_lib.sh"

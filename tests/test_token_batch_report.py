@@ -35,9 +35,7 @@ def test_rows_pair_token_with_sentence_batches_by_seed(tmp_path: Path) -> None:
     records += [_record(s, v, 2048, 426) for s, v in enumerate([0.50, 0.65, 0.60])]
     records.append(_record(0, 0.55, 2048, 426))  # a rerun of seed 0: the latest record counts
     (tmp_path / "scan.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    [row] = token_batch_report.comparison_rows(
-        [json.loads(line) for line in (tmp_path / "scan.jsonl").read_text().splitlines()]
-    )
+    [row] = token_batch_report.comparison_rows(records)
     assert row[0] == "scan: addprim_jump (geca+seqmix, lstm-seq2seq, 3 epochs)"
     assert row[1:4] == ["2048 tokens", "70.0 ± 10.0 (3)", "60.0 ± 5.0 (3)"]
     assert row[4:8] == ["-10.0", "-20.0 / +5.0", "1 of 3", "1938 / 426"]
